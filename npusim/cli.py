@@ -1,0 +1,193 @@
+"""The `npusim` command line: run, validate, compare, config show / check.
+
+Every problem with the user's input ends as one line on stderr and exit status 2; Ctrl-C exits 130 leaving
+no partial report; an internal error prints a short note (the traceback only with NPUSIM_DEBUG=1).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+
+from .errors import NpusimError
+from .expressions import ExprLimits
+from .hardware import DEFAULT_CONFIG, load_config, resolve_config_path
+from .interpreter import RunLimits
+from .program import parse_overrides
+from .yaml_source import YamlLimits
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn npusim errors into one line and exit 2, Ctrl-C into exit 130, bugs into a short note."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except NpusimError as exc:
+            _fail(f"error: {exc}", exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted: no report written", 130)
+        except MemoryError:
+            _fail("error: out of memory (try a smaller preset, or --no-numerics for timing only)", 2)
+        except RecursionError:
+            _fail("error: input nested too deeply", 2)
+        except Exception as exc:  # a bug in npusim, not in the input
+            if os.environ.get("NPUSIM_DEBUG"):
+                traceback.print_exc()
+            _fail(f"internal error: {type(exc).__name__}: {exc} (set NPUSIM_DEBUG=1 for the traceback; "
+                  "please report it)", 1)
+
+    return wrapper
+
+
+def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by run, validate and compare."""
+    decorators = [
+        click.option("--config", "config", default=DEFAULT_CONFIG, show_default=True,
+                     help="hardware config: a name in configs/ or a path to a YAML file"),
+        click.option("--preset", default=None, help="a preset of the program's params (e.g. tiny)"),
+        click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="override a param (repeatable)"),
+        click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**63 - 1),
+                     help="seed of the input values"),
+        click.option("--max-tasks", default=RunLimits.max_tasks, show_default=True, type=click.IntRange(1)),
+        click.option("--max-loop-iterations", default=RunLimits.max_loop_iterations, show_default=True,
+                     type=click.IntRange(1)),
+        click.option("--max-gm-bytes", default=RunLimits.max_gm_bytes, show_default=True, type=click.IntRange(1),
+                     help="total GM tensor bytes a program may allocate"),
+        click.option("--max-yaml-bytes", default=YamlLimits.max_bytes, show_default=True, type=click.IntRange(1)),
+        click.option("--max-yaml-nodes", default=YamlLimits.max_nodes, show_default=True, type=click.IntRange(1)),
+        click.option("--max-expr-chars", default=ExprLimits.max_chars, show_default=True, type=click.IntRange(1)),
+        click.option("--max-expr-depth", default=ExprLimits.max_depth, show_default=True, type=click.IntRange(1)),
+    ]
+    for decorator in reversed(decorators):
+        fn = decorator(fn)
+    return fn
+
+
+def make_options(program: str, kw: dict[str, Any], **extra: Any):  # noqa: ANN201
+    from .run import RunOptions
+
+    return RunOptions(
+        program=Path(program),
+        config=kw["config"],
+        preset=kw["preset"],
+        overrides=parse_overrides(list(kw["sets"])),
+        seed=kw["seed"],
+        run_limits=RunLimits(kw["max_tasks"], kw["max_loop_iterations"], kw["max_gm_bytes"]),
+        yaml_limits=YamlLimits(max_bytes=kw["max_yaml_bytes"], max_nodes=kw["max_yaml_nodes"]),
+        expr_limits=ExprLimits(max_chars=kw["max_expr_chars"], max_depth=kw["max_expr_depth"]),
+        **extra,
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="npusim")
+def main() -> None:
+    """npusim: a cycle-approximate Ascend NPU simulator for tile-op decode programs."""
+
+
+@main.command()
+@click.argument("program", type=click.Path(dir_okay=False))
+@run_options
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="directory for the report (default reports/<program>[-<preset>])")
+@click.option("--no-numerics", is_flag=True, help="timing only: skip the arithmetic (same timeline)")
+@click.option("--save-tensors", is_flag=True, help="also write inputs.npz and outputs.npz")
+@click.option("--no-plot", is_flag=True, help="do not draw timeline.png / utilisation.png")
+@click.option("--no-trace", is_flag=True, help="do not write trace.json")
+@click.option("--trace-tasks-only", is_flag=True, help="trace.json with task-level events only (large runs)")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar and no table")
+@guarded
+def run(program: str, out: str | None, no_numerics: bool, save_tensors: bool, no_plot: bool, no_trace: bool,
+        trace_tasks_only: bool, quiet: bool, **kw: Any) -> None:
+    """Simulate PROGRAM: print the per-scope table and write report.json, plots and a Perfetto trace."""
+    from .report import print_summary
+    from .run import run as run_program
+
+    opts = make_options(program, kw, out=Path(out) if out else None, numerics=not no_numerics,
+                        save_tensors=save_tensors, plot=not no_plot, trace=not no_trace,
+                        trace_ops=not trace_tasks_only, quiet=quiet)
+    console = Console()
+    result = run_program(opts, console)
+    if not quiet:
+        print_summary(result.report, console)
+        if result.out_dir is not None:
+            console.print(f"report: {result.out_dir / 'report.json'}")
+    check = result.report.get("check")
+    if check is not None and not check["passed"]:
+        sys.exit(3)
+
+
+@main.command()
+@click.argument("program", type=click.Path(dir_okay=False))
+@run_options
+@guarded
+def validate(program: str, **kw: Any) -> None:
+    """Check PROGRAM without running it in full (syntax, names, shapes, bounds, buffer capacity)."""
+    from .run import validate as validate_program
+
+    prog, probe = validate_program(make_options(program, kw))
+    click.echo(f"{prog.file}: ok ({len(prog.tensors)} tensors, {len(probe.instrs)} instructions, "
+               f"{len(probe.tasks)} kernels checked on their first iterations)")
+
+
+@main.command()
+@click.argument("program_a", type=click.Path(dir_okay=False))
+@click.argument("program_b", type=click.Path(dir_okay=False))
+@run_options
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="directory for compare.json and compare.png (default reports/compare-<a>-vs-<b>)")
+@click.option("--no-numerics", is_flag=True, help="timing only (outputs cannot be compared)")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+@guarded
+def compare(program_a: str, program_b: str, out: str | None, no_numerics: bool, quiet: bool, **kw: Any) -> None:
+    """Run two programs and compare them scope by scope: latency, DMA bytes and transfers, output bits."""
+    from .compare import compare_programs, print_comparison
+
+    opts_a = make_options(program_a, kw, numerics=not no_numerics, plot=False, trace=False, quiet=quiet)
+    opts_b = make_options(program_b, kw, numerics=not no_numerics, plot=False, trace=False, quiet=quiet)
+    result = compare_programs(opts_a, opts_b, Path(out) if out else None)
+    print_comparison(result, Console())
+
+
+@main.group()
+def config() -> None:
+    """Show or check hardware configs."""
+
+
+@config.command("show")
+@click.argument("name_or_file", default=DEFAULT_CONFIG)
+@guarded
+def config_show(name_or_file: str) -> None:
+    """Print a config with every value resolved."""
+    hw = load_config(name_or_file)
+    click.echo(f"# {resolve_config_path(name_or_file)}")
+    click.echo(yaml.safe_dump(hw.model_dump(), sort_keys=False, width=120), nl=False)
+
+
+@config.command("check")
+@click.argument("file")
+@guarded
+def config_check(file: str) -> None:
+    """Validate a config file (exit status 2 with the first problem)."""
+    hw = load_config(file)
+    click.echo(f"{file}: ok ({hw.name}: {hw.num_aic} AIC + {hw.num_aiv} AIV at {hw.clock_hz / 1e9:g} GHz)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""The safe scalar-expression language of programs: parsed with `ast`, checked against a whitelist, compiled
+to closures with constant folding. Nothing is ever passed to `eval` or `exec`.
+
+Allowed: int/float/bool literals, names (params, lets, loop variables, scalars), `+ - * / // %`, unary `- +`,
+comparisons, `and or not`, and the calls `min(...)`, `max(...)`, `abs(x)`, `sqrt(x)` (plus `read(t, [i, ...])` where the
+caller allows it). Size and nesting are bounded so a hostile file cannot exhaust the parser.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import math
+import operator
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import Location, ProgramError
+
+Number = int | float
+Env = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ExprLimits:
+    max_chars: int = 1000
+    max_nodes: int = 200
+    max_depth: int = 32
+
+
+_BINOPS: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+}
+_BINOP_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%"}
+_CMPOPS: dict[type, Callable[[Any, Any], bool]] = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+}
+_FUNCTIONS: dict[str, Callable[..., Any]] = {"min": min, "max": max, "abs": abs, "sqrt": math.sqrt}
+_FUNCTION_ARITY = {"min": (2, 16), "max": (2, 16), "abs": (1, 1), "sqrt": (1, 1)}
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' when a close candidate exists, else ''."""
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _nesting_depth(text: str) -> int:
+    depth = deepest = 0
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]}":
+            depth -= 1
+    return deepest
+
+
+def parse_python(text: str, loc: Location, mode: str, limits: ExprLimits, what: str = "expression") -> ast.AST:
+    """`ast.parse` behind size and nesting guards, with a located message on a syntax error."""
+    if len(text) > limits.max_chars:
+        raise ProgramError(
+            f"{what} is {len(text)} characters long, more than the limit of {limits.max_chars}", loc
+        )
+    if _nesting_depth(text) > limits.max_depth:
+        raise ProgramError(f"{what} is nested more than {limits.max_depth} levels deep", loc)
+    try:
+        tree = ast.parse(text, mode=mode)
+    except SyntaxError as exc:
+        col = (loc.col or 1) + max((exc.offset or 1) - 1, 0) if loc.col else None
+        raise ProgramError(f"syntax error in {what} {text!r}: {exc.msg}", Location(loc.file, loc.line, col)) from None
+    except (RecursionError, MemoryError, ValueError):
+        raise ProgramError(f"{what} is too complex to parse", loc) from None
+    nodes = sum(1 for _ in ast.walk(tree))
+    if nodes > limits.max_nodes:
+        raise ProgramError(f"{what} has {nodes} syntax nodes, more than the limit of {limits.max_nodes}", loc)
+    return tree
+
+
+class Expr:
+    """A compiled scalar expression: call `fn(env)` for its value; `const` is set when it folded."""
+
+    __slots__ = ("const", "fn", "loc", "text")
+
+    def __init__(self, text: str, loc: Location, fn: Callable[[Env], Any], const: Any = None) -> None:
+        self.text = text
+        self.loc = loc
+        self.fn = fn
+        self.const = const
+
+    @property
+    def is_const(self) -> bool:
+        return self.const is not None
+
+    def __repr__(self) -> str:
+        return f"Expr({self.text!r})"
+
+
+ReadCompiler = Callable[[str, list["Expr"], Location], Callable[[Env], Any]]
+
+
+class ExprCompiler:
+    """Compiles expression ASTs against known constants and runtime scalar names."""
+
+    def __init__(
+        self,
+        consts: Mapping[str, Any],
+        runtime_names: Iterable[str] = (),
+        read: ReadCompiler | None = None,
+        limits: ExprLimits = ExprLimits(),
+    ) -> None:
+        self.consts = consts
+        self.runtime_names = set(runtime_names)
+        self.read = read
+        self.limits = limits
+
+    def compile_text(self, source: Any, loc: Location) -> Expr:
+        """Compile a YAML value (a number or an expression string)."""
+        if isinstance(source, bool) or not isinstance(source, int | float | str):
+            raise ProgramError(f"expected a number or an expression, got {source!r}", loc)
+        if isinstance(source, int | float):
+            return Expr(repr(source), loc, lambda env, v=source: v, source)
+        tree = parse_python(source.strip(), loc, "eval", self.limits)
+        return self.compile_node(tree.body, source.strip(), loc)  # type: ignore[attr-defined]
+
+    def compile_node(self, node: ast.AST, text: str, loc: Location) -> Expr:
+        fn, const = self._compile(node, text, loc)
+        return Expr(text, loc, fn, const)
+
+    # -- the whitelist ------------------------------------------------------------------------------
+    def _fail(self, message: str, node: ast.AST, loc: Location) -> ProgramError:
+        col = loc.col + node.col_offset if loc.col is not None and hasattr(node, "col_offset") else loc.col
+        return ProgramError(message, Location(loc.file, loc.line, col))
+
+    def _compile(self, node: ast.AST, text: str, loc: Location) -> tuple[Callable[[Env], Any], Any]:
+        """Return (closure, folded constant or None)."""
+        if isinstance(node, ast.Constant):
+            value = node.value
+            if isinstance(value, bool | int | float):
+                return (lambda env: value), value
+            raise self._fail(f"literal {value!r} is not allowed in an expression (only numbers)", node, loc)
+        if isinstance(node, ast.Name):
+            name = node.id
+            if name in self.consts:
+                value = self.consts[name]
+                return (lambda env: value), value
+            if name in self.runtime_names:
+                return (lambda env: env[name]), None
+            known = list(self.consts) + list(self.runtime_names)
+            raise self._fail(f"unknown name {name!r}{did_you_mean(name, known)}", node, loc)
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+            op = _BINOPS[type(node.op)]
+            lf, lc = self._compile(node.left, text, loc)
+            rf, rc = self._compile(node.right, text, loc)
+            if lc is not None and rc is not None:
+                return self._fold(op, (lc, rc), node, loc)
+            return (lambda env: op(lf(env), rf(env))), None
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd | ast.Not):
+            f, c = self._compile(node.operand, text, loc)
+            uop = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}[type(node.op)]
+            if c is not None:
+                return self._fold(uop, (c,), node, loc)
+            return (lambda env: uop(f(env))), None
+        if isinstance(node, ast.BoolOp):
+            parts = [self._compile(v, text, loc) for v in node.values]
+            fns = [p[0] for p in parts]
+            if isinstance(node.op, ast.And):
+                fn = lambda env: all(f(env) for f in fns)  # noqa: E731
+            else:
+                fn = lambda env: any(f(env) for f in fns)  # noqa: E731
+            if all(p[1] is not None for p in parts):
+                return self._fold(lambda: fn({}), (), node, loc)
+            return fn, None
+        if isinstance(node, ast.Compare):
+            parts = [self._compile(v, text, loc) for v in [node.left, *node.comparators]]
+            for op in node.ops:
+                if type(op) not in _CMPOPS:
+                    raise self._fail(f"comparison {type(op).__name__} is not allowed", node, loc)
+            ops = [_CMPOPS[type(op)] for op in node.ops]
+            fns = [p[0] for p in parts]
+
+            def compare(env: Env) -> bool:
+                values = [f(env) for f in fns]
+                return all(op(values[i], values[i + 1]) for i, op in enumerate(ops))
+
+            if all(p[1] is not None for p in parts):
+                return self._fold(lambda: compare({}), (), node, loc)
+            return compare, None
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
+            name = node.func.id
+            if name == "read" and self.read is not None:
+                return self._compile_read(node, text, loc), None
+            if name in _FUNCTIONS:
+                lo, hi = _FUNCTION_ARITY[name]
+                if not lo <= len(node.args) <= hi:
+                    raise self._fail(f"{name}() takes {lo}..{hi} arguments, got {len(node.args)}", node, loc)
+                func = _FUNCTIONS[name]
+                parts = [self._compile(a, text, loc) for a in node.args]
+                fns = [p[0] for p in parts]
+                if all(p[1] is not None for p in parts):
+                    return self._fold(func, tuple(p[1] for p in parts), node, loc)
+                return (lambda env: func(*[f(env) for f in fns])), None
+            allowed = ", ".join(sorted(_FUNCTIONS))
+            raise self._fail(
+                f"call of {name!r} is not allowed in an expression (allowed: {allowed}"
+                + (", read" if self.read else "")
+                + "); one op per line, no nested op calls",
+                node,
+                loc,
+            )
+        raise self._fail(self._describe_forbidden(node), node, loc)
+
+    @staticmethod
+    def _describe_forbidden(node: ast.AST) -> str:
+        kinds = {
+            ast.Attribute: "attribute access",
+            ast.Subscript: "subscripting",
+            ast.Lambda: "lambda",
+            ast.Call: "this call",
+            ast.Pow: "'**'",
+            ast.IfExp: "conditional expressions",
+            ast.List: "a list",
+            ast.Tuple: "a tuple",
+            ast.Dict: "a dict",
+            ast.JoinedStr: "f-strings",
+        }
+        if isinstance(node, ast.BinOp):
+            return f"operator {type(node.op).__name__} is not allowed in an expression"
+        return f"{kinds.get(type(node), type(node).__name__)} is not allowed in an expression"
+
+    def _fold(self, fn: Callable[..., Any], args: tuple[Any, ...], node: ast.AST, loc: Location):
+        try:
+            value = fn(*args)
+        except ZeroDivisionError:
+            raise self._fail("division by zero", node, loc) from None
+        except (OverflowError, ValueError, TypeError) as exc:
+            raise self._fail(f"cannot evaluate: {exc}", node, loc) from None
+        return (lambda env: value), value
+
+    def _compile_read(self, node: ast.Call, text: str, loc: Location) -> Callable[[Env], Any]:
+        if len(node.args) != 2 or not isinstance(node.args[0], ast.Name) or not isinstance(node.args[1], ast.List):
+            raise self._fail("read takes a tensor name and an index list: read(t, [i, ...])", node, loc)
+        indices = [self.compile_node(e, text, loc) for e in node.args[1].elts]
+        assert self.read is not None
+        return self.read(node.args[0].id, indices, loc)

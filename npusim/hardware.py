@@ -1,0 +1,190 @@
+"""Hardware configs: pydantic models of every parameter the cost rules and the timing engine use.
+
+Configs live in `configs/NAME.yaml`; `--config` takes a name or a path. Unknown keys are errors (with a
+suggestion), every number is range-checked, and a bad value is reported with its key, value and range.
+Units are in the key names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError, Location
+from .expressions import did_you_mean
+from .yaml_source import YamlDoc, YamlLimits, load_yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+DEFAULT_CONFIG = "ascend910b"
+
+# Every DMA path of DESIGN §7 and the pipe and core side that runs it (pypto_facts.md §1: TLOAD to UB on the
+# AIV's MTE2, to L1 on the AIC's MTE2; TSTORE from UB on MTE3, from L0C on FIXPIPE; L1 -> L0A/L0B on MTE1).
+PATHS: dict[str, tuple[str, str]] = {
+    "gm_to_ub": ("mte2", "aiv"),
+    "gm_to_l1": ("mte2", "aic"),
+    "l1_to_l0a": ("mte1", "aic"),
+    "l1_to_l0b": ("mte1", "aic"),
+    "l0c_to_gm": ("fixpipe", "aic"),
+    "ub_to_gm": ("mte3", "aiv"),
+    "l1_to_gm": ("mte3", "aic"),
+    "l0c_to_l1": ("fixpipe", "aic"),
+    "l0c_to_ub": ("fixpipe", "aic"),
+    "ub_to_l1": ("mte3", "aiv"),
+    "l1_to_ub": ("mte1", "aic"),
+}
+BUFFERS = ("UB", "L1", "L0A", "L0B", "L0C")
+
+Cycles = Annotated[float, Field(ge=0, le=1e7)]
+Rate = Annotated[float, Field(gt=0, le=1e6)]
+Micros = Annotated[float, Field(ge=0, le=1e4)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DmaPath(_Strict):
+    """One data path: each transfer costs startup_cycles + charged_bytes / bytes_per_cycle."""
+
+    startup_cycles: Cycles
+    bytes_per_cycle: Rate
+
+
+class Intrinsic(_Strict):
+    """One vector intrinsic: head + cycles_per_repeat x repeats (+ tail when the pipe drains)."""
+
+    head_cycles: Cycles
+    cycles_per_repeat: Annotated[float, Field(ge=0, le=1e4)]
+    tail_cycles: Cycles
+    elements_per_slope: Annotated[int, Field(ge=1, le=4096)] | None = None  # slope per this many active elements
+
+
+class Vector(_Strict):
+    bytes_per_repeat: Annotated[int, Field(ge=32, le=4096)]
+    max_repeat: Annotated[int, Field(ge=1, le=65535)]
+    ctrl_cycles: Cycles
+    barrier_cycles: Cycles
+    count_mode_floor_cycles: Cycles
+    intrinsics: dict[str, Intrinsic]
+
+
+class Cube(_Strict):
+    head_cycles: Cycles
+    fractal_m: Annotated[int, Field(ge=1, le=1024)]
+    fractal_n: Annotated[int, Field(ge=1, le=1024)]
+    fractal_k_bytes: Annotated[int, Field(ge=1, le=4096)]
+    cycles_per_fractal: dict[Literal["bf16", "fp16", "fp32"], Annotated[float, Field(gt=0, le=1e3)]]
+
+
+class Scheduler(_Strict):
+    orchestrator_submit_us: Micros
+    scheduler_threads: Annotated[int, Field(ge=1, le=64)]
+    dispatch_cpu_us: Micros
+    dispatch_latency_us: Micros
+    completion_latency_us: Micros
+    task_switch_us: Micros
+    cross_core_sync_cycles: Cycles
+
+
+class HardwareConfig(_Strict):
+    name: str
+    description: str = ""
+    clock_hz: Annotated[float, Field(ge=1e8, le=1e10)]
+    num_aic: Annotated[int, Field(ge=1, le=4096)]
+    num_aiv: Annotated[int, Field(ge=1, le=8192)]
+    ub_bytes: Annotated[int, Field(ge=1024, le=1 << 30)]
+    l1_bytes: Annotated[int, Field(ge=1024, le=1 << 30)]
+    l0a_bytes: Annotated[int, Field(ge=1024, le=1 << 30)]
+    l0b_bytes: Annotated[int, Field(ge=1024, le=1 << 30)]
+    l0c_bytes: Annotated[int, Field(ge=1024, le=1 << 30)]
+    hbm_bytes_per_s: Annotated[float, Field(gt=0, le=1e15)]
+    dma_block_bytes: Annotated[int, Field(ge=1, le=4096)]
+    dma: dict[str, DmaPath]
+    routes: dict[str, list[str]]
+    vector: Vector
+    cube: Cube
+    scheduler: Scheduler
+    reshape_cycles: Cycles
+
+    @model_validator(mode="after")
+    def _paths_and_routes(self) -> HardwareConfig:
+        for name in self.dma:
+            if name not in PATHS:
+                raise ValueError(f"dma: unknown path {name!r}{did_you_mean(name, PATHS)}; paths: {', '.join(PATHS)}")
+        for route, hops in self.routes.items():
+            src, _, dst = route.partition("->")
+            if src not in (*BUFFERS, "GM") or dst not in (*BUFFERS, "GM") or not hops:
+                raise ValueError(f"routes: {route!r} must be 'SRC->DST' over GM, {', '.join(BUFFERS)}")
+            for hop in hops:
+                if hop not in self.dma:
+                    raise ValueError(f"routes: {route} uses path {hop!r}, which has no dma entry")
+        return self
+
+    def buffer_bytes(self, buf: str) -> int:
+        return {"UB": self.ub_bytes, "L1": self.l1_bytes, "L0A": self.l0a_bytes, "L0B": self.l0b_bytes,
+                "L0C": self.l0c_bytes}[buf]
+
+    @property
+    def hbm_bytes_per_cycle(self) -> float:
+        return self.hbm_bytes_per_s / self.clock_hz
+
+    def us_to_cycles(self, us: float) -> float:
+        return us * 1e-6 * self.clock_hz
+
+
+def _describe(doc: YamlDoc, exc: ValidationError) -> ConfigError:
+    err = exc.errors()[0]
+    path = tuple(err["loc"])
+    where = doc.where(path)
+    key = ".".join(str(p) for p in path)
+    if err["type"] == "extra_forbidden":
+        model: Any = HardwareConfig
+        for part in path[:-1]:
+            field = model.model_fields.get(str(part)) if hasattr(model, "model_fields") else None
+            annotation = getattr(field, "annotation", None)
+            if annotation is None:
+                break
+            args = getattr(annotation, "__args__", ())
+            model = next((a for a in (annotation, *args) if hasattr(a, "model_fields")), None)
+            if model is None:
+                break
+        allowed = list(model.model_fields) if model is not None and hasattr(model, "model_fields") else []
+        hint = did_you_mean(str(path[-1]), allowed)
+        return ConfigError(f"unknown key {key!r}{hint}" + (f"; allowed: {', '.join(allowed)}" if allowed else ""),
+                           where)
+    if err["type"] == "missing":
+        return ConfigError(f"missing required key {key!r}", doc.where(path[:-1]))
+    ctx = err.get("ctx") or {}
+    bounds = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in ctx.items() if k in ("ge", "gt", "le", "lt"))
+    value = err.get("input")
+    msg = err["msg"].removeprefix("Value error, ")
+    range_note = f" (allowed: {bounds})" if bounds else ""
+    return ConfigError(f"{key}: {msg}, got {value!r:.60}{range_note}" if key else msg, where)
+
+
+def resolve_config_path(name_or_path: str) -> Path:
+    """A config name (`ascend910b`) or a path to a YAML file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists() or "/" in name_or_path:
+        return candidate
+    path = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+        raise ConfigError(
+            f"no config named {name_or_path!r}{did_you_mean(name_or_path, known)}; known: {', '.join(known)} "
+            "(or give a path to a YAML file)"
+        )
+    return path
+
+
+def load_config(name_or_path: str = DEFAULT_CONFIG, limits: YamlLimits | None = None) -> HardwareConfig:
+    path = resolve_config_path(name_or_path)
+    doc = load_yaml(path, limits or YamlLimits(), what="config")
+    if not isinstance(doc.data, dict):
+        raise ConfigError("a config is a YAML mapping", Location(str(path), 1, 1))
+    try:
+        return HardwareConfig.model_validate(doc.data)
+    except ValidationError as exc:
+        raise _describe(doc, exc) from None

@@ -1,0 +1,132 @@
+"""Initial values of input and inout tensors, from their `init` rules and one seed.
+
+Rules: `uniform(lo, hi)`, `normal(mean, std)`, `ones`, `zeros`, `randint(lo, hi)` (hi exclusive), `full(v)`,
+optionally followed by `* EXPR` or `/ EXPR`. Random values are drawn as float32 (or int32 for randint),
+transformed in float32 and rounded once to the tensor's dtype (round to nearest even).
+
+Every tensor draws from its own PCG64 stream, spawned from the run's seed in declaration order
+(`SeedSequence(seed).spawn`): the same seed gives the same bits, a tensor's values do not depend on how
+large the tensors before it are, and a timing-only run can draw just the tensors whose values steer
+control flow. Large tensors are filled in fixed-size chunks, in place, in their own dtype.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .dtypes import np_dtype
+from .errors import ProgramError
+from .expressions import ExprCompiler, parse_python
+from .program import Program, Tensor
+
+CHUNK_ELEMENTS = 1 << 22
+_DISTRIBUTIONS = {"uniform": 2, "normal": 2, "randint": 2, "full": 1, "ones": 0, "zeros": 0}
+
+
+@dataclass(frozen=True)
+class InitRule:
+    kind: str
+    args: tuple[float, ...]
+    scale: float = 1.0  # multiply by this after drawing (a `/ EXPR` is stored as its reciprocal's divisor)
+    divide: bool = False
+
+
+def parse_init(tensor: Tensor, program: Program) -> InitRule:
+    """Parse a tensor's init string, evaluating its arguments as constant expressions."""
+    text = (tensor.init or "").strip()
+    tree = parse_python(text, tensor.loc, "eval", program.limits, "init rule").body  # type: ignore[attr-defined]
+    compiler = ExprCompiler(program.consts, limits=program.limits)
+    scale, divide = 1.0, False
+    if isinstance(tree, ast.BinOp) and isinstance(tree.op, ast.Mult | ast.Div):
+        scale = compiler.compile_node(tree.right, text, tensor.loc).const
+        divide = isinstance(tree.op, ast.Div)
+        if divide and scale == 0:
+            raise ProgramError(f"tensor {tensor.name}: init divides by zero", tensor.loc)
+        tree = tree.left
+    if isinstance(tree, ast.Name) and tree.id in ("ones", "zeros"):
+        kind, arg_nodes = tree.id, []
+    elif isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and tree.func.id in _DISTRIBUTIONS:
+        kind, arg_nodes = tree.func.id, tree.args
+    else:
+        raise ProgramError(
+            f"tensor {tensor.name}: init {text!r} is not one of uniform(lo, hi), normal(mean, std), ones, "
+            "zeros, randint(lo, hi), full(v), optionally followed by '* EXPR' or '/ EXPR'",
+            tensor.loc,
+        )
+    if len(arg_nodes) != _DISTRIBUTIONS[kind]:
+        raise ProgramError(f"tensor {tensor.name}: {kind} takes {_DISTRIBUTIONS[kind]} arguments", tensor.loc)
+    args = tuple(compiler.compile_node(a, text, tensor.loc).const for a in arg_nodes)
+    if kind == "randint":
+        if tensor.dtype != "int32" or not all(isinstance(a, int) for a in args) or args[0] >= args[1]:
+            raise ProgramError(f"tensor {tensor.name}: randint(lo, hi) needs int32 and integers lo < hi", tensor.loc)
+        if not (args[0] >= -(2**31) and args[1] <= 2**31):
+            raise ProgramError(f"tensor {tensor.name}: randint bounds outside int32", tensor.loc)
+    if kind == "normal" and args[1] < 0:
+        raise ProgramError(f"tensor {tensor.name}: normal std must be >= 0", tensor.loc)
+    return InitRule(kind, args, float(scale), divide)
+
+
+def _filler(rule: InitRule, rng: np.random.Generator) -> Callable[[int], np.ndarray]:
+    """A function drawing the next n values (float32, or int32 for randint), already scaled."""
+    lo, hi = (np.float32(a) for a in (*rule.args, 0.0, 0.0)[:2])
+    scale = np.float32(rule.scale)
+
+    def scaled(x: np.ndarray) -> np.ndarray:
+        if rule.scale == 1.0:
+            return x
+        return np.divide(x, scale, out=x) if rule.divide else np.multiply(x, scale, out=x)
+
+    if rule.kind == "uniform":
+        def draw(n: int) -> np.ndarray:
+            x = rng.random(n, dtype=np.float32)
+            np.multiply(x, hi - lo, out=x)
+            np.add(x, lo, out=x)
+            return scaled(x)
+    elif rule.kind == "normal":
+        def draw(n: int) -> np.ndarray:
+            x = rng.standard_normal(n, dtype=np.float32)
+            np.multiply(x, hi, out=x)
+            np.add(x, lo, out=x)
+            return scaled(x)
+    elif rule.kind == "randint":
+        def draw(n: int) -> np.ndarray:
+            return rng.integers(int(rule.args[0]), int(rule.args[1]), size=n, dtype=np.int32)
+    else:
+        value = {"ones": 1.0, "zeros": 0.0}.get(rule.kind, rule.args[0] if rule.args else 0.0)
+
+        def draw(n: int) -> np.ndarray:
+            return scaled(np.full(n, value, dtype=np.float32))
+    return draw
+
+
+def generate(tensor: Tensor, rule: InitRule, seed_seq: np.random.SeedSequence) -> np.ndarray:
+    """The tensor's initial value, filled chunk by chunk in its own dtype."""
+    out = np.empty(tensor.shape, dtype=np_dtype(tensor.dtype))
+    flat = out.reshape(-1)
+    draw = _filler(rule, np.random.Generator(np.random.PCG64(seed_seq)))
+    for start in range(0, flat.size, CHUNK_ELEMENTS):
+        n = min(CHUNK_ELEMENTS, flat.size - start)
+        values = draw(n)
+        if tensor.dtype == "int32" and values.dtype != np.int32:
+            values = np.rint(values)
+        flat[start : start + n] = values.astype(out.dtype)
+    return out
+
+
+def input_streams(program: Program, seed: int) -> dict[str, np.random.SeedSequence]:
+    """One seed sequence per input/inout tensor, in declaration order."""
+    names = [t.name for t in program.tensors.values() if t.role in ("input", "inout")]
+    children = np.random.SeedSequence(seed).spawn(len(names))
+    return dict(zip(names, children, strict=True))
+
+
+def initial_values(program: Program, seed: int, only: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """Initial values of the input and inout tensors (all, or just those named in `only`)."""
+    streams = input_streams(program, seed)
+    wanted = set(streams) if only is None else set(only) & set(streams)
+    rules = {name: parse_init(program.tensors[name], program) for name in streams}
+    return {name: generate(program.tensors[name], rules[name], streams[name]) for name in streams if name in wanted}

@@ -1,0 +1,819 @@
+"""The interpreter: runs a program in program order, computing values bit-exactly and recording one task
+per kernel execution (its op list and GM footprint) for the timing engine.
+
+The instruction tree is compiled once into closures (names resolved, constant expressions folded, op-table
+rows looked up), so that running a loop body is a sequence of cheap calls. Shape rules are cached per
+operand signature. With `numerics=False` no arithmetic is done; the tasks are the same.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .dtypes import FLOAT_DTYPES, NUMPY_DTYPES, itemsize, np_dtype
+from .errors import LimitError, Location, ProgramError
+from .expressions import Expr, ExprCompiler
+from .ops import OpError, OpSpec, TileType
+from .program import ForLoop, IfBlock, Instr, KernelBlock, OpCall, Program, ScalarAssign, ScopeBlock
+from .tasks import OpRecord, OpSig, Task, TileSig, coalesce
+
+Run = Callable[[], None]
+_CUBE_SIDE = frozenset({"L1", "L0A", "L0B", "L0C"})
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """Bounds on what one run may do; each has a command-line flag to raise it."""
+
+    max_tasks: int = 200_000
+    max_loop_iterations: int = 50_000_000
+    max_gm_bytes: int = 8 * 1024**3
+
+
+# --- values -------------------------------------------------------------------------------------------
+
+
+class GMTensor:
+    """A tensor in global memory, kept in its own dtype."""
+
+    __slots__ = ("data", "dtype", "name", "shape", "tid")
+
+    def __init__(self, name: str, shape: tuple[int, ...], dtype: str, data: np.ndarray | None, tid: int) -> None:
+        self.name, self.shape, self.dtype, self.data, self.tid = name, shape, dtype, data, tid
+
+
+class GMView:
+    """A window of a GM tensor (orchestration `slice`): zero-copy."""
+
+    __slots__ = ("offset", "shape", "tensor")
+
+    def __init__(self, tensor: GMTensor, offset: tuple[int, ...], shape: tuple[int, ...]) -> None:
+        self.tensor, self.offset, self.shape = tensor, offset, shape
+
+    @property
+    def dtype(self) -> str:
+        return self.tensor.dtype
+
+
+class Tile:
+    """An on-chip tile inside a kernel: its value (None without numerics), where it lives, who made it."""
+
+    __slots__ = ("buf", "data", "dtype", "dynamic", "op", "shape", "valid")
+
+    def __init__(self, data, shape, dtype, valid, buf, op, dynamic=False) -> None:
+        self.data, self.shape, self.dtype, self.valid = data, shape, dtype, valid
+        self.buf, self.op, self.dynamic = buf, op, dynamic
+
+    def sig(self) -> TileSig:
+        return TileSig(self.shape, self.dtype, self.valid or self.shape, self.dynamic)
+
+    def type(self) -> TileType:
+        return TileType(self.shape, self.dtype, self.valid)
+
+
+def _as_view(value: GMTensor | GMView) -> GMView:
+    return value if isinstance(value, GMView) else GMView(value, (0,) * len(value.shape), value.shape)
+
+
+def _poison(shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    """Uninitialised memory: NaN for floats, INT32_MIN for int32, so reading it shows in the results."""
+    fill = np.nan if dtype in FLOAT_DTYPES else np.iinfo(np.int32).min
+    return np.full(shape, fill, dtype=np_dtype(dtype))
+
+
+def _fmt(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def _runs(tensor_shape: tuple[int, ...], rect: tuple[int, ...]) -> tuple[int, int]:
+    """(number of contiguous runs, elements per run) of a row-major rectangle of a tensor."""
+    run = 1
+    i = len(rect) - 1
+    while i >= 0:
+        run *= rect[i]
+        if rect[i] != tensor_shape[i]:
+            break
+        i -= 1
+    total = 1
+    for d in rect:
+        total *= d
+    return (total // run if run else 0), run
+
+
+# --- results ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class InstrInfo:
+    loc: Location
+    text: str
+    op: str
+
+
+@dataclass
+class Execution:
+    """What running a program produced: final GM tensors, initial inputs, tasks, instruction table."""
+
+    tensors: dict[str, GMTensor]
+    inputs: dict[str, np.ndarray]
+    tasks: list[Task]
+    instrs: list[InstrInfo]
+    scopes: list[str]  # scope paths in program order of first entry
+    numerics: bool
+    loop_iterations: int = 0
+    op_count: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --- the interpreter ----------------------------------------------------------------------------------
+
+
+class Interpreter:
+    """Compiles and runs one program. `first_iterations_only` runs each loop once (a quick check pass)."""
+
+    def __init__(
+        self,
+        program: Program,
+        inputs: dict[str, np.ndarray],
+        numerics_on: bool = True,
+        limits: RunLimits = RunLimits(),
+        first_iterations_only: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.program = program
+        self.numerics = numerics_on
+        self.limits = limits
+        self.first_only = first_iterations_only
+        self.progress = progress
+        self.env: dict[str, Any] = {}
+        self.kinds: dict[str, str] = {}  # name -> "scalar" | "value", for compile-time resolution
+        self.tensors: dict[str, GMTensor] = {}
+        self.instrs: list[InstrInfo] = []
+        self.tasks: list[Task] = []
+        self.scopes: list[str] = []
+        self.scope_stack: list[str] = []
+        self.loop_vars: list[str] = []
+        self.task: Task | None = None
+        self.iterations = 0
+        self.op_count = 0
+        self.infer_cache: dict[tuple, tuple] = {}
+        self.l1_names: set[str] = set()  # names loaded for the cube in the kernel being compiled
+        self.next_tid = len(program.tensors)
+        self._allocate(inputs)
+        self.compiler = ExprCompiler(program.consts, (), self._compile_read, program.limits)
+        self.body = self._compile_block(program.body, in_kernel=False)
+
+    # -- setup --
+    def _allocate(self, inputs: dict[str, np.ndarray]) -> None:
+        total = sum(int(np.prod(t.shape)) * itemsize(t.dtype) for t in self.program.tensors.values())
+        if total > self.limits.max_gm_bytes:
+            raise LimitError(
+                f"the program's GM tensors need {total} bytes, more than the limit of {self.limits.max_gm_bytes} "
+                "(raise it with --max-gm-bytes)",
+                Location(self.program.file),
+            )
+        for tid, t in enumerate(self.program.tensors.values()):
+            data = None
+            if t.name in inputs:
+                data = inputs[t.name]
+            elif self.numerics:
+                data = _poison(t.shape, t.dtype) if t.role == "scratch" else np.zeros(t.shape, np_dtype(t.dtype))
+            tensor = GMTensor(t.name, t.shape, t.dtype, data, tid)
+            self.tensors[t.name] = tensor
+            self.env[t.name] = tensor
+            self.kinds[t.name] = "value"
+        self.gm_bytes = total
+
+    def run(self) -> Execution:
+        for f in self.body:
+            f()
+        return Execution(
+            tensors=self.tensors,
+            inputs={},
+            tasks=self.tasks,
+            instrs=self.instrs,
+            scopes=self.scopes,
+            numerics=self.numerics,
+            loop_iterations=self.iterations,
+            op_count=self.op_count,
+        )
+
+    # -- errors --
+    def _context(self) -> str:
+        return ", ".join(f"{v}={self.env[v]}" for v in self.loop_vars if v in self.env)
+
+    def _error(self, instr: Instr, message: str) -> ProgramError:
+        ctx = self._context()
+        return ProgramError(f"{message}" + (f" (at {ctx})" if ctx else ""), instr.loc)
+
+    @contextmanager
+    def _located(self, instr: Instr, what: str) -> Iterator[None]:
+        try:
+            yield
+        except ProgramError:
+            raise
+        except OpError as exc:
+            raise self._error(instr, f"{what}: {exc}") from None
+        except ZeroDivisionError:
+            raise self._error(instr, f"{what}: division by zero") from None
+        except (ValueError, TypeError, OverflowError, IndexError) as exc:
+            raise self._error(instr, f"{what}: {exc}") from None
+
+    # -- compiling --
+    def _register(self, instr: Instr, op: str) -> int:
+        self.instrs.append(InstrInfo(instr.loc, instr.text, op))
+        return len(self.instrs) - 1
+
+    def _compile_block(self, instrs: list[Instr], in_kernel: bool) -> list[Run]:
+        return [self._compile(i, in_kernel) for i in instrs]
+
+    def _compile(self, instr: Instr, in_kernel: bool) -> Run:
+        if isinstance(instr, OpCall):
+            return self._compile_op(instr, in_kernel)
+        if isinstance(instr, ScalarAssign):
+            return self._compile_scalar(instr)
+        if isinstance(instr, ForLoop):
+            return self._compile_for(instr, in_kernel)
+        if isinstance(instr, IfBlock):
+            return self._compile_if(instr, in_kernel)
+        if isinstance(instr, ScopeBlock):
+            return self._compile_scope(instr, in_kernel)
+        if isinstance(instr, KernelBlock):
+            if in_kernel:
+                raise ProgramError("an incore block cannot be nested in another", instr.loc)
+            return self._compile_kernel(instr)
+        raise AssertionError(type(instr))
+
+    def _define(self, name: str, kind: str, instr: Instr) -> None:
+        old = self.kinds.get(name)
+        if old is not None and old != kind:
+            what = {"scalar": "a scalar", "value": "a tile or tensor"}
+            raise ProgramError(f"{name!r} is {what[old]} elsewhere; it cannot also be {what[kind]}", instr.loc)
+        if name in self.program.consts:
+            raise ProgramError(f"{name!r} is a param or let and cannot be assigned", instr.loc)
+        self.kinds[name] = kind
+        if kind == "scalar":
+            self.compiler.runtime_names.add(name)
+
+    def _expr(self, node: ast.AST | Any, instr: Instr) -> Expr:
+        if isinstance(node, ast.Name) and self.kinds.get(node.id) == "value":
+            raise ProgramError(f"{node.id!r} is a tile or tensor, a scalar is needed here", instr.loc)
+        if isinstance(node, ast.AST):
+            return self.compiler.compile_node(node, instr.text, instr.loc)
+        return self.compiler.compile_text(node, instr.loc)
+
+    def _compile_read(self, name: str, indices: list[Expr], loc: Location) -> Callable[[dict], Any]:
+        if self.kinds.get(name) != "value":
+            raise ProgramError(f"read: {name!r} is not a tensor", loc)
+        fns = [e.fn for e in indices]
+        env = self.env
+
+        def read(env_: dict) -> Any:
+            target = env[name]
+            if isinstance(target, Tile):
+                raise ProgramError("read: reading a tile inside a kernel is not supported", loc)
+            view = _as_view(target)
+            idx = tuple(f(env) for f in fns)
+            if len(idx) != len(view.shape) or any(not 0 <= i < d for i, d in zip(idx, view.shape, strict=True)):
+                raise ProgramError(f"read: index {list(idx)} is outside {name} of shape {_fmt(view.shape)}", loc)
+            data = view.tensor.data
+            if data is None:
+                raise ProgramError(f"read: the values of {name} are not available without numerics", loc)
+            value = data[tuple(o + i for o, i in zip(view.offset, idx, strict=True))]
+            return int(value) if view.dtype == "int32" else float(value)
+
+        return read
+
+    def _compile_scalar(self, instr: ScalarAssign) -> Run:
+        if isinstance(instr.expr, ast.Name) and self.kinds.get(instr.expr.id) == "value":
+            return self._compile_alias(instr, instr.expr.id)
+        expr = self._expr(instr.expr, instr)
+        self._define(instr.target, "scalar", instr)
+        fn, env, target = expr.fn, self.env, instr.target
+
+        def run() -> None:
+            with self._located(instr, "expression"):
+                env[target] = fn(env)
+
+        return run
+
+    def _compile_alias(self, instr: ScalarAssign, source: str) -> Run:
+        """`a = b` where b is a tile or tensor: a second name for the same value (no data moves)."""
+        self._define(instr.target, "value", instr)
+        env, target = self.env, instr.target
+
+        def run() -> None:
+            env[target] = env[source]
+
+        return run
+
+    def _int_range(self, instr: ForLoop) -> Callable[[], range]:
+        exprs = [self._expr(a, instr) for a in instr.range_args]
+        env = self.env
+
+        def rng() -> range:
+            values = [e.fn(env) for e in exprs]
+            if any(isinstance(v, bool) or not isinstance(v, int) for v in values):
+                raise self._error(instr, f"range arguments must be integers, got {values}")
+            if len(values) == 3 and values[2] == 0:
+                raise self._error(instr, "range step must not be zero")
+            return range(*values)
+
+        return rng
+
+    def _compile_for(self, instr: ForLoop, in_kernel: bool) -> Run:
+        rng_fn = self._int_range(instr)
+        self._define(instr.var, "scalar", instr)
+        body = self._compile_block(instr.body, in_kernel)
+        env, var = self.env, instr.var
+
+        def run() -> None:
+            with self._located(instr, "loop"):
+                rng = rng_fn()
+            n = len(rng)
+            if n > self.limits.max_loop_iterations:
+                raise self._error(
+                    instr, f"loop of {n} iterations exceeds the limit of {self.limits.max_loop_iterations} "
+                    "(raise it with --max-loop-iterations)"
+                )
+            if self.first_only:
+                rng = rng[:1]
+            self.iterations += len(rng)
+            if self.iterations > self.limits.max_loop_iterations:
+                raise self._error(
+                    instr, f"the run exceeds {self.limits.max_loop_iterations} loop iterations in total "
+                    "(raise it with --max-loop-iterations)"
+                )
+            self.loop_vars.append(var)
+            try:
+                for v in rng:
+                    env[var] = v
+                    for f in body:
+                        f()
+            finally:
+                self.loop_vars.pop()
+
+        return run
+
+    def _compile_if(self, instr: IfBlock, in_kernel: bool) -> Run:
+        cond = self._expr(instr.cond, instr).fn
+        then = self._compile_block(instr.then, in_kernel)
+        orelse = self._compile_block(instr.orelse, in_kernel)
+        env = self.env
+
+        def run() -> None:
+            with self._located(instr, "condition"):
+                taken = cond(env)
+            for f in then if taken else orelse:
+                f()
+
+        return run
+
+    def _compile_scope(self, instr: ScopeBlock, in_kernel: bool) -> Run:
+        body = self._compile_block(instr.body, in_kernel)
+
+        def run() -> None:
+            path = "/".join([*self.scope_stack, instr.name])
+            if path not in self.scopes:
+                self.scopes.append(path)
+            self.scope_stack.append(instr.name)
+            try:
+                for f in body:
+                    f()
+            finally:
+                self.scope_stack.pop()
+
+        return run
+
+    def _compile_kernel(self, instr: KernelBlock) -> Run:
+        self.l1_names = _matmul_operand_names(instr.body)
+        iid = self._register(instr, "incore")
+        body = self._compile_block(instr.body, in_kernel=True)
+        self.l1_names = set()
+
+        def run() -> None:
+            if len(self.tasks) >= self.limits.max_tasks:
+                raise self._error(
+                    instr, f"the run creates more than {self.limits.max_tasks} tasks (raise it with --max-tasks)"
+                )
+            scopes = tuple("/".join(self.scope_stack[: i + 1]) for i in range(len(self.scope_stack)))
+            name = instr.name or f"{self.scope_stack[-1] if self.scope_stack else 'kernel'}@{instr.loc.line}"
+            task = Task(len(self.tasks), name, scopes, iid, self._context())
+            self.task = task
+            try:
+                for f in body:
+                    f()
+            finally:
+                self.task = None
+            task.reads = coalesce(task.reads)
+            task.writes = coalesce(task.writes)
+            cube = vector = False
+            for op in task.ops:
+                if op.buf == "UB" or op.sig.attrs[:1] == ("UB",):
+                    vector = True
+                elif op.buf in _CUBE_SIDE or op.sig.attrs[:1] in (("L0C",), ("L1",)):
+                    cube = True
+            task.core = "mix" if cube and vector else ("aic" if cube else "aiv")
+            self.tasks.append(task)
+            if self.progress:
+                self.progress(1)
+
+        return run
+
+    # -- ops --
+    def _compile_op(self, instr: OpCall, in_kernel: bool) -> Run:
+        spec = instr.spec
+        if spec.where == "kernel" and not in_kernel:
+            raise ProgramError(f"{spec.name} runs inside a kernel: put it in an 'incore:' block", instr.loc)
+        if spec.where == "orchestration" and in_kernel:
+            raise ProgramError(f"{spec.name} is an orchestration op and cannot appear inside 'incore:'", instr.loc)
+        args = self._compile_args(instr)
+        iid = self._register(instr, spec.name)
+        if spec.name == "create_tensor":
+            run = self._op_create_tensor(instr, args)
+        elif spec.name == "slice":
+            run = self._op_slice(instr, args, iid, in_kernel)
+        elif spec.name == "assemble":
+            run = self._op_assemble(instr, args, iid)
+        else:
+            run = self._op_compute(instr, spec, args, iid)
+        if instr.target is not None:
+            self._define(instr.target, "value", instr)
+        return run
+
+    def _compile_args(self, instr: OpCall) -> dict[str, tuple[str, Any]]:
+        """Each argument as (how, what): ("value", getter), ("scalar", Expr), ("shape", [Expr]), ("const", v)."""
+        out: dict[str, tuple[str, Any]] = {}
+        for param in instr.spec.params:
+            node = instr.args[param.name]
+            kind = param.kind
+            if not isinstance(node, ast.AST):
+                out[param.name] = ("const", node)
+            elif kind in ("value", "value_or_scalar") and isinstance(node, ast.Name) \
+                    and self.kinds.get(node.id) == "value":
+                out[param.name] = ("value", node.id)
+            elif kind == "value":
+                name = node.id if isinstance(node, ast.Name) else ast.unparse(node)
+                hint = "" if (isinstance(node, ast.Name) and node.id in self.kinds) or not isinstance(node, ast.Name) \
+                    else " (no tile or tensor of that name is defined before this line)"
+                raise ProgramError(f"{instr.spec.name}: {param.name} must be a tile or tensor, got {name!r}{hint}",
+                                   instr.loc)
+            elif kind in ("value_or_scalar", "scalar"):
+                out[param.name] = ("scalar", self._expr(node, instr))
+            elif kind in ("shape", "shape_opt"):
+                if not isinstance(node, ast.List | ast.Tuple):
+                    raise ProgramError(f"{instr.spec.name}: {param.name} must be a list like [a, b]", instr.loc)
+                out[param.name] = ("shape", [self._expr(e, instr) for e in node.elts])
+            elif kind in ("dtype", "dtype_opt"):
+                value = node.id if isinstance(node, ast.Name) else getattr(node, "value", None)
+                if value not in NUMPY_DTYPES:
+                    raise ProgramError(
+                        f"{instr.spec.name}: {param.name} must be one of {', '.join(NUMPY_DTYPES)}, got "
+                        f"{ast.unparse(node)!r}",
+                        instr.loc,
+                    )
+                out[param.name] = ("const", value)
+            elif kind == "choice":
+                value = getattr(node, "value", None)
+                if not isinstance(node, ast.Constant) or value not in param.choices:
+                    raise ProgramError(
+                        f"{instr.spec.name}: {param.name} must be one of "
+                        f"{', '.join(repr(c) for c in param.choices)}, got {ast.unparse(node)}",
+                        instr.loc,
+                    )
+                out[param.name] = ("const", value)
+            elif kind == "flag":
+                if not isinstance(node, ast.Constant) or not isinstance(node.value, bool):
+                    raise ProgramError(f"{instr.spec.name}: {param.name} must be True or False", instr.loc)
+                out[param.name] = ("const", node.value)
+            else:
+                raise AssertionError(kind)
+        return out
+
+    def _shape(self, exprs: list[Expr], instr: OpCall, what: str) -> tuple[int, ...]:
+        env = self.env
+        shape = tuple(e.fn(env) for e in exprs)
+        for d in shape:
+            if isinstance(d, bool) or not isinstance(d, int):
+                raise self._error(instr, f"{instr.spec.name}: {what} {list(shape)} must hold integers")
+        return shape
+
+    def _dims(self, shape: tuple[int, ...], instr: OpCall, what: str) -> None:
+        if any(d < 1 for d in shape):
+            raise self._error(instr, f"{instr.spec.name}: {what} {list(shape)} must be positive")
+
+    def _op_create_tensor(self, instr: OpCall, args: dict) -> Run:
+        shape_exprs = args["shape"][1]
+        dtype = args["dtype"][1]
+        target = instr.target
+        if target is None:
+            raise ProgramError("create_tensor must assign its result to a name", instr.loc)
+
+        def run() -> None:
+            shape = self._shape(shape_exprs, instr, "shape")
+            self._dims(shape, instr, "shape")
+            nbytes = int(np.prod(shape)) * itemsize(dtype)
+            self.gm_bytes += nbytes
+            if self.gm_bytes > self.limits.max_gm_bytes:
+                raise self._error(
+                    instr, f"create_tensor: GM use would reach {self.gm_bytes} bytes, over the limit of "
+                    f"{self.limits.max_gm_bytes} (raise it with --max-gm-bytes)"
+                )
+            data = _poison(shape, dtype) if self.numerics else None
+            self.env[target] = GMTensor(target, shape, dtype, data, self.next_tid)
+            self.next_tid += 1
+
+        return run
+
+    def _window(self, instr: OpCall, src_shape: tuple[int, ...], shape: tuple[int, ...],
+                offset: tuple[int, ...], what: str) -> None:
+        if len(shape) != len(src_shape) or len(offset) != len(src_shape):
+            raise self._error(
+                instr, f"{instr.spec.name}: {what} is {len(src_shape)}-D but shape {list(shape)} and offset "
+                f"{list(offset)} do not match"
+            )
+        for s, o, d in zip(shape, offset, src_shape, strict=True):
+            if o < 0 or o + s > d:
+                raise self._error(
+                    instr, f"{instr.spec.name}: window {_fmt(shape)} at offset {list(offset)} is outside "
+                    f"{what} of shape {_fmt(src_shape)}"
+                )
+
+    def _op_slice(self, instr: OpCall, args: dict, iid: int, in_kernel: bool) -> Run:
+        src_name = args["t"][1]
+        shape_exprs = args["shape"][1]
+        offset_exprs = args["offset"][1]
+        valid_arg = args["valid_shape"]
+        valid_exprs = valid_arg[1] if valid_arg[0] == "shape" else None
+        dynamic = valid_exprs is not None and not all(e.is_const for e in valid_exprs)
+        env = self.env
+        dst_buf = "L1" if instr.target in self.l1_names else "UB"
+        target = instr.target
+
+        def run() -> None:
+            src = env[src_name]
+            with self._located(instr, "slice"):
+                shape = self._shape(shape_exprs, instr, "shape")
+                offset = self._shape(offset_exprs, instr, "offset")
+                valid = self._shape(valid_exprs, instr, "valid_shape") if valid_exprs else None
+            self._dims(shape, instr, "shape")
+            if valid is not None and (
+                len(valid) != len(shape) or any(not 0 <= v <= s for v, s in zip(valid, shape, strict=True))
+            ):
+                raise self._error(instr, f"slice: valid_shape {list(valid)} must lie within shape {list(shape)}")
+            if isinstance(src, Tile):
+                self._window(instr, src.shape, shape, offset, f"tile {src_name}")
+                result = self._extract_tile(src, shape, offset, valid, iid)
+            else:
+                view = _as_view(src)
+                self._window(instr, view.shape, shape, offset, src_name)
+                abs_offset = tuple(a + b for a, b in zip(view.offset, offset, strict=True))
+                if not in_kernel:
+                    if valid is not None:
+                        raise self._error(instr, "slice: valid_shape applies to loads inside a kernel only")
+                    result = GMView(view.tensor, abs_offset, shape)
+                else:
+                    result = self._load(view.tensor, abs_offset, shape, valid, dynamic, dst_buf, iid)
+            if target is not None:
+                env[target] = result
+
+        return run
+
+    def _load(self, tensor: GMTensor, offset: tuple[int, ...], shape: tuple[int, ...],
+              valid: tuple[int, ...] | None, dynamic: bool, buf: str, iid: int) -> Tile:
+        """A DMA load GM -> UB/L1 of the valid part of a window; the rest of the tile is left poisoned."""
+        task = self.task
+        assert task is not None
+        moved = valid or shape
+        hi = tuple(o + v for o, v in zip(offset, moved, strict=True))
+        data = None
+        if self.numerics and tensor.data is not None:
+            region = tuple(slice(o, h) for o, h in zip(offset, hi, strict=True))
+            if valid is None or valid == shape:
+                data = np.array(tensor.data[region])
+            else:
+                data = _poison(shape, tensor.dtype)
+                data[tuple(slice(0, v) for v in valid)] = tensor.data[region]
+        if all(m > 0 for m in moved):
+            task.reads.append((tensor.tid, offset, hi))
+        runs, run_elems = _runs(tensor.shape, moved)
+        tile = Tile(data, shape, tensor.dtype, valid if valid != shape else None, buf, len(task.ops), dynamic)
+        nbytes = int(np.prod(shape)) * itemsize(tensor.dtype)
+        sig = OpSig("TLOAD", tile.sig(), (), (buf, runs, run_elems * itemsize(tensor.dtype)))
+        self._record(sig, iid, (), buf, nbytes)
+        return tile
+
+    def _extract_tile(self, src: Tile, shape, offset, valid, iid: int) -> Tile:
+        src = self._to_buffer(src, "UB", iid)
+        data = None
+        if src.data is not None:
+            data = np.array(src.data[tuple(slice(o, o + s) for o, s in zip(offset, shape, strict=True))])
+        task = self.task
+        assert task is not None
+        tile = Tile(data, shape, src.dtype, valid if valid != shape else None, "UB", len(task.ops))
+        self._record(OpSig("TEXTRACT", tile.sig(), (src.sig(),), ()), iid, (src.op,), "UB",
+                     int(np.prod(shape)) * itemsize(src.dtype))
+        return tile
+
+    def _op_assemble(self, instr: OpCall, args: dict, iid: int) -> Run:
+        target_name = args["target"][1]
+        source_name = args["source"][1]
+        offset_exprs = args["offset"][1]
+        env = self.env
+        result_name = instr.target
+
+        def run() -> None:
+            target = env[target_name]
+            source = env[source_name]
+            with self._located(instr, "assemble"):
+                offset = self._shape(offset_exprs, instr, "offset")
+            if not isinstance(source, Tile):
+                raise self._error(instr, f"assemble: source {source_name} must be a tile, got a GM tensor "
+                                  "(load it with slice first)")
+            if source.dtype != target.dtype:
+                raise self._error(instr, f"assemble: source is {source.dtype} but {target_name} is "
+                                  f"{target.dtype}; cast first")
+            written = source.valid or source.shape
+            if isinstance(target, Tile):
+                self._window(instr, target.shape, source.shape, offset, f"tile {target_name}")
+                result = self._insert_tile(target, source, offset, iid)
+            else:
+                view = _as_view(target)
+                self._window(instr, view.shape, written, offset, target_name)
+                abs_offset = tuple(a + b for a, b in zip(view.offset, offset, strict=True))
+                self._store(view.tensor, abs_offset, source, written, iid)
+                result = target
+            if result_name is not None:
+                env[result_name] = result
+
+        return run
+
+    def _store(self, tensor: GMTensor, offset: tuple[int, ...], source: Tile, written: tuple[int, ...],
+               iid: int) -> None:
+        task = self.task
+        assert task is not None
+        if source.buf not in ("UB", "L0C"):
+            source = self._to_buffer(source, "UB", iid)
+        hi = tuple(o + w for o, w in zip(offset, written, strict=True))
+        if self.numerics and tensor.data is not None and source.data is not None:
+            tensor.data[tuple(slice(o, h) for o, h in zip(offset, hi, strict=True))] = \
+                source.data[tuple(slice(0, w) for w in written)]
+        if all(w > 0 for w in written):
+            task.writes.append((tensor.tid, offset, hi))
+        runs, run_elems = _runs(tensor.shape, written)
+        sig = OpSig("TSTORE", source.sig(), (), (source.buf, runs, run_elems * itemsize(tensor.dtype)))
+        self._record(sig, iid, (source.op,), "", 0)
+
+    def _insert_tile(self, target: Tile, source: Tile, offset, iid: int) -> Tile:
+        target = self._to_buffer(target, "UB", iid)
+        source = self._to_buffer(source, "UB", iid)
+        data = None
+        if target.data is not None and source.data is not None:
+            data = np.array(target.data)
+            data[tuple(slice(o, o + s) for o, s in zip(offset, source.shape, strict=True))] = source.data
+        task = self.task
+        assert task is not None
+        tile = Tile(data, target.shape, target.dtype, target.valid, "UB", len(task.ops))
+        self._record(OpSig("TINSERT", source.sig(), (target.sig(),), ()), iid, (target.op, source.op), "UB",
+                     int(np.prod(target.shape)) * itemsize(target.dtype))
+        return tile
+
+    def _to_buffer(self, tile: Tile, buf: str, iid: int) -> Tile:
+        """Move a tile between on-chip buffers (e.g. L1 -> L0A for the cube, L0C -> UB for a vector op).
+        The route (direct, or through GM on A2/A3) is priced by the timing engine from the config."""
+        if tile.buf == buf:
+            return tile
+        task = self.task
+        assert task is not None
+        moved = Tile(tile.data, tile.shape, tile.dtype, tile.valid, buf, len(task.ops), tile.dynamic)
+        nbytes = int(np.prod(tile.shape)) * itemsize(tile.dtype)
+        self._record(OpSig("MOVE", tile.sig(), (), (buf, tile.buf)), iid, (tile.op,), buf, nbytes)
+        return moved
+
+    def _record(self, sig: OpSig, iid: int, deps: tuple[int, ...], buf: str, nbytes: int) -> None:
+        task = self.task
+        assert task is not None
+        task.ops.append(OpRecord(sig, iid, tuple(d for d in deps if d >= 0), buf, nbytes))
+        self.op_count += 1
+
+    def _op_compute(self, instr: OpCall, spec: OpSpec, args: dict, iid: int) -> Run:
+        """Every table-driven op: gather operands, apply the shape rule (cached), compute, record."""
+        env = self.env
+        target = instr.target
+        value_params = [(n, a[1]) for n, a in args.items() if a[0] == "value"]
+        scalar_params = [(n, a[1]) for n, a in args.items() if a[0] == "scalar"]
+        shape_params = [(n, a[1]) for n, a in args.items() if a[0] == "shape"]
+        consts = {n: a[1] for n, a in args.items() if a[0] == "const"}
+        cube = spec.pipe == "cube"
+        operand_buf = {"lhs": "L0A", "rhs": "L0B", "acc": "L0C"} if cube else {}
+        uses_scalar_form = bool(scalar_params) and spec.scalar_cost != ""
+        compute = spec.extra["scalar_compute"] if uses_scalar_form else spec.compute
+        needs_valid = spec.name == "fillpad"
+        out_buf = "L0C" if cube else "UB"
+        metadata_only = spec.pipe == "scalar"
+        attrs_const = tuple(sorted((k, v) for k, v in consts.items() if v is not None))
+
+        def run() -> None:
+            if self.task is None:
+                raise self._error(instr, f"{spec.name} runs inside a kernel")
+            with self._located(instr, spec.name):
+                kwargs: dict[str, Any] = dict(consts)
+                for name, exprs in shape_params:
+                    kwargs[name] = self._shape(exprs, instr, name)
+                    self._dims(kwargs[name], instr, name)
+                scalars = {name: expr.fn(env) for name, expr in scalar_params}
+                tiles: dict[str, Tile] = {}
+                for name, var in value_params:
+                    value = env[var]
+                    if not isinstance(value, Tile):
+                        view = _as_view(value)
+                        buf = "L1" if cube else "UB"
+                        value = self._load(view.tensor, view.offset, view.shape, None, False, buf, iid)
+                    if cube:
+                        value = self._to_buffer(self._to_buffer(value, "L1", iid) if value.buf == "UB" else value,
+                                                operand_buf[name], iid)
+                    elif not metadata_only:
+                        value = self._to_buffer(value, "UB", iid)
+                    tiles[name] = value
+                key = (spec.name, tuple((n, t.shape, t.dtype, t.valid) for n, t in tiles.items()),
+                       tuple(sorted(scalars.items())), tuple(sorted((k, v) for k, v in kwargs.items())))
+                inferred = self.infer_cache.get(key)
+                if inferred is None:
+                    types: dict[str, Any] = {n: t.type() for n, t in tiles.items()}
+                    types.update(scalars)
+                    types.update(kwargs)
+                    out_shape, out_dtype = spec.infer(**types)
+                    inferred = self.infer_cache[key] = (out_shape, out_dtype)
+                out_shape, out_dtype = inferred
+                first = next(iter(tiles.values()), None)
+                valid = None
+                dynamic = False
+                if first is not None and not needs_valid and first.valid is not None:
+                    if first.shape == out_shape:
+                        valid, dynamic = first.valid, first.dynamic
+                    elif out_shape == (first.shape[0], 1):  # a row reduction keeps the valid rows
+                        valid, dynamic = (first.valid[0], 1), first.dynamic
+                data = None
+                if self.numerics and all(t.data is not None for t in tiles.values()):
+                    call: dict[str, Any] = dict(kwargs)
+                    call.update({n: t.data for n, t in tiles.items()})
+                    if uses_scalar_form:
+                        (svalue,) = scalars.values()
+                        data = compute(call.pop("lhs"), svalue)
+                    else:
+                        call.update(scalars)
+                        if needs_valid:
+                            call["valid"] = first.valid or first.shape  # type: ignore[union-attr]
+                        data = compute(**call)
+            task = self.task
+            deps = tuple(t.op for t in tiles.values())
+            buf = first.buf if metadata_only and first is not None else out_buf
+            tile = Tile(data, out_shape, out_dtype, valid, buf, len(task.ops), dynamic)
+            cost_key = spec.scalar_cost if uses_scalar_form else spec.cost
+            sig = OpSig(cost_key, tile.sig(), tuple(t.sig() for t in tiles.values()), attrs_const)
+            self._record(sig, iid, deps, buf, int(np.prod(out_shape)) * itemsize(out_dtype))
+            if target is not None:
+                env[target] = tile
+
+        return run
+
+
+def _matmul_operand_names(body: list[Instr]) -> set[str]:
+    """Names used as matmul operands anywhere in a kernel: their loads go to L1, not UB."""
+    names: set[str] = set()
+    stack = list(body)
+    while stack:
+        instr = stack.pop()
+        if isinstance(instr, OpCall) and instr.spec.pipe == "cube":
+            for pname in ("lhs", "rhs"):
+                node = instr.args.get(pname)
+                if isinstance(node, ast.Name):
+                    names.add(node.id)
+        for attr in ("body", "then", "orelse"):
+            stack.extend(getattr(instr, attr, []))
+    return names
+
+
+def execute(program: Program, inputs: dict[str, np.ndarray], numerics_on: bool = True,
+            limits: RunLimits = RunLimits(), first_iterations_only: bool = False,
+            progress: Callable[[int], None] | None = None) -> Execution:
+    """Run `program` on `inputs`. Inout tensors are copied (the originals stay the initial values);
+    input tensors are shared read-only."""
+    working = {}
+    for name, value in inputs.items():
+        if numerics_on and program.tensors[name].role == "inout":
+            working[name] = np.array(value)
+        else:
+            value.flags.writeable = False
+            working[name] = value
+    interp = Interpreter(program, working, numerics_on, limits, first_iterations_only, progress)
+    result = interp.run()
+    result.inputs = inputs
+    return result
+

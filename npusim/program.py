@@ -1,0 +1,388 @@
+"""Program loading: YAML -> a validated `Program` whose instructions know their file, line and column.
+
+Top-level keys are validated with pydantic (unknown keys are errors, with a suggestion); params are
+resolved from defaults, a preset and `--set` overrides; `let` constants and `require` checks are evaluated
+with the safe expression compiler; the body is parsed line by line into an instruction tree.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from .dtypes import NUMPY_DTYPES
+from .errors import Location, ProgramError
+from .expressions import ExprCompiler, ExprLimits, did_you_mean, parse_python
+from .ops import OPS, REQUIRED, OpSpec
+from .yaml_source import YamlDoc, YamlLimits, load_yaml
+
+ROLES = ("input", "output", "inout", "scratch")
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+_SCOPE_RE = re.compile(rf"^scope\s+({_IDENT})$")
+_INCORE_RE = re.compile(rf"^incore(?:\s+({_IDENT}))?$")
+_LOOP_RE = re.compile(rf"^(for|parallel)\s+({_IDENT})\s+in\s+(range\s*\(.*\))$", re.S)
+_IF_RE = re.compile(r"^if\s+(.+)$", re.S)
+_CONTROL_FORMS = "scope NAME, incore [NAME], for V in range(...), parallel V in range(...), if EXPR, else"
+_RESERVED = set(OPS) | {"range", "min", "max", "abs", "sqrt", "True", "False"} | set(NUMPY_DTYPES)
+
+
+# --- the file schema ----------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class TensorDecl(_Strict):
+    shape: list[int | str]
+    dtype: Literal["bf16", "fp16", "fp32", "int32"]
+    role: Literal["input", "output", "inout", "scratch"]
+    init: str | None = None
+
+
+class ProgramFile(_Strict):
+    name: str
+    doc: str = ""
+    params: dict[str, int | float] = {}
+    presets: dict[str, dict[str, int | float]] = {}
+    let: dict[str, int | float | str] = {}
+    require: list[str] = []
+    tensors: dict[str, TensorDecl]
+    reference: str | None = None
+    body: list[Any]
+
+    @field_validator("params", "let", "tensors")
+    @classmethod
+    def _identifiers(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if not re.fullmatch(_IDENT, key) or key in _RESERVED:
+                raise ValueError(f"{key!r} is not a usable name (identifiers only; not an op, dtype or builtin)")
+        return value
+
+
+# --- the instruction tree -----------------------------------------------------------------------------
+
+
+@dataclass
+class Instr:
+    loc: Location
+    text: str
+
+
+@dataclass
+class OpCall(Instr):
+    """`target = op(args)`: one tile op. `args` maps each parameter name to its syntax node (or default)."""
+
+    target: str | None
+    spec: OpSpec
+    args: dict[str, Any]
+
+
+@dataclass
+class ScalarAssign(Instr):
+    target: str
+    expr: ast.expr
+
+
+@dataclass
+class ScopeBlock(Instr):
+    name: str
+    body: list[Instr]
+
+
+@dataclass
+class KernelBlock(Instr):
+    name: str | None
+    body: list[Instr]
+
+
+@dataclass
+class ForLoop(Instr):
+    var: str
+    range_args: list[ast.expr]
+    parallel: bool
+    body: list[Instr]
+
+
+@dataclass
+class IfBlock(Instr):
+    cond: ast.expr
+    then: list[Instr]
+    orelse: list[Instr] = field(default_factory=list)
+
+
+@dataclass
+class Tensor:
+    """A GM tensor declared at the top of the program, with its shape evaluated."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    role: str
+    init: str | None
+    loc: Location
+
+
+@dataclass
+class Program:
+    file: str
+    name: str
+    doc: str
+    preset: str | None
+    params: dict[str, int | float]
+    consts: dict[str, int | float]  # params + lets
+    tensors: dict[str, Tensor]
+    reference: str | None
+    body: list[Instr]
+    limits: ExprLimits
+    source: YamlDoc
+
+
+# --- loading ------------------------------------------------------------------------------------------
+
+
+def _pydantic_error(doc: YamlDoc, exc: ValidationError) -> ProgramError:
+    err = exc.errors()[0]
+    loc_path = tuple(err["loc"])
+    where = doc.where(loc_path)
+    key = loc_path[-1] if loc_path else ""
+    if err["type"] == "extra_forbidden":
+        parent = loc_path[:-1]
+        fields = ProgramFile.model_fields if not parent else TensorDecl.model_fields
+        hint = did_you_mean(str(key), fields)
+        return ProgramError(f"unknown key {key!r}{hint}; allowed: {', '.join(fields)}", where)
+    if err["type"] == "missing":
+        return ProgramError(f"missing required key {key!r}", doc.where(loc_path[:-1]))
+    dotted = ".".join(str(p) for p in loc_path)
+    return ProgramError(f"{dotted}: {err['msg']} (got {err.get('input')!r:.60})", where)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, int | float]:
+    """`--set k=v` pairs to numbers."""
+    out: dict[str, int | float] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ProgramError(f"--set expects NAME=VALUE, got {pair!r}")
+        try:
+            out[name.strip()] = int(value)
+        except ValueError:
+            try:
+                out[name.strip()] = float(value)
+            except ValueError:
+                raise ProgramError(f"--set {name.strip()}: {value!r} is not a number") from None
+    return out
+
+
+def load_program(
+    path: str | Path,
+    preset: str | None = None,
+    overrides: dict[str, int | float] | None = None,
+    yaml_limits: YamlLimits | None = None,
+    expr_limits: ExprLimits | None = None,
+) -> Program:
+    expr_limits = expr_limits or ExprLimits()
+    doc = load_yaml(path, yaml_limits or YamlLimits(), what="program")
+    if not isinstance(doc.data, dict):
+        raise ProgramError("a program is a YAML mapping with keys name, tensors, body, ...", doc.where(()))
+    try:
+        pf = ProgramFile.model_validate(doc.data)
+    except ValidationError as exc:
+        raise _pydantic_error(doc, exc) from None
+
+    params = dict(pf.params)
+    if preset is not None:
+        if preset not in pf.presets:
+            known = ", ".join(pf.presets) or "none"
+            raise ProgramError(f"unknown preset {preset!r}{did_you_mean(preset, pf.presets)}; presets: {known}")
+        for key, value in pf.presets[preset].items():
+            if key not in params:
+                raise ProgramError(
+                    f"preset {preset!r} sets unknown param {key!r}{did_you_mean(key, params)}",
+                    doc.where(("presets", preset, key)),
+                )
+            params[key] = value
+    for key, value in (overrides or {}).items():
+        if key not in params:
+            raise ProgramError(f"--set {key}: no such param{did_you_mean(key, params)}; params: {', '.join(params)}")
+        params[key] = value
+
+    consts: dict[str, int | float] = dict(params)
+    compiler = ExprCompiler(consts, limits=expr_limits)
+    for name, source in pf.let.items():
+        if name in consts:
+            raise ProgramError(f"let {name!r} shadows a param", doc.where(("let", name)))
+        consts[name] = compiler.compile_text(source, doc.where(("let", name))).const
+    for i, source in enumerate(pf.require):
+        where = doc.where(("require", i))
+        if not compiler.compile_text(source, where).const:
+            names = sorted({n.id for n in ast.walk(ast.parse(source, mode="eval")) if isinstance(n, ast.Name)})
+            values = ", ".join(f"{n}={consts[n]}" for n in names if n in consts)
+            raise ProgramError(f"requirement failed: {source} ({values})", where)
+
+    tensors: dict[str, Tensor] = {}
+    for name, decl in pf.tensors.items():
+        where = doc.where(("tensors", name))
+        shape = []
+        for i, dim in enumerate(decl.shape):
+            value = compiler.compile_text(dim, doc.where(("tensors", name, "shape", i))).const
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ProgramError(
+                    f"tensor {name}: dimension {i} is {value!r}; dimensions must be positive integers",
+                    doc.where(("tensors", name, "shape", i)),
+                )
+            shape.append(value)
+        if decl.role in ("input", "inout") and decl.init is None:
+            raise ProgramError(f"tensor {name}: role {decl.role} needs an init rule", where)
+        if decl.role in ("output", "scratch") and decl.init is not None:
+            raise ProgramError(f"tensor {name}: role {decl.role} takes no init (only inputs and inouts do)", where)
+        tensors[name] = Tensor(name, tuple(shape), decl.dtype, decl.role, decl.init, where)
+    for name in tensors:
+        if name in consts:
+            raise ProgramError(f"tensor {name!r} has the same name as a param or let", doc.where(("tensors", name)))
+
+    body = BodyParser(doc, expr_limits).parse_block(pf.body, ("body",))
+    return Program(
+        file=doc.file,
+        name=pf.name,
+        doc=pf.doc,
+        preset=preset,
+        params=params,
+        consts=consts,
+        tensors=tensors,
+        reference=pf.reference,
+        body=body,
+        limits=expr_limits,
+        source=doc,
+    )
+
+
+# --- the body -----------------------------------------------------------------------------------------
+
+
+class BodyParser:
+    """Parses body items (strings and one-key mappings) into instructions."""
+
+    def __init__(self, doc: YamlDoc, limits: ExprLimits) -> None:
+        self.doc = doc
+        self.limits = limits
+
+    def parse_block(self, items: Any, path: tuple[Any, ...]) -> list[Instr]:
+        if not isinstance(items, list):
+            raise ProgramError("a block must be a list of instructions", self.doc.where(path))
+        out: list[Instr] = []
+        for i, item in enumerate(items):
+            ipath = (*path, i)
+            loc = self.doc.where(ipath)
+            if isinstance(item, str):
+                out.append(self.parse_line(item, loc))
+            elif isinstance(item, dict) and len(item) == 1:
+                (head, sub), = item.items()
+                if not isinstance(head, str):
+                    raise ProgramError(f"expected a control line, got {head!r}", loc)
+                sub_path = (*ipath, head)
+                if head.strip() == "else":
+                    if not out or not isinstance(out[-1], IfBlock) or out[-1].orelse:
+                        raise ProgramError("'else' must follow an 'if' block", loc)
+                    out[-1].orelse = self.parse_block(sub, sub_path)
+                    continue
+                out.append(self.parse_control(head.strip(), sub, sub_path, loc))
+            elif isinstance(item, dict):
+                raise ProgramError(
+                    f"a control line must be a single key (one of: {_CONTROL_FORMS}); got {len(item)} keys", loc
+                )
+            else:
+                raise ProgramError(f"expected an instruction string or a control block, got {item!r:.60}", loc)
+        return out
+
+    def parse_control(self, head: str, sub: Any, path: tuple[Any, ...], loc: Location) -> Instr:
+        if sub is None:
+            raise ProgramError(f"'{head}:' has an empty body", loc)
+        if m := _SCOPE_RE.match(head):
+            return ScopeBlock(loc, head, m.group(1), self.parse_block(sub, path))
+        if m := _INCORE_RE.match(head):
+            return KernelBlock(loc, head, m.group(1), self.parse_block(sub, path))
+        if m := _LOOP_RE.match(head):
+            call = parse_python(m.group(3), loc, "eval", self.limits, "loop range").body  # type: ignore[attr-defined]
+            if not isinstance(call, ast.Call) or call.keywords or not 1 <= len(call.args) <= 3:
+                raise ProgramError("a loop needs range(stop), range(start, stop) or range(start, stop, step)", loc)
+            return ForLoop(loc, head, m.group(2), call.args, m.group(1) == "parallel", self.parse_block(sub, path))
+        if m := _IF_RE.match(head):
+            cond = parse_python(m.group(1), loc, "eval", self.limits, "condition").body  # type: ignore[attr-defined]
+            return IfBlock(loc, head, cond, self.parse_block(sub, path))
+        word = head.split()[0] if head.split() else head
+        hint = did_you_mean(word, ["scope", "incore", "for", "parallel", "if", "else"])
+        raise ProgramError(f"unknown control line {head!r}{hint}; expected one of: {_CONTROL_FORMS}", loc)
+
+    def parse_line(self, text: str, loc: Location) -> Instr:
+        text = text.strip()
+        tree = parse_python(text, loc, "exec", self.limits, "instruction")
+        stmts = tree.body  # type: ignore[attr-defined]
+        if len(stmts) != 1:
+            raise ProgramError("one instruction per line", loc)
+        stmt = stmts[0]
+        target: str | None = None
+        if isinstance(stmt, ast.Assign):
+            if len(stmt.targets) != 1 or not isinstance(stmt.targets[0], ast.Name):
+                raise ProgramError("the left-hand side must be a single name", loc)
+            target = stmt.targets[0].id
+            if target in _RESERVED:
+                raise ProgramError(f"{target!r} is reserved (an op, dtype or builtin name)", loc)
+            value = stmt.value
+        elif isinstance(stmt, ast.Expr):
+            value = stmt.value
+        else:
+            raise ProgramError(
+                f"expected 'name = op(...)' or 'name = expression', got a {type(stmt).__name__} statement", loc
+            )
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in OPS \
+                and value.func.id != "read":
+            return self.parse_op(text, loc, target, value)
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and target is not None \
+                and value.func.id not in ("min", "max", "abs", "read"):
+            name = value.func.id
+            raise ProgramError(f"unknown op {name!r}{did_you_mean(name, OPS)}", loc)
+        if target is None:
+            raise ProgramError("an expression line must assign its value: 'name = expression'", loc)
+        return ScalarAssign(loc, text, target, value)
+
+    def parse_op(self, text: str, loc: Location, target: str | None, call: ast.Call) -> OpCall:
+        spec = OPS[call.func.id]  # type: ignore[attr-defined]
+        params = spec.params
+        if len(call.args) > len(params):
+            raise ProgramError(f"{spec.name} takes at most {len(params)} arguments, got {len(call.args)}", loc)
+        args: dict[str, Any] = {}
+        for param, node in zip(params, call.args, strict=False):
+            args[param.name] = node
+        names = [p.name for p in params]
+        for kw in call.keywords:
+            if kw.arg is None:
+                raise ProgramError("'**' arguments are not allowed", loc)
+            if kw.arg not in names:
+                raise ProgramError(
+                    f"{spec.name} has no argument {kw.arg!r}{did_you_mean(kw.arg, names)}; "
+                    f"arguments: {', '.join(names)}",
+                    loc,
+                )
+            if kw.arg in args:
+                raise ProgramError(f"{spec.name}: argument {kw.arg!r} given twice", loc)
+            args[kw.arg] = kw.value
+        for param in params:
+            if param.name not in args:
+                if param.default is REQUIRED:
+                    raise ProgramError(f"{spec.name}: missing argument {param.name!r}", loc)
+                args[param.name] = param.default
+        for node in [*call.args, *(kw.value for kw in call.keywords)]:
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in OPS:
+                    raise ProgramError(
+                        f"nested op call {sub.func.id}(...) inside {spec.name}: one op per line, "
+                        "assign the inner result to a name first",
+                        Location(loc.file, loc.line, (loc.col or 1) + sub.col_offset),
+                    )
+        return OpCall(loc, text, target, spec, args)

@@ -1,0 +1,175 @@
+"""One simulation run, end to end: program -> inputs -> values and tasks -> timeline -> report and artefacts."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from . import artifacts
+from .engine import Timeline, simulate
+from .expressions import ExprLimits
+from .hardware import CONFIG_DIR, DEFAULT_CONFIG, HardwareConfig, load_config
+from .inputs import initial_values
+from .interpreter import Execution, RunLimits, execute
+from .program import Program, load_program
+from .references import check as reference_check
+from .references import get_reference
+from .report import build_report
+from .yaml_source import YamlLimits
+
+
+@dataclass
+class RunOptions:
+    program: Path
+    config: str = DEFAULT_CONFIG
+    preset: str | None = None
+    overrides: dict[str, int | float] = field(default_factory=dict)
+    seed: int = 0
+    numerics: bool = True
+    out: Path | None = None
+    save_tensors: bool = False
+    plot: bool = True
+    trace: bool = True
+    trace_ops: bool = True
+    quiet: bool = False
+    check: bool = True
+    run_limits: RunLimits = field(default_factory=RunLimits)
+    yaml_limits: YamlLimits = field(default_factory=YamlLimits)
+    expr_limits: ExprLimits = field(default_factory=ExprLimits)
+
+
+@dataclass
+class RunResult:
+    program: Program
+    hw: HardwareConfig
+    execution: Execution
+    timeline: Timeline
+    report: dict[str, Any]
+    out_dir: Path | None
+
+
+def tensors_read(program: Program) -> set[str]:
+    """Tensors whose values steer control flow (`read(t, ...)` in expressions): a timing-only run needs them."""
+    names: set[str] = set()
+    stack: list[Any] = list(program.body)
+    while stack:
+        item = stack.pop()
+        roots = [getattr(item, "expr", None), getattr(item, "cond", None), *getattr(item, "range_args", []),
+                 *(v for v in getattr(item, "args", {}).values() if isinstance(v, ast.AST))]
+        for root in roots:
+            for node in ast.walk(root) if root is not None else ():
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "read" \
+                        and node.args and isinstance(node.args[0], ast.Name):
+                    names.add(node.args[0].id)
+        for attr in ("body", "then", "orelse"):
+            stack.extend(getattr(item, attr, []))
+    return names
+
+
+class Progressor:
+    """A progress bar on a terminal (stderr), silent with --quiet or when stderr is not a TTY."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.enabled = not quiet and sys.stderr.isatty()
+        self.progress: Progress | None = None
+
+    @contextmanager
+    def phase(self, label: str, total: int | None) -> Iterator[Any]:
+        if not self.enabled:
+            yield None
+            return
+        columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn()]
+        with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+            task = progress.add_task(label, total=total)
+            yield lambda n: progress.advance(task, n)
+
+
+def load(opts: RunOptions) -> tuple[Program, HardwareConfig]:
+    program = load_program(opts.program, opts.preset, opts.overrides, opts.yaml_limits, opts.expr_limits)
+    hw = load_config(opts.config, opts.yaml_limits)
+    return program, hw
+
+
+def validate(opts: RunOptions) -> tuple[Program, Execution]:
+    """Load and check a program without running it in full: every loop body runs once, shapes and bounds
+    are checked on the way, and the kernels' buffer use is checked against the config."""
+    program, hw = load(opts)
+    needed = tensors_read(program)
+    inputs = initial_values(program, opts.seed, only=needed)
+    probe = execute(program, inputs, numerics_on=False, limits=opts.run_limits, first_iterations_only=True)
+    simulate(probe.tasks, probe.instrs, hw)
+    return program, probe
+
+
+def run(opts: RunOptions, console: Console | None = None) -> RunResult:
+    console = console or Console()
+    program, hw = load(opts)
+    out_dir = None
+    if opts.out is not None or opts.plot or opts.trace or opts.save_tensors:
+        out = opts.out or artifacts.default_out_dir(program.name, opts.preset)
+        protected = [Path(program.file).parent, CONFIG_DIR, Path(__file__).resolve().parent]
+        out_dir = artifacts.prepare_out_dir(out, protected)
+
+    needed = tensors_read(program)
+    # A quick pass first: every loop body once, no arithmetic, so a shape or bounds error in the last kernel
+    # is reported in milliseconds rather than after the whole run.
+    quick_inputs = initial_values(program, opts.seed, only=needed)
+    execute(program, quick_inputs, numerics_on=False, limits=opts.run_limits, first_iterations_only=True)
+
+    inputs = initial_values(program, opts.seed) if opts.numerics else quick_inputs
+    bar = Progressor(opts.quiet)
+    with bar.phase("interpreting kernels", None) as tick:
+        execution = execute(program, inputs, numerics_on=opts.numerics, limits=opts.run_limits, progress=tick)
+    with bar.phase("simulating tasks", len(execution.tasks)) as tick:
+        timeline = simulate(execution.tasks, execution.instrs, hw, progress=tick)
+
+    roles = {name: t.role for name, t in program.tensors.items()}
+    check = None
+    if opts.numerics and opts.check and program.reference:
+        finals = {name: t.data for name, t in execution.tensors.items() if t.data is not None}
+        check = reference_check(get_reference(program.reference), inputs, program.consts, finals)
+    report = build_report(
+        program_name=program.name, program_file=program.file, preset=opts.preset, params=program.params,
+        config_name=hw.name, seed=opts.seed, execution=execution, timeline=timeline, roles=roles, check=check,
+    )
+    if out_dir is not None:
+        write_artefacts(out_dir, opts, program, execution, timeline, report, inputs)
+    return RunResult(program, hw, execution, timeline, report, out_dir)
+
+
+def write_artefacts(out_dir: Path, opts: RunOptions, program: Program, execution: Execution, timeline: Timeline,
+                    report: dict[str, Any], inputs: dict[str, np.ndarray]) -> None:
+    """Plots, trace and tensors first, report.json last: a directory with a report.json is complete."""
+    artifacts.remove_stale(out_dir, ["report.json"])
+    written: list[str] = []
+    stale = ["timeline.png", "utilisation.png", "trace.json", "inputs.npz", "outputs.npz"]
+    if opts.plot:
+        from . import plots  # matplotlib is slow to import: only when drawing
+
+        plots.write_timeline(out_dir / "timeline.png", execution, timeline)
+        plots.write_utilisation(out_dir / "utilisation.png", execution, timeline)
+        written += ["timeline.png", "utilisation.png"]
+    if opts.trace:
+        from . import trace
+
+        trace.write_trace(out_dir / "trace.json", execution, timeline, op_events=opts.trace_ops)
+        written.append("trace.json")
+    if opts.save_tensors and opts.numerics:
+        roles = {name: t.role for name, t in program.tensors.items()}
+        artifacts.write_npz(out_dir / "inputs.npz", {n: a for n, a in inputs.items()})
+        finals = {n: t.data for n, t in execution.tensors.items() if roles.get(n) in ("output", "inout")}
+        artifacts.write_npz(out_dir / "outputs.npz", finals)
+        written += ["inputs.npz", "outputs.npz"]
+    artifacts.remove_stale(out_dir, [s for s in stale if s not in written])
+    report["artefacts"] = sorted(written)
+    artifacts.write_json(out_dir / "report.json", report)

@@ -1,0 +1,163 @@
+"""Safe, located YAML loading for programs and configs.
+
+Files are composed with PyYAML's safe loader into a node tree and converted by hand, so that every value
+keeps its line and column, only plain YAML types are accepted (no tags that build objects), duplicate keys
+are errors rather than silent overwrites, and alias expansion is bounded (an "alias bomb" is refused).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import Location, NpusimError
+
+PathKey = tuple[str | int, ...]
+
+_STANDARD_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:seq",
+    "tag:yaml.org,2002:map",
+}
+
+
+@dataclass(frozen=True)
+class YamlLimits:
+    """Bounds on what a YAML file may cost to read (each can be raised from the command line)."""
+
+    max_bytes: int = 4 * 1024 * 1024
+    max_nodes: int = 200_000
+    max_depth: int = 64
+    max_string_chars: int = 10_000
+
+
+@dataclass
+class YamlDoc:
+    """Plain data of a YAML file plus the location of every value, keyed by its path."""
+
+    file: str
+    data: Any
+    locations: dict[PathKey, Location] = field(default_factory=dict)
+
+    def where(self, path: PathKey) -> Location:
+        """Location of the value at `path`, or of its nearest located ancestor."""
+        path = tuple(path)
+        while path and path not in self.locations:
+            path = path[:-1]
+        return self.locations.get(path, Location(self.file, 1, 1))
+
+
+def _mark_location(file: str, mark: Any) -> Location:
+    return Location(file, mark.line + 1, mark.column + 1) if mark is not None else Location(file)
+
+
+def read_text(path: Path, max_bytes: int, what: str = "file") -> str:
+    """Read a user file as UTF-8 text, refusing huge, binary or undecodable files with one message."""
+    name = str(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise NpusimError(f"cannot read {what}: {exc.strerror}", Location(name)) from None
+    if path.is_dir():
+        raise NpusimError(f"{what} is a directory, expected a YAML file", Location(name))
+    if size > max_bytes:
+        raise NpusimError(
+            f"{what} is {size} bytes, more than the limit of {max_bytes} (raise it with --max-yaml-bytes)",
+            Location(name),
+        )
+    raw = path.read_bytes()
+    if b"\x00" in raw:
+        raise NpusimError(f"{what} looks binary (contains NUL bytes), expected YAML text", Location(name))
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise NpusimError(f"{what} is not valid UTF-8 text (byte {exc.start})", Location(name, line)) from None
+
+
+def parse_yaml(text: str, file: str, limits: YamlLimits = YamlLimits()) -> YamlDoc:
+    """Compose `text` safely and convert it to plain data with locations."""
+    if not text.strip():
+        raise NpusimError("file is empty", Location(file, 1, 1))
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise NpusimError(f"YAML syntax error: {problem}", _mark_location(file, mark)) from None
+    except yaml.YAMLError as exc:
+        raise NpusimError(f"YAML error: {exc}", Location(file)) from None
+    except RecursionError:
+        raise NpusimError("YAML nesting is too deep", Location(file)) from None
+    if root is None:
+        raise NpusimError("file holds no YAML document", Location(file, 1, 1))
+    converter = _Converter(file, limits)
+    data = converter.convert(root, (), 0)
+    return YamlDoc(file, data, converter.locations)
+
+
+def load_yaml(path: Path | str, limits: YamlLimits = YamlLimits(), what: str = "file") -> YamlDoc:
+    path = Path(path)
+    return parse_yaml(read_text(path, limits.max_bytes, what), str(path), limits)
+
+
+class _Converter:
+    """Turns a composed node tree into dicts, lists and scalars, recording where each came from."""
+
+    def __init__(self, file: str, limits: YamlLimits) -> None:
+        self.file = file
+        self.limits = limits
+        self.nodes = 0
+        self.locations: dict[PathKey, Location] = {}
+        self.constructor = yaml.constructor.SafeConstructor()
+
+    def fail(self, message: str, node: yaml.Node) -> NpusimError:
+        return NpusimError(message, _mark_location(self.file, node.start_mark))
+
+    def convert(self, node: yaml.Node, path: PathKey, depth: int) -> Any:
+        self.nodes += 1
+        if self.nodes > self.limits.max_nodes:
+            raise self.fail(
+                f"YAML expands to more than {self.limits.max_nodes} values "
+                "(an alias bomb or a far too large file); raise the limit with --max-yaml-nodes",
+                node,
+            )
+        if depth > self.limits.max_depth:
+            raise self.fail(f"YAML nesting is deeper than {self.limits.max_depth} levels", node)
+        if node.tag not in _STANDARD_TAGS:
+            raise self.fail(f"YAML tag {node.tag!r} is not allowed: only plain YAML values are", node)
+        self.locations.setdefault(path, _mark_location(self.file, node.start_mark))
+        if isinstance(node, yaml.ScalarNode):
+            value = self.constructor.construct_object(node)
+            if isinstance(value, str) and len(value) > self.limits.max_string_chars:
+                raise self.fail(
+                    f"string of {len(value)} characters is longer than the limit of "
+                    f"{self.limits.max_string_chars}",
+                    node,
+                )
+            return value
+        if isinstance(node, yaml.SequenceNode):
+            return [self.convert(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        if isinstance(node, yaml.MappingNode):
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise self.fail("YAML merge keys ('<<') are not supported", key_node)
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise self.fail("mapping keys must be plain scalars", key_node)
+                key = self.convert(key_node, (*path, "<key>"), depth + 1)
+                if not isinstance(key, str | int):
+                    raise self.fail(f"mapping key {key!r} must be a string", key_node)
+                if key in result:
+                    raise self.fail(f"duplicate key {key!r}", key_node)
+                self.locations[(*path, key)] = _mark_location(self.file, key_node.start_mark)
+                result[key] = self.convert(value_node, (*path, key), depth + 1)
+            return result
+        raise self.fail(f"unsupported YAML node {type(node).__name__}", node)
