@@ -79,7 +79,7 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def make_options(program: str, kw: dict[str, Any], **extra: Any):  # noqa: ANN201
+def make_options(program: str, kw: dict[str, Any], **extra: Any):
     from .run import RunOptions
 
     return RunOptions(

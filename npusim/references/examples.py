@@ -31,22 +31,26 @@ def rms_norm(inputs: Inputs, consts: dict[str, Any]) -> dict[str, np.ndarray]:
     return {"y": to_bf16(x * inv * _f64(inputs["gamma"]))}
 
 
-def softmax(inputs: Inputs, consts: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Block-wise softmax attention with BF16 exp scores and the online-softmax combination."""
-    q, k, v = _f64(inputs["q"]), _f64(inputs["k"]), _f64(inputs["v"])
-    ctx, tile, scale = consts["ctx_len"], consts["SEQ_TILE"], consts["scale"]
+def online_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, tile: int) -> np.ndarray:
+    """softmax(q k^T * scale) v over the rows of k and v, in blocks of `tile` positions: per block the exp
+    scores are rounded to BF16 (and summed as such), then blocks combine with the online-softmax rescaling."""
     o = m = l_sum = None
-    for s0 in range(0, ctx, tile):
-        s1 = min(s0 + tile, ctx)
-        scores = (q @ k[s0:s1].T) * scale
+    for s0 in range(0, k.shape[0], tile):
+        scores = (q @ k[s0 : s0 + tile].T) * scale
         mb = scores.max(axis=1, keepdims=True)
         p = to_bf16(np.exp(scores - mb))
         lb = p.sum(axis=1, keepdims=True)
-        ob = p @ v[s0:s1]
+        ob = p @ v[s0 : s0 + tile]
         if o is None:
             o, m, l_sum = ob, mb, lb
             continue
         m_new = np.maximum(m, mb)
         alpha, beta = np.exp(m - m_new), np.exp(mb - m_new)
         o, l_sum, m = o * alpha + ob * beta, l_sum * alpha + lb * beta, m_new
-    return {"out": to_bf16(o / l_sum)}
+    return o / l_sum
+
+
+def softmax(inputs: Inputs, consts: dict[str, Any]) -> dict[str, np.ndarray]:
+    ctx = consts["ctx_len"]
+    k, v = _f64(inputs["k"])[:ctx], _f64(inputs["v"])[:ctx]
+    return {"out": to_bf16(online_attention(_f64(inputs["q"]), k, v, consts["scale"], consts["SEQ_TILE"]))}
