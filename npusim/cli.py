@@ -26,6 +26,11 @@ from .program import parse_overrides
 from .yaml_source import YamlLimits
 
 
+def _console() -> Console:
+    """A console for tables: the terminal's width, or wide enough not to squash columns when piped."""
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
 def _fail(message: str, code: int) -> None:
     click.echo(message, err=True)
     sys.exit(code)
@@ -122,7 +127,7 @@ def run(program: str, out: str | None, no_numerics: bool, save_tensors: bool, no
     opts = make_options(program, kw, out=Path(out) if out else None, numerics=not no_numerics,
                         save_tensors=save_tensors, plot=not no_plot, trace=not no_trace,
                         trace_ops=not trace_tasks_only, quiet=quiet)
-    console = Console()
+    console = _console()
     result = run_program(opts, console)
     if not quiet:
         print_summary(result.report, console)
@@ -162,7 +167,7 @@ def compare(program_a: str, program_b: str, out: str | None, no_numerics: bool, 
     opts_a = make_options(program_a, kw, numerics=not no_numerics, plot=False, trace=False, quiet=quiet)
     opts_b = make_options(program_b, kw, numerics=not no_numerics, plot=False, trace=False, quiet=quiet)
     result = compare_programs(opts_a, opts_b, Path(out) if out else None)
-    print_comparison(result, Console())
+    print_comparison(result, _console())
 
 
 @main.group()

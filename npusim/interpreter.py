@@ -9,8 +9,9 @@ operand signature. With `numerics=False` no arithmetic is done; the tasks are th
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import functools
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from .program import ForLoop, IfBlock, Instr, KernelBlock, OpCall, Program, Scal
 from .tasks import OpRecord, OpSig, Task, TileSig, coalesce
 
 Run = Callable[[], None]
+_RUNTIME_ERRORS = (OpError, ZeroDivisionError, ValueError, TypeError, OverflowError, IndexError)
 _CUBE_SIDE = frozenset({"L1", "L0A", "L0B", "L0C"})
 
 
@@ -62,19 +64,34 @@ class GMView:
 
 
 class Tile:
-    """An on-chip tile inside a kernel: its value (None without numerics), where it lives, who made it."""
+    """An on-chip tile inside a kernel: its value (None without numerics), its signature (shape, dtype, valid
+    shape), the buffer it lives in, and which op of which task made it."""
 
-    __slots__ = ("buf", "data", "dtype", "dynamic", "op", "shape", "valid")
+    __slots__ = ("buf", "data", "op", "owner", "sig")
 
-    def __init__(self, data, shape, dtype, valid, buf, op, dynamic=False) -> None:
-        self.data, self.shape, self.dtype, self.valid = data, shape, dtype, valid
-        self.buf, self.op, self.dynamic = buf, op, dynamic
+    def __init__(self, data: np.ndarray | None, sig: TileSig, buf: str, op: int, owner: int) -> None:
+        self.data, self.sig, self.buf, self.op, self.owner = data, sig, buf, op, owner
 
-    def sig(self) -> TileSig:
-        return TileSig(self.shape, self.dtype, self.valid or self.shape, self.dynamic)
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.sig.shape
+
+    @property
+    def dtype(self) -> str:
+        return self.sig.dtype
+
+    @property
+    def valid(self) -> tuple[int, ...] | None:
+        """The valid shape, or None when the whole tile is valid."""
+        return None if self.sig.valid == self.sig.shape else self.sig.valid
 
     def type(self) -> TileType:
-        return TileType(self.shape, self.dtype, self.valid)
+        return TileType(self.sig.shape, self.sig.dtype, self.valid)
+
+
+def tile_sig(shape: tuple[int, ...], dtype: str, valid: tuple[int, ...] | None = None, dynamic: bool = False
+             ) -> TileSig:
+    return TileSig(shape, dtype, valid or shape, dynamic)
 
 
 def _as_view(value: GMTensor | GMView) -> GMView:
@@ -91,6 +108,7 @@ def _fmt(shape: tuple[int, ...]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
+@functools.lru_cache(maxsize=4096)
 def _runs(tensor_shape: tuple[int, ...], rect: tuple[int, ...]) -> tuple[int, int]:
     """(number of contiguous runs, elements per run) of a row-major rectangle of a tensor."""
     run = 1
@@ -164,6 +182,7 @@ class Interpreter:
         self.op_count = 0
         self.infer_cache: dict[tuple, tuple] = {}
         self.l1_names: set[str] = set()  # names loaded for the cube in the kernel being compiled
+        self.sig_cache: dict[tuple, Any] = {}  # op signatures of loads, stores and moves
         self.next_tid = len(program.tensors)
         self._allocate(inputs)
         self.compiler = ExprCompiler(program.consts, (), self._compile_read, program.limits)
@@ -171,7 +190,7 @@ class Interpreter:
 
     # -- setup --
     def _allocate(self, inputs: dict[str, np.ndarray]) -> None:
-        total = sum(int(np.prod(t.shape)) * itemsize(t.dtype) for t in self.program.tensors.values())
+        total = sum(math.prod(t.shape) * itemsize(t.dtype) for t in self.program.tensors.values())
         if total > self.limits.max_gm_bytes:
             raise LimitError(
                 f"the program's GM tensors need {total} bytes, more than the limit of {self.limits.max_gm_bytes} "
@@ -212,18 +231,11 @@ class Interpreter:
         ctx = self._context()
         return ProgramError(f"{message}" + (f" (at {ctx})" if ctx else ""), instr.loc)
 
-    @contextmanager
-    def _located(self, instr: Instr, what: str) -> Iterator[None]:
-        try:
-            yield
-        except ProgramError:
-            raise
-        except OpError as exc:
-            raise self._error(instr, f"{what}: {exc}") from None
-        except ZeroDivisionError:
-            raise self._error(instr, f"{what}: division by zero") from None
-        except (ValueError, TypeError, OverflowError, IndexError) as exc:
-            raise self._error(instr, f"{what}: {exc}") from None
+    def _located(self, instr: Instr, what: str, exc: Exception) -> ProgramError:
+        """A Python-level failure while running an instruction, as a located program error."""
+        if isinstance(exc, ZeroDivisionError):
+            return self._error(instr, f"{what}: division by zero")
+        return self._error(instr, f"{what}: {exc}")
 
     # -- compiling --
     def _register(self, instr: Instr, op: str) -> int:
@@ -298,8 +310,10 @@ class Interpreter:
         fn, env, target = expr.fn, self.env, instr.target
 
         def run() -> None:
-            with self._located(instr, "expression"):
+            try:
                 env[target] = fn(env)
+            except _RUNTIME_ERRORS as exc:
+                raise self._located(instr, "expression", exc) from None
 
         return run
 
@@ -334,8 +348,10 @@ class Interpreter:
         env, var = self.env, instr.var
 
         def run() -> None:
-            with self._located(instr, "loop"):
+            try:
                 rng = rng_fn()
+            except _RUNTIME_ERRORS as exc:
+                raise self._located(instr, "loop", exc) from None
             n = len(rng)
             if n > self.limits.max_loop_iterations:
                 raise self._error(
@@ -368,8 +384,10 @@ class Interpreter:
         env = self.env
 
         def run() -> None:
-            with self._located(instr, "condition"):
+            try:
                 taken = cond(env)
+            except _RUNTIME_ERRORS as exc:
+                raise self._located(instr, "condition", exc) from None
             for f in then if taken else orelse:
                 f()
 
@@ -498,9 +516,9 @@ class Interpreter:
 
     def _shape(self, exprs: list[Expr], instr: OpCall, what: str) -> tuple[int, ...]:
         env = self.env
-        shape = tuple(e.fn(env) for e in exprs)
+        shape = tuple([e.const if e.const is not None else e.fn(env) for e in exprs])
         for d in shape:
-            if isinstance(d, bool) or not isinstance(d, int):
+            if d.__class__ is not int:
                 raise self._error(instr, f"{instr.spec.name}: {what} {list(shape)} must hold integers")
         return shape
 
@@ -516,10 +534,12 @@ class Interpreter:
             raise ProgramError("create_tensor must assign its result to a name", instr.loc)
 
         def run() -> None:
-            shape = self._shape(shape_exprs, instr, "shape")
+            try:
+                shape = self._shape(shape_exprs, instr, "shape")
+            except _RUNTIME_ERRORS as exc:
+                raise self._located(instr, "create_tensor", exc) from None
             self._dims(shape, instr, "shape")
-            nbytes = int(np.prod(shape)) * itemsize(dtype)
-            self.gm_bytes += nbytes
+            self.gm_bytes += math.prod(shape) * itemsize(dtype)
             if self.gm_bytes > self.limits.max_gm_bytes:
                 raise self._error(
                     instr, f"create_tensor: GM use would reach {self.gm_bytes} bytes, over the limit of "
@@ -538,12 +558,20 @@ class Interpreter:
                 instr, f"{instr.spec.name}: {what} is {len(src_shape)}-D but shape {list(shape)} and offset "
                 f"{list(offset)} do not match"
             )
-        for s, o, d in zip(shape, offset, src_shape, strict=True):
-            if o < 0 or o + s > d:
+        for size, o, d in zip(shape, offset, src_shape, strict=True):
+            if o < 0 or o + size > d:
                 raise self._error(
                     instr, f"{instr.spec.name}: window {_fmt(shape)} at offset {list(offset)} is outside "
                     f"{what} of shape {_fmt(src_shape)}"
                 )
+
+    def _own(self, tile: Tile, instr: OpCall, name: str) -> Tile:
+        """Tiles live only inside the kernel execution that made them."""
+        task = self.task
+        if task is None or tile.owner != task.id:
+            raise self._error(instr, f"{instr.spec.name}: tile {name!r} was made in another kernel; "
+                              "pass data between kernels through GM tensors")
+        return tile
 
     def _op_slice(self, instr: OpCall, args: dict, iid: int, in_kernel: bool) -> Run:
         src_name = args["t"][1]
@@ -558,16 +586,19 @@ class Interpreter:
 
         def run() -> None:
             src = env[src_name]
-            with self._located(instr, "slice"):
+            try:
                 shape = self._shape(shape_exprs, instr, "shape")
                 offset = self._shape(offset_exprs, instr, "offset")
                 valid = self._shape(valid_exprs, instr, "valid_shape") if valid_exprs else None
+            except _RUNTIME_ERRORS as exc:
+                raise self._located(instr, "slice", exc) from None
             self._dims(shape, instr, "shape")
             if valid is not None and (
-                len(valid) != len(shape) or any(not 0 <= v <= s for v, s in zip(valid, shape, strict=True))
+                len(valid) != len(shape) or any(not 0 <= v <= d for v, d in zip(valid, shape, strict=True))
             ):
                 raise self._error(instr, f"slice: valid_shape {list(valid)} must lie within shape {list(shape)}")
-            if isinstance(src, Tile):
+            if src.__class__ is Tile:
+                self._own(src, instr, src_name)
                 self._window(instr, src.shape, shape, offset, f"tile {src_name}")
                 result = self._extract_tile(src, shape, offset, valid, iid)
             else:
@@ -590,36 +621,41 @@ class Interpreter:
         """A DMA load GM -> UB/L1 of the valid part of a window; the rest of the tile is left poisoned."""
         task = self.task
         assert task is not None
+        if valid == shape:
+            valid = None
         moved = valid or shape
         hi = tuple(o + v for o, v in zip(offset, moved, strict=True))
         data = None
         if self.numerics and tensor.data is not None:
             region = tuple(slice(o, h) for o, h in zip(offset, hi, strict=True))
-            if valid is None or valid == shape:
+            if valid is None:
                 data = np.array(tensor.data[region])
             else:
                 data = _poison(shape, tensor.dtype)
                 data[tuple(slice(0, v) for v in valid)] = tensor.data[region]
-        if all(m > 0 for m in moved):
+        if 0 not in moved:
             task.reads.append((tensor.tid, offset, hi))
-        runs, run_elems = _runs(tensor.shape, moved)
-        tile = Tile(data, shape, tensor.dtype, valid if valid != shape else None, buf, len(task.ops), dynamic)
-        nbytes = int(np.prod(shape)) * itemsize(tensor.dtype)
-        sig = OpSig("TLOAD", tile.sig(), (), (buf, runs, run_elems * itemsize(tensor.dtype)))
-        self._record(sig, iid, (), buf, nbytes)
+        key = ("load", tensor.shape, tensor.dtype, shape, valid, dynamic, buf)
+        info = self.sig_cache.get(key)
+        if info is None:
+            runs, run_elems = _runs(tensor.shape, moved)
+            tsig = tile_sig(shape, tensor.dtype, valid, dynamic)
+            opsig = OpSig("TLOAD", tsig, (), (buf, runs, run_elems * itemsize(tensor.dtype)))
+            info = self.sig_cache[key] = (tsig, opsig, math.prod(shape) * itemsize(tensor.dtype))
+        tile = Tile(data, info[0], buf, len(task.ops), task.id)
+        task.ops.append(OpRecord(info[1], iid, (), buf, info[2]))
+        self.op_count += 1
         return tile
 
-    def _extract_tile(self, src: Tile, shape, offset, valid, iid: int) -> Tile:
+    def _extract_tile(self, src: Tile, shape: tuple[int, ...], offset: tuple[int, ...],
+                      valid: tuple[int, ...] | None, iid: int) -> Tile:
+        """slice of a tile: a vector copy of a window (TEXTRACT, Vec -> Vec)."""
         src = self._to_buffer(src, "UB", iid)
         data = None
         if src.data is not None:
-            data = np.array(src.data[tuple(slice(o, o + s) for o, s in zip(offset, shape, strict=True))])
-        task = self.task
-        assert task is not None
-        tile = Tile(data, shape, src.dtype, valid if valid != shape else None, "UB", len(task.ops))
-        self._record(OpSig("TEXTRACT", tile.sig(), (src.sig(),), ()), iid, (src.op,), "UB",
-                     int(np.prod(shape)) * itemsize(src.dtype))
-        return tile
+            data = np.array(src.data[tuple(slice(o, o + n) for o, n in zip(offset, shape, strict=True))])
+        sig = tile_sig(shape, src.dtype, valid if valid != shape else None)
+        return self._emit(data, sig, OpSig("TEXTRACT", sig, (src.sig,), ()), iid, (src.op,), "UB")
 
     def _op_assemble(self, instr: OpCall, args: dict, iid: int) -> Run:
         target_name = args["target"][1]
@@ -631,19 +667,23 @@ class Interpreter:
         def run() -> None:
             target = env[target_name]
             source = env[source_name]
-            with self._located(instr, "assemble"):
+            try:
                 offset = self._shape(offset_exprs, instr, "offset")
-            if not isinstance(source, Tile):
+            except _RUNTIME_ERRORS as exc:
+                raise self._located(instr, "assemble", exc) from None
+            if source.__class__ is not Tile:
                 raise self._error(instr, f"assemble: source {source_name} must be a tile, got a GM tensor "
                                   "(load it with slice first)")
+            self._own(source, instr, source_name)
             if source.dtype != target.dtype:
                 raise self._error(instr, f"assemble: source is {source.dtype} but {target_name} is "
                                   f"{target.dtype}; cast first")
-            written = source.valid or source.shape
-            if isinstance(target, Tile):
+            if target.__class__ is Tile:
+                self._own(target, instr, target_name)
                 self._window(instr, target.shape, source.shape, offset, f"tile {target_name}")
                 result = self._insert_tile(target, source, offset, iid)
             else:
+                written = source.sig.valid
                 view = _as_view(target)
                 self._window(instr, view.shape, written, offset, target_name)
                 abs_offset = tuple(a + b for a, b in zip(view.offset, offset, strict=True))
@@ -656,6 +696,7 @@ class Interpreter:
 
     def _store(self, tensor: GMTensor, offset: tuple[int, ...], source: Tile, written: tuple[int, ...],
                iid: int) -> None:
+        """A DMA store of the valid part of a tile into GM: MTE3 from UB, FIXPIPE from L0C."""
         task = self.task
         assert task is not None
         if source.buf not in ("UB", "L0C"):
@@ -664,46 +705,53 @@ class Interpreter:
         if self.numerics and tensor.data is not None and source.data is not None:
             tensor.data[tuple(slice(o, h) for o, h in zip(offset, hi, strict=True))] = \
                 source.data[tuple(slice(0, w) for w in written)]
-        if all(w > 0 for w in written):
+        if 0 not in written:
             task.writes.append((tensor.tid, offset, hi))
-        runs, run_elems = _runs(tensor.shape, written)
-        sig = OpSig("TSTORE", source.sig(), (), (source.buf, runs, run_elems * itemsize(tensor.dtype)))
-        self._record(sig, iid, (source.op,), "", 0)
+        key = ("store", source.sig, source.buf, tensor.shape)
+        opsig = self.sig_cache.get(key)
+        if opsig is None:
+            runs, run_elems = _runs(tensor.shape, written)
+            opsig = OpSig("TSTORE", source.sig, (), (source.buf, runs, run_elems * itemsize(tensor.dtype)))
+            self.sig_cache[key] = opsig
+        task.ops.append(OpRecord(opsig, iid, (source.op,), "", 0))
+        self.op_count += 1
 
-    def _insert_tile(self, target: Tile, source: Tile, offset, iid: int) -> Tile:
+    def _insert_tile(self, target: Tile, source: Tile, offset: tuple[int, ...], iid: int) -> Tile:
+        """assemble into a tile: a vector copy into a window of a new tile (TINSERT)."""
         target = self._to_buffer(target, "UB", iid)
         source = self._to_buffer(source, "UB", iid)
         data = None
         if target.data is not None and source.data is not None:
             data = np.array(target.data)
-            data[tuple(slice(o, o + s) for o, s in zip(offset, source.shape, strict=True))] = source.data
-        task = self.task
-        assert task is not None
-        tile = Tile(data, target.shape, target.dtype, target.valid, "UB", len(task.ops))
-        self._record(OpSig("TINSERT", source.sig(), (target.sig(),), ()), iid, (target.op, source.op), "UB",
-                     int(np.prod(target.shape)) * itemsize(target.dtype))
-        return tile
+            data[tuple(slice(o, o + n) for o, n in zip(offset, source.shape, strict=True))] = source.data
+        return self._emit(data, target.sig, OpSig("TINSERT", source.sig, (target.sig,), ()), iid,
+                          (target.op, source.op), "UB")
 
     def _to_buffer(self, tile: Tile, buf: str, iid: int) -> Tile:
         """Move a tile between on-chip buffers (e.g. L1 -> L0A for the cube, L0C -> UB for a vector op).
         The route (direct, or through GM on A2/A3) is priced by the timing engine from the config."""
         if tile.buf == buf:
             return tile
-        task = self.task
-        assert task is not None
-        moved = Tile(tile.data, tile.shape, tile.dtype, tile.valid, buf, len(task.ops), tile.dynamic)
-        nbytes = int(np.prod(tile.shape)) * itemsize(tile.dtype)
-        self._record(OpSig("MOVE", tile.sig(), (), (buf, tile.buf)), iid, (tile.op,), buf, nbytes)
-        return moved
+        key = ("move", tile.sig, tile.buf, buf)
+        opsig = self.sig_cache.get(key)
+        if opsig is None:
+            opsig = self.sig_cache[key] = OpSig("MOVE", tile.sig, (), (buf, tile.buf))
+        return self._emit(tile.data, tile.sig, opsig, iid, (tile.op,), buf)
 
-    def _record(self, sig: OpSig, iid: int, deps: tuple[int, ...], buf: str, nbytes: int) -> None:
+    def _emit(self, data: np.ndarray | None, sig: TileSig, opsig: OpSig, iid: int, deps: tuple[int, ...],
+              buf: str) -> Tile:
+        """Record an op producing a tile in `buf` and return the tile."""
         task = self.task
         assert task is not None
-        task.ops.append(OpRecord(sig, iid, tuple(d for d in deps if d >= 0), buf, nbytes))
+        nbytes = math.prod(sig.shape) * itemsize(sig.dtype)
+        tile = Tile(data, sig, buf, len(task.ops), task.id)
+        task.ops.append(OpRecord(opsig, iid, deps, buf, nbytes))
         self.op_count += 1
+        return tile
 
     def _op_compute(self, instr: OpCall, spec: OpSpec, args: dict, iid: int) -> Run:
-        """Every table-driven op: gather operands, apply the shape rule (cached), compute, record."""
+        """Every table-driven op: gather operands, apply the shape rule (cached per operand signature),
+        compute, record."""
         env = self.env
         target = instr.target
         value_params = [(n, a[1]) for n, a in args.items() if a[0] == "value"]
@@ -711,73 +759,77 @@ class Interpreter:
         shape_params = [(n, a[1]) for n, a in args.items() if a[0] == "shape"]
         consts = {n: a[1] for n, a in args.items() if a[0] == "const"}
         cube = spec.pipe == "cube"
-        operand_buf = {"lhs": "L0A", "rhs": "L0B", "acc": "L0C"} if cube else {}
-        uses_scalar_form = bool(scalar_params) and spec.scalar_cost != ""
-        compute = spec.extra["scalar_compute"] if uses_scalar_form else spec.compute
-        needs_valid = spec.name == "fillpad"
-        out_buf = "L0C" if cube else "UB"
         metadata_only = spec.pipe == "scalar"
-        attrs_const = tuple(sorted((k, v) for k, v in consts.items() if v is not None))
+        operand_buf = {"lhs": "L0A", "rhs": "L0B", "acc": "L0C"}
+        scalar_form = bool(scalar_params) and spec.scalar_cost != ""
+        compute = spec.extra["scalar_compute"] if scalar_form else spec.compute
+        needs_valid = spec.name == "fillpad"
+        cost_key = spec.scalar_cost if scalar_form else spec.cost
+        attrs = tuple(sorted((k, v) for k, v in consts.items() if v is not None))
+        cache: dict[tuple, tuple[TileSig, OpSig, int]] = {}
+
+        def operand(name: str, var: str) -> Tile:
+            value = env[var]
+            if value.__class__ is not Tile:
+                view = _as_view(value)
+                value = self._load(view.tensor, view.offset, view.shape, None, False, "L1" if cube else "UB", iid)
+            else:
+                self._own(value, instr, var)
+            if cube:
+                if value.buf == "UB":
+                    value = self._to_buffer(value, "L1", iid)
+                return self._to_buffer(value, operand_buf[name], iid)
+            return value if metadata_only else self._to_buffer(value, "UB", iid)
+
+        def infer(tiles: list[Tile], svals: tuple, shapes: dict[str, tuple[int, ...]]) -> tuple:
+            for name, shape in shapes.items():
+                self._dims(shape, instr, name)
+            types: dict[str, Any] = {n: t.type() for (n, _), t in zip(value_params, tiles, strict=True)}
+            types.update(zip((n for n, _ in scalar_params), svals, strict=True))
+            types.update(shapes)
+            types.update(consts)
+            out_shape, out_dtype = spec.infer(**types)
+            valid, dynamic = None, False
+            first = tiles[0].sig if tiles else None
+            if first is not None and not needs_valid and first.valid != first.shape:
+                if first.shape == out_shape:
+                    valid, dynamic = first.valid, first.dynamic
+                elif out_shape == (first.shape[0], 1):  # a row reduction keeps the valid rows
+                    valid, dynamic = (first.valid[0], 1), first.dynamic
+            out_sig = tile_sig(out_shape, out_dtype, valid, dynamic)
+            opsig = OpSig(cost_key, out_sig, tuple(t.sig for t in tiles), attrs)
+            return out_sig, opsig, math.prod(out_shape) * itemsize(out_dtype)
 
         def run() -> None:
-            if self.task is None:
-                raise self._error(instr, f"{spec.name} runs inside a kernel")
-            with self._located(instr, spec.name):
-                kwargs: dict[str, Any] = dict(consts)
-                for name, exprs in shape_params:
-                    kwargs[name] = self._shape(exprs, instr, name)
-                    self._dims(kwargs[name], instr, name)
-                scalars = {name: expr.fn(env) for name, expr in scalar_params}
-                tiles: dict[str, Tile] = {}
-                for name, var in value_params:
-                    value = env[var]
-                    if not isinstance(value, Tile):
-                        view = _as_view(value)
-                        buf = "L1" if cube else "UB"
-                        value = self._load(view.tensor, view.offset, view.shape, None, False, buf, iid)
-                    if cube:
-                        value = self._to_buffer(self._to_buffer(value, "L1", iid) if value.buf == "UB" else value,
-                                                operand_buf[name], iid)
-                    elif not metadata_only:
-                        value = self._to_buffer(value, "UB", iid)
-                    tiles[name] = value
-                key = (spec.name, tuple((n, t.shape, t.dtype, t.valid) for n, t in tiles.items()),
-                       tuple(sorted(scalars.items())), tuple(sorted((k, v) for k, v in kwargs.items())))
-                inferred = self.infer_cache.get(key)
-                if inferred is None:
-                    types: dict[str, Any] = {n: t.type() for n, t in tiles.items()}
-                    types.update(scalars)
-                    types.update(kwargs)
-                    out_shape, out_dtype = spec.infer(**types)
-                    inferred = self.infer_cache[key] = (out_shape, out_dtype)
-                out_shape, out_dtype = inferred
-                first = next(iter(tiles.values()), None)
-                valid = None
-                dynamic = False
-                if first is not None and not needs_valid and first.valid is not None:
-                    if first.shape == out_shape:
-                        valid, dynamic = first.valid, first.dynamic
-                    elif out_shape == (first.shape[0], 1):  # a row reduction keeps the valid rows
-                        valid, dynamic = (first.valid[0], 1), first.dynamic
-                data = None
-                if self.numerics and all(t.data is not None for t in tiles.values()):
-                    call: dict[str, Any] = dict(kwargs)
-                    call.update({n: t.data for n, t in tiles.items()})
-                    if uses_scalar_form:
-                        (svalue,) = scalars.values()
-                        data = compute(call.pop("lhs"), svalue)
-                    else:
-                        call.update(scalars)
-                        if needs_valid:
-                            call["valid"] = first.valid or first.shape  # type: ignore[union-attr]
-                        data = compute(**call)
             task = self.task
-            deps = tuple(t.op for t in tiles.values())
-            buf = first.buf if metadata_only and first is not None else out_buf
-            tile = Tile(data, out_shape, out_dtype, valid, buf, len(task.ops), dynamic)
-            cost_key = spec.scalar_cost if uses_scalar_form else spec.cost
-            sig = OpSig(cost_key, tile.sig(), tuple(t.sig() for t in tiles.values()), attrs_const)
-            self._record(sig, iid, deps, buf, int(np.prod(out_shape)) * itemsize(out_dtype))
+            if task is None:
+                raise self._error(instr, f"{spec.name} runs inside a kernel")
+            try:
+                shapes = {name: self._shape(exprs, instr, name) for name, exprs in shape_params}
+                svals = tuple(expr.fn(env) for _, expr in scalar_params)
+                tiles = [operand(name, var) for name, var in value_params]
+                key = (tuple(t.sig for t in tiles), svals, tuple(shapes.values()))
+                info = cache.get(key)
+                if info is None:
+                    info = cache[key] = infer(tiles, svals, shapes)
+                data = None
+                if self.numerics and all(t.data is not None for t in tiles):
+                    if scalar_form:
+                        data = compute(tiles[0].data, svals[0])
+                    else:
+                        call: dict[str, Any] = dict(consts)
+                        call.update(shapes)
+                        call.update(zip((n for n, _ in scalar_params), svals, strict=True))
+                        call.update((n, t.data) for (n, _), t in zip(value_params, tiles, strict=True))
+                        if needs_valid:
+                            call["valid"] = tiles[0].sig.valid
+                        data = compute(**call)
+            except _RUNTIME_ERRORS as exc:
+                raise self._located(instr, spec.name, exc) from None
+            buf = tiles[0].buf if metadata_only and tiles else ("L0C" if cube else "UB")
+            tile = Tile(data, info[0], buf, len(task.ops), task.id)
+            task.ops.append(OpRecord(info[1], iid, tuple(t.op for t in tiles), buf, info[2]))
+            self.op_count += 1
             if target is not None:
                 env[target] = tile
 

@@ -64,68 +64,106 @@ class Task:
     reads: list[Region] = field(default_factory=list)
     writes: list[Region] = field(default_factory=list)
 
+def _merge(a: Region, b: Region) -> Region | None:
+    """a and b as one rectangle, if they are of one tensor, abut or overlap along one axis and match in the
+    others; else None."""
+    tid, lo, hi = a
+    if b[0] != tid or len(b[1]) != len(lo):
+        return None
+    blo, bhi = b[1], b[2]
+    axis = -1
+    for i in range(len(lo)):
+        if lo[i] != blo[i] or hi[i] != bhi[i]:
+            if axis >= 0:
+                return None
+            axis = i
+    if axis < 0:
+        return a
+    if blo[axis] > hi[axis] or lo[axis] > bhi[axis]:
+        return None
+    new_lo = (*lo[:axis], min(lo[axis], blo[axis]), *lo[axis + 1:])
+    new_hi = (*hi[:axis], max(hi[axis], bhi[axis]), *hi[axis + 1:])
+    return (tid, new_lo, new_hi)
+
+
 def coalesce(regions: list[Region]) -> list[Region]:
-    """Merge rectangles of one tensor that abut along the first axis and match in the others, and drop
-    exact duplicates: a kernel storing 64 consecutive row blocks gives one region, not 64."""
-    if len(regions) < 2:
-        return regions
+    """Merge rectangles that abut along an axis and match in the others, and drop duplicates: a kernel
+    storing 64 consecutive row blocks, or one row in two halves, gives one region. Regions come in program
+    order, so merging each with the last kept one catches the common cases in one pass."""
     out: list[Region] = []
-    for tid, lo, hi in sorted(set(regions)):
+    for region in regions:
         if out:
-            ptid, plo, phi = out[-1]
-            if ptid == tid and plo[1:] == lo[1:] and phi[1:] == hi[1:] and plo[0] <= lo[0] <= phi[0]:
-                out[-1] = (tid, plo, (max(phi[0], hi[0]), *phi[1:]))
+            merged = _merge(out[-1], region)
+            if merged is not None:
+                out[-1] = merged
                 continue
-        out.append((tid, lo, hi))
+        out.append(region)
+    if len(out) > 1:
+        out = sorted(set(out))
+        again: list[Region] = [out[0]]
+        for region in out[1:]:
+            merged = _merge(again[-1], region)
+            if merged is not None:
+                again[-1] = merged
+            else:
+                again.append(region)
+        out = again
     return out
 
 
-class _TensorLog:
-    """Per tensor: the rectangles written and read so far, with the task that touched each."""
+def _overlaps(alo: tuple[int, ...], ahi: tuple[int, ...], blo: tuple[int, ...], bhi: tuple[int, ...]) -> bool:
+    return all(a < d and c < b for a, b, c, d in zip(alo, ahi, blo, bhi, strict=True))
 
-    def __init__(self, ndim: int) -> None:
-        self.ndim = ndim
-        self.lo: list[tuple[int, ...]] = []
-        self.hi: list[tuple[int, ...]] = []
-        self.task: list[int] = []
-        self.is_write: list[bool] = []
+
+def _covers(lo: tuple[int, ...], hi: tuple[int, ...], elo: tuple[int, ...], ehi: tuple[int, ...]) -> bool:
+    return all(a <= c and d <= b for a, b, c, d in zip(lo, hi, elo, ehi, strict=True))
+
+
+class _TensorLog:
+    """Per tensor: the rectangles read and written so far and by which task. A write prunes the entries it
+    covers: later accesses depend on the write, which already depends on them, so they add nothing."""
+
+    VECTORISE_FROM = 64
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[tuple[int, ...], tuple[int, ...], int, bool]] = []
         self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def add(self, lo: tuple[int, ...], hi: tuple[int, ...], task: int, is_write: bool) -> None:
-        self.lo.append(lo)
-        self.hi.append(hi)
-        self.task.append(task)
-        self.is_write.append(is_write)
+        if is_write:
+            self.entries = [e for e in self.entries if not _covers(lo, hi, e[0], e[1])]
+        self.entries.append((lo, hi, task, is_write))
         self._arrays = None
 
-    def overlapping(self, lo: tuple[int, ...], hi: tuple[int, ...], writes_only: bool) -> np.ndarray:
-        if not self.task:
-            return np.empty(0, dtype=np.int64)
+    def overlapping(self, lo: tuple[int, ...], hi: tuple[int, ...], writes_only: bool) -> list[int]:
+        entries = self.entries
+        if len(entries) < self.VECTORISE_FROM:
+            return [t for elo, ehi, t, w in entries if (w or not writes_only) and _overlaps(elo, ehi, lo, hi)]
         if self._arrays is None:
             self._arrays = (
-                np.asarray(self.lo, dtype=np.int64),
-                np.asarray(self.hi, dtype=np.int64),
-                np.asarray(self.task, dtype=np.int64),
-                np.asarray(self.is_write, dtype=bool),
+                np.array([e[0] for e in entries], dtype=np.int64),
+                np.array([e[1] for e in entries], dtype=np.int64),
+                np.array([e[2] for e in entries], dtype=np.int64),
+                np.array([e[3] for e in entries], dtype=bool),
             )
         alo, ahi, atask, awrite = self._arrays
         mask = np.all((alo < np.asarray(hi)) & (np.asarray(lo) < ahi), axis=1)
         if writes_only:
             mask &= awrite
-        return atask[mask]
+        return atask[mask].tolist()
 
 
 def dependencies(tasks: list[Task]) -> list[tuple[int, ...]]:
     """For each task, the earlier tasks it must wait for: every earlier writer of a region it reads or
     writes (RAW, WAW) and every earlier reader of a region it writes (WAR)."""
-    logs: dict[int, _TensorLog] = defaultdict(lambda: _TensorLog(0))
+    logs: dict[int, _TensorLog] = defaultdict(_TensorLog)
     preds: list[tuple[int, ...]] = []
     for task in tasks:
         found: set[int] = set()
         for tid, lo, hi in task.reads:
-            found.update(logs[tid].overlapping(lo, hi, writes_only=True).tolist())
+            found.update(logs[tid].overlapping(lo, hi, writes_only=True))
         for tid, lo, hi in task.writes:
-            found.update(logs[tid].overlapping(lo, hi, writes_only=False).tolist())
+            found.update(logs[tid].overlapping(lo, hi, writes_only=False))
         found.discard(task.id)
         preds.append(tuple(sorted(found)))
         for tid, lo, hi in task.reads:
