@@ -197,6 +197,8 @@ class ExprCompiler:
             if all(p[1] is not None for p in parts):
                 return self._fold(lambda: compare({}), (), node, loc)
             return compare, None
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Lambda):
+            raise self._fail(self._describe_forbidden(node.func), node.func, loc)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
             name = node.func.id
             if name == "read" and self.read is not None:
@@ -237,6 +239,9 @@ class ExprCompiler:
         }
         if isinstance(node, ast.BinOp):
             return f"operator {type(node.op).__name__} is not allowed in an expression"
+        if isinstance(node, ast.Call):
+            callee = ast.unparse(node.func)
+            return f"call of {callee[:40]!r} is not allowed in an expression"
         return f"{kinds.get(type(node), type(node).__name__)} is not allowed in an expression"
 
     def _fold(self, fn: Callable[..., Any], args: tuple[Any, ...], node: ast.AST, loc: Location):

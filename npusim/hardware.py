@@ -8,13 +8,13 @@ Units are in the key names.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError, Location
 from .expressions import did_you_mean
-from .yaml_source import YamlDoc, YamlLimits, load_yaml
+from .yaml_source import YamlDoc, YamlLimits, load_yaml, pydantic_message
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = "ascend910b"
@@ -135,33 +135,10 @@ class HardwareConfig(_Strict):
 
 
 def _describe(doc: YamlDoc, exc: ValidationError) -> ConfigError:
-    err = exc.errors()[0]
-    path = tuple(err["loc"])
-    where = doc.where(path)
-    key = ".".join(str(p) for p in path)
-    if err["type"] == "extra_forbidden":
-        model: Any = HardwareConfig
-        for part in path[:-1]:
-            field = model.model_fields.get(str(part)) if hasattr(model, "model_fields") else None
-            annotation = getattr(field, "annotation", None)
-            if annotation is None:
-                break
-            args = getattr(annotation, "__args__", ())
-            model = next((a for a in (annotation, *args) if hasattr(a, "model_fields")), None)
-            if model is None:
-                break
-        allowed = list(model.model_fields) if model is not None and hasattr(model, "model_fields") else []
-        hint = did_you_mean(str(path[-1]), allowed)
-        return ConfigError(f"unknown key {key!r}{hint}" + (f"; allowed: {', '.join(allowed)}" if allowed else ""),
-                           where)
-    if err["type"] == "missing":
-        return ConfigError(f"missing required key {key!r}", doc.where(path[:-1]))
-    ctx = err.get("ctx") or {}
-    bounds = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in ctx.items() if k in ("ge", "gt", "le", "lt"))
-    value = err.get("input")
-    msg = err["msg"].removeprefix("Value error, ")
-    range_note = f" (allowed: {bounds})" if bounds else ""
-    return ConfigError(f"{key}: {msg}, got {value!r:.60}{range_note}" if key else msg, where)
+    models = {(): HardwareConfig, ("dma", "*"): DmaPath, ("vector",): Vector, ("vector", "intrinsics", "*"): Intrinsic,
+              ("cube",): Cube, ("scheduler",): Scheduler}
+    message, where = pydantic_message(doc, exc, models)
+    return ConfigError(message, where)
 
 
 def resolve_config_path(name_or_path: str) -> Path:

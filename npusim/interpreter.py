@@ -190,12 +190,14 @@ class Interpreter:
 
     # -- setup --
     def _allocate(self, inputs: dict[str, np.ndarray]) -> None:
-        total = sum(math.prod(t.shape) * itemsize(t.dtype) for t in self.program.tensors.values())
+        sizes = {t.name: math.prod(t.shape) * itemsize(t.dtype) for t in self.program.tensors.values()}
+        total = sum(sizes.values())
         if total > self.limits.max_gm_bytes:
+            largest = max(sizes, key=sizes.__getitem__)
             raise LimitError(
-                f"the program's GM tensors need {total} bytes, more than the limit of {self.limits.max_gm_bytes} "
-                "(raise it with --max-gm-bytes)",
-                Location(self.program.file),
+                f"the program's GM tensors need {total} bytes ({largest}: {sizes[largest]}), more than the limit "
+                f"of {self.limits.max_gm_bytes} (raise it with --max-gm-bytes)",
+                self.program.tensors[largest].loc,
             )
         for tid, t in enumerate(self.program.tensors.values()):
             data = None

@@ -19,7 +19,7 @@ from .dtypes import NUMPY_DTYPES
 from .errors import Location, ProgramError
 from .expressions import ExprCompiler, ExprLimits, did_you_mean, parse_python
 from .ops import OPS, REQUIRED, OpSpec
-from .yaml_source import YamlDoc, YamlLimits, load_yaml
+from .yaml_source import YamlDoc, YamlLimits, load_yaml, pydantic_message
 
 ROLES = ("input", "output", "inout", "scratch")
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -147,19 +147,8 @@ class Program:
 
 
 def _pydantic_error(doc: YamlDoc, exc: ValidationError) -> ProgramError:
-    err = exc.errors()[0]
-    loc_path = tuple(err["loc"])
-    where = doc.where(loc_path)
-    key = loc_path[-1] if loc_path else ""
-    if err["type"] == "extra_forbidden":
-        parent = loc_path[:-1]
-        fields = ProgramFile.model_fields if not parent else TensorDecl.model_fields
-        hint = did_you_mean(str(key), fields)
-        return ProgramError(f"unknown key {key!r}{hint}; allowed: {', '.join(fields)}", where)
-    if err["type"] == "missing":
-        return ProgramError(f"missing required key {key!r}", doc.where(loc_path[:-1]))
-    dotted = ".".join(str(p) for p in loc_path)
-    return ProgramError(f"{dotted}: {err['msg']} (got {err.get('input')!r:.60})", where)
+    message, where = pydantic_message(doc, exc, {(): ProgramFile, ("tensors", "*"): TensorDecl})
+    return ProgramError(message, where)
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, int | float]:
@@ -216,8 +205,11 @@ def load_program(
     compiler = ExprCompiler(consts, limits=expr_limits)
     for name, source in pf.let.items():
         if name in consts:
-            raise ProgramError(f"let {name!r} shadows a param", doc.where(("let", name)))
-        consts[name] = compiler.compile_text(source, doc.where(("let", name))).const
+            raise ProgramError(f"let {name!r} shadows a param", doc.where_key(("let", name)))
+        try:
+            consts[name] = compiler.compile_text(source, doc.where(("let", name))).const
+        except ProgramError as exc:
+            raise ProgramError(f"let {name}: {exc.message}", exc.location) from None
     for i, source in enumerate(pf.require):
         where = doc.where(("require", i))
         if not compiler.compile_text(source, where).const:

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from .errors import Location, NpusimError
+from .expressions import did_you_mean
 
 PathKey = tuple[str | int, ...]
 
@@ -44,7 +46,8 @@ class YamlDoc:
 
     file: str
     data: Any
-    locations: dict[PathKey, Location] = field(default_factory=dict)
+    locations: dict[PathKey, Location] = field(default_factory=dict)  # of values
+    key_locations: dict[PathKey, Location] = field(default_factory=dict)  # of mapping keys
 
     def where(self, path: PathKey) -> Location:
         """Location of the value at `path`, or of its nearest located ancestor."""
@@ -52,6 +55,10 @@ class YamlDoc:
         while path and path not in self.locations:
             path = path[:-1]
         return self.locations.get(path, Location(self.file, 1, 1))
+
+    def where_key(self, path: PathKey) -> Location:
+        """Location of the mapping key naming `path` (for "unknown key" messages)."""
+        return self.key_locations.get(tuple(path)) or self.where(path)
 
 
 def _mark_location(file: str, mark: Any) -> Location:
@@ -100,7 +107,7 @@ def parse_yaml(text: str, file: str, limits: YamlLimits = YamlLimits()) -> YamlD
         raise NpusimError("file holds no YAML document", Location(file, 1, 1))
     converter = _Converter(file, limits)
     data = converter.convert(root, (), 0)
-    return YamlDoc(file, data, converter.locations)
+    return YamlDoc(file, data, converter.locations, converter.key_locations)
 
 
 def load_yaml(path: Path | str, limits: YamlLimits = YamlLimits(), what: str = "file") -> YamlDoc:
@@ -116,6 +123,7 @@ class _Converter:
         self.limits = limits
         self.nodes = 0
         self.locations: dict[PathKey, Location] = {}
+        self.key_locations: dict[PathKey, Location] = {}
         self.constructor = yaml.constructor.SafeConstructor()
 
     def fail(self, message: str, node: yaml.Node) -> NpusimError:
@@ -133,7 +141,10 @@ class _Converter:
             raise self.fail(f"YAML nesting is deeper than {self.limits.max_depth} levels", node)
         if node.tag not in _STANDARD_TAGS:
             raise self.fail(f"YAML tag {node.tag!r} is not allowed: only plain YAML values are", node)
-        self.locations.setdefault(path, _mark_location(self.file, node.start_mark))
+        loc = _mark_location(self.file, node.start_mark)
+        if isinstance(node, yaml.ScalarNode) and node.style in ("'", '"') and loc.col is not None:
+            loc = Location(loc.file, loc.line, loc.col + 1)  # point into the quoted text, not at the quote
+        self.locations[path] = loc
         if isinstance(node, yaml.ScalarNode):
             value = self.constructor.construct_object(node)
             if isinstance(value, str) and len(value) > self.limits.max_string_chars:
@@ -152,12 +163,45 @@ class _Converter:
                     raise self.fail("YAML merge keys ('<<') are not supported", key_node)
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise self.fail("mapping keys must be plain scalars", key_node)
-                key = self.convert(key_node, (*path, "<key>"), depth + 1)
+                key = self._key(key_node)
                 if not isinstance(key, str | int):
                     raise self.fail(f"mapping key {key!r} must be a string", key_node)
                 if key in result:
                     raise self.fail(f"duplicate key {key!r}", key_node)
-                self.locations[(*path, key)] = _mark_location(self.file, key_node.start_mark)
+                self.key_locations[(*path, key)] = _mark_location(self.file, key_node.start_mark)
                 result[key] = self.convert(value_node, (*path, key), depth + 1)
             return result
         raise self.fail(f"unsupported YAML node {type(node).__name__}", node)
+
+    def _key(self, node: yaml.Node) -> Any:
+        if node.tag not in _STANDARD_TAGS:
+            raise self.fail(f"YAML tag {node.tag!r} is not allowed: only plain YAML values are", node)
+        return self.constructor.construct_object(node)
+
+
+_UNION_TAGS = {"int", "str", "float", "bool", "list", "dict"}
+
+
+def pydantic_message(doc: YamlDoc, exc: ValidationError, models: dict[tuple, Any]) -> tuple[str, Location]:
+    """The most useful pydantic error as (message, location): unknown keys first (with a suggestion), then
+    missing keys, then bad values. `models` maps a path prefix to the model whose fields are allowed there."""
+    errors = sorted(exc.errors(), key=lambda e: {"extra_forbidden": 0, "missing": 1}.get(e["type"], 2))
+    err = errors[0]
+    path = tuple(p for p in err["loc"] if not (isinstance(p, str) and (p in _UNION_TAGS or "[" in p)))
+    key = path[-1] if path else ""
+    dotted = ".".join(str(p) for p in path)
+    if err["type"] == "extra_forbidden":
+        parent = path[:-1]
+        fields = next((m.model_fields for prefix, m in models.items() if len(prefix) == len(parent)
+                       and all(a in ("*", b) for a, b in zip(prefix, parent, strict=True))), {})
+        hint = did_you_mean(str(key), fields)
+        allowed = f"; allowed: {', '.join(fields)}" if fields else ""
+        return f"unknown key {key!r}{hint}{allowed}", doc.where_key(path)
+    if err["type"] == "missing":
+        return f"missing required key {key!r}", doc.where(path[:-1])
+    ctx = err.get("ctx") or {}
+    bounds = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in ctx.items() if k in ("ge", "gt", "le", "lt"))
+    value = repr(err.get("input"))
+    value = value if len(value) <= 60 else value[:57] + "..."
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{dotted}: {msg}, got {value}" + (f" (allowed: {bounds})" if bounds else ""), doc.where(path)

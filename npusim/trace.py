@@ -1,0 +1,193 @@
+"""trace.json: the run as Chrome trace events, for Perfetto (ui.perfetto.dev) or chrome://tracing.
+
+Layout, in the spirit of the msprof op-simulator swimlanes:
+- one process per core that ran something: pid 1 + n for AIC n and AIV_BASE + n for AIV n (AIV_BASE is
+  1000, or the next multiple of 1000 above the AIC pids on a chip with more AICs), named "AIC n" / "AIV n";
+- in each, thread TASK_TID ("tasks") holds one slice per task run on that core, and one thread per pipe
+  (MTE2, MTE1, CUBE, FIXPIPE, VECTOR, MTE3, SCALAR, in that order) holds one slice per op step on that
+  pipe. Only the pipes a core used get a thread. Thread ids start at 1: older Perfetto releases merged
+  tid 0 with tid 1;
+- task dependencies are flow arrows ("s" inside the predecessor's slice, "f" with bp "e" inside the
+  successor's), drawn between the tasks lanes (a mix task's arrows use its AIC);
+- ts and dur are µs rounded to whole ns, computed from whole-ns ends, so slices on one lane never overlap
+  through rounding. Ops inside a task are placed by stretching its standalone schedule uniformly to the
+  task's actual length (the engine reports only the overall stretch).
+
+Events are streamed one per line, so a large trace is never held in memory as one string.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from . import __version__
+from .artifacts import write_atomic
+from .costs import PIPES, CostModel
+from .engine import TaskRun, Timeline
+from .interpreter import Execution
+
+TASK_TID = 1
+PIPE_TID = {pipe: TASK_TID + 1 + i for i, pipe in enumerate(PIPES)}
+
+
+def aiv_base(num_aic: int) -> int:
+    """The pid of AIV 0: 1000, or the next multiple of 1000 that clears every AIC pid."""
+    return 1000 * (num_aic // 1000 + 1)
+
+
+class _Lanes:
+    """Core pids and cycles-to-ns conversion for one timeline."""
+
+    def __init__(self, timeline: Timeline) -> None:
+        self.base = aiv_base(timeline.hw.num_aic)
+        self.ns_per_cycle = 1e9 / timeline.hw.clock_hz
+
+    def pid(self, kind: str, core: int) -> int:
+        return 1 + core if kind == "aic" else self.base + core
+
+    def ns(self, cycles: float) -> int:
+        return round(cycles * self.ns_per_cycle)
+
+    def home(self, run: TaskRun) -> int:
+        """The pid whose tasks lane carries a task's dependency arrows (the AIC of a mix task)."""
+        return self.pid(*_cores(run)[0])
+
+
+def _us(ns: int) -> float:
+    return ns / 1000
+
+
+def _cores(run: TaskRun) -> list[tuple[str, int]]:
+    return [(kind, core) for kind, core in (("aic", run.aic), ("aiv", run.aiv)) if core is not None]
+
+
+def _op_core(run: TaskRun, side: str) -> tuple[str, int]:
+    """The core an op step runs on: its side's core, or the task's only core if the task lacks that side."""
+    cores = dict(_cores(run))
+    if side in cores:
+        return side, cores[side]
+    return next(iter(cores.items()))
+
+
+def _metadata(timeline: Timeline, lanes: _Lanes, op_events: bool) -> Iterator[dict[str, Any]]:
+    """Process and thread names and sort order for every core and pipe lane that appears."""
+    used: dict[tuple[str, int], set[str]] = {}
+    for r in timeline.runs:
+        for core in _cores(r):
+            used.setdefault(core, set())
+        if op_events:
+            for op in r.schedule.ops:
+                used[_op_core(r, op.side)].add(op.pipe)
+    for kind, core in sorted(used, key=lambda kc: (kc[0] != "aic", kc[1])):
+        pid = lanes.pid(kind, core)
+        yield {"ph": "M", "name": "process_name", "pid": pid, "tid": TASK_TID,
+               "args": {"name": f"{kind.upper()} {core}"}}
+        yield {"ph": "M", "name": "process_sort_index", "pid": pid, "tid": TASK_TID, "args": {"sort_index": pid}}
+        threads = [("tasks", TASK_TID)] + [(p.upper(), PIPE_TID[p]) for p in PIPES if p in used[(kind, core)]]
+        for name, tid in threads:
+            yield {"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": name}}
+            yield {"ph": "M", "name": "thread_sort_index", "pid": pid, "tid": tid, "args": {"sort_index": tid}}
+
+
+def _task_events(execution: Execution, timeline: Timeline, lanes: _Lanes, run: TaskRun) -> Iterator[dict[str, Any]]:
+    task = execution.tasks[run.task]
+    b, e = lanes.ns(run.start), lanes.ns(run.end)
+    loc = execution.instrs[task.instr].loc
+    args = {
+        "task": task.id, "kernel": task.kernel, "scope": task.scopes[-1] if task.scopes else "",
+        "source": f"{loc.file}:{loc.line}", "context": task.context, "core": task.core,
+        "standalone_cycles": round(run.schedule.cycles, 3), "cycles": round(run.end - run.start, 3),
+        "stretch": round(run.stretch, 6), "gm_bytes": run.schedule.gm_bytes,
+        "predecessors": len(timeline.deps[run.task]),
+    }
+    for kind, core in _cores(run):
+        yield {"ph": "X", "cat": "task", "name": task.kernel, "pid": lanes.pid(kind, core), "tid": TASK_TID,
+               "ts": _us(b), "dur": _us(e - b), "args": args}
+
+
+def _op_events(execution: Execution, lanes: _Lanes, cost: CostModel, run: TaskRun) -> Iterator[dict[str, Any]]:
+    """One slice per op step, named by its cost key (TLOAD, TEXP, TMATMUL, MOVE, ...), on its pipe lane."""
+    task = execution.tasks[run.task]
+    task_b, task_e = lanes.ns(run.start), lanes.ns(run.end)
+    scope = task.scopes[-1] if task.scopes else ""
+    step_no: dict[int, int] = {}
+    for timing in run.schedule.ops:
+        record = task.ops[timing.op]
+        k = step_no[timing.op] = step_no.get(timing.op, -1) + 1
+        step = cost.steps(record.sig)[k]
+        instr = execution.instrs[record.instr]
+        b = min(max(lanes.ns(run.start + timing.start * run.stretch), task_b), task_e)
+        e = min(max(lanes.ns(run.start + timing.end * run.stretch), b), task_e)
+        sig = record.sig
+        args: dict[str, Any] = {
+            "op": instr.op, "task": task.id, "kernel": task.kernel, "scope": scope, "source": str(instr.loc),
+            "text": instr.text, "shape": list(sig.out.shape), "valid": list(sig.out.valid), "dtype": sig.out.dtype,
+        }
+        if step.path:
+            args.update(path=step.path, bytes=step.nbytes)
+        kind, core = _op_core(run, timing.side)
+        yield {"ph": "X", "cat": "op", "name": sig.key, "pid": lanes.pid(kind, core), "tid": PIPE_TID[timing.pipe],
+               "ts": _us(b), "dur": _us(e - b), "args": args}
+
+
+def _flow_events(timeline: Timeline, lanes: _Lanes) -> Iterator[dict[str, Any]]:
+    """A start inside each predecessor's slice (1 ns before its end) and a finish 1 ns into the task's,
+    so both bind to the right slice whatever order a viewer sorts equal timestamps in."""
+    runs = timeline.runs
+    flow = 0
+    for task, preds in enumerate(timeline.deps):
+        run = runs[task]
+        tb, te = lanes.ns(run.start), lanes.ns(run.end)
+        for p in preds:
+            pred = runs[p]
+            pb, pe = lanes.ns(pred.start), lanes.ns(pred.end)
+            flow += 1
+            common = {"cat": "dependency", "name": "dep", "id": flow, "tid": TASK_TID}
+            yield {**common, "ph": "s", "pid": lanes.home(pred), "ts": _us(max(pb, pe - 1)),
+                   "args": {"from": p, "to": task}}
+            yield {**common, "ph": "f", "bp": "e", "pid": lanes.home(run), "ts": _us(min(te, tb + 1)),
+                   "args": {"from": p, "to": task}}
+
+
+def trace_events(execution: Execution, timeline: Timeline, op_events: bool = True) -> Iterator[dict[str, Any]]:
+    """Every trace event of the run: metadata, then per task its task and op slices, then the flows."""
+    lanes = _Lanes(timeline)
+    cost = CostModel(timeline.hw)
+    yield from _metadata(timeline, lanes, op_events)
+    for run in timeline.runs:
+        yield from _task_events(execution, timeline, lanes, run)
+        if op_events:
+            yield from _op_events(execution, lanes, cost, run)
+    yield from _flow_events(timeline, lanes)
+
+
+def write_trace(path: Path, execution: Execution, timeline: Timeline, op_events: bool = True) -> dict[str, int]:
+    """Write trace.json atomically; returns how many task, op and flow-start events it holds."""
+    counts = {"task_events": 0, "op_events": 0, "flow_events": 0, "metadata_events": 0}
+    key = {"task": "task_events", "op": "op_events", "dependency": "flow_events"}
+    hw = timeline.hw
+    other = {
+        "generator": f"npusim {__version__}", "config": hw.name, "clock_hz": hw.clock_hz,
+        "cycles": round(timeline.cycles, 3), "us": round(timeline.cycles / hw.clock_hz * 1e6, 4),
+        "tasks": len(timeline.runs), "program": execution.instrs[0].loc.file if execution.instrs else "",
+        "op_events": op_events,
+    }
+
+    def write(fh: BinaryIO) -> None:
+        fh.write(b'{"traceEvents":[\n')
+        first = True
+        for event in trace_events(execution, timeline, op_events):
+            if event["ph"] == "M":
+                counts["metadata_events"] += 1
+            elif event["ph"] != "f":
+                counts[key[event["cat"]]] += 1
+            fh.write((b"" if first else b",\n") + json.dumps(event, allow_nan=False, separators=(",", ":")).encode())
+            first = False
+        tail = {"displayTimeUnit": "ns", "otherData": other}
+        fh.write(b"\n]," + json.dumps(tail, allow_nan=False, separators=(",", ":")).encode()[1:] + b"\n")
+
+    write_atomic(path, write)
+    return counts

@@ -1,0 +1,330 @@
+"""The run artefacts (timeline.png, utilisation.png, trace.json, compare.png) checked for content: bars per
+task and core, picture sizes, trace events against the timeline they came from, and the utilisation curves
+against the totals they must add up to.
+
+Two runs: softmax (tiny preset) from programs/, and a synthetic program written here with mix kernels (AIC
+and AIV at once) and enough GM traffic on every AIV at once that HBM is shared and tasks are stretched.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import struct
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from npusim import plots, trace
+from npusim.run import RunOptions, RunResult, run
+
+ROOT = Path(__file__).parents[1]
+EPS_US = 0.5e-3 + 1e-9  # trace times are whole ns: up to half a ns off the timeline
+
+DEMO = """\
+name: artefact_demo
+doc: Mix kernels and HBM-bound vector kernels, for the artefact tests.
+params:
+  M: 16
+  K: 128
+  N: 64
+  NB: 6
+  R: 64
+  C: 256
+  NT: 60
+tensors:
+  a: {shape: [M, K], dtype: bf16, role: input, init: "uniform(-0.5, 0.5)"}
+  b: {shape: [K, N], dtype: bf16, role: input, init: "uniform(-0.5, 0.5)"}
+  x: {shape: [M, N], dtype: fp32, role: input, init: "uniform(-0.5, 0.5)"}
+  big: {shape: [NT * 2 * R, C], dtype: fp32, role: input, init: "uniform(-0.5, 0.5)"}
+  c32: {shape: [NB * M, N], dtype: fp32, role: output}
+  y: {shape: [NB * M, N], dtype: bf16, role: output}
+  z: {shape: [NT * 2 * R, C], dtype: bf16, role: output}
+body:
+  - scope stream:
+    - parallel i in range(NT):
+      - incore copy_cast:
+        - for k in range(2):
+          - t = slice(big, [R, C], [(i * 2 + k) * R, 0])
+          - tb = cast(t, bf16)
+          - z = assemble(z, tb, [(i * 2 + k) * R, 0])
+  - scope mixed:
+    - parallel i in range(NB):
+      - incore both:
+        - at = slice(a, [M, K], [0, 0])
+        - bt = slice(b, [K, N], [0, 0])
+        - acc = matmul(at, bt, out_dtype=fp32)
+        - c32 = assemble(c32, acc, [i * M, 0])
+        - xt = slice(x, [M, N], [0, 0])
+        - xb = cast(xt, bf16)
+        - y = assemble(y, xb, [i * M, 0])
+  - scope after:
+    - parallel i in range(NB):
+      - incore post:
+        - t = slice(c32, [M, N], [i * M, 0])
+        - tb = cast(t, bf16)
+        - y = assemble(y, tb, [i * M, 0])
+"""
+
+
+@pytest.fixture(scope="module")
+def softmax(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    out = tmp_path_factory.mktemp("softmax")
+    return run(RunOptions(program=ROOT / "programs" / "softmax.yaml", preset="tiny", out=out, quiet=True))
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    src = tmp_path_factory.mktemp("src") / "artefact_demo.yaml"
+    src.write_text(DEMO)
+    out = tmp_path_factory.mktemp("demo")
+    result = run(RunOptions(program=src, out=out, quiet=True, numerics=False))
+    # the run must exercise what the tests are about
+    assert any(t.core == "mix" for t in result.execution.tasks)
+    assert max(r.stretch for r in result.timeline.runs) > 1.2
+    return result
+
+
+@pytest.fixture(params=["softmax", "demo"])
+def result(request: pytest.FixtureRequest) -> RunResult:
+    return request.getfixturevalue(request.param)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()[:24]
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def pairs(result: RunResult) -> set[tuple[int, str]]:
+    """(task, "AIC n" / "AIV n") for every core every task ran on."""
+    out = set()
+    for r in result.timeline.runs:
+        if r.aic is not None:
+            out.add((r.task, f"AIC {r.aic}"))
+        if r.aiv is not None:
+            out.add((r.task, f"AIV {r.aiv}"))
+    return out
+
+
+def end_us(result: RunResult) -> float:
+    return result.timeline.cycles / result.timeline.hw.clock_hz * 1e6
+
+
+# --- run output directory ----------------------------------------------------------------------------------
+
+
+def test_run_writes_every_artefact(result: RunResult) -> None:
+    assert result.out_dir is not None
+    for name in ("timeline.png", "utilisation.png", "trace.json"):
+        assert name in result.report["artefacts"]
+        assert (result.out_dir / name).stat().st_size > 0
+    assert png_size(result.out_dir / "timeline.png")[0] == round(plots.WIDTH_IN * plots.DPI)
+
+
+# --- timeline.png ------------------------------------------------------------------------------------------
+
+
+def test_timeline_has_one_bar_per_task_and_core(result: RunResult, tmp_path: Path) -> None:
+    ex, tl = result.execution, result.timeline
+    chart = plots.write_timeline(tmp_path / "timeline.png", ex, tl)
+    mix = sum(t.core == "mix" for t in ex.tasks)
+    assert chart.bars == len(ex.tasks) + mix == len(pairs(result))
+    aic = sorted({r.aic for r in tl.runs if r.aic is not None})
+    aiv = sorted({r.aiv for r in tl.runs if r.aiv is not None})
+    assert chart.rows == [f"AIC {c}" for c in aic] + [f"AIV {c}" for c in aiv]
+    levels = max(s.level for s in plots.scope_spans(ex, tl)) + 1
+    expected = (round(plots.WIDTH_IN * plots.DPI), round(plots.timeline_height(len(chart.rows), levels) * plots.DPI))
+    assert png_size(tmp_path / "timeline.png") == chart.size_px == expected
+
+
+def test_timeline_height_grows_with_rows(softmax: RunResult, demo: RunResult, tmp_path: Path) -> None:
+    small = plots.write_timeline(tmp_path / "small.png", softmax.execution, softmax.timeline)
+    large = plots.write_timeline(tmp_path / "large.png", demo.execution, demo.timeline)
+    assert len(large.rows) > len(small.rows)
+    assert png_size(tmp_path / "large.png")[1] > png_size(tmp_path / "small.png")[1]
+    assert plots.timeline_height(72, 1) > plots.timeline_height(40, 1) > plots.timeline_height(1, 1)
+    assert plots.timeline_height(1, 1) == plots.MIN_HEIGHT_IN
+
+
+def test_scope_spans_follow_program_order(result: RunResult) -> None:
+    ex, tl = result.execution, result.timeline
+    spans = plots.scope_spans(ex, tl)
+    assert [s.name for s in spans] == [s for s in ex.scopes if "/" not in s]
+    for s in spans:
+        runs = [r for r in tl.runs if ex.tasks[r.task].scopes[0] == s.name]
+        assert s.start == min(r.start for r in runs) and s.end == max(r.end for r in runs)
+    for a in spans:  # spans on one strip level never overlap
+        for b in spans:
+            if a is not b and a.level == b.level:
+                assert a.end <= b.start or b.end <= a.start
+
+
+# --- utilisation.png ---------------------------------------------------------------------------------------
+
+
+def test_utilisation_curves_add_up(result: RunResult, tmp_path: Path) -> None:
+    tl = result.timeline
+    util = plots.write_utilisation(tmp_path / "util.png", result.execution, tl, bins=250)
+    assert png_size(tmp_path / "util.png")[0] == round(plots.WIDTH_IN * plots.DPI)
+    edges = util.edges_us
+    assert len(edges) == 251 and edges[0] == 0 and edges[-1] == pytest.approx(end_us(result))
+    bin_s = (edges[1] - edges[0]) * 1e-6
+    gm = sum(r.schedule.gm_bytes for r in tl.runs)
+    # every GM byte is moved once, and never faster than HBM allows
+    assert float(np.sum(util.hbm_gbps) * 1e9 * bin_s) == pytest.approx(gm, rel=1e-9)
+    assert util.hbm_limit_gbps == tl.hw.hbm_bytes_per_s / 1e9
+    assert np.all(util.hbm_gbps <= util.hbm_limit_gbps * (1 + 1e-9))
+    assert np.all(util.hbm_gbps <= util.hbm_demand_gbps * (1 + 1e-9) + 1e-9)
+    # pipe busy fractions: within [0, 1], and adding up to the stretched op intervals
+    bin_cycles = (edges[1] - edges[0]) * 1e-6 * tl.hw.clock_hz
+    expected: dict[str, float] = defaultdict(float)
+    for r in tl.runs:
+        for op in r.schedule.ops:
+            expected[f"{op.side} {op.pipe}"] += (op.end - op.start) * r.stretch
+    assert set(util.busy) == set(expected)
+    cores = {"aic": tl.hw.num_aic, "aiv": tl.hw.num_aiv}
+    for lane, values in util.busy.items():
+        assert np.all(values >= -1e-12) and np.all(values <= 1 + 1e-9)
+        assert float(np.sum(values)) * bin_cycles * cores[lane.split()[0]] == pytest.approx(expected[lane], rel=1e-9)
+
+
+def test_utilisation_shows_hbm_bound_scope(demo: RunResult) -> None:
+    util = plots.utilisation(demo.timeline)
+    assert util.hbm_demand_gbps.max() > 2 * util.hbm_limit_gbps
+    assert util.hbm_gbps.max() == pytest.approx(util.hbm_limit_gbps, rel=1e-6)
+
+
+def test_integrate_is_exact() -> None:
+    edges = np.array([0.0, 1.0, 2.0, 4.0])
+    # rate 2 on [0.5, 3), rate 1 on [1.5, 2.5), capped at 2.5
+    times, steps = np.array([0.5, 3.0, 1.5, 2.5]), np.array([2.0, -2.0, 1.0, -1.0])
+    assert plots.integrate(times, steps, edges).tolist() == pytest.approx([1.0, 2.5, 2.5])
+    assert plots.integrate(times, steps, edges, cap=2.5).tolist() == pytest.approx([1.0, 2.25, 2.25])
+    assert plots.integrate(np.array([]), np.array([]), edges).tolist() == [0.0, 0.0, 0.0]
+
+
+# --- trace.json --------------------------------------------------------------------------------------------
+
+
+def _no_constants(name: str) -> Any:
+    raise AssertionError(f"trace.json holds {name}")
+
+
+def load_trace(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(), parse_constant=_no_constants)
+
+
+def check_lanes(events: list[dict[str, Any]]) -> None:
+    """Slices on one (pid, tid) lane never overlap (Perfetto needs them nested or disjoint)."""
+    lanes: dict[tuple[int, int], list[tuple[float, float]]] = defaultdict(list)
+    for e in events:
+        if e["ph"] == "X":
+            lanes[(e["pid"], e["tid"])].append((e["ts"], e["ts"] + e["dur"]))
+    for spans in lanes.values():
+        spans.sort()
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            assert start >= end - EPS_US
+
+
+def test_trace_content(result: RunResult, tmp_path: Path) -> None:
+    ex, tl = result.execution, result.timeline
+    counts = trace.write_trace(tmp_path / "trace.json", ex, tl)
+    doc = load_trace(tmp_path / "trace.json")
+    assert doc["displayTimeUnit"] == "ns" and doc["otherData"]["tasks"] == len(tl.runs)
+    events = doc["traceEvents"]
+    meta = [e for e in events if e["ph"] == "M"]
+    slices = [e for e in events if e["ph"] == "X"]
+    tasks = [e for e in slices if e["cat"] == "task"]
+    ops = [e for e in slices if e["cat"] == "op"]
+    assert len(meta) + len(slices) + 2 * counts["flow_events"] == len(events)
+
+    process = {e["pid"]: e["args"]["name"] for e in meta if e["name"] == "process_name"}
+    threads = {(e["pid"], e["tid"]): e["args"]["name"] for e in meta if e["name"] == "thread_name"}
+    # one task slice per (task, core), on the tasks lane of that core's process
+    assert len(tasks) == counts["task_events"] == len(pairs(result))
+    assert {(e["args"]["task"], process[e["pid"]]) for e in tasks} == pairs(result)
+    assert all(threads[(e["pid"], e["tid"])] == "tasks" and e["tid"] == trace.TASK_TID for e in tasks)
+    # one op slice per scheduled op step, named by its cost key, on the lane of its pipe
+    assert len(ops) == counts["op_events"] == sum(len(r.schedule.ops) for r in tl.runs)
+    per_task = defaultdict(int)
+    for e in ops:
+        per_task[e["args"]["task"]] += 1
+        assert threads[(e["pid"], e["tid"])] == {v: k for k, v in trace.PIPE_TID.items()}[e["tid"]].upper()
+    assert per_task == {r.task: len(r.schedule.ops) for r in tl.runs if r.schedule.ops}
+    keys = {op.sig.key for t in ex.tasks for op in t.ops}
+    assert {e["name"] for e in ops} == keys and "TLOAD" in keys
+    assert all(e["args"]["bytes"] > 0 and e["args"]["path"] for e in ops if e["name"] in ("TLOAD", "TSTORE"))
+
+    end = end_us(result)
+    for e in slices:
+        assert {"pid", "tid", "ts", "dur", "name"} <= set(e)
+        assert e["ts"] >= 0 and e["dur"] >= 0 and e["ts"] + e["dur"] <= end + EPS_US
+    # every pid and (pid, tid) used by any event is named
+    for e in events:
+        assert e["pid"] in process and (e["pid"], e["tid"]) in threads
+    # ops lie within their task's slice on the same core
+    task_span = {(e["args"]["task"], e["pid"]): (e["ts"], e["ts"] + e["dur"]) for e in tasks}
+    for e in ops:
+        lo, hi = task_span[(e["args"]["task"], e["pid"])]
+        assert lo - EPS_US <= e["ts"] and e["ts"] + e["dur"] <= hi + EPS_US
+    check_lanes(events)
+
+    # dependency flows: one start per edge, each with one finish of the same id, both inside their slices
+    starts = [e for e in events if e["ph"] == "s"]
+    finishes = {e["id"]: e for e in events if e["ph"] == "f"}
+    assert len(starts) == counts["flow_events"] == sum(len(d) for d in tl.deps) > 0
+    assert len({e["id"] for e in starts}) == len(starts) == len(finishes)
+    for s in starts:
+        f = finishes[s["id"]]
+        assert f["bp"] == "e" and s["cat"] == f["cat"] == "dependency"
+        pred, task = s["args"]["from"], s["args"]["to"]
+        assert pred in tl.deps[task]
+        lo, hi = task_span[(pred, s["pid"])]
+        assert lo <= s["ts"] <= hi and s["tid"] == trace.TASK_TID
+        lo, hi = task_span[(task, f["pid"])]
+        assert lo <= f["ts"] <= hi and f["tid"] == trace.TASK_TID
+        assert s["ts"] <= f["ts"]
+
+
+def test_trace_tasks_only(result: RunResult, tmp_path: Path) -> None:
+    ex, tl = result.execution, result.timeline
+    counts = trace.write_trace(tmp_path / "trace.json", ex, tl, op_events=False)
+    events = load_trace(tmp_path / "trace.json")["traceEvents"]
+    assert counts["op_events"] == 0 and not [e for e in events if e.get("cat") == "op"]
+    assert counts["task_events"] == len(pairs(result))
+    assert {e["tid"] for e in events} == {trace.TASK_TID}
+
+
+def test_trace_mix_task_on_both_cores(demo: RunResult, tmp_path: Path) -> None:
+    ex, tl = demo.execution, demo.timeline
+    trace.write_trace(tmp_path / "trace.json", ex, tl)
+    events = load_trace(tmp_path / "trace.json")["traceEvents"]
+    for mix in (r for r in tl.runs if r.kind == "mix"):
+        assert mix.aic is not None and mix.aiv is not None
+        pid = {"aic": 1 + mix.aic, "aiv": trace.aiv_base(tl.hw.num_aic) + mix.aiv}
+        want = sorted((pid[op.side], trace.PIPE_TID[op.pipe]) for op in mix.schedule.ops)
+        got = sorted((e["pid"], e["tid"]) for e in events if e.get("cat") == "op" and e["args"]["task"] == mix.task)
+        assert got == want
+        assert {op.side for op in mix.schedule.ops} == {"aic", "aiv"}
+        tasks = [e for e in events if e.get("cat") == "task" and e["args"]["task"] == mix.task]
+        assert sorted(e["pid"] for e in tasks) == sorted(pid.values())
+
+
+# --- compare.png -------------------------------------------------------------------------------------------
+
+
+def test_compare_chart(softmax: RunResult, demo: RunResult, tmp_path: Path) -> None:
+    same = plots.write_compare_chart(tmp_path / "same.png", softmax.report, softmax.report, "A", "B")
+    top = [s["name"] for s in softmax.report["scopes"] if "/" not in s["name"]]
+    assert same.rows == top and same.bars == 2 * 2 * len(top)
+    assert png_size(tmp_path / "same.png") == same.size_px
+    # disjoint scope sets: every scope of either run gets its pair of bars in both panels
+    mixed = plots.write_compare_chart(tmp_path / "mixed.png", softmax.report, demo.report, "softmax", "demo")
+    names = top + [s["name"] for s in demo.report["scopes"] if "/" not in s["name"]]
+    assert mixed.rows == names and mixed.bars == 2 * 2 * len(names)
+    assert png_size(tmp_path / "mixed.png") == mixed.size_px
