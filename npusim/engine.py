@@ -41,6 +41,8 @@ class OpTiming:
     side: str
     start: float
     end: float
+    path: str = ""  # DMA path of this step, if it moves data
+    nbytes: int = 0
 
 
 @dataclass
@@ -152,7 +154,7 @@ def schedule_kernel(task: Task, cost: CostModel, instrs: list[InstrInfo]) -> Ker
                 end = begin + step.cycles
                 pipe_free[key] = end
                 busy[step.pipe] += step.cycles
-                timings.append(OpTiming(i, step.pipe, step.side, begin, end))
+                timings.append(OpTiming(i, step.pipe, step.side, begin, end, step.path, step.nbytes))
                 ready_same[i] = end
                 t = end
             if step.path:
@@ -283,7 +285,8 @@ def simulate(tasks: list[Task], instrs: list[InstrInfo], hw: HardwareConfig,
     s = hw.scheduler
     cyc = hw.us_to_cycles
     threads = simpy.Resource(env, capacity=s.scheduler_threads)
-    pools = {"aic": simpy.Store(env), "aiv": simpy.Store(env)}
+    pools = {"aic": simpy.Store(env), "aiv": simpy.FilterStore(env)}
+    aiv_per_aic = max(1, hw.num_aiv // hw.num_aic)
     for c in range(hw.num_aic):
         pools["aic"].put(c)
     for c in range(hw.num_aiv):
@@ -305,10 +308,12 @@ def simulate(tasks: list[Task], instrs: list[InstrInfo], hw: HardwareConfig,
         with threads.request() as req:
             yield req
             yield env.timeout(cyc(s.dispatch_cpu_us))
-        kinds = ("aic", "aiv") if task.core == "mix" else (task.core,)
         cores: dict[str, int] = {}
-        for kind in kinds:
-            cores[kind] = yield pools[kind].get()
+        if task.core == "mix":  # an AIC and one of the AIVs of its cluster (cube_vector_combine = split)
+            cores["aic"] = yield pools["aic"].get()
+            cores["aiv"] = yield pools["aiv"].get(lambda aiv, c=cores["aic"]: aiv // aiv_per_aic == c)
+        else:
+            cores[task.core] = yield pools[task.core].get()
         start = env.now + cyc(s.dispatch_latency_us)
         for kind, core in cores.items():
             if (kind, core) in last_end:

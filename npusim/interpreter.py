@@ -138,6 +138,8 @@ class InstrInfo:
 class Execution:
     """What running a program produced: final GM tensors, initial inputs, tasks, instruction table."""
 
+    program: str  # the program's name
+    preset: str | None
     tensors: dict[str, GMTensor]
     inputs: dict[str, np.ndarray]
     tasks: list[Task]
@@ -215,6 +217,8 @@ class Interpreter:
         for f in self.body:
             f()
         return Execution(
+            program=self.program.name,
+            preset=self.program.preset,
             tensors=self.tensors,
             inputs={},
             tasks=self.tasks,

@@ -138,7 +138,7 @@ def _mark_scopes(ax: Axes, spans: list[ScopeSpan], us: float, shade: bool) -> No
 
 
 def _title(execution: Execution, timeline: Timeline) -> str:
-    program = Path(execution.instrs[0].loc.file).name if execution.instrs else "program"
+    program = execution.program + (f" (preset {execution.preset})" if execution.preset else "")
     total_us = timeline.cycles / timeline.hw.clock_hz * 1e6
     return (f"{program} on {timeline.hw.name}: {len(timeline.runs)} tasks, {total_us:.2f} µs "
             f"({timeline.cycles:.0f} cycles at {timeline.hw.clock_hz / 1e9:.2f} GHz)")

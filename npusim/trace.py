@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 
 from . import __version__
 from .artifacts import write_atomic
-from .costs import PIPES, CostModel
+from .costs import PIPES
 from .engine import TaskRun, Timeline
 from .interpreter import Execution
 
@@ -108,16 +108,13 @@ def _task_events(execution: Execution, timeline: Timeline, lanes: _Lanes, run: T
                "ts": _us(b), "dur": _us(e - b), "args": args}
 
 
-def _op_events(execution: Execution, lanes: _Lanes, cost: CostModel, run: TaskRun) -> Iterator[dict[str, Any]]:
+def _op_events(execution: Execution, lanes: _Lanes, run: TaskRun) -> Iterator[dict[str, Any]]:
     """One slice per op step, named by its cost key (TLOAD, TEXP, TMATMUL, MOVE, ...), on its pipe lane."""
     task = execution.tasks[run.task]
     task_b, task_e = lanes.ns(run.start), lanes.ns(run.end)
     scope = task.scopes[-1] if task.scopes else ""
-    step_no: dict[int, int] = {}
     for timing in run.schedule.ops:
         record = task.ops[timing.op]
-        k = step_no[timing.op] = step_no.get(timing.op, -1) + 1
-        step = cost.steps(record.sig)[k]
         instr = execution.instrs[record.instr]
         b = min(max(lanes.ns(run.start + timing.start * run.stretch), task_b), task_e)
         e = min(max(lanes.ns(run.start + timing.end * run.stretch), b), task_e)
@@ -126,8 +123,8 @@ def _op_events(execution: Execution, lanes: _Lanes, cost: CostModel, run: TaskRu
             "op": instr.op, "task": task.id, "kernel": task.kernel, "scope": scope, "source": str(instr.loc),
             "text": instr.text, "shape": list(sig.out.shape), "valid": list(sig.out.valid), "dtype": sig.out.dtype,
         }
-        if step.path:
-            args.update(path=step.path, bytes=step.nbytes)
+        if timing.path:
+            args.update(path=timing.path, bytes=timing.nbytes)
         kind, core = _op_core(run, timing.side)
         yield {"ph": "X", "cat": "op", "name": sig.key, "pid": lanes.pid(kind, core), "tid": PIPE_TID[timing.pipe],
                "ts": _us(b), "dur": _us(e - b), "args": args}
@@ -155,12 +152,11 @@ def _flow_events(timeline: Timeline, lanes: _Lanes) -> Iterator[dict[str, Any]]:
 def trace_events(execution: Execution, timeline: Timeline, op_events: bool = True) -> Iterator[dict[str, Any]]:
     """Every trace event of the run: metadata, then per task its task and op slices, then the flows."""
     lanes = _Lanes(timeline)
-    cost = CostModel(timeline.hw)
     yield from _metadata(timeline, lanes, op_events)
     for run in timeline.runs:
         yield from _task_events(execution, timeline, lanes, run)
         if op_events:
-            yield from _op_events(execution, lanes, cost, run)
+            yield from _op_events(execution, lanes, run)
     yield from _flow_events(timeline, lanes)
 
 
