@@ -1,0 +1,186 @@
+"""Timing: every expected cycle count here is worked out by hand from the config's numbers (startup +
+bytes / rate for DMA, head + fractals for the cube, head + slope x repeats + tail for the vector pipe), never
+taken from an earlier run."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from npusim.costs import CostModel
+from npusim.engine import CapacityError, schedule_kernel, simulate
+from npusim.errors import NpusimError
+from npusim.hardware import load_config
+from npusim.interpreter import execute
+from npusim.program import load_program
+from npusim.run import RunOptions, run
+
+from .conftest import PROGRAMS
+
+HW = load_config("ascend910b")
+
+
+def program(tmp_path: Path, body: str, tensors: str, name: str = "t") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"name: {name}\ntensors:\n{tensors}\nbody:\n{body}")  # the body starts at line 4+
+    return path
+
+
+def kernel_tasks(path: Path):  # noqa: ANN201
+    prog = load_program(path)
+    return execute(prog, {}, numerics_on=False)
+
+
+def dma(path: str, nbytes: int) -> float:
+    d = HW.dma[path]
+    return d.startup_cycles + nbytes / d.bytes_per_cycle
+
+
+def test_one_dma_load(tmp_path: Path) -> None:
+    path = program(tmp_path, "  - incore load:\n    - t = slice(x, [16, 128], [0, 0])\n",
+                   "  x: {shape: [64, 128], dtype: fp32, role: input, init: zeros}")
+    ex = kernel_tasks(path)
+    sched = schedule_kernel(ex.tasks[0], CostModel(HW), ex.instrs)
+    assert sched.cycles == pytest.approx(265 + 16 * 128 * 4 / 128.2)
+    assert sched.cycles == pytest.approx(dma("gm_to_ub", 8192))
+    assert sched.dma_bytes == {"gm_to_ub": 8192} and sched.dma_transfers == {"gm_to_ub": 1}
+    assert sched.busy["mte2"] == pytest.approx(sched.cycles)
+
+
+def test_matmul_16x128x64_bf16(tmp_path: Path) -> None:
+    path = program(
+        tmp_path,
+        "  - incore mm:\n    - a = slice(x, [16, 128], [0, 0])\n    - b = slice(w, [128, 64], [0, 0])\n"
+        "    - c = matmul(a, b, out_dtype=fp32)\n",
+        "  x: {shape: [16, 128], dtype: bf16, role: input, init: zeros}\n"
+        "  w: {shape: [128, 64], dtype: bf16, role: input, init: zeros}",
+    )
+    ex = kernel_tasks(path)
+    cost = CostModel(HW)
+    mad = [op for op in ex.tasks[0].ops if op.sig.key == "TMATMUL"][0]
+    # 6 + ceil(16/16) * ceil(128 / (32 B / 2 B)) * ceil(64/16) = 6 + 1 * 8 * 4
+    assert cost.isolated_cycles(mad.sig) == 6 + 1 * 8 * 4 == 38
+    sched = schedule_kernel(ex.tasks[0], cost, ex.instrs)
+    load_a, load_b = dma("gm_to_l1", 16 * 128 * 2), dma("gm_to_l1", 128 * 64 * 2)  # both on the AIC's MTE2
+    move_b = dma("l1_to_l0b", 128 * 64 * 2)  # L1 -> L0B after b arrives (L0A's move of a is done by then)
+    assert sched.cycles == pytest.approx(load_a + load_b + move_b + 38)
+    assert sched.busy["cube"] == 38
+    assert sched.busy["mte1"] == pytest.approx(dma("l1_to_l0a", 4096) + move_b)
+
+
+def test_exp_16x64_fp32(tmp_path: Path) -> None:
+    path = program(tmp_path, "  - incore e:\n    - t = slice(x, [16, 64], [0, 0])\n    - u = exp(t)\n",
+                   "  x: {shape: [16, 64], dtype: fp32, role: input, init: zeros}")
+    ex = kernel_tasks(path)
+    cost = CostModel(HW)
+    vexp = HW.vector.intrinsics["vexp"]
+    repeats = 16 * 64 * 4 // HW.vector.bytes_per_repeat  # 16 repeats of 256 B, one call
+    expected = vexp.head_cycles + vexp.cycles_per_repeat * repeats + vexp.tail_cycles
+    assert expected == 13 + 2 * 16 + 18
+    assert cost.isolated_cycles(ex.tasks[0].ops[1].sig) == expected
+    sched = schedule_kernel(ex.tasks[0], cost, ex.instrs)
+    assert sched.cycles == pytest.approx(dma("gm_to_ub", 4096) + expected)
+    assert sched.busy["vector"] == pytest.approx(expected)
+
+
+def _three_kernels(tmp_path: Path) -> Path:
+    return program(
+        tmp_path,
+        "  - incore producer:\n    - a = slice(x, [16, 64], [0, 0])\n    - b = exp(a)\n    - t = assemble(t, b, [0, 0])\n"
+        "  - incore consumer:\n    - c = slice(t, [16, 64], [0, 0])\n    - d = exp(c)\n    - y = assemble(y, d, [0, 0])\n"
+        "  - incore independent:\n    - e = slice(x, [16, 64], [16, 0])\n    - f = exp(e)\n    - z = assemble(z, f, [0, 0])\n",
+        "  x: {shape: [32, 64], dtype: fp32, role: input, init: zeros}\n"
+        "  t: {shape: [16, 64], dtype: fp32, role: scratch}\n"
+        "  y: {shape: [16, 64], dtype: fp32, role: output}\n"
+        "  z: {shape: [16, 64], dtype: fp32, role: output}",
+    )
+
+
+def test_raw_pair_serialises_and_independent_kernel_overlaps(tmp_path: Path) -> None:
+    ex = kernel_tasks(_three_kernels(tmp_path))
+    tl = simulate(ex.tasks, ex.instrs, HW)
+    producer, consumer, independent = tl.runs
+    assert tl.deps == [(), (0,), ()]
+    s = HW.scheduler
+    # the consumer is dispatched only after the producer's completion reaches the scheduler
+    earliest = producer.end + HW.us_to_cycles(s.completion_latency_us + s.dispatch_cpu_us + s.dispatch_latency_us)
+    assert consumer.start == pytest.approx(earliest)
+    assert independent.start < producer.end and independent.aiv != producer.aiv
+    # each ran alone on an idle core with HBM to spare: its length is its standalone schedule
+    for r in tl.runs:
+        assert r.end - r.start == pytest.approx(r.schedule.cycles)
+
+
+def test_48_dma_heavy_kernels_are_bound_by_hbm(tmp_path: Path) -> None:
+    chunks, rows = 16, 128  # each kernel streams 16 x 64 KiB = 1 MiB from HBM
+    body = (f"  - parallel k in range(48):\n    - incore stream:\n      - for c in range({chunks}):\n"
+            f"        - t = slice(x, [{rows}, 128], [(k * {chunks} + c) * {rows}, 0])\n")
+    path = program(tmp_path, body, f"  x: {{shape: [{48 * chunks * rows}, 128], dtype: fp32, role: input, init: zeros}}")
+    ex = kernel_tasks(path)
+    tl = simulate(ex.tasks, ex.instrs, HW)
+    total_bytes = 48 * chunks * rows * 128 * 4
+    hbm_bound = total_bytes / (HW.hbm_bytes_per_s / HW.clock_hz)
+    alone = chunks * dma("gm_to_ub", rows * 128 * 4)
+    span = max(r.end for r in tl.runs) - min(r.start for r in tl.runs)
+    assert alone < hbm_bound  # without sharing, 48 cores could finish far sooner than HBM allows
+    assert span >= hbm_bound * (1 - 1e-9)
+    assert span <= hbm_bound * 1.05  # and the fluid model keeps HBM busy while they run
+
+
+def test_one_mebibyte_fp32_tile_overflows_ub(tmp_path: Path) -> None:
+    path = program(tmp_path, "  - incore big:\n    - z = full([512, 512], fp32, 0.0)\n", "  {}")
+    ex = kernel_tasks(path)
+    with pytest.raises(CapacityError) as err:
+        schedule_kernel(ex.tasks[0], CostModel(HW), ex.instrs)
+    assert err.value.message == (f"kernel big: its live tiles need {512 * 512 * 4} bytes of UB, the ascend910b core "
+                                 f"has {HW.ub_bytes} (tile the data smaller or reuse buffers)")
+    assert err.value.location.line == 5  # the incore line (name, tensors, {}, body, incore)
+
+
+def test_matmul_program_cube_busy_and_dma_bytes(tmp_path: Path) -> None:
+    prog = load_program(PROGRAMS / "matmul.yaml", preset="tiny")
+    c = prog.consts
+    m, k, n, kc, nc = c["M"], c["K"], c["N"], c["K_CHUNK"], c["N_CHUNK"]
+    result = run(RunOptions(program=PROGRAMS / "matmul.yaml", preset="tiny", out=tmp_path, quiet=True,
+                            plot=False, trace=False))
+    matmuls = (n // nc) * (k // kc)
+    fractals = math.ceil(m / 16) * math.ceil(kc / 16) * math.ceil(nc / 16)
+    assert result.report["total"]["busy_cycles"]["cube"] == pytest.approx(matmuls * (HW.cube.head_cycles + fractals))
+    dma_bytes = result.report["total"]["dma"]["bytes"]
+    assert dma_bytes["gm_to_l1"] == (n // nc) * (k // kc) * (m * kc + kc * nc) * 2  # a and b chunks, BF16
+    assert dma_bytes["l1_to_l0a"] == matmuls * m * kc * 2
+    assert dma_bytes["l1_to_l0b"] == matmuls * kc * nc * 2
+    assert dma_bytes["l0c_to_gm"] == m * n * 4  # the FP32 result
+    assert dma_bytes["gm_to_ub"] == m * n * 4  # read back by the cast kernels
+    assert dma_bytes["ub_to_gm"] == m * n * 2  # BF16 out
+
+
+def test_reports_identical_across_runs_and_outputs_across_configs(tmp_path: Path) -> None:
+    reports = []
+    for i, config in enumerate(["ascend910b", "ascend910b", "ascend950"]):
+        run(RunOptions(program=PROGRAMS / "softmax.yaml", preset="tiny", config=config, out=tmp_path / str(i),
+                       quiet=True, plot=False, trace=False))
+        reports.append(json.loads((tmp_path / str(i) / "report.json").read_text()))
+    assert reports[0] == reports[1]
+    assert reports[0]["outputs"] == reports[2]["outputs"]
+    assert reports[0]["total"]["cycles"] != reports[2]["total"]["cycles"]
+
+
+def test_no_numerics_gives_the_same_timeline(tmp_path: Path) -> None:
+    kw = dict(program=PROGRAMS / "softmax.yaml", preset="tiny", quiet=True, plot=False, trace=False)
+    a = run(RunOptions(out=tmp_path / "a", **kw)).report
+    b = run(RunOptions(out=tmp_path / "b", numerics=False, **kw)).report
+    assert a["scopes"] == b["scopes"] and a["total"] == b["total"]
+    assert b["numerics"] is False and all(o["sha256"] is None for o in b["outputs"].values())
+
+
+def test_no_path_is_an_error_not_zero(tmp_path: Path) -> None:
+    hw = HW.model_copy(update={"routes": {k: v for k, v in HW.routes.items() if k != "GM->UB"}})
+    path = program(tmp_path, "  - incore load:\n    - t = slice(x, [16, 128], [0, 0])\n",
+                   "  x: {shape: [64, 128], dtype: fp32, role: input, init: zeros}")
+    ex = kernel_tasks(path)
+    with pytest.raises(NpusimError, match="no data path from GM to UB"):
+        schedule_kernel(ex.tasks[0], CostModel(hw), ex.instrs)
