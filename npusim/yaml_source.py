@@ -182,6 +182,29 @@ class _Converter:
 _UNION_TAGS = {"int", "str", "float", "bool", "list", "dict"}
 
 
+_BOUND_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+def _model_at(models: dict[tuple, Any], parent: tuple) -> Any:
+    return next((m for prefix, m in models.items() if len(prefix) == len(parent)
+                 and all(a in ("*", b) for a, b in zip(prefix, parent, strict=True))), None)
+
+
+def _field_bounds(models: dict[tuple, Any], path: tuple) -> str:
+    """'ge 1, le 4096': every bound declared on the field at `path`, not only the one that was violated."""
+    model = _model_at(models, path[:-1])
+    field = model.model_fields.get(str(path[-1])) if model is not None else None
+    if field is None:
+        return ""
+    parts = []
+    for meta in field.metadata:
+        for name in ("ge", "gt", "le", "lt"):
+            value = getattr(meta, name, None)
+            if value is not None:
+                parts.append(f"{name} {value:g}")
+    return ", ".join(parts)
+
+
 def pydantic_message(doc: YamlDoc, exc: ValidationError, models: dict[tuple, Any]) -> tuple[str, Location]:
     """The most useful pydantic error as (message, location): unknown keys first (with a suggestion), then
     missing keys, then bad values. `models` maps a path prefix to the model whose fields are allowed there."""
@@ -192,15 +215,14 @@ def pydantic_message(doc: YamlDoc, exc: ValidationError, models: dict[tuple, Any
     dotted = ".".join(str(p) for p in path)
     if err["type"] == "extra_forbidden":
         parent = path[:-1]
-        fields = next((m.model_fields for prefix, m in models.items() if len(prefix) == len(parent)
-                       and all(a in ("*", b) for a, b in zip(prefix, parent, strict=True))), {})
+        model = _model_at(models, parent)
+        fields = model.model_fields if model is not None else {}
         hint = did_you_mean(str(key), fields)
         allowed = f"; allowed: {', '.join(fields)}" if fields else ""
         return f"unknown key {key!r}{hint}{allowed}", doc.where_key(path)
     if err["type"] == "missing":
         return f"missing required key {key!r}", doc.where(path[:-1])
-    ctx = err.get("ctx") or {}
-    bounds = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in ctx.items() if k in ("ge", "gt", "le", "lt"))
+    bounds = _field_bounds(models, path) if err["type"] in _BOUND_ERRORS else ""
     value = repr(err.get("input"))
     value = value if len(value) <= 60 else value[:57] + "..."
     msg = err["msg"].removeprefix("Value error, ")

@@ -29,7 +29,7 @@ def program(tmp_path: Path, body: str, tensors: str, name: str = "t") -> Path:
     return path
 
 
-def kernel_tasks(path: Path):  # noqa: ANN201
+def kernel_tasks(path: Path):
     prog = load_program(path)
     return execute(prog, {}, numerics_on=False)
 
@@ -60,7 +60,7 @@ def test_matmul_16x128x64_bf16(tmp_path: Path) -> None:
     )
     ex = kernel_tasks(path)
     cost = CostModel(HW)
-    mad = [op for op in ex.tasks[0].ops if op.sig.key == "TMATMUL"][0]
+    mad = next(op for op in ex.tasks[0].ops if op.sig.key == "TMATMUL")
     # 6 + ceil(16/16) * ceil(128 / (32 B / 2 B)) * ceil(64/16) = 6 + 1 * 8 * 4
     assert cost.isolated_cycles(mad.sig) == 6 + 1 * 8 * 4 == 38
     sched = schedule_kernel(ex.tasks[0], cost, ex.instrs)
@@ -89,9 +89,12 @@ def test_exp_16x64_fp32(tmp_path: Path) -> None:
 def _three_kernels(tmp_path: Path) -> Path:
     return program(
         tmp_path,
-        "  - incore producer:\n    - a = slice(x, [16, 64], [0, 0])\n    - b = exp(a)\n    - t = assemble(t, b, [0, 0])\n"
-        "  - incore consumer:\n    - c = slice(t, [16, 64], [0, 0])\n    - d = exp(c)\n    - y = assemble(y, d, [0, 0])\n"
-        "  - incore independent:\n    - e = slice(x, [16, 64], [16, 0])\n    - f = exp(e)\n    - z = assemble(z, f, [0, 0])\n",
+        "  - incore producer:\n    - a = slice(x, [16, 64], [0, 0])\n    - b = exp(a)\n"
+        "    - t = assemble(t, b, [0, 0])\n"
+        "  - incore consumer:\n    - c = slice(t, [16, 64], [0, 0])\n    - d = exp(c)\n"
+        "    - y = assemble(y, d, [0, 0])\n"
+        "  - incore independent:\n    - e = slice(x, [16, 64], [16, 0])\n    - f = exp(e)\n"
+        "    - z = assemble(z, f, [0, 0])\n",
         "  x: {shape: [32, 64], dtype: fp32, role: input, init: zeros}\n"
         "  t: {shape: [16, 64], dtype: fp32, role: scratch}\n"
         "  y: {shape: [16, 64], dtype: fp32, role: output}\n"
@@ -118,7 +121,8 @@ def test_48_dma_heavy_kernels_are_bound_by_hbm(tmp_path: Path) -> None:
     chunks, rows = 16, 128  # each kernel streams 16 x 64 KiB = 1 MiB from HBM
     body = (f"  - parallel k in range(48):\n    - incore stream:\n      - for c in range({chunks}):\n"
             f"        - t = slice(x, [{rows}, 128], [(k * {chunks} + c) * {rows}, 0])\n")
-    path = program(tmp_path, body, f"  x: {{shape: [{48 * chunks * rows}, 128], dtype: fp32, role: input, init: zeros}}")
+    tensor = f"  x: {{shape: [{48 * chunks * rows}, 128], dtype: fp32, role: input, init: zeros}}"
+    path = program(tmp_path, body, tensor)
     ex = kernel_tasks(path)
     tl = simulate(ex.tasks, ex.instrs, HW)
     total_bytes = 48 * chunks * rows * 128 * 4

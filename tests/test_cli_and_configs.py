@@ -1,0 +1,126 @@
+"""The command line and hardware configs: config show/check with located errors, run's artefacts
+(--save-tensors layout, atomic report, refusal to write into foreign directories), and compare."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import ml_dtypes
+import numpy as np
+import pytest
+import yaml
+
+from npusim.cli import main
+from npusim.hardware import CONFIG_DIR, load_config
+from npusim.inputs import initial_values
+from npusim.program import load_program
+
+from .conftest import PROGRAMS, REPO
+
+
+def config_copy(tmp_path: Path, edit) -> Path:
+    text = (CONFIG_DIR / "ascend910b.yaml").read_text()
+    path = tmp_path / "cfg.yaml"
+    path.write_text(edit(text))
+    return path
+
+
+def test_shipped_configs_validate(cli) -> None:
+    for path in sorted(CONFIG_DIR.glob("*.yaml")):
+        result = cli.invoke(main, ["config", "check", str(path)])
+        assert result.exit_code == 0, result.stderr
+    hw = load_config("ascend910b")
+    assert (hw.num_aic, hw.num_aiv, hw.clock_hz) == (24, 48, 1.85e9)
+
+
+def test_config_show_resolves_names_and_paths(cli) -> None:
+    result = cli.invoke(main, ["config", "show", "ascend950"])
+    assert result.exit_code == 0
+    shown = yaml.safe_load(result.output)
+    assert shown["name"] == "ascend950" and shown["dma"]["l0c_to_ub"]["bytes_per_cycle"] == 128
+    assert cli.invoke(main, ["config", "show", str(CONFIG_DIR / "ascend910b.yaml")]).exit_code == 0
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda t: t.replace("num_aic: 24", "num_aic: 0"), ":14:10: num_aic: Input should be greater than or equal to 1, "
+                                                          "got 0 (allowed: ge 1, le 4096)"),
+    (lambda t: t.replace("ub_bytes:", "ub_byte:"), ":18:1: unknown key 'ub_byte' (did you mean 'ub_bytes'?)"),
+    (lambda t: t.replace("    startup_cycles: 265\n", "    startup_cyles: 265\n", 1),
+     ":30:5: unknown key 'startup_cyles' (did you mean 'startup_cycles'?); allowed: startup_cycles, bytes_per_cycle"),
+    (lambda t: t.replace("bytes_per_cycle: 128.2", "bytes_per_cycle: -1", 1),
+     ":31:22: dma.gm_to_ub.bytes_per_cycle: Input should be greater than 0, got -1 (allowed: gt 0, le 1e+06)"),
+    (lambda t: t.replace("clock_hz: 1.85e9", "clock_hz: fast"),
+     ":13:11: clock_hz: Input should be a valid number, unable to parse string as a number, got 'fast'"),
+])
+def test_bad_config_values_name_key_value_and_range(cli, tmp_path: Path, edit, message: str) -> None:
+    path = config_copy(tmp_path, edit)
+    result = cli.invoke(main, ["config", "check", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {path}{message}"), result.stderr
+
+
+def test_unknown_config_name_suggests(cli) -> None:
+    result = cli.invoke(main, ["config", "show", "ascend910"])
+    assert result.exit_code == 2
+    assert "no config named 'ascend910' (did you mean 'ascend910b'?)" in result.stderr
+
+
+def test_run_writes_every_artefact_and_saves_tensors(cli, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = cli.invoke(main, ["run", str(PROGRAMS / "softmax.yaml"), "--preset", "tiny", "--out", str(out),
+                               "--save-tensors", "--seed", "3"])
+    assert result.exit_code == 0, result.stderr
+    assert "check against reference softmax: passed" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["inputs.npz", "outputs.npz", "report.json", "timeline.png",
+                                                     "trace.json", "utilisation.png"]
+    report = json.loads((out / "report.json").read_text())
+    for key in ("program", "preset", "params", "config", "seed", "clock_hz", "numerics", "total", "scopes",
+                "outputs", "check"):
+        assert key in report
+    assert set(report["total"]["dma"]["bytes"]) >= {"gm_to_ub", "gm_to_l1", "l1_to_l0a", "l1_to_l0b", "l0c_to_gm",
+                                                    "ub_to_gm"}
+    assert set(report["total"]["busy_cycles"]) == {"cube", "vector", "mte1", "mte2", "mte3", "fixpipe", "scalar"}
+    inputs = np.load(out / "inputs.npz")
+    expected = initial_values(load_program(PROGRAMS / "softmax.yaml", preset="tiny"), 3)
+    assert sorted(inputs.files) == sorted(expected)
+    for name, value in expected.items():  # BF16 as its uint16 bit patterns
+        assert inputs[name].dtype == np.uint16 and np.array_equal(inputs[name], value.view(np.uint16))
+    outputs = np.load(out / "outputs.npz")
+    assert outputs.files == ["out"] and outputs["out"].dtype == np.uint16
+    import hashlib
+    assert hashlib.sha256(outputs["out"].tobytes()).hexdigest() == report["outputs"]["out"]["sha256"]
+    assert outputs["out"].view(ml_dtypes.bfloat16).shape == (16, 128)
+
+
+@pytest.mark.parametrize("target", ["programs", "configs", "npusim", "."])
+def test_refuses_to_write_into_foreign_directories(cli, target: str) -> None:
+    result = cli.invoke(main, ["run", str(PROGRAMS / "matmul.yaml"), "--preset", "tiny", "--out",
+                               str(REPO / target)])
+    assert result.exit_code == 2
+    assert ("--out" in result.stderr and "refusing" in result.stderr) or "not npusim reports" in result.stderr
+
+
+def test_rerun_into_a_report_directory_replaces_it(cli, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    args = ["run", str(PROGRAMS / "matmul.yaml"), "--preset", "tiny", "--out", str(out), "-q"]
+    assert cli.invoke(main, [*args, "--save-tensors"]).exit_code == 0
+    assert cli.invoke(main, [*args, "--no-plot", "--no-trace"]).exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["report.json"]  # stale artefacts of the first run are gone
+
+
+def test_compare_runs_both_and_says_bits_are_identical(cli, tmp_path: Path) -> None:
+    out = tmp_path / "cmp"
+    result = cli.invoke(main, ["compare", str(PROGRAMS / "qwen3_decode.yaml"),
+                               str(PROGRAMS / "qwen3_decode_full_init.yaml"), "--preset", "tiny", "--out", str(out)])
+    assert result.exit_code == 0, result.stderr
+    assert "outputs: bit-identical" in result.output
+    data = json.loads((out / "compare.json").read_text())
+    assert data["outputs_identical"] is True
+    rows = {r["name"]: r for r in data["scopes"]}
+    init = rows["scope2/scratch_init"]
+    assert init["b"]["dma_transfers"] < init["a"]["dma_transfers"]
+    assert init["diff"]["dma_bytes"] == init["b"]["dma_bytes"] - init["a"]["dma_bytes"]
+    for scope in ("scope1", "scope3"):
+        assert rows[scope]["a"]["dma_bytes"] == rows[scope]["b"]["dma_bytes"]
+    assert (out / "compare.png").stat().st_size > 0
