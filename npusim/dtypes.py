@@ -24,12 +24,15 @@ def np_dtype(dtype: str) -> np.dtype:
     return NUMPY_DTYPES[dtype]
 
 
+_NAMES = {d: name for name, d in NUMPY_DTYPES.items()}
+
+
 def dtype_name(dt: np.dtype) -> str:
     """The program name of a numpy dtype (inverse of `np_dtype`)."""
-    for name, d in NUMPY_DTYPES.items():
-        if d == dt:
-            return name
-    raise KeyError(f"no npusim dtype for numpy dtype {dt}")
+    try:
+        return _NAMES[dt]
+    except KeyError:
+        raise KeyError(f"no npusim dtype for numpy dtype {dt}") from None
 
 
 def promote(a: str, b: str) -> str:

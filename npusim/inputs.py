@@ -4,16 +4,19 @@ Rules: `uniform(lo, hi)`, `normal(mean, std)`, `ones`, `zeros`, `randint(lo, hi)
 optionally followed by `* EXPR` or `/ EXPR`. Random values are drawn as float32 (or int32 for randint),
 transformed in float32 and rounded once to the tensor's dtype (round to nearest even).
 
-Every tensor draws from its own PCG64 stream, spawned from the run's seed in declaration order
-(`SeedSequence(seed).spawn`): the same seed gives the same bits, a tensor's values do not depend on how
-large the tensors before it are, and a timing-only run can draw just the tensors whose values steer
-control flow. Large tensors are filled in fixed-size chunks, in place, in their own dtype.
+Every tensor has its own seed sequence, spawned from the run's seed in declaration order
+(`SeedSequence(seed).spawn`), and each chunk of CHUNK_ELEMENTS values its own PCG64 stream below it: the
+same seed gives the same bits, a tensor's values do not depend on the other tensors, a timing-only run can
+draw just the tensors whose values steer control flow, and chunks fill in parallel, in place, in the
+tensor's own dtype.
 """
 
 from __future__ import annotations
 
 import ast
+import os
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,17 +106,33 @@ def _filler(rule: InitRule, rng: np.random.Generator) -> Callable[[int], np.ndar
     return draw
 
 
-def generate(tensor: Tensor, rule: InitRule, seed_seq: np.random.SeedSequence) -> np.ndarray:
-    """The tensor's initial value, filled chunk by chunk in its own dtype."""
+def chunk_stream(seed_seq: np.random.SeedSequence, index: int) -> np.random.Generator:
+    """The generator of one chunk of a tensor: the tensor's seed sequence extended by the chunk index, so
+    chunks can be drawn in any order, on any number of threads, with the same bits."""
+    child = np.random.SeedSequence(seed_seq.entropy, spawn_key=(*seed_seq.spawn_key, index))
+    return np.random.Generator(np.random.PCG64(child))
+
+
+def generate(tensor: Tensor, rule: InitRule, seed_seq: np.random.SeedSequence,
+             pool: ThreadPoolExecutor | None = None) -> np.ndarray:
+    """The tensor's initial value, filled chunk by chunk, in place, in its own dtype (on `pool` if given)."""
     out = np.empty(tensor.shape, dtype=np_dtype(tensor.dtype))
     flat = out.reshape(-1)
-    draw = _filler(rule, np.random.Generator(np.random.PCG64(seed_seq)))
-    for start in range(0, flat.size, CHUNK_ELEMENTS):
+
+    def fill(index: int) -> None:
+        start = index * CHUNK_ELEMENTS
         n = min(CHUNK_ELEMENTS, flat.size - start)
-        values = draw(n)
+        values = _filler(rule, chunk_stream(seed_seq, index))(n)
         if tensor.dtype == "int32" and values.dtype != np.int32:
             values = np.rint(values)
         flat[start : start + n] = values.astype(out.dtype)
+
+    chunks = range(-(-flat.size // CHUNK_ELEMENTS))
+    if pool is None or len(chunks) == 1:
+        for index in chunks:
+            fill(index)
+    else:
+        list(pool.map(fill, chunks))
     return out
 
 
@@ -125,8 +144,11 @@ def input_streams(program: Program, seed: int) -> dict[str, np.random.SeedSequen
 
 
 def initial_values(program: Program, seed: int, only: Iterable[str] | None = None) -> dict[str, np.ndarray]:
-    """Initial values of the input and inout tensors (all, or just those named in `only`)."""
+    """Initial values of the input and inout tensors (all, or just those named in `only`). Chunks are drawn
+    on one thread per core; the bits do not depend on the thread count."""
     streams = input_streams(program, seed)
     wanted = set(streams) if only is None else set(only) & set(streams)
     rules = {name: parse_init(program.tensors[name], program) for name in streams}
-    return {name: generate(program.tensors[name], rules[name], streams[name]) for name in streams if name in wanted}
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return {name: generate(program.tensors[name], rules[name], streams[name], pool)
+                for name in streams if name in wanted}

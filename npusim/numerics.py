@@ -227,8 +227,11 @@ def _overflow_is_inf(neg: np.ndarray, mode: str) -> np.ndarray | bool:
 
 def _round_f64(v: np.ndarray, dt: str, mode: str, direction: np.ndarray | None = None) -> np.ndarray:
     """Round float64 `v` once, by `mode`, to float dtype `dt`; NaN becomes the canonical NaN of `dt`."""
-    fmt = _FMTS[dt]
     v = np.asarray(v, dtype=np.float64)
+    if dt == "fp32" and mode == "rint" and direction is None:
+        with np.errstate(over="ignore"):  # IEEE float64 -> float32 conversion: one nearest-even rounding
+            return _canonical_nan_f32(v.astype(np.float32))
+    fmt = _FMTS[dt]
     p = _parts(v, fmt)
     up = _round_up(p, mode, direction)
     # bits of n * 2**qexp: the quantum's exponent field (0 for subnormals) shifted in, plus n (which carries
@@ -435,6 +438,20 @@ def recip(x: np.ndarray) -> np.ndarray:
     return div(np.ones(np.shape(x), dtype=np_dtype(dt)), x)
 
 
+def _near_fp32_midpoint(y: np.ndarray) -> bool:
+    """Could any float64 value of y lie within _NEAR_MIDPOINT_ULPS of an fp32 rounding midpoint? Exact for
+    results in fp32's normal range (29 float64 mantissa bits are dropped: the midpoint is 2**28 of them);
+    zeros, infinities and NaN round exactly; anything else (fp32 subnormal range) answers True."""
+    with np.errstate(invalid="ignore"):
+        a = np.abs(y)
+    normal = (a >= 2.0**-126) & (a < 2.0**128)
+    exact = (a == 0) | ~np.isfinite(a)
+    if not np.all(normal | exact):
+        return True
+    dropped = (y.view(np.uint64) & np.uint64((1 << 29) - 1)).astype(np.int64)
+    return bool(np.any(normal & (np.abs(dropped - (1 << 28)) <= _NEAR_MIDPOINT_ULPS)))
+
+
 def _correctly_rounded(
     y: np.ndarray, xin: np.ndarray, dt: str, side: Callable[[float, float], int]
 ) -> np.ndarray:
@@ -446,6 +463,8 @@ def _correctly_rounded(
     """
     shape = np.shape(y)
     y, xin = np.array(y, dtype=np.float64).reshape(-1), np.asarray(xin, dtype=np.float64).reshape(-1)
+    if dt == "fp32" and not _near_fp32_midpoint(y):
+        return _round_f64(y, dt, "rint").reshape(shape)
     p = _parts(np.where(np.isnan(y), 0.0, y), _FMTS[dt])
     dist = np.where(p.rem > p.half, p.rem - p.half, p.half - p.rem)
     near = ~p.special & (p.half < np.uint64(1 << 59)) & (dist <= np.uint64(_NEAR_MIDPOINT_ULPS))
@@ -670,6 +689,39 @@ def _exact_dot_limbs(
     return np.where(top < 0, 0.0, np.where(negative, -val, val))
 
 
+def _two_band_product(a64: np.ndarray, bits_a: np.ndarray, b64: np.ndarray, span_b: np.ndarray, fmt: _Fmt,
+                      log2k: int) -> np.ndarray | None:
+    """Exact a @ b, as float64 values that round to fp32 like the exact sums, when each row of A splits into
+    two exponent bands that are each certified exact with every column of B (the common case of one operand
+    spanning many binades, e.g. softmax weights or SwiGLU outputs); None when two bands do not suffice.
+
+    Row r's band `hi` holds the elements whose exponent field is within `keep` of the row's largest, `lo` the
+    rest: both products are exact float64 dgemms (see matmul's certificate), their sum s = hi + lo is formed
+    with TwoSum (s rounded to nearest, e the exact error), and where s is exactly an fp32 rounding midpoint
+    and e != 0 it is moved one float64 ulp towards e, so its fp32 rounding is that of s + e.
+    """
+    keep = 53 - log2k - int(span_b.max(initial=0)) - (fmt.mbits + 1)
+    if keep < 0:
+        return None
+    expo = ((bits_a & ~fmt.uint(1 << (fmt.width - 1))) >> fmt.mbits).astype(np.int64)
+    top = expo.max(axis=1, keepdims=True)
+    in_hi = expo >= top - keep
+    lo_bits = np.where(in_hi, fmt.uint(0), bits_a)
+    span_lo, _, _ = _exponent_spans(lo_bits, fmt, axis=1)
+    if int(span_lo.max(initial=0)) + int(span_b.max(initial=0)) + log2k > 53:
+        return None
+    hi = np.where(in_hi, a64, 0.0)
+    c_hi, c_lo = hi @ b64, (a64 - hi) @ b64
+    total = c_hi + c_lo  # TwoSum: total + err == c_hi + c_lo exactly
+    back = total - c_hi
+    err = (c_hi - (total - back)) + (c_lo - back)
+    r = total.astype(np.float32)
+    r64 = r.astype(np.float64)
+    other = np.nextafter(r, np.where(total > r64, np.float32(np.inf), np.float32(-np.inf))).astype(np.float64)
+    midpoint = (r64 != total) & ((r64 + other) * 0.5 == total) & (err != 0)
+    return np.where(midpoint, np.nextafter(total, np.where(err > 0, np.inf, -np.inf)), total)
+
+
 def _nonfinite_dot(a64: np.ndarray, b64: np.ndarray) -> np.ndarray:
     """IEEE result class of dot products involving inf/NaN: NaN (any NaN product, inf*0, or +inf + -inf),
     else ±inf. Order-independent, so it needs no summation."""
@@ -743,6 +795,11 @@ def matmul(a: np.ndarray, b: np.ndarray, *, b_trans: bool = False, out_dtype: st
     need = (span_a[:, None] + span_b[None, :] + log2k) > 53  # not certified exact
     if any_bad:
         need &= ~bad_a[:, None] & ~bad_b[None, :]
+    if need.any() and not any_bad and out_dtype == "fp32":
+        split = _two_band_product(a64, bits_a, b64, span_b, fmt, log2k)
+        if split is not None:
+            c = np.where(need, split, c)
+            need[:] = False
     if need.any():
         rows, cols = np.nonzero(need.any(axis=1))[0], np.nonzero(need.any(axis=0))[0]
         rsel = slice(None) if len(rows) == m else rows  # avoid copying whole operands
@@ -899,7 +956,7 @@ def full(shape: tuple[int, ...] | list[int], dtype: str, value: float | int) -> 
         return np.full(shape, iv, dtype=np.int32)
     if dtype not in _FMTS:
         raise ValueError(f"full: unknown dtype {dtype!r}")
-    return _round_f64(np.full(shape, _scalar_f64(value), dtype=np.float64), dtype, "rint")
+    return np.full(shape, _round_f64(np.array([_scalar_f64(value)]), dtype, "rint")[0], dtype=np_dtype(dtype))
 
 
 def fill_pad(t: np.ndarray, valid_shape: tuple[int, int] | list[int], pad_value: str) -> np.ndarray:

@@ -321,3 +321,19 @@ def test_deterministic_digest():
     sb, ub, _ = nx._exponent_spans(b.view(np.uint16), fmt, axis=0)
     limbs = nx._exact_dot_limbs(a.astype(np.float64), b.astype(np.float64), ua, ub, sa, sb)
     assert nx.digest(limbs.astype(np.float32)) == d.pop()
+
+
+def test_two_band_path_swiglu_like():
+    """Rows spanning ~30 binades (SwiGLU outputs), K = 256: too wide for one float64 dgemm, exact with two
+    exponent bands; the band path must be taken and agree with the exact rational sums."""
+    rng = np.random.default_rng(3)
+    g, u = rng.standard_normal((2, 16, 256)) * 0.05
+    a = (g / (1 + np.exp(-g)) * u).astype(ml_dtypes.bfloat16)
+    b = rng.uniform(-0.5, 0.5, (256, 128)).astype(ml_dtypes.bfloat16) / 160
+    b = b.astype(ml_dtypes.bfloat16)
+    fmt = nx._FMTS["bf16"]
+    span_b, _, _ = nx._exponent_spans(b.view(np.uint16), fmt, axis=0)
+    banded = nx._two_band_product(a.astype(np.float64), a.view(np.uint16), b.astype(np.float64), span_b, fmt, 8)
+    assert banded is not None
+    cells = [(i, j) for i in range(16) for j in range(0, 128, 9)]
+    check_exact(a, b, cells=cells)

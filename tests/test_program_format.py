@@ -84,9 +84,25 @@ def test_inputs_are_seeded_per_tensor_in_declaration_order(tmp_path: Path) -> No
     # a tensor's values do not depend on which other tensors are drawn (a timing-only run draws only some)
     assert initial_values(p, 1, only={"n"})["n"].tobytes() == a["n"].tobytes()
     # the same stream, drawn independently: float32 uniform in [0, 1) mapped to [lo, hi)
-    child = np.random.SeedSequence(1).spawn(2)[0]
-    u = np.random.Generator(np.random.PCG64(child)).random(32, dtype=np.float32)
+    tensor_seq = np.random.SeedSequence(1).spawn(2)[0]
+    chunk_seq = np.random.SeedSequence(tensor_seq.entropy, spawn_key=(*tensor_seq.spawn_key, 0))
+    u = np.random.Generator(np.random.PCG64(chunk_seq)).random(32, dtype=np.float32)
     assert np.array_equal(a["x"].reshape(-1), u * np.float32(2) + np.float32(-1))
+
+
+def test_chunks_draw_the_same_bits_on_any_thread_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from npusim import inputs
+
+    p = load_program(write(tmp_path, BASE.replace("[A, B]", "[A, 1000]")))
+    monkeypatch.setattr(inputs, "CHUNK_ELEMENTS", 256)  # 4000 values: 16 chunks
+    parallel = initial_values(p, 9)["x"]
+    monkeypatch.setattr(inputs.os, "cpu_count", lambda: 1)
+    serial = initial_values(p, 9)["x"]
+    assert parallel.tobytes() == serial.tobytes()
+    tensor_seq = np.random.SeedSequence(9).spawn(2)[0]
+    last = np.random.Generator(np.random.PCG64(np.random.SeedSequence(tensor_seq.entropy,
+                                                                      spawn_key=(*tensor_seq.spawn_key, 15))))
+    assert np.array_equal(parallel.reshape(-1)[15 * 256:], last.random(160, dtype=np.float32) * 2 - 1)
 
 
 def test_init_scaling_rounds_once_to_the_tensor_dtype(tmp_path: Path) -> None:
@@ -95,8 +111,9 @@ def test_init_scaling_rounds_once_to_the_tensor_dtype(tmp_path: Path) -> None:
     p = load_program(write(tmp_path, text))
     x = initial_values(p, 5)["x"]
     assert x.dtype == ml_dtypes.bfloat16
-    child = np.random.SeedSequence(5).spawn(2)[0]
-    u = np.random.Generator(np.random.PCG64(child)).random(32, dtype=np.float32)
+    tensor_seq = np.random.SeedSequence(5).spawn(2)[0]
+    chunk_seq = np.random.SeedSequence(tensor_seq.entropy, spawn_key=(*tensor_seq.spawn_key, 0))
+    u = np.random.Generator(np.random.PCG64(chunk_seq)).random(32, dtype=np.float32)
     expected = (u * np.float32(1) + np.float32(0)) / np.float32(math.sqrt(8))
     assert np.array_equal(x.reshape(-1).view(np.uint16), expected.astype(ml_dtypes.bfloat16).view(np.uint16))
 

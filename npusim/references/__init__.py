@@ -52,7 +52,11 @@ def check(ref: Reference, inputs: Inputs, consts: dict[str, Any], actual: dict[s
         want_flat = np.asarray(want_all).reshape(-1)
         max_abs = max_rel = 0.0
         mismatches = 0
+        same_dtype = got_flat.dtype == want_flat.dtype
         for s in range(0, got_flat.size, block):
+            if same_dtype and np.array_equal(got_flat[s : s + block].view(np.uint8),
+                                             want_flat[s : s + block].view(np.uint8)):
+                continue  # identical bits (most of a KV cache): no error to measure
             got = got_flat[s : s + block].astype(np.float64)
             want = want_flat[s : s + block].astype(np.float64)
             err = np.abs(got - want)
