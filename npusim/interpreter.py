@@ -11,8 +11,10 @@ from __future__ import annotations
 import ast
 import functools
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,10 +46,11 @@ class RunLimits:
 class GMTensor:
     """A tensor in global memory, kept in its own dtype."""
 
-    __slots__ = ("data", "dtype", "name", "shape", "tid")
+    __slots__ = ("data", "dtype", "name", "shape", "tid", "whole")
 
     def __init__(self, name: str, shape: tuple[int, ...], dtype: str, data: np.ndarray | None, tid: int) -> None:
         self.name, self.shape, self.dtype, self.data, self.tid = name, shape, dtype, data, tid
+        self.whole = GMView(self, (0,) * len(shape), shape)
 
 
 class GMView:
@@ -95,7 +98,7 @@ def tile_sig(shape: tuple[int, ...], dtype: str, valid: tuple[int, ...] | None =
 
 
 def _as_view(value: GMTensor | GMView) -> GMView:
-    return value if isinstance(value, GMView) else GMView(value, (0,) * len(value.shape), value.shape)
+    return value if value.__class__ is GMView else value.whole
 
 
 def _poison(shape: tuple[int, ...], dtype: str) -> np.ndarray:
@@ -122,6 +125,45 @@ def _runs(tensor_shape: tuple[int, ...], rect: tuple[int, ...]) -> tuple[int, in
     for d in rect:
         total *= d
     return (total // run if run else 0), run
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the machine can still give this process (MemAvailable), or None if unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_gm_budget(program: Program, limits: RunLimits, numerics_on: bool) -> int:
+    """Total bytes of the program's GM tensors, checked before anything is allocated: against --max-gm-bytes,
+    and (when values will be computed) against the memory the machine has available."""
+    sizes = {t.name: math.prod(t.shape) * itemsize(t.dtype) for t in program.tensors.values()}
+    total = sum(sizes.values())
+    if not sizes:
+        return 0
+    largest = max(sizes, key=sizes.__getitem__)
+    where = program.tensors[largest].loc
+    if total > limits.max_gm_bytes:
+        raise LimitError(
+            f"the program's GM tensors need {total} bytes ({largest}: {sizes[largest]}), more than the limit "
+            f"of {limits.max_gm_bytes} (raise it with --max-gm-bytes)",
+            where,
+        )
+    free = available_memory() if numerics_on else None
+    if free is not None and total > free:
+        raise LimitError(
+            f"the program's GM tensors need {total} bytes ({largest}: {sizes[largest]}) but this machine has "
+            f"{free} bytes available (try a smaller preset, or --no-numerics for timing only)",
+            where,
+        )
+    return total
 
 
 # --- results ------------------------------------------------------------------------------------------
@@ -181,7 +223,6 @@ class Interpreter:
         self.loop_vars: list[str] = []
         self.task: Task | None = None
         self.iterations = 0
-        self.op_count = 0
         self.infer_cache: dict[tuple, tuple] = {}
         self.l1_names: set[str] = set()  # names loaded for the cube in the kernel being compiled
         self.sig_cache: dict[tuple, Any] = {}  # op signatures of loads, stores and moves
@@ -192,15 +233,7 @@ class Interpreter:
 
     # -- setup --
     def _allocate(self, inputs: dict[str, np.ndarray]) -> None:
-        sizes = {t.name: math.prod(t.shape) * itemsize(t.dtype) for t in self.program.tensors.values()}
-        total = sum(sizes.values())
-        if total > self.limits.max_gm_bytes:
-            largest = max(sizes, key=sizes.__getitem__)
-            raise LimitError(
-                f"the program's GM tensors need {total} bytes ({largest}: {sizes[largest]}), more than the limit "
-                f"of {self.limits.max_gm_bytes} (raise it with --max-gm-bytes)",
-                self.program.tensors[largest].loc,
-            )
+        total = check_gm_budget(self.program, self.limits, self.numerics)
         for tid, t in enumerate(self.program.tensors.values()):
             data = None
             if t.name in inputs:
@@ -226,7 +259,7 @@ class Interpreter:
             scopes=self.scopes,
             numerics=self.numerics,
             loop_iterations=self.iterations,
-            op_count=self.op_count,
+            op_count=sum(len(t.ops) for t in self.tasks),
         )
 
     # -- errors --
@@ -520,20 +553,25 @@ class Interpreter:
                 raise AssertionError(kind)
         return out
 
-    def _shape(self, exprs: list[Expr], instr: OpCall, what: str) -> tuple[int, ...]:
-        env = self.env
-        shape = tuple([e.const if e.const is not None else e.fn(env) for e in exprs])
-        for d in shape:
-            if d.__class__ is not int:
+    def _shape_getter(self, exprs: list[Expr], instr: OpCall, what: str, positive: bool = False
+                      ) -> Callable[[], tuple[int, ...]]:
+        """A function giving the shape (or offset) a list of expressions denotes, checked to hold integers
+        (and positive ones for shapes). Constant lists are checked once, here, before anything runs."""
+        def check(shape: tuple[int, ...]) -> tuple[int, ...]:
+            if any(d.__class__ is not int for d in shape):
                 raise self._error(instr, f"{instr.spec.name}: {what} {list(shape)} must hold integers")
-        return shape
+            if positive and any(d < 1 for d in shape):
+                raise self._error(instr, f"{instr.spec.name}: {what} {list(shape)} must be positive")
+            return shape
 
-    def _dims(self, shape: tuple[int, ...], instr: OpCall, what: str) -> None:
-        if any(d < 1 for d in shape):
-            raise self._error(instr, f"{instr.spec.name}: {what} {list(shape)} must be positive")
+        if all(e.is_const for e in exprs):
+            const = check(tuple(e.const for e in exprs))
+            return lambda: const
+        fns, env = [e.fn for e in exprs], self.env
+        return lambda: check(tuple([f(env) for f in fns]))
 
     def _op_create_tensor(self, instr: OpCall, args: dict) -> Run:
-        shape_exprs = args["shape"][1]
+        get_shape = self._shape_getter(args["shape"][1], instr, "shape", positive=True)
         dtype = args["dtype"][1]
         target = instr.target
         if target is None:
@@ -541,10 +579,9 @@ class Interpreter:
 
         def run() -> None:
             try:
-                shape = self._shape(shape_exprs, instr, "shape")
+                shape = get_shape()
             except _RUNTIME_ERRORS as exc:
                 raise self._located(instr, "create_tensor", exc) from None
-            self._dims(shape, instr, "shape")
             self.gm_bytes += math.prod(shape) * itemsize(dtype)
             if self.gm_bytes > self.limits.max_gm_bytes:
                 raise self._error(
@@ -581,10 +618,11 @@ class Interpreter:
 
     def _op_slice(self, instr: OpCall, args: dict, iid: int, in_kernel: bool) -> Run:
         src_name = args["t"][1]
-        shape_exprs = args["shape"][1]
-        offset_exprs = args["offset"][1]
+        get_shape = self._shape_getter(args["shape"][1], instr, "shape", positive=True)
+        get_offset = self._shape_getter(args["offset"][1], instr, "offset")
         valid_arg = args["valid_shape"]
         valid_exprs = valid_arg[1] if valid_arg[0] == "shape" else None
+        get_valid = self._shape_getter(valid_exprs, instr, "valid_shape") if valid_exprs else None
         dynamic = valid_exprs is not None and not all(e.is_const for e in valid_exprs)
         env = self.env
         dst_buf = "L1" if instr.target in self.l1_names else "UB"
@@ -593,12 +631,11 @@ class Interpreter:
         def run() -> None:
             src = env[src_name]
             try:
-                shape = self._shape(shape_exprs, instr, "shape")
-                offset = self._shape(offset_exprs, instr, "offset")
-                valid = self._shape(valid_exprs, instr, "valid_shape") if valid_exprs else None
+                shape = get_shape()
+                offset = get_offset()
+                valid = get_valid() if get_valid else None
             except _RUNTIME_ERRORS as exc:
                 raise self._located(instr, "slice", exc) from None
-            self._dims(shape, instr, "shape")
             if valid is not None and (
                 len(valid) != len(shape) or any(not 0 <= v <= d for v, d in zip(valid, shape, strict=True))
             ):
@@ -650,7 +687,6 @@ class Interpreter:
             info = self.sig_cache[key] = (tsig, opsig, math.prod(shape) * itemsize(tensor.dtype))
         tile = Tile(data, info[0], buf, len(task.ops), task.id)
         task.ops.append(OpRecord(info[1], iid, (), buf, info[2]))
-        self.op_count += 1
         return tile
 
     def _extract_tile(self, src: Tile, shape: tuple[int, ...], offset: tuple[int, ...],
@@ -666,7 +702,7 @@ class Interpreter:
     def _op_assemble(self, instr: OpCall, args: dict, iid: int) -> Run:
         target_name = args["target"][1]
         source_name = args["source"][1]
-        offset_exprs = args["offset"][1]
+        get_offset = self._shape_getter(args["offset"][1], instr, "offset")
         env = self.env
         result_name = instr.target
 
@@ -674,7 +710,7 @@ class Interpreter:
             target = env[target_name]
             source = env[source_name]
             try:
-                offset = self._shape(offset_exprs, instr, "offset")
+                offset = get_offset()
             except _RUNTIME_ERRORS as exc:
                 raise self._located(instr, "assemble", exc) from None
             if source.__class__ is not Tile:
@@ -720,7 +756,6 @@ class Interpreter:
             opsig = OpSig("TSTORE", source.sig, (), (source.buf, runs, run_elems * itemsize(tensor.dtype)))
             self.sig_cache[key] = opsig
         task.ops.append(OpRecord(opsig, iid, (source.op,), "", 0))
-        self.op_count += 1
 
     def _insert_tile(self, target: Tile, source: Tile, offset: tuple[int, ...], iid: int) -> Tile:
         """assemble into a tile: a vector copy into a window of a new tile (TINSERT)."""
@@ -752,7 +787,6 @@ class Interpreter:
         nbytes = math.prod(sig.shape) * itemsize(sig.dtype)
         tile = Tile(data, sig, buf, len(task.ops), task.id)
         task.ops.append(OpRecord(opsig, iid, deps, buf, nbytes))
-        self.op_count += 1
         return tile
 
     def _op_compute(self, instr: OpCall, spec: OpSpec, args: dict, iid: int) -> Run:
@@ -762,7 +796,8 @@ class Interpreter:
         target = instr.target
         value_params = [(n, a[1]) for n, a in args.items() if a[0] == "value"]
         scalar_params = [(n, a[1]) for n, a in args.items() if a[0] == "scalar"]
-        shape_params = [(n, a[1]) for n, a in args.items() if a[0] == "shape"]
+        shape_params = [(n, self._shape_getter(a[1], instr, n, positive=True)) for n, a in args.items()
+                        if a[0] == "shape"]
         consts = {n: a[1] for n, a in args.items() if a[0] == "const"}
         cube = spec.pipe == "cube"
         metadata_only = spec.pipe == "scalar"
@@ -788,8 +823,6 @@ class Interpreter:
             return value if metadata_only else self._to_buffer(value, "UB", iid)
 
         def infer(tiles: list[Tile], svals: tuple, shapes: dict[str, tuple[int, ...]]) -> tuple:
-            for name, shape in shapes.items():
-                self._dims(shape, instr, name)
             types: dict[str, Any] = {n: t.type() for (n, _), t in zip(value_params, tiles, strict=True)}
             types.update(zip((n for n, _ in scalar_params), svals, strict=True))
             types.update(shapes)
@@ -806,15 +839,24 @@ class Interpreter:
             opsig = OpSig(cost_key, out_sig, tuple(t.sig for t in tiles), attrs)
             return out_sig, opsig, math.prod(out_shape) * itemsize(out_dtype)
 
+        want = {name: (operand_buf[name] if cube else None if metadata_only else "UB") for name, _ in value_params}
+        no_shapes: dict[str, tuple[int, ...]] = {}
+
         def run() -> None:
             task = self.task
             if task is None:
                 raise self._error(instr, f"{spec.name} runs inside a kernel")
             try:
-                shapes = {name: self._shape(exprs, instr, name) for name, exprs in shape_params}
-                svals = tuple(expr.fn(env) for _, expr in scalar_params)
-                tiles = [operand(name, var) for name, var in value_params]
-                key = (tuple(t.sig for t in tiles), svals, tuple(shapes.values()))
+                shapes = {name: get() for name, get in shape_params} if shape_params else no_shapes
+                svals = tuple([expr.fn(env) for _, expr in scalar_params]) if scalar_params else ()
+                tiles = []
+                for name, var in value_params:
+                    value = env[var]
+                    if value.__class__ is Tile and value.owner == task.id and want[name] in (None, value.buf):
+                        tiles.append(value)  # the common case: already where the op needs it
+                    else:
+                        tiles.append(operand(name, var))
+                key = (tuple([t.sig for t in tiles]), svals, tuple(shapes.values()))
                 info = cache.get(key)
                 if info is None:
                     info = cache[key] = infer(tiles, svals, shapes)
@@ -834,8 +876,7 @@ class Interpreter:
                 raise self._located(instr, spec.name, exc) from None
             buf = tiles[0].buf if metadata_only and tiles else ("L0C" if cube else "UB")
             tile = Tile(data, info[0], buf, len(task.ops), task.id)
-            task.ops.append(OpRecord(info[1], iid, tuple(t.op for t in tiles), buf, info[2]))
-            self.op_count += 1
+            task.ops.append(OpRecord(info[1], iid, tuple([t.op for t in tiles]), buf, info[2]))
             if target is not None:
                 env[target] = tile
 

@@ -19,7 +19,7 @@ from .engine import Timeline, simulate
 from .expressions import ExprLimits
 from .hardware import CONFIG_DIR, DEFAULT_CONFIG, HardwareConfig, load_config
 from .inputs import initial_values
-from .interpreter import Execution, RunLimits, execute
+from .interpreter import Execution, RunLimits, check_gm_budget, execute
 from .program import Program, load_program
 from .references import check as reference_check
 from .references import get_reference
@@ -104,6 +104,7 @@ def validate(opts: RunOptions) -> tuple[Program, Execution]:
     """Load and check a program without running it in full: every loop body runs once, shapes and bounds
     are checked on the way, and the kernels' buffer use is checked against the config."""
     program, hw = load(opts)
+    check_gm_budget(program, opts.run_limits, numerics_on=False)
     needed = tensors_read(program)
     inputs = initial_values(program, opts.seed, only=needed)
     probe = execute(program, inputs, numerics_on=False, limits=opts.run_limits, first_iterations_only=True)
@@ -120,6 +121,7 @@ def run(opts: RunOptions, console: Console | None = None) -> RunResult:
         protected = [Path(program.file).parent, CONFIG_DIR, Path(__file__).resolve().parent]
         out_dir = artifacts.prepare_out_dir(out, protected)
 
+    check_gm_budget(program, opts.run_limits, opts.numerics)  # before any input is drawn
     needed = tensors_read(program)
     # A quick pass first: every loop body once, no arithmetic, so a shape or bounds error in the last kernel
     # is reported in milliseconds rather than after the whole run.

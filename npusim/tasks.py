@@ -71,6 +71,12 @@ def _merge(a: Region, b: Region) -> Region | None:
     if b[0] != tid or len(b[1]) != len(lo):
         return None
     blo, bhi = b[1], b[2]
+    if len(lo) == 2:  # the common case, spelled out
+        if lo[1] == blo[1] and hi[1] == bhi[1] and blo[0] <= hi[0] and lo[0] <= bhi[0]:
+            return (tid, (min(lo[0], blo[0]), lo[1]), (max(hi[0], bhi[0]), hi[1]))
+        if lo[0] == blo[0] and hi[0] == bhi[0] and blo[1] <= hi[1] and lo[1] <= bhi[1]:
+            return (tid, (lo[0], min(lo[1], blo[1])), (hi[0], max(hi[1], bhi[1])))
+        return None
     axis = -1
     for i in range(len(lo)):
         if lo[i] != blo[i] or hi[i] != bhi[i]:
@@ -120,17 +126,19 @@ def _covers(lo: tuple[int, ...], hi: tuple[int, ...], elo: tuple[int, ...], ehi:
 
 
 class _TensorLog:
-    """Per tensor: the rectangles read and written so far and by which task. A write prunes the entries it
-    covers: later accesses depend on the write, which already depends on them, so they add nothing."""
+    """Per tensor: the rectangles read and written so far and by which task. Once the log is long, a write
+    prunes the entries it covers: later accesses depend on the write, which already depends on them, so
+    they add nothing."""
 
     VECTORISE_FROM = 64
+    PRUNE_FROM = 32
 
     def __init__(self) -> None:
         self.entries: list[tuple[tuple[int, ...], tuple[int, ...], int, bool]] = []
         self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def add(self, lo: tuple[int, ...], hi: tuple[int, ...], task: int, is_write: bool) -> None:
-        if is_write:
+        if is_write and len(self.entries) >= self.PRUNE_FROM:
             self.entries = [e for e in self.entries if not _covers(lo, hi, e[0], e[1])]
         self.entries.append((lo, hi, task, is_write))
         self._arrays = None

@@ -202,3 +202,24 @@ def test_random_expressions_match_direct_evaluation(tree: tuple[str, int]) -> No
     text, value = tree
     e = compile_expr(text, ("i",))
     assert e.fn({"i": 11}) == value
+
+
+def test_every_op_is_documented() -> None:
+    """docs/program-format.md's op table names every op of the ops table (and no op that does not exist)."""
+    import re
+
+    from npusim.ops import OPS
+
+    from .conftest import REPO
+
+    doc = (REPO / "docs" / "program-format.md").read_text()
+    rows = re.findall(r"^\| `([^`]+)` \|", doc.split("## Ops", 1)[1], re.M)
+    documented: set[str] = set()
+    for cell in rows:
+        for word in cell.split():
+            if "/" in word:  # row_expand_add/sub/mul/div
+                stem, first = word.rsplit("_", 1)
+                documented.update(f"{stem}_{op}" for op in first.split("/"))
+            else:
+                documented.add(word)
+    assert documented == set(OPS)
