@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from pydantic import ValidationError
 
@@ -35,7 +36,7 @@ class YamlLimits:
     """Bounds on what a YAML file may cost to read (each can be raised from the command line)."""
 
     max_bytes: int = 4 * 1024 * 1024
-    max_nodes: int = 200_000
+    max_nodes: int = 50_000
     max_depth: int = 64
     max_string_chars: int = 10_000
 
@@ -93,8 +94,13 @@ def parse_yaml(text: str, file: str, limits: YamlLimits = YamlLimits()) -> YamlD
     """Compose `text` safely and convert it to plain data with locations."""
     if not text.strip():
         raise NpusimError("file is empty", Location(file, 1, 1))
+    _check_bracket_depth(text, file, limits.max_depth)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = _BoundedLoader(text, limits.max_nodes)
+        try:
+            root = loader.get_single_node()
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
@@ -103,6 +109,11 @@ def parse_yaml(text: str, file: str, limits: YamlLimits = YamlLimits()) -> YamlD
         raise NpusimError(f"YAML error: {exc}", Location(file)) from None
     except RecursionError:
         raise NpusimError("YAML nesting is too deep", Location(file)) from None
+    except _TooManyNodes as exc:
+        raise NpusimError(
+            f"YAML holds more than {limits.max_nodes} values; raise the limit with --max-yaml-nodes",
+            _mark_location(file, exc.mark),
+        ) from None
     if root is None:
         raise NpusimError("file holds no YAML document", Location(file, 1, 1))
     converter = _Converter(file, limits)
@@ -110,9 +121,44 @@ def parse_yaml(text: str, file: str, limits: YamlLimits = YamlLimits()) -> YamlD
     return YamlDoc(file, data, converter.locations, converter.key_locations)
 
 
+def _check_bracket_depth(text: str, file: str, max_depth: int) -> None:
+    """Refuse absurdly nested flow collections ([[[[...]]]]) before the parser recurses into them. Brackets
+    inside strings count too: legitimate files stay far below the limit either way."""
+    raw = np.frombuffer(text.encode(), dtype=np.uint8)
+    opening = (raw == ord("[")) | (raw == ord("{"))
+    closing = (raw == ord("]")) | (raw == ord("}"))
+    depth = np.cumsum(opening, dtype=np.int64) - np.cumsum(closing, dtype=np.int64)
+    if depth.size and int(depth.max()) > max_depth:
+        at = int(np.argmax(depth > max_depth))
+        before = raw[:at].tobytes()
+        line = before.count(b"\n") + 1
+        col = at - (before.rfind(b"\n") + 1) + 1
+        raise NpusimError(f"YAML nesting is deeper than {max_depth} levels", Location(file, line, col))
+
+
 def load_yaml(path: Path | str, limits: YamlLimits = YamlLimits(), what: str = "file") -> YamlDoc:
     path = Path(path)
     return parse_yaml(read_text(path, limits.max_bytes, what), str(path), limits)
+
+
+class _TooManyNodes(Exception):
+    def __init__(self, mark: Any) -> None:
+        self.mark = mark
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, counting nodes as it composes them: a file of millions of tiny values is refused
+    before it becomes millions of Python objects."""
+
+    def __init__(self, text: str, max_nodes: int) -> None:
+        super().__init__(text)
+        self.nodes_left = max_nodes
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self.nodes_left -= 1
+        if self.nodes_left < 0:
+            raise _TooManyNodes(self.peek_event().start_mark)
+        return super().compose_node(parent, index)
 
 
 class _Converter:
