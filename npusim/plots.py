@@ -376,7 +376,7 @@ def write_compare_chart(path: Path, report_a: dict[str, Any], report_b: dict[str
             ax.margins(y=0.12)
         axes[0].legend(frameon=False)
         axes[1].set_xticks(x, names, rotation=30 if tilt else 0, ha="right" if tilt else "center")
-        axes[0].set_title(f"{label_a} vs {label_b} by top-level scope: total {report_a['total']['us']:.2f} µs vs "
-                          f"{report_b['total']['us']:.2f} µs (labels: change of {label_b} against {label_a})")
+        axes[0].set_title(f"A = {label_a}, B = {label_b}\ntotal {report_a['total']['us']:.2f} µs (A) vs "
+                          f"{report_b['total']['us']:.2f} µs (B); labels: change of B against A", fontsize=9)
         size = _save(fig, path)
     return Chart(bars, names, size)
