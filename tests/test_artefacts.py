@@ -2,8 +2,9 @@
 task and core, picture sizes, trace events against the timeline they came from, and the utilisation curves
 against the totals they must add up to.
 
-Two runs: softmax (tiny preset) from programs/, and a synthetic program written here with mix kernels (AIC
-and AIV at once) and enough GM traffic on every AIV at once that HBM is shared and tasks are stretched.
+Three runs: the Qwen3 decode layer and softmax (tiny presets) from programs/, and a synthetic program written
+here with mix kernels (AIC and AIV at once) and enough GM traffic on every AIV at once that HBM is shared and
+tasks are stretched.
 """
 
 from __future__ import annotations
@@ -88,7 +89,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
     return result
 
 
-@pytest.fixture(params=["softmax", "demo"])
+@pytest.fixture(scope="module")
+def qwen3_tiny(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    out = tmp_path_factory.mktemp("qwen3")
+    return run(RunOptions(program=ROOT / "programs" / "qwen3_decode.yaml", preset="tiny", out=out, quiet=True))
+
+
+@pytest.fixture(params=["qwen3_tiny", "softmax", "demo"])
 def result(request: pytest.FixtureRequest) -> RunResult:
     return request.getfixturevalue(request.param)
 
@@ -328,3 +335,19 @@ def test_compare_chart(softmax: RunResult, demo: RunResult, tmp_path: Path) -> N
     names = top + [s["name"] for s in demo.report["scopes"] if "/" not in s["name"]]
     assert mixed.rows == names and mixed.bars == 2 * 2 * len(names)
     assert png_size(tmp_path / "mixed.png") == mixed.size_px
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from npusim.run import Progressor
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    with Progressor(quiet=False).phase("x", 3) as tick:
+        assert tick is None  # not a terminal: silent
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    with Progressor(quiet=True).phase("x", 3) as tick:
+        assert tick is None  # --quiet: silent
+    with Progressor(quiet=False).phase("x", 3) as tick:
+        assert callable(tick)
+        tick(3)
