@@ -115,20 +115,21 @@ def main() -> None:
 @click.option("--save-tensors", is_flag=True, help="also write inputs.npz and outputs.npz")
 @click.option("--no-plot", is_flag=True, help="do not draw timeline.png / utilisation.png")
 @click.option("--no-trace", is_flag=True, help="do not write trace.json")
-@click.option("--trace-tasks-only", is_flag=True, help="trace.json with task-level events only (large runs)")
+@click.option("--trace-detail", type=click.Choice(["auto", "ops", "tasks"]), default="auto", show_default=True,
+              help="trace.json events: one per op and per task, or per task only; auto = ops up to 100 000 ops")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar and no table")
 @guarded
 def run(program: str, out: str | None, no_numerics: bool, save_tensors: bool, no_plot: bool, no_trace: bool,
-        trace_tasks_only: bool, quiet: bool, **kw: Any) -> None:
+        trace_detail: str, quiet: bool, **kw: Any) -> None:
     """Simulate PROGRAM: print the per-scope table and write report.json, plots and a Perfetto trace."""
     from .report import print_summary
     from .run import run as run_program
 
     opts = make_options(program, kw, out=Path(out) if out else None, numerics=not no_numerics,
                         save_tensors=save_tensors, plot=not no_plot, trace=not no_trace,
-                        trace_ops=not trace_tasks_only, quiet=quiet)
+                        trace_ops={"auto": None, "ops": True, "tasks": False}[trace_detail], quiet=quiet)
     console = _console()
-    result = run_program(opts, console)
+    result = run_program(opts)
     if not quiet:
         print_summary(result.report, console)
         if result.out_dir is not None:

@@ -647,7 +647,7 @@ class Interpreter:
             else:
                 view = _as_view(src)
                 self._window(instr, view.shape, shape, offset, src_name)
-                abs_offset = tuple(a + b for a, b in zip(view.offset, offset, strict=True))
+                abs_offset = tuple([a + b for a, b in zip(view.offset, offset, strict=True)])
                 if not in_kernel:
                     if valid is not None:
                         raise self._error(instr, "slice: valid_shape applies to loads inside a kernel only")
@@ -667,7 +667,7 @@ class Interpreter:
         if valid == shape:
             valid = None
         moved = valid or shape
-        hi = tuple(o + v for o, v in zip(offset, moved, strict=True))
+        hi = tuple([o + v for o, v in zip(offset, moved, strict=True)])
         data = None
         if self.numerics and tensor.data is not None:
             region = tuple(slice(o, h) for o, h in zip(offset, hi, strict=True))
@@ -728,7 +728,7 @@ class Interpreter:
                 written = source.sig.valid
                 view = _as_view(target)
                 self._window(instr, view.shape, written, offset, target_name)
-                abs_offset = tuple(a + b for a, b in zip(view.offset, offset, strict=True))
+                abs_offset = tuple([a + b for a, b in zip(view.offset, offset, strict=True)])
                 self._store(view.tensor, abs_offset, source, written, iid)
                 result = target
             if result_name is not None:
@@ -743,7 +743,7 @@ class Interpreter:
         assert task is not None
         if source.buf not in ("UB", "L0C"):
             source = self._to_buffer(source, "UB", iid)
-        hi = tuple(o + w for o, w in zip(offset, written, strict=True))
+        hi = tuple([o + w for o, w in zip(offset, written, strict=True)])
         if self.numerics and tensor.data is not None and source.data is not None:
             tensor.data[tuple(slice(o, h) for o, h in zip(offset, hi, strict=True))] = \
                 source.data[tuple(slice(0, w) for w in written)]

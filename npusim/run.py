@@ -26,6 +26,8 @@ from .references import get_reference
 from .report import build_report
 from .yaml_source import YamlLimits
 
+TRACE_OPS_UP_TO = 100_000  # above this many ops trace.json holds task events only (unless asked for ops)
+
 
 @dataclass
 class RunOptions:
@@ -39,7 +41,7 @@ class RunOptions:
     save_tensors: bool = False
     plot: bool = True
     trace: bool = True
-    trace_ops: bool = True
+    trace_ops: bool | None = None  # op-level trace events; None: only if the run has <= TRACE_OPS_UP_TO ops
     quiet: bool = False
     check: bool = True
     run_limits: RunLimits = field(default_factory=RunLimits)
@@ -112,8 +114,7 @@ def validate(opts: RunOptions) -> tuple[Program, Execution]:
     return program, probe
 
 
-def run(opts: RunOptions, console: Console | None = None) -> RunResult:
-    console = console or Console()
+def run(opts: RunOptions) -> RunResult:
     program, hw = load(opts)
     out_dir = None
     if opts.out is not None or opts.plot or opts.trace or opts.save_tensors:
@@ -164,11 +165,13 @@ def write_artefacts(out_dir: Path, opts: RunOptions, program: Program, execution
     if opts.trace:
         from . import trace
 
-        trace.write_trace(out_dir / "trace.json", execution, timeline, op_events=opts.trace_ops)
+        op_events = opts.trace_ops if opts.trace_ops is not None else execution.op_count <= TRACE_OPS_UP_TO
+        trace.write_trace(out_dir / "trace.json", execution, timeline, op_events=op_events)
+        report["trace_events"] = "ops" if op_events else "tasks"
         written.append("trace.json")
     if opts.save_tensors and opts.numerics:
         roles = {name: t.role for name, t in program.tensors.items()}
-        artifacts.write_npz(out_dir / "inputs.npz", {n: a for n, a in inputs.items()})
+        artifacts.write_npz(out_dir / "inputs.npz", inputs)
         finals = {n: t.data for n, t in execution.tensors.items() if roles.get(n) in ("output", "inout")}
         artifacts.write_npz(out_dir / "outputs.npz", finals)
         written += ["inputs.npz", "outputs.npz"]

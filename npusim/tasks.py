@@ -118,28 +118,30 @@ def coalesce(regions: list[Region]) -> list[Region]:
 
 
 def _overlaps(alo: tuple[int, ...], ahi: tuple[int, ...], blo: tuple[int, ...], bhi: tuple[int, ...]) -> bool:
-    return all(a < d and c < b for a, b, c, d in zip(alo, ahi, blo, bhi, strict=True))
+    return all(not (a >= d or c >= b) for a, b, c, d in zip(alo, ahi, blo, bhi, strict=True))
 
 
 def _covers(lo: tuple[int, ...], hi: tuple[int, ...], elo: tuple[int, ...], ehi: tuple[int, ...]) -> bool:
-    return all(a <= c and d <= b for a, b, c, d in zip(lo, hi, elo, ehi, strict=True))
+    return all(not (c < a or b < d) for a, b, c, d in zip(lo, hi, elo, ehi, strict=True))
 
 
 class _TensorLog:
-    """Per tensor: the rectangles read and written so far and by which task. Once the log is long, a write
-    prunes the entries it covers: later accesses depend on the write, which already depends on them, so
-    they add nothing."""
+    """Per tensor: the rectangles read and written so far and by which task. Each time the log has doubled,
+    the next write prunes the entries it covers (amortised O(1) per access): later accesses depend on that
+    write, which already depends on them, so they add nothing."""
 
     VECTORISE_FROM = 64
     PRUNE_FROM = 32
 
     def __init__(self) -> None:
         self.entries: list[tuple[tuple[int, ...], tuple[int, ...], int, bool]] = []
+        self.prune_at = self.PRUNE_FROM
         self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def add(self, lo: tuple[int, ...], hi: tuple[int, ...], task: int, is_write: bool) -> None:
-        if is_write and len(self.entries) >= self.PRUNE_FROM:
+        if is_write and len(self.entries) >= self.prune_at:
             self.entries = [e for e in self.entries if not _covers(lo, hi, e[0], e[1])]
+            self.prune_at = max(self.PRUNE_FROM, 2 * len(self.entries))
         self.entries.append((lo, hi, task, is_write))
         self._arrays = None
 
