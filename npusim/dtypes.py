@@ -12,7 +12,6 @@ NUMPY_DTYPES: dict[str, np.dtype] = {
     "int32": np.dtype(np.int32),
 }
 FLOAT_DTYPES = ("bf16", "fp16", "fp32")
-HALF_DTYPES = ("bf16", "fp16")
 
 
 def itemsize(dtype: str) -> int:

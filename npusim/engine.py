@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import simpy
 
@@ -264,7 +264,7 @@ class Timeline:
     deps: list[tuple[int, ...]]
     cycles: float
     hw: HardwareConfig
-    extra: dict = field(default_factory=dict)
+    distinct_kernels: int = 0  # kernels with different op lists (each scheduled once)
 
 
 def simulate(tasks: list[Task], instrs: list[InstrInfo], hw: HardwareConfig,
@@ -337,7 +337,7 @@ def simulate(tasks: list[Task], instrs: list[InstrInfo], hw: HardwareConfig,
     if len(finished) != len(tasks):
         raise AssertionError("the timing engine left tasks unfinished")
     total = max((r.end for r in finished), default=0.0)
-    return Timeline(finished, deps, total, hw, {"distinct_kernels": len(cache)})
+    return Timeline(finished, deps, total, hw, len(cache))
 
 
 def critical_path(timeline: Timeline) -> list[int]:

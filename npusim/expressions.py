@@ -18,7 +18,6 @@ from typing import Any
 
 from .errors import Location, ProgramError
 
-Number = int | float
 Env = dict[str, Any]
 
 

@@ -13,7 +13,7 @@ import functools
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -190,7 +190,6 @@ class Execution:
     numerics: bool
     loop_iterations: int = 0
     op_count: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # --- the interpreter ----------------------------------------------------------------------------------
@@ -223,7 +222,6 @@ class Interpreter:
         self.loop_vars: list[str] = []
         self.task: Task | None = None
         self.iterations = 0
-        self.infer_cache: dict[tuple, tuple] = {}
         self.l1_names: set[str] = set()  # names loaded for the cube in the kernel being compiled
         self.sig_cache: dict[tuple, Any] = {}  # op signatures of loads, stores and moves
         self.next_tid = len(program.tensors)
@@ -323,9 +321,8 @@ class Interpreter:
         if self.kinds.get(name) != "value":
             raise ProgramError(f"read: {name!r} is not a tensor", loc)
         fns = [e.fn for e in indices]
-        env = self.env
 
-        def read(env_: dict) -> Any:
+        def read(env: dict) -> Any:
             target = env[name]
             if isinstance(target, Tile):
                 raise ProgramError("read: reading a tile inside a kernel is not supported", loc)

@@ -21,7 +21,6 @@ from .expressions import ExprCompiler, ExprLimits, did_you_mean, parse_python
 from .ops import OPS, REQUIRED, OpSpec
 from .yaml_source import YamlDoc, YamlLimits, load_yaml, pydantic_message
 
-ROLES = ("input", "output", "inout", "scratch")
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _SCOPE_RE = re.compile(rf"^scope\s+({_IDENT})$")
 _INCORE_RE = re.compile(rf"^incore(?:\s+({_IDENT}))?$")

@@ -113,6 +113,7 @@ def build_report(
             "kernels": {k: round(v, 3) for k, v in sorted(chain_kernels.items(), key=lambda kv: -kv[1])},
         },
         "ops": execution.op_count,
+        "loop_iterations": execution.loop_iterations,
         "outputs": outputs_digest(execution, roles),
     }
     if check is not None:

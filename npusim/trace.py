@@ -101,6 +101,7 @@ def _task_events(execution: Execution, timeline: Timeline, lanes: _Lanes, run: T
         "source": f"{loc.file}:{loc.line}", "context": task.context, "core": task.core,
         "standalone_cycles": round(run.schedule.cycles, 3), "cycles": round(run.end - run.start, 3),
         "stretch": round(run.stretch, 6), "gm_bytes": run.schedule.gm_bytes,
+        "peak_buffer_bytes": dict(sorted(run.schedule.peak_bytes.items())),
         "predecessors": len(timeline.deps[run.task]),
     }
     for kind, core in _cores(run):

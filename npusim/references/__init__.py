@@ -2,7 +2,8 @@
 independently of the interpreter and the tile program, following each program's reference numerics.
 
 A program names its reference with `reference: NAME`; the run compares the named outputs with
-torch.allclose semantics: |actual - expected| <= atol + rtol * |expected|.
+torch.allclose semantics: |actual - expected| <= atol + rtol * |expected|. The report gives the largest
+absolute error, and the largest relative error among elements whose expected magnitude is at least atol.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ def check(ref: Reference, inputs: Inputs, consts: dict[str, Any], actual: dict[s
             bad = ~(err <= ref.atol + ref.rtol * np.abs(want))  # NaN compares False: counted as bad
             mismatches += int(np.count_nonzero(bad))
             max_abs = max(max_abs, float(np.max(err, initial=0.0)))
-            rel = err / np.maximum(np.abs(want), np.finfo(np.float64).tiny)
-            max_rel = max(max_rel, float(np.max(rel, initial=0.0)))
+            sized = np.abs(want) >= ref.atol  # relative error means something where values are not ~0
+            max_rel = max(max_rel, float(np.max(err[sized] / np.abs(want[sized]), initial=0.0)))
             if np.isnan(err).any():
                 max_abs = max_rel = float("inf")
         per_output[name] = {"passed": mismatches == 0, "max_abs_err": _finite(max_abs),
