@@ -76,6 +76,8 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="total GM tensor bytes a program may allocate"),
         click.option("--max-yaml-bytes", default=YamlLimits.max_bytes, show_default=True, type=click.IntRange(1)),
         click.option("--max-yaml-nodes", default=YamlLimits.max_nodes, show_default=True, type=click.IntRange(1)),
+        click.option("--max-yaml-string", default=YamlLimits.max_string_chars, show_default=True,
+                     type=click.IntRange(1), help="longest string a YAML file may hold"),
         click.option("--max-expr-chars", default=ExprLimits.max_chars, show_default=True, type=click.IntRange(1)),
         click.option("--max-expr-depth", default=ExprLimits.max_depth, show_default=True, type=click.IntRange(1)),
     ]
@@ -94,7 +96,8 @@ def make_options(program: str, kw: dict[str, Any], **extra: Any):
         overrides=parse_overrides(list(kw["sets"])),
         seed=kw["seed"],
         run_limits=RunLimits(kw["max_tasks"], kw["max_loop_iterations"], kw["max_gm_bytes"]),
-        yaml_limits=YamlLimits(max_bytes=kw["max_yaml_bytes"], max_nodes=kw["max_yaml_nodes"]),
+        yaml_limits=YamlLimits(max_bytes=kw["max_yaml_bytes"], max_nodes=kw["max_yaml_nodes"],
+                               max_string_chars=kw["max_yaml_string"]),
         expr_limits=ExprLimits(max_chars=kw["max_expr_chars"], max_depth=kw["max_expr_depth"]),
         **extra,
     )

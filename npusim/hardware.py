@@ -142,18 +142,21 @@ def _describe(doc: YamlDoc, exc: ValidationError) -> ConfigError:
 
 
 def resolve_config_path(name_or_path: str) -> Path:
-    """A config name (`ascend910b`) or a path to a YAML file."""
+    """A path to a YAML file, or a config name (`ascend910b`) looked up in ./configs, then in npusim's own
+    configs directory."""
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml") or candidate.exists() or "/" in name_or_path:
         return candidate
-    path = CONFIG_DIR / f"{name_or_path}.yaml"
-    if not path.exists():
-        known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-        raise ConfigError(
-            f"no config named {name_or_path!r}{did_you_mean(name_or_path, known)}; known: {', '.join(known)} "
-            "(or give a path to a YAML file)"
-        )
-    return path
+    directories = (Path("configs"), CONFIG_DIR)
+    for directory in directories:
+        path = directory / f"{name_or_path}.yaml"
+        if path.is_file():
+            return path
+    known = sorted({p.stem for d in directories for p in d.glob("*.yaml")})
+    raise ConfigError(
+        f"no config named {name_or_path!r}{did_you_mean(name_or_path, known)}; known: {', '.join(known)} "
+        "(or give a path to a YAML file)"
+    )
 
 
 def load_config(name_or_path: str = DEFAULT_CONFIG, limits: YamlLimits | None = None) -> HardwareConfig:

@@ -196,7 +196,7 @@ class _Converter:
             if isinstance(value, str) and len(value) > self.limits.max_string_chars:
                 raise self.fail(
                     f"string of {len(value)} characters is longer than the limit of "
-                    f"{self.limits.max_string_chars}",
+                    f"{self.limits.max_string_chars} (raise it with --max-yaml-string)",
                     node,
                 )
             return value
