@@ -58,8 +58,8 @@ class KernelSchedule:
     ops: list[OpTiming]
 
 
-def _liveness_peaks(ops: list[OpRecord]) -> tuple[dict[str, int], list[int]]:
-    """Peak live bytes per buffer, and for each op the index of its last consumer."""
+def _liveness_peaks(ops: list[OpRecord]) -> dict[str, int]:
+    """Peak live bytes per buffer: a tile lives from the op making it to its last consumer."""
     last_use = list(range(len(ops)))
     for i, op in enumerate(ops):
         for d in op.deps:
@@ -76,14 +76,14 @@ def _liveness_peaks(ops: list[OpRecord]) -> tuple[dict[str, int], list[int]]:
             live += delta
             peak = max(peak, live)
         peaks[buf] = peak
-    return peaks, last_use
+    return peaks
 
 
 def schedule_kernel(task: Task, cost: CostModel, instrs: list[InstrInfo]) -> KernelSchedule:
     """Schedule one task's ops on the pipes of its core(s); raises CapacityError if its tiles do not fit."""
     hw = cost.hw
     ops = task.ops
-    peaks, _ = _liveness_peaks(ops)
+    peaks = _liveness_peaks(ops)
     for buf in BUFFERS:
         need, have = peaks.get(buf, 0), hw.buffer_bytes(buf)
         if need > have:

@@ -178,12 +178,11 @@ class InstrInfo:
 
 @dataclass
 class Execution:
-    """What running a program produced: final GM tensors, initial inputs, tasks, instruction table."""
+    """What running a program produced: final GM tensors, tasks, instruction table, scopes."""
 
     program: str  # the program's name
     preset: str | None
     tensors: dict[str, GMTensor]
-    inputs: dict[str, np.ndarray]
     tasks: list[Task]
     instrs: list[InstrInfo]
     scopes: list[str]  # scope paths in program order of first entry
@@ -251,7 +250,6 @@ class Interpreter:
             program=self.program.name,
             preset=self.program.preset,
             tensors=self.tensors,
-            inputs={},
             tasks=self.tasks,
             instrs=self.instrs,
             scopes=self.scopes,
@@ -800,7 +798,7 @@ class Interpreter:
         metadata_only = spec.pipe == "scalar"
         operand_buf = {"lhs": "L0A", "rhs": "L0B", "acc": "L0C"}
         scalar_form = bool(scalar_params) and spec.scalar_cost != ""
-        compute = spec.extra["scalar_compute"] if scalar_form else spec.compute
+        compute = spec.scalar_compute if scalar_form else spec.compute
         needs_valid = spec.name == "fillpad"
         cost_key = spec.scalar_cost if scalar_form else spec.cost
         attrs = tuple(sorted((k, v) for k, v in consts.items() if v is not None))
@@ -909,7 +907,5 @@ def execute(program: Program, inputs: dict[str, np.ndarray], numerics_on: bool =
             value.flags.writeable = False
             working[name] = value
     interp = Interpreter(program, working, numerics_on, limits, first_iterations_only, progress)
-    result = interp.run()
-    result.inputs = inputs
-    return result
+    return interp.run()
 

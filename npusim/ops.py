@@ -9,7 +9,7 @@ their context-dependent cost keys (a `slice` of GM inside a kernel is a TLOAD, o
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -59,7 +59,7 @@ class OpSpec:
     pipe: str = "vector"  # vector | cube | dma | scalar
     cost: str | dict[str, str] = ""  # cost-rule key(s) in costs.py
     scalar_cost: str = ""  # cost key of the tile-scalar form, for binary ops
-    extra: dict[str, Any] = field(default_factory=dict)
+    scalar_compute: Callable[..., Any] | None = None  # numerics of the tile-scalar form
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -192,7 +192,7 @@ def _binary(name: str, cost: str, scalar_cost: str, doc: str) -> OpSpec:
         compute=lambda lhs, rhs: fn(lhs, rhs),
         cost=cost,
         scalar_cost=scalar_cost,
-        extra={"scalar_compute": partial(numerics.binary_scalar, name)},
+        scalar_compute=partial(numerics.binary_scalar, name),
     )
 
 
