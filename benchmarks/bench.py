@@ -45,8 +45,8 @@ def child(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(REPO))  # benchmark the checkout this script lives in, not an installed copy
     start = time.perf_counter()
     if args.mode == "numpy":
-        from npusim.inputs import initial_values
-        from npusim.program import load_program
+        from npusim.frontend import load_program
+        from npusim.frontend.inputs import initial_values
         from npusim.references import get_reference
 
         program = load_program(PROGRAM, PRESETS[args.case])

@@ -10,8 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from npusim.compare import compare_programs
-from npusim.run import RunOptions, run
+from npusim.run import RunOptions, compare, run
 
 REPO = Path(__file__).resolve().parents[1]
 IMG = REPO / "docs" / "img"
@@ -25,9 +24,9 @@ def main() -> None:
         for name in ("timeline.png", "utilisation.png"):
             shutil.copyfile(out / name, IMG / f"qwen3_decode_{name}")
         opts = {"numerics": False, "plot": False, "trace": False, "quiet": True}
-        cmp = compare_programs(RunOptions(program=REPO / "programs" / "qwen3_decode.yaml", **opts),
-                               RunOptions(program=REPO / "programs" / "qwen3_decode_full_init.yaml", **opts),
-                               Path(tmp) / "compare")
+        cmp = compare(RunOptions(program=REPO / "programs" / "qwen3_decode.yaml", **opts),
+                      RunOptions(program=REPO / "programs" / "qwen3_decode_full_init.yaml", **opts),
+                      Path(tmp) / "compare")
         shutil.copyfile(cmp.out_dir / "compare.png", IMG / "compare_full_init.png")
     print(f"wrote {', '.join(sorted(p.name for p in IMG.glob('*.png')))} in {IMG}")
 

@@ -19,11 +19,11 @@ import yaml
 from rich.console import Console
 
 from .errors import NpusimError
-from .expressions import ExprLimits
-from .hardware import DEFAULT_CONFIG, load_config, resolve_config_path
-from .interpreter import RunLimits
-from .program import parse_overrides
-from .yaml_source import YamlLimits
+from .frontend import parse_overrides
+from .frontend.expressions import ExprLimits
+from .frontend.yaml_source import YamlLimits
+from .interp import RunLimits
+from .timing import DEFAULT_CONFIG, load_config, resolve_config_path
 
 
 def _console() -> Console:
@@ -125,7 +125,7 @@ def main() -> None:
 def run(program: str, out: str | None, no_numerics: bool, save_tensors: bool, no_plot: bool, no_trace: bool,
         trace_detail: str, quiet: bool, **kw: Any) -> None:
     """Simulate PROGRAM: print the per-scope table and write report.json, plots and a Perfetto trace."""
-    from .report import print_summary
+    from .output.table import print_summary
     from .run import run as run_program
 
     opts = make_options(program, kw, out=Path(out) if out else None, numerics=not no_numerics,
@@ -137,8 +137,8 @@ def run(program: str, out: str | None, no_numerics: bool, save_tensors: bool, no
         print_summary(result.report, console)
         if result.out_dir is not None:
             console.print(f"report: {result.out_dir / 'report.json'}")
-    check = result.report.get("check")
-    if check is not None and not check["passed"]:
+    check = result.report.check
+    if check is not None and not check.passed:
         sys.exit(3)
 
 
@@ -166,7 +166,8 @@ def validate(program: str, **kw: Any) -> None:
 @guarded
 def compare(program_a: str, program_b: str, out: str | None, no_numerics: bool, quiet: bool, **kw: Any) -> None:
     """Run two programs and compare them scope by scope: latency, DMA bytes and transfers, output bits."""
-    from .compare import compare_programs, print_comparison
+    from .output.compare import print_comparison
+    from .run import compare as compare_programs
 
     opts_a = make_options(program_a, kw, numerics=not no_numerics, plot=False, trace=False, quiet=quiet)
     opts_b = make_options(program_b, kw, numerics=not no_numerics, plot=False, trace=False, quiet=quiet)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from npusim import plots, trace
+from npusim.output import plots, trace
 from npusim.run import RunOptions, RunResult, run
 
 ROOT = Path(__file__).parents[1]
@@ -128,7 +128,7 @@ def end_us(result: RunResult) -> float:
 def test_run_writes_every_artefact(result: RunResult) -> None:
     assert result.out_dir is not None
     for name in ("timeline.png", "utilisation.png", "trace.json"):
-        assert name in result.report["artefacts"]
+        assert name in result.report.artefacts
         assert (result.out_dir / name).stat().st_size > 0
     assert png_size(result.out_dir / "timeline.png")[0] == round(plots.WIDTH_IN * plots.DPI)
 
@@ -327,12 +327,12 @@ def test_trace_mix_task_on_both_cores(demo: RunResult, tmp_path: Path) -> None:
 
 def test_compare_chart(softmax: RunResult, demo: RunResult, tmp_path: Path) -> None:
     same = plots.write_compare_chart(tmp_path / "same.png", softmax.report, softmax.report, "A", "B")
-    top = [s["name"] for s in softmax.report["scopes"] if "/" not in s["name"]]
+    top = [s.name for s in softmax.report.scopes if "/" not in s.name]
     assert same.rows == top and same.bars == 2 * 2 * len(top)
     assert png_size(tmp_path / "same.png") == same.size_px
     # disjoint scope sets: every scope of either run gets its pair of bars in both panels
     mixed = plots.write_compare_chart(tmp_path / "mixed.png", softmax.report, demo.report, "softmax", "demo")
-    names = top + [s["name"] for s in demo.report["scopes"] if "/" not in s["name"]]
+    names = top + [s.name for s in demo.report.scopes if "/" not in s.name]
     assert mixed.rows == names and mixed.bars == 2 * 2 * len(names)
     assert png_size(tmp_path / "mixed.png") == mixed.size_px
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from npusim.costs import CostModel
-from npusim.hardware import load_config
-from npusim.tasks import OpSig, TileSig
+from npusim.graph import ComputeSig, DmaSig, TileSig
+from npusim.timing import load_config
+from npusim.timing.costs import CostModel
 
 COST = CostModel(load_config("ascend910b"))
 
@@ -22,28 +22,28 @@ def tile(shape: tuple[int, ...], dtype: str = "fp32") -> TileSig:
     return TileSig(shape, dtype, shape, False)
 
 
-def unary(key: str, shape: tuple[int, int], dtype: str = "fp32", out_dtype: str | None = None) -> OpSig:
-    return OpSig(key, tile(shape, out_dtype or dtype), (tile(shape, dtype),), ())
+def unary(key: str, shape: tuple[int, int], dtype: str = "fp32", out_dtype: str | None = None) -> ComputeSig:
+    return ComputeSig(key, tile(shape, out_dtype or dtype), (tile(shape, dtype),))
 
 
-def binary(key: str, shape: tuple[int, int], dtype: str = "fp32") -> OpSig:
-    return OpSig(key, tile(shape, dtype), (tile(shape, dtype), tile(shape, dtype)), ())
+def binary(key: str, shape: tuple[int, int], dtype: str = "fp32") -> ComputeSig:
+    return ComputeSig(key, tile(shape, dtype), (tile(shape, dtype), tile(shape, dtype)))
 
 
-def reduce(key: str, shape: tuple[int, int], dtype: str = "fp32") -> OpSig:
-    return OpSig(key, tile((shape[0], 1), dtype), (tile(shape, dtype),), ())
+def reduce(key: str, shape: tuple[int, int], dtype: str = "fp32") -> ComputeSig:
+    return ComputeSig(key, tile((shape[0], 1), dtype), (tile(shape, dtype),))
 
 
-def load(nbytes: int, rows: int = 1) -> OpSig:
-    return OpSig("TLOAD", tile((rows, nbytes // rows // 4)), (), ("UB", rows, nbytes // rows))
+def load(nbytes: int, rows: int = 1) -> DmaSig:
+    return DmaSig("TLOAD", tile((rows, nbytes // rows // 4)), "UB", rows, nbytes // rows)
 
 
-def store(nbytes: int, dtype: str = "fp32") -> OpSig:
-    return OpSig("TSTORE", tile((1, nbytes // 4), dtype), (), ("UB", 1, nbytes))
+def store(nbytes: int, dtype: str = "fp32") -> DmaSig:
+    return DmaSig("TSTORE", tile((1, nbytes // 4), dtype), "UB", 1, nbytes)
 
 
-def matmul(m: int, k: int, n: int, dtype: str = "fp16") -> OpSig:
-    return OpSig("TMATMUL", tile((m, n)), (tile((m, k), dtype), tile((k, n), dtype)), ())
+def matmul(m: int, k: int, n: int, dtype: str = "fp16") -> ComputeSig:
+    return ComputeSig("TMATMUL", tile((m, n)), (tile((m, k), dtype), tile((k, n), dtype)))
 
 
 SECTION_6_2 = [
@@ -72,8 +72,8 @@ FURTHER_DEVICE_POINTS = [
     ("TEXP f32 128 repeats (128x64)", unary("TEXP", (128, 64)), 287),
     ("TEXP f32 1 repeat (1x64)", unary("TEXP", (1, 64)), 33),
     ("TCVT f32->f16 128 repeats (1x8192)", unary("TCVT", (1, 8192), "fp32", "fp16"), 141),
-    ("TLOAD f32 128x127 (508-B rows)", OpSig("TLOAD", tile((128, 128)), (), ("UB", 128, 508)), 773),
-    ("TLOAD 16-bit 128x127 (254-B rows)", OpSig("TLOAD", tile((128, 128), "fp16"), (), ("UB", 128, 254)), 519),
+    ("TLOAD f32 128x127 (508-B rows)", DmaSig("TLOAD", tile((128, 128)), "UB", 128, 508), 773),
+    ("TLOAD 16-bit 128x127 (254-B rows)", DmaSig("TLOAD", tile((128, 128), "fp16"), "UB", 128, 254), 519),
     ("TLOAD 8 KiB", load(8192, rows=32), 328),
     ("TLOAD 512 B", load(512, rows=2), 268),
     ("TSTORE f32 64 KiB", store(65536), 785),
@@ -86,7 +86,7 @@ FURTHER_DEVICE_POINTS = [
 
 @pytest.mark.parametrize(("name", "sig", "device"), SECTION_6_2 + FURTHER_DEVICE_POINTS,
                          ids=[p[0] for p in SECTION_6_2 + FURTHER_DEVICE_POINTS])
-def test_within_ten_percent_of_the_device(name: str, sig: OpSig, device: int) -> None:
+def test_within_ten_percent_of_the_device(name: str, sig: ComputeSig | DmaSig, device: int) -> None:
     model = COST.isolated_cycles(sig)
     assert abs(model - device) <= 0.10 * device, f"{name}: npusim {model:.1f} vs device {device}"
 

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from npusim.cli import main
-from npusim.hardware import CONFIG_DIR, load_config
-from npusim.inputs import initial_values
-from npusim.program import load_program
+from npusim.frontend import load_program
+from npusim.frontend.inputs import initial_values
+from npusim.timing import CONFIG_DIR, load_config
 
 from .conftest import PROGRAMS, REPO
 

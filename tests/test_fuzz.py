@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from npusim.cli import main
-from npusim.hardware import CONFIG_DIR
+from npusim.timing import CONFIG_DIR
 
 from .conftest import PROGRAMS
 

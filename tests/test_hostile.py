@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from npusim.cli import main
-from npusim.inputs import initial_values
-from npusim.interpreter import execute
-from npusim.program import load_program
+from npusim.frontend import load_program
+from npusim.frontend.inputs import initial_values
+from npusim.interp import execute
 
 from .conftest import PROGRAMS, REPO
 

@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npusim import numerics as nx
+from npusim.dtypes import dtype_name
 
 MODES = nx.CAST_MODES
 FLOATS = ("bf16", "fp16", "fp32")
@@ -165,7 +166,7 @@ def ref_to_int(v: float, mode: str) -> int:
 
 def check_cast(x: np.ndarray, dt: str, mode: str) -> None:
     """Compare nx.cast of float/int array x to ref_cast (NaN inputs by the contract)."""
-    src = nx.dtype_name(x.dtype)
+    src = dtype_name(x.dtype)
     got = bits_of(nx.cast(x, dt, mode)).astype(np.uint64)
     if src == "int32":
         want = ref_cast(x.astype(np.float64), dt, mode)

@@ -16,6 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npusim import numerics as nx
+from npusim.numerics.formats import FMTS, round_f64
+from npusim.numerics.matmul import _exact_dot_limbs, _exponent_spans, _two_band_product
 
 NP = {"bf16": np.dtype(ml_dtypes.bfloat16), "fp16": np.dtype(np.float16), "fp32": np.dtype(np.float32)}
 FMT = {"bf16": (8, -126, 127), "fp16": (11, -14, 15), "fp32": (24, -126, 127)}  # precision, emin, emax
@@ -189,14 +191,14 @@ def test_exact_limbs_helper_directly():
     a = rng.uniform(-4, 4, (5, 40)).astype(ml_dtypes.bfloat16)
     b = rng.uniform(-4, 4, (40, 6)).astype(ml_dtypes.bfloat16)
     a[0, 0] = 2.0**-100
-    ua = nx._exponent_spans(a.view(np.uint16), nx._FMTS["bf16"], axis=1)
-    ub = nx._exponent_spans(b.view(np.uint16), nx._FMTS["bf16"], axis=0)
-    got = nx._exact_dot_limbs(a.astype(np.float64), b.astype(np.float64), ua[1], ub[1], ua[0], ub[0])
+    ua = _exponent_spans(a.view(np.uint16), FMTS["bf16"], axis=1)
+    ub = _exponent_spans(b.view(np.uint16), FMTS["bf16"], axis=0)
+    got = _exact_dot_limbs(a.astype(np.float64), b.astype(np.float64), ua[1], ub[1], ua[0], ub[0])
     want = exact_matmul(a, b)
     for i in range(5):
         for j in range(6):
             assert np.float32(got[i, j]) == np.float32(round_exact(want[i][j], "fp32"))
-            assert nx._round_f64(got[i : i + 1, j], "bf16", "rint")[0] == round_exact(want[i][j], "bf16")
+            assert round_f64(got[i : i + 1, j], "bf16", "rint")[0] == round_exact(want[i][j], "bf16")
 
 
 def test_overflow_cancellation_and_zero_sign():
@@ -316,10 +318,10 @@ def test_deterministic_digest():
     d = {nx.digest(nx.matmul(a, b)) for _ in range(3)}
     assert len(d) == 1
     # the same values through the fast path and the exact limb path agree bit for bit
-    fmt = nx._FMTS["bf16"]
-    sa, ua, _ = nx._exponent_spans(a.view(np.uint16), fmt, axis=1)
-    sb, ub, _ = nx._exponent_spans(b.view(np.uint16), fmt, axis=0)
-    limbs = nx._exact_dot_limbs(a.astype(np.float64), b.astype(np.float64), ua, ub, sa, sb)
+    fmt = FMTS["bf16"]
+    sa, ua, _ = _exponent_spans(a.view(np.uint16), fmt, axis=1)
+    sb, ub, _ = _exponent_spans(b.view(np.uint16), fmt, axis=0)
+    limbs = _exact_dot_limbs(a.astype(np.float64), b.astype(np.float64), ua, ub, sa, sb)
     assert nx.digest(limbs.astype(np.float32)) == d.pop()
 
 
@@ -331,9 +333,9 @@ def test_two_band_path_swiglu_like():
     a = (g / (1 + np.exp(-g)) * u).astype(ml_dtypes.bfloat16)
     b = rng.uniform(-0.5, 0.5, (256, 128)).astype(ml_dtypes.bfloat16) / 160
     b = b.astype(ml_dtypes.bfloat16)
-    fmt = nx._FMTS["bf16"]
-    span_b, _, _ = nx._exponent_spans(b.view(np.uint16), fmt, axis=0)
-    banded = nx._two_band_product(a.astype(np.float64), a.view(np.uint16), b.astype(np.float64), span_b, fmt, 8)
+    fmt = FMTS["bf16"]
+    span_b, _, _ = _exponent_spans(b.view(np.uint16), fmt, axis=0)
+    banded = _two_band_product(a.astype(np.float64), a.view(np.uint16), b.astype(np.float64), span_b, fmt, 8)
     assert banded is not None
     cells = [(i, j) for i in range(16) for j in range(0, 128, 9)]
     check_exact(a, b, cells=cells)

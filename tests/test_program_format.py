@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npusim.errors import Location, ProgramError
-from npusim.expressions import ExprCompiler, ExprLimits
-from npusim.inputs import initial_values
-from npusim.program import load_program, parse_overrides
+from npusim.frontend import load_program, parse_overrides
+from npusim.frontend.expressions import ExprCompiler, ExprLimits
+from npusim.frontend.inputs import initial_values
 
 from .conftest import PROGRAMS
 
@@ -91,7 +91,7 @@ def test_inputs_are_seeded_per_tensor_in_declaration_order(tmp_path: Path) -> No
 
 
 def test_chunks_draw_the_same_bits_on_any_thread_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from npusim import inputs
+    from npusim.frontend import inputs
 
     p = load_program(write(tmp_path, BASE.replace("[A, B]", "[A, 1000]")))
     monkeypatch.setattr(inputs, "CHUNK_ELEMENTS", 256)  # 4000 values: 16 chunks
@@ -121,7 +121,7 @@ def test_init_scaling_rounds_once_to_the_tensor_dtype(tmp_path: Path) -> None:
 def test_every_example_program_loads_with_its_presets() -> None:
     for path in sorted(PROGRAMS.glob("*.yaml")):
         p = load_program(path)
-        assert "tiny" in p.source.data["presets"], path.name
+        assert "tiny" in p.presets, path.name
         load_program(path, preset="tiny")
 
 

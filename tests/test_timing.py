@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from npusim.costs import CostModel
-from npusim.engine import CapacityError, schedule_kernel, simulate
 from npusim.errors import NpusimError
-from npusim.hardware import load_config
-from npusim.interpreter import execute
-from npusim.program import load_program
+from npusim.frontend import load_program
+from npusim.interp import execute
 from npusim.run import RunOptions, run
+from npusim.timing import CapacityError, load_config, schedule_kernel, simulate
+from npusim.timing.costs import CostModel
 
 from .conftest import PROGRAMS
 
@@ -152,8 +151,8 @@ def test_matmul_program_cube_busy_and_dma_bytes(tmp_path: Path) -> None:
                             plot=False, trace=False))
     matmuls = (n // nc) * (k // kc)
     fractals = math.ceil(m / 16) * math.ceil(kc / 16) * math.ceil(nc / 16)
-    assert result.report["total"]["busy_cycles"]["cube"] == pytest.approx(matmuls * (HW.cube.head_cycles + fractals))
-    dma_bytes = result.report["total"]["dma"]["bytes"]
+    assert result.report.total.busy_cycles["cube"] == pytest.approx(matmuls * (HW.cube.head_cycles + fractals))
+    dma_bytes = result.report.total.dma.bytes
     assert dma_bytes["gm_to_l1"] == (n // nc) * (k // kc) * (m * kc + kc * nc) * 2  # a and b chunks, BF16
     assert dma_bytes["l1_to_l0a"] == matmuls * m * kc * 2
     assert dma_bytes["l1_to_l0b"] == matmuls * kc * nc * 2
@@ -177,8 +176,8 @@ def test_no_numerics_gives_the_same_timeline(tmp_path: Path) -> None:
     kw = dict(program=PROGRAMS / "softmax.yaml", preset="tiny", quiet=True, plot=False, trace=False)
     a = run(RunOptions(out=tmp_path / "a", **kw)).report
     b = run(RunOptions(out=tmp_path / "b", numerics=False, **kw)).report
-    assert a["scopes"] == b["scopes"] and a["total"] == b["total"]
-    assert b["numerics"] is False and all(o["sha256"] is None for o in b["outputs"].values())
+    assert a.scopes == b.scopes and a.total == b.total
+    assert b.numerics is False and all(o.sha256 is None for o in b.outputs.values())
 
 
 def test_no_path_is_an_error_not_zero(tmp_path: Path) -> None:

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 
-from ..errors import ProgramError
+from npusim.errors import ProgramError
+
 from . import examples, qwen3_decode
 
 Inputs = dict[str, np.ndarray]
@@ -36,6 +38,28 @@ REFERENCES: dict[str, Reference] = {
 }
 
 
+class OutputCheck(BaseModel):
+    """How one output compares with the reference."""
+
+    passed: bool
+    max_abs_err: float | None  # None: non-finite (NaN or inf in the outputs)
+    max_rel_err: float | None
+    mismatches: int
+    elements: int
+
+
+class CheckResult(BaseModel):
+    """The report's `check` block: every checked output, and the worst errors over all of them."""
+
+    reference: str
+    passed: bool
+    max_abs_err: float | None
+    max_rel_err: float | None
+    rtol: float
+    atol: float
+    outputs: dict[str, OutputCheck]
+
+
 def get_reference(name: str) -> Reference:
     if name not in REFERENCES:
         raise ProgramError(f"unknown reference {name!r}; known: {', '.join(REFERENCES)}")
@@ -43,11 +67,10 @@ def get_reference(name: str) -> Reference:
 
 
 def check(ref: Reference, inputs: Inputs, consts: dict[str, Any], actual: dict[str, np.ndarray],
-          block: int = 1 << 22) -> dict[str, Any]:
-    """Compare `actual` final values with the reference, `block` elements at a time (caches are large);
-    the report's `check` block."""
+          block: int = 1 << 22) -> CheckResult:
+    """Compare `actual` final values with the reference, `block` elements at a time (caches are large)."""
     expected = ref.compute(inputs, consts)
-    per_output: dict[str, Any] = {}
+    per_output: dict[str, OutputCheck] = {}
     for name, want_all in expected.items():
         got_flat = np.asarray(actual[name]).reshape(-1)
         want_flat = np.asarray(want_all).reshape(-1)
@@ -68,13 +91,13 @@ def check(ref: Reference, inputs: Inputs, consts: dict[str, Any], actual: dict[s
             max_rel = max(max_rel, float(np.max(err[sized] / np.abs(want[sized]), initial=0.0)))
             if np.isnan(err).any():
                 max_abs = max_rel = float("inf")
-        per_output[name] = {"passed": mismatches == 0, "max_abs_err": _finite(max_abs),
-                            "max_rel_err": _finite(max_rel), "mismatches": mismatches,
-                            "elements": int(got_flat.size)}
-    worst = [(o["max_abs_err"], o["max_rel_err"]) for o in per_output.values()]
-    return {"reference": ref.name, "passed": all(o["passed"] for o in per_output.values()),
-            "max_abs_err": _worst(w[0] for w in worst), "max_rel_err": _worst(w[1] for w in worst),
-            "rtol": ref.rtol, "atol": ref.atol, "outputs": per_output}
+        per_output[name] = OutputCheck(passed=mismatches == 0, max_abs_err=_finite(max_abs),
+                                       max_rel_err=_finite(max_rel), mismatches=mismatches,
+                                       elements=int(got_flat.size))
+    outs = per_output.values()
+    return CheckResult(reference=ref.name, passed=all(o.passed for o in outs),
+                       max_abs_err=_worst(o.max_abs_err for o in outs), max_rel_err=_worst(o.max_rel_err for o in outs),
+                       rtol=ref.rtol, atol=ref.atol, outputs=per_output)
 
 
 def _worst(values: Any) -> float | None:

@@ -9,14 +9,13 @@ caller allows it). Size and nesting are bounded so a hostile file cannot exhaust
 from __future__ import annotations
 
 import ast
-import difflib
 import math
 import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import Location, ProgramError
+from npusim.errors import Location, ProgramError, did_you_mean
 
 Env = dict[str, Any]
 
@@ -45,14 +44,9 @@ _CMPOPS: dict[type, Callable[[Any, Any], bool]] = {
     ast.Gt: operator.gt,
     ast.GtE: operator.ge,
 }
-_FUNCTIONS: dict[str, Callable[..., Any]] = {"min": min, "max": max, "abs": abs, "sqrt": math.sqrt}
+FUNCTIONS: dict[str, Callable[..., Any]] = {"min": min, "max": max, "abs": abs, "sqrt": math.sqrt}
 _FUNCTION_ARITY = {"min": (2, 16), "max": (2, 16), "abs": (1, 1), "sqrt": (1, 1)}
 
-
-def did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    """' (did you mean 'x'?)' when a close candidate exists, else ''."""
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.75)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _nesting_depth(text: str) -> int:
@@ -202,17 +196,17 @@ class ExprCompiler:
             name = node.func.id
             if name == "read" and self.read is not None:
                 return self._compile_read(node, text, loc), None
-            if name in _FUNCTIONS:
+            if name in FUNCTIONS:
                 lo, hi = _FUNCTION_ARITY[name]
                 if not lo <= len(node.args) <= hi:
                     raise self._fail(f"{name}() takes {lo}..{hi} arguments, got {len(node.args)}", node, loc)
-                func = _FUNCTIONS[name]
+                func = FUNCTIONS[name]
                 parts = [self._compile(a, text, loc) for a in node.args]
                 fns = [p[0] for p in parts]
                 if all(p[1] is not None for p in parts):
                     return self._fold(func, tuple(p[1] for p in parts), node, loc)
                 return (lambda env: func(*[f(env) for f in fns])), None
-            allowed = ", ".join(sorted(_FUNCTIONS))
+            allowed = ", ".join(sorted(FUNCTIONS))
             raise self._fail(
                 f"call of {name!r} is not allowed in an expression (allowed: {allowed}"
                 + (", read" if self.read else "")

@@ -23,11 +23,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import __version__
-from .artifacts import write_atomic
-from .costs import PIPES
-from .engine import TaskRun, Timeline
-from .interpreter import Execution
+from npusim import __version__
+from npusim.graph import Execution, result_tile
+from npusim.timing import TaskRun, Timeline
+from npusim.vocabulary import PIPES
+
+from .artefacts import write_atomic
 
 TASK_TID = 1
 PIPE_TID = {pipe: TASK_TID + 1 + i for i, pipe in enumerate(PIPES)}
@@ -120,9 +121,10 @@ def _op_events(execution: Execution, lanes: _Lanes, run: TaskRun) -> Iterator[di
         b = min(max(lanes.ns(run.start + timing.start * run.stretch), task_b), task_e)
         e = min(max(lanes.ns(run.start + timing.end * run.stretch), b), task_e)
         sig = record.sig
+        tile = result_tile(sig)
         args: dict[str, Any] = {
             "op": instr.op, "task": task.id, "kernel": task.kernel, "scope": scope, "source": str(instr.loc),
-            "text": instr.text, "shape": list(sig.out.shape), "valid": list(sig.out.valid), "dtype": sig.out.dtype,
+            "text": instr.text, "shape": list(tile.shape), "valid": list(tile.valid), "dtype": tile.dtype,
         }
         if timing.path:
             args.update(path=timing.path, bytes=timing.nbytes)

@@ -21,10 +21,12 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
-from .artifacts import write_atomic
-from .costs import PIPES
-from .engine import KernelSchedule, Timeline
-from .interpreter import Execution
+from npusim.graph import Execution
+from npusim.timing import KernelSchedule, Timeline
+from npusim.vocabulary import PIPES
+
+from .artefacts import write_atomic
+from .report import Report, ScopeSummary
 
 DPI = 100
 WIDTH_IN = 16.0
@@ -344,19 +346,17 @@ def write_utilisation(path: Path, execution: Execution, timeline: Timeline, bins
 # --- compare.png -----------------------------------------------------------------------------------------
 
 
-def _top_level(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {s["name"]: s for s in report["scopes"] if "/" not in s["name"]}
+def _top_level(report: Report) -> dict[str, ScopeSummary]:
+    return {s.name: s for s in report.scopes if "/" not in s.name}
 
 
-def write_compare_chart(path: Path, report_a: dict[str, Any], report_b: dict[str, Any], label_a: str,
-                        label_b: str) -> Chart:
+def write_compare_chart(path: Path, report_a: Report, report_b: Report, label_a: str, label_b: str) -> Chart:
     """Per top-level scope, A and B side by side: latency (µs) and DMA traffic (MB, all paths). A scope
     present in only one run gets a zero bar in the other, so every panel has two bars per scope."""
     a, b = _top_level(report_a), _top_level(report_b)
     names = list(a) + [n for n in b if n not in a]
     x = np.arange(len(names))
-    metrics = (("latency (µs)", lambda s: s["us"]),
-               ("DMA traffic (MB)", lambda s: sum(s["dma"]["bytes"].values()) / 1e6))
+    metrics = (("latency (µs)", lambda s: s.us), ("DMA traffic (MB)", lambda s: s.dma.total_bytes() / 1e6))
     tilt = len(names) > 6
     bars = 0
     with matplotlib.rc_context(STYLE):
@@ -376,7 +376,7 @@ def write_compare_chart(path: Path, report_a: dict[str, Any], report_b: dict[str
             ax.margins(y=0.12)
         axes[0].legend(frameon=False)
         axes[1].set_xticks(x, names, rotation=30 if tilt else 0, ha="right" if tilt else "center")
-        axes[0].set_title(f"A = {label_a}, B = {label_b}\ntotal {report_a['total']['us']:.2f} µs (A) vs "
-                          f"{report_b['total']['us']:.2f} µs (B); labels: change of B against A", fontsize=9)
+        axes[0].set_title(f"A = {label_a}, B = {label_b}\ntotal {report_a.total.us:.2f} µs (A) vs "
+                          f"{report_b.total.us:.2f} µs (B); labels: change of B against A", fontsize=9)
         size = _save(fig, path)
     return Chart(bars, names, size)

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dtypes import np_dtype
-from .errors import ProgramError
+from npusim.dtypes import np_dtype
+from npusim.errors import ProgramError
+
 from .expressions import ExprCompiler, parse_python
 from .program import Program, Tensor
 

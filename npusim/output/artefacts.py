@@ -1,4 +1,4 @@
-"""Writing run artefacts safely: into a directory that holds only npusim reports, each file written to a
+"""Writing a run's artefacts safely: into a directory that holds only npusim reports, each file written to a
 temporary name and renamed into place, so an error or Ctrl-C never leaves a half-written report and never
 overwrites anything that is not an npusim artefact."""
 
@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+from pydantic import BaseModel
 
-from .errors import NpusimError
+from npusim.errors import NpusimError
 
 ARTEFACTS = frozenset({
     "report.json", "timeline.png", "utilisation.png", "trace.json", "inputs.npz", "outputs.npz",
@@ -64,6 +65,9 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
+    """JSON of plain data or of a typed model (its JSON-mode dump), atomically."""
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json")
     text = json.dumps(data, indent=2, allow_nan=False).encode() + b"\n"
     write_atomic(path, lambda fh: fh.write(text))
 

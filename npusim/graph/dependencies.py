@@ -1,68 +1,15 @@
-"""The task graph: what the interpreter records for every kernel execution, and the dependencies between
-tasks derived from their GM footprints (RAW, WAR, WAW on overlapping rectangles; statement order means
-nothing, as in PyPTO's runtime).
-
-Everything here is independent of the hardware config: the timing engine prices it later.
-"""
+"""Dependencies between tasks, from their GM footprints: a task waits for every earlier task that wrote a
+region it reads or writes (RAW, WAW) and for every earlier reader of a region it writes (WAR), on
+overlapping rectangles; statement order means nothing, as in PyPTO's runtime (simpler's TensorMap)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import numpy as np
 
+from .tasks import Region, Task
 
-class TileSig(NamedTuple):
-    """An operand as a cost rule sees it."""
-
-    shape: tuple[int, ...]
-    dtype: str
-    valid: tuple[int, ...]
-    dynamic: bool  # valid shape known only at run time (the device takes its dynamic-shape code paths)
-
-
-class OpSig(NamedTuple):
-    """Everything a cost rule may depend on: equal signatures cost the same (costs are cached by it).
-
-    key: cost-rule key (a PTO instruction such as TEXP, TLOAD, TMATMUL, or MOVE);
-    out: the result (or the transferred tile); ins: tile operands; attrs: op-specific details, e.g.
-    ("UB",) destination buffer and (runs, run_bytes) for DMA, the cast mode, b_trans.
-    """
-
-    key: str
-    out: TileSig
-    ins: tuple[TileSig, ...]
-    attrs: tuple
-
-
-class OpRecord(NamedTuple):
-    """One op of one task, in program order."""
-
-    sig: OpSig
-    instr: int  # index into the interpreter's instruction table (source line, text, op name)
-    deps: tuple[int, ...]  # indices (in this task) of the ops whose results this op reads
-    buf: str  # buffer the result lives in ("UB", "L1", "L0A", "L0B", "L0C"), "" for none (stores)
-    nbytes: int  # size of the result in that buffer
-
-
-Region = tuple[int, tuple[int, ...], tuple[int, ...]]  # (tensor id, lo corner, hi corner exclusive)
-
-
-@dataclass
-class Task:
-    """One execution of one kernel (`incore` block)."""
-
-    id: int
-    kernel: str
-    scopes: tuple[str, ...]  # every enclosing scope path, outermost first
-    instr: int  # instruction id of the incore block
-    context: str  # loop variable values, e.g. "b=3, gi=1"
-    core: str = "aiv"  # aic (cube side only), aiv (vector only) or mix (an AIC+AIV pair)
-    ops: list[OpRecord] = field(default_factory=list)
-    reads: list[Region] = field(default_factory=list)
-    writes: list[Region] = field(default_factory=list)
 
 def _merge(a: Region, b: Region) -> Region | None:
     """a and b as one rectangle, if they are of one tensor, abut or overlap along one axis and match in the

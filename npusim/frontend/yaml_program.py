@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from .dtypes import NUMPY_DTYPES
-from .errors import Location, ProgramError
-from .expressions import ExprCompiler, ExprLimits, did_you_mean, parse_python
-from .ops import OPS, REQUIRED, OpSpec
+from npusim.dtypes import NUMPY_DTYPES
+from npusim.errors import Location, ProgramError, did_you_mean
+from npusim.ops import OPS, REQUIRED
+
+from .expressions import FUNCTIONS, ExprCompiler, ExprLimits, parse_python
+from .program import ForLoop, IfBlock, Instr, KernelBlock, OpCall, Program, ScalarAssign, ScopeBlock, Tensor
 from .yaml_source import YamlDoc, YamlLimits, load_yaml, pydantic_message
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -27,7 +28,7 @@ _INCORE_RE = re.compile(rf"^incore(?:\s+({_IDENT}))?$")
 _LOOP_RE = re.compile(rf"^(for|parallel)\s+({_IDENT})\s+in\s+(range\s*\(.*\))$", re.S)
 _IF_RE = re.compile(r"^if\s+(.+)$", re.S)
 _CONTROL_FORMS = "scope NAME, incore [NAME], for V in range(...), parallel V in range(...), if EXPR, else"
-_RESERVED = set(OPS) | {"range", "min", "max", "abs", "sqrt", "True", "False"} | set(NUMPY_DTYPES)
+_RESERVED = set(OPS) | set(FUNCTIONS) | {"range", "True", "False"} | set(NUMPY_DTYPES)
 
 
 # --- the file schema ----------------------------------------------------------------------------------
@@ -62,84 +63,6 @@ class ProgramFile(_Strict):
             if not re.fullmatch(_IDENT, key) or key in _RESERVED:
                 raise ValueError(f"{key!r} is not a usable name (identifiers only; not an op, dtype or builtin)")
         return value
-
-
-# --- the instruction tree -----------------------------------------------------------------------------
-
-
-@dataclass
-class Instr:
-    loc: Location
-    text: str
-
-
-@dataclass
-class OpCall(Instr):
-    """`target = op(args)`: one tile op. `args` maps each parameter name to its syntax node (or default)."""
-
-    target: str | None
-    spec: OpSpec
-    args: dict[str, Any]
-
-
-@dataclass
-class ScalarAssign(Instr):
-    target: str
-    expr: ast.expr
-
-
-@dataclass
-class ScopeBlock(Instr):
-    name: str
-    body: list[Instr]
-
-
-@dataclass
-class KernelBlock(Instr):
-    name: str | None
-    body: list[Instr]
-
-
-@dataclass
-class ForLoop(Instr):
-    var: str
-    range_args: list[ast.expr]
-    parallel: bool
-    body: list[Instr]
-
-
-@dataclass
-class IfBlock(Instr):
-    cond: ast.expr
-    then: list[Instr]
-    orelse: list[Instr] = field(default_factory=list)
-
-
-@dataclass
-class Tensor:
-    """A GM tensor declared at the top of the program, with its shape evaluated."""
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-    role: str
-    init: str | None
-    loc: Location
-
-
-@dataclass
-class Program:
-    file: str
-    name: str
-    doc: str
-    preset: str | None
-    params: dict[str, int | float]
-    consts: dict[str, int | float]  # params + lets
-    tensors: dict[str, Tensor]
-    reference: str | None
-    body: list[Instr]
-    limits: ExprLimits
-    source: YamlDoc
 
 
 # --- loading ------------------------------------------------------------------------------------------
@@ -249,7 +172,7 @@ def load_program(
         reference=pf.reference,
         body=body,
         limits=expr_limits,
-        source=doc,
+        presets=pf.presets,
     )
 
 
@@ -335,7 +258,7 @@ class BodyParser:
                 and value.func.id != "read":
             return self.parse_op(text, loc, target, value)
         if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and target is not None \
-                and value.func.id not in ("min", "max", "abs", "read"):
+                and value.func.id not in (*FUNCTIONS, "read"):
             name = value.func.id
             raise ProgramError(f"unknown op {name!r}{did_you_mean(name, OPS)}", loc)
         if target is None:

@@ -12,29 +12,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import ConfigError, Location
-from .expressions import did_you_mean
-from .yaml_source import YamlDoc, YamlLimits, load_yaml, pydantic_message
+from npusim.errors import ConfigError, Location, did_you_mean
+from npusim.frontend.yaml_source import YamlDoc, YamlLimits, load_yaml, pydantic_message
+from npusim.vocabulary import BUFFERS, PATHS, Buffer
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent.parent.parent / "configs"
 DEFAULT_CONFIG = "ascend910b"
-
-# Every DMA path of DESIGN §7 and the pipe and core side that runs it (pypto_facts.md §1: TLOAD to UB on the
-# AIV's MTE2, to L1 on the AIC's MTE2; TSTORE from UB on MTE3, from L0C on FIXPIPE; L1 -> L0A/L0B on MTE1).
-PATHS: dict[str, tuple[str, str]] = {
-    "gm_to_ub": ("mte2", "aiv"),
-    "gm_to_l1": ("mte2", "aic"),
-    "l1_to_l0a": ("mte1", "aic"),
-    "l1_to_l0b": ("mte1", "aic"),
-    "l0c_to_gm": ("fixpipe", "aic"),
-    "ub_to_gm": ("mte3", "aiv"),
-    "l1_to_gm": ("mte3", "aic"),
-    "l0c_to_l1": ("fixpipe", "aic"),
-    "l0c_to_ub": ("fixpipe", "aic"),
-    "ub_to_l1": ("mte3", "aiv"),
-    "l1_to_ub": ("mte1", "aic"),
-}
-BUFFERS = ("UB", "L1", "L0A", "L0B", "L0C")
 
 Cycles = Annotated[float, Field(ge=0, le=1e7)]
 Rate = Annotated[float, Field(gt=0, le=1e6)]
@@ -45,7 +28,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class DmaPath(_Strict):
+class PathCost(_Strict):
     """One data path: each transfer costs startup_cycles + charged_bytes / bytes_per_cycle."""
 
     startup_cycles: Cycles
@@ -101,7 +84,7 @@ class HardwareConfig(_Strict):
     l0c_bytes: Annotated[int, Field(ge=1024, le=1 << 30)]
     hbm_bytes_per_s: Annotated[float, Field(gt=0, le=1e15)]
     dma_block_bytes: Annotated[int, Field(ge=1, le=4096)]
-    dma: dict[str, DmaPath]
+    dma: dict[str, PathCost]
     routes: dict[str, list[str]]
     vector: Vector
     cube: Cube
@@ -122,7 +105,7 @@ class HardwareConfig(_Strict):
                     raise ValueError(f"routes: {route} uses path {hop!r}, which has no dma entry")
         return self
 
-    def buffer_bytes(self, buf: str) -> int:
+    def buffer_bytes(self, buf: Buffer) -> int:
         return {"UB": self.ub_bytes, "L1": self.l1_bytes, "L0A": self.l0a_bytes, "L0B": self.l0b_bytes,
                 "L0C": self.l0c_bytes}[buf]
 
@@ -135,7 +118,7 @@ class HardwareConfig(_Strict):
 
 
 def _describe(doc: YamlDoc, exc: ValidationError) -> ConfigError:
-    models = {(): HardwareConfig, ("dma", "*"): DmaPath, ("vector",): Vector, ("vector", "intrinsics", "*"): Intrinsic,
+    models = {(): HardwareConfig, ("dma", "*"): PathCost, ("vector",): Vector, ("vector", "intrinsics", "*"): Intrinsic,
               ("cube",): Cube, ("scheduler",): Scheduler}
     message, where = pydantic_message(doc, exc, models)
     return ConfigError(message, where)

@@ -1,197 +1,35 @@
 """The interpreter: runs a program in program order, computing values bit-exactly and recording one task
-per kernel execution (its op list and GM footprint) for the timing engine.
+per kernel execution (its op list and GM footprint) for the timing stage.
 
 The instruction tree is compiled once into closures (names resolved, constant expressions folded, op-table
 rows looked up), so that running a loop body is a sequence of cheap calls. Shape rules are cached per
-operand signature. With `numerics=False` no arithmetic is done; the tasks are the same.
+operand signature. With `numerics=False` no arithmetic is done; the tasks are the same. How each op uses
+the hardware (buffers, DMA, moves) is `lower.py`'s business.
 """
 
 from __future__ import annotations
 
 import ast
-import functools
 import math
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .dtypes import FLOAT_DTYPES, NUMPY_DTYPES, itemsize, np_dtype
-from .errors import LimitError, Location, ProgramError
-from .expressions import Expr, ExprCompiler
-from .ops import OpError, OpSpec, TileType
-from .program import ForLoop, IfBlock, Instr, KernelBlock, OpCall, Program, ScalarAssign, ScopeBlock
-from .tasks import OpRecord, OpSig, Task, TileSig, coalesce
+from npusim.dtypes import NUMPY_DTYPES, itemsize, np_dtype
+from npusim.errors import Location, ProgramError
+from npusim.frontend.expressions import Expr, ExprCompiler
+from npusim.frontend.program import ForLoop, IfBlock, Instr, KernelBlock, OpCall, Program, ScalarAssign, ScopeBlock
+from npusim.graph import ComputeSig, Execution, FinalTensor, InstrInfo, OpRecord, Task, TileSig, coalesce
+from npusim.ops import OpError, OpSpec
+from npusim.vocabulary import Buffer
+
+from .limits import RunLimits, check_gm_budget
+from .lower import Lowering, core_kind
+from .values import GMTensor, GMView, Tile, as_view, fmt_shape, poison, tile_sig
 
 Run = Callable[[], None]
 _RUNTIME_ERRORS = (OpError, ZeroDivisionError, ValueError, TypeError, OverflowError, IndexError)
-_CUBE_SIDE = frozenset({"L1", "L0A", "L0B", "L0C"})
-
-
-@dataclass(frozen=True)
-class RunLimits:
-    """Bounds on what one run may do; each has a command-line flag to raise it."""
-
-    max_tasks: int = 200_000
-    max_loop_iterations: int = 50_000_000
-    max_gm_bytes: int = 8 * 1024**3
-
-
-# --- values -------------------------------------------------------------------------------------------
-
-
-class GMTensor:
-    """A tensor in global memory, kept in its own dtype."""
-
-    __slots__ = ("data", "dtype", "name", "shape", "tid", "whole")
-
-    def __init__(self, name: str, shape: tuple[int, ...], dtype: str, data: np.ndarray | None, tid: int) -> None:
-        self.name, self.shape, self.dtype, self.data, self.tid = name, shape, dtype, data, tid
-        self.whole = GMView(self, (0,) * len(shape), shape)
-
-
-class GMView:
-    """A window of a GM tensor (orchestration `slice`): zero-copy."""
-
-    __slots__ = ("offset", "shape", "tensor")
-
-    def __init__(self, tensor: GMTensor, offset: tuple[int, ...], shape: tuple[int, ...]) -> None:
-        self.tensor, self.offset, self.shape = tensor, offset, shape
-
-    @property
-    def dtype(self) -> str:
-        return self.tensor.dtype
-
-
-class Tile:
-    """An on-chip tile inside a kernel: its value (None without numerics), its signature (shape, dtype, valid
-    shape), the buffer it lives in, and which op of which task made it."""
-
-    __slots__ = ("buf", "data", "op", "owner", "sig")
-
-    def __init__(self, data: np.ndarray | None, sig: TileSig, buf: str, op: int, owner: int) -> None:
-        self.data, self.sig, self.buf, self.op, self.owner = data, sig, buf, op, owner
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.sig.shape
-
-    @property
-    def dtype(self) -> str:
-        return self.sig.dtype
-
-    @property
-    def valid(self) -> tuple[int, ...] | None:
-        """The valid shape, or None when the whole tile is valid."""
-        return None if self.sig.valid == self.sig.shape else self.sig.valid
-
-    def type(self) -> TileType:
-        return TileType(self.sig.shape, self.sig.dtype, self.valid)
-
-
-def tile_sig(shape: tuple[int, ...], dtype: str, valid: tuple[int, ...] | None = None, dynamic: bool = False
-             ) -> TileSig:
-    return TileSig(shape, dtype, valid or shape, dynamic)
-
-
-def _as_view(value: GMTensor | GMView) -> GMView:
-    return value if value.__class__ is GMView else value.whole
-
-
-def _poison(shape: tuple[int, ...], dtype: str) -> np.ndarray:
-    """Uninitialised memory: NaN for floats, INT32_MIN for int32, so reading it shows in the results."""
-    fill = np.nan if dtype in FLOAT_DTYPES else np.iinfo(np.int32).min
-    return np.full(shape, fill, dtype=np_dtype(dtype))
-
-
-def _fmt(shape: tuple[int, ...]) -> str:
-    return "[" + ", ".join(str(d) for d in shape) + "]"
-
-
-@functools.lru_cache(maxsize=4096)
-def _runs(tensor_shape: tuple[int, ...], rect: tuple[int, ...]) -> tuple[int, int]:
-    """(number of contiguous runs, elements per run) of a row-major rectangle of a tensor."""
-    run = 1
-    i = len(rect) - 1
-    while i >= 0:
-        run *= rect[i]
-        if rect[i] != tensor_shape[i]:
-            break
-        i -= 1
-    total = 1
-    for d in rect:
-        total *= d
-    return (total // run if run else 0), run
-
-
-def available_memory() -> int | None:
-    """Bytes of memory the machine can still give this process (MemAvailable), or None if unknown."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def check_gm_budget(program: Program, limits: RunLimits, numerics_on: bool) -> int:
-    """Total bytes of the program's GM tensors, checked before anything is allocated: against --max-gm-bytes,
-    and (when values will be computed) against the memory the machine has available."""
-    sizes = {t.name: math.prod(t.shape) * itemsize(t.dtype) for t in program.tensors.values()}
-    total = sum(sizes.values())
-    if not sizes:
-        return 0
-    largest = max(sizes, key=sizes.__getitem__)
-    where = program.tensors[largest].loc
-    if total > limits.max_gm_bytes:
-        raise LimitError(
-            f"the program's GM tensors need {total} bytes ({largest}: {sizes[largest]}), more than the limit "
-            f"of {limits.max_gm_bytes} (raise it with --max-gm-bytes)",
-            where,
-        )
-    free = available_memory() if numerics_on else None
-    if free is not None and total > free:
-        raise LimitError(
-            f"the program's GM tensors need {total} bytes ({largest}: {sizes[largest]}) but this machine has "
-            f"{free} bytes available (try a smaller preset, or --no-numerics for timing only)",
-            where,
-        )
-    return total
-
-
-# --- results ------------------------------------------------------------------------------------------
-
-
-@dataclass
-class InstrInfo:
-    loc: Location
-    text: str
-    op: str
-
-
-@dataclass
-class Execution:
-    """What running a program produced: final GM tensors, tasks, instruction table, scopes."""
-
-    program: str  # the program's name
-    preset: str | None
-    tensors: dict[str, GMTensor]
-    tasks: list[Task]
-    instrs: list[InstrInfo]
-    scopes: list[str]  # scope paths in program order of first entry
-    numerics: bool
-    loop_iterations: int = 0
-    op_count: int = 0
-
-
-# --- the interpreter ----------------------------------------------------------------------------------
 
 
 class Interpreter:
@@ -202,13 +40,13 @@ class Interpreter:
         program: Program,
         inputs: dict[str, np.ndarray],
         numerics_on: bool = True,
-        limits: RunLimits = RunLimits(),
+        limits: RunLimits | None = None,
         first_iterations_only: bool = False,
         progress: Callable[[int], None] | None = None,
     ) -> None:
         self.program = program
         self.numerics = numerics_on
-        self.limits = limits
+        self.limits = limits or RunLimits()
         self.first_only = first_iterations_only
         self.progress = progress
         self.env: dict[str, Any] = {}
@@ -222,7 +60,7 @@ class Interpreter:
         self.task: Task | None = None
         self.iterations = 0
         self.l1_names: set[str] = set()  # names loaded for the cube in the kernel being compiled
-        self.sig_cache: dict[tuple, Any] = {}  # op signatures of loads, stores and moves
+        self.lower = Lowering(numerics_on)
         self.next_tid = len(program.tensors)
         self._allocate(inputs)
         self.compiler = ExprCompiler(program.consts, (), self._compile_read, program.limits)
@@ -236,7 +74,7 @@ class Interpreter:
             if t.name in inputs:
                 data = inputs[t.name]
             elif self.numerics:
-                data = _poison(t.shape, t.dtype) if t.role == "scratch" else np.zeros(t.shape, np_dtype(t.dtype))
+                data = poison(t.shape, t.dtype) if t.role == "scratch" else np.zeros(t.shape, np_dtype(t.dtype))
             tensor = GMTensor(t.name, t.shape, t.dtype, data, tid)
             self.tensors[t.name] = tensor
             self.env[t.name] = tensor
@@ -249,7 +87,7 @@ class Interpreter:
         return Execution(
             program=self.program.name,
             preset=self.program.preset,
-            tensors=self.tensors,
+            tensors={n: FinalTensor(n, t.shape, t.dtype, t.data) for n, t in self.tensors.items()},
             tasks=self.tasks,
             instrs=self.instrs,
             scopes=self.scopes,
@@ -324,10 +162,10 @@ class Interpreter:
             target = env[name]
             if isinstance(target, Tile):
                 raise ProgramError("read: reading a tile inside a kernel is not supported", loc)
-            view = _as_view(target)
+            view = as_view(target)
             idx = tuple(f(env) for f in fns)
             if len(idx) != len(view.shape) or any(not 0 <= i < d for i, d in zip(idx, view.shape, strict=True)):
-                raise ProgramError(f"read: index {list(idx)} is outside {name} of shape {_fmt(view.shape)}", loc)
+                raise ProgramError(f"read: index {list(idx)} is outside {name} of shape {fmt_shape(view.shape)}", loc)
             data = view.tensor.data
             if data is None:
                 raise ProgramError(f"read: the values of {name} are not available without numerics", loc)
@@ -465,13 +303,7 @@ class Interpreter:
                 self.task = None
             task.reads = coalesce(task.reads)
             task.writes = coalesce(task.writes)
-            cube = vector = False
-            for op in task.ops:
-                if op.buf == "UB" or op.sig.attrs[:1] == ("UB",):
-                    vector = True
-                elif op.buf in _CUBE_SIDE or op.sig.attrs[:1] in (("L0C",), ("L1",)):
-                    cube = True
-            task.core = "mix" if cube and vector else ("aic" if cube else "aiv")
+            task.core = core_kind(task.ops)
             self.tasks.append(task)
             if self.progress:
                 self.progress(1)
@@ -487,14 +319,16 @@ class Interpreter:
             raise ProgramError(f"{spec.name} is an orchestration op and cannot appear inside 'incore:'", instr.loc)
         args = self._compile_args(instr)
         iid = self._register(instr, spec.name)
-        if spec.name == "create_tensor":
+        if spec.lowering == "create_tensor":
             run = self._op_create_tensor(instr, args)
-        elif spec.name == "slice":
+        elif spec.lowering == "slice":
             run = self._op_slice(instr, args, iid, in_kernel)
-        elif spec.name == "assemble":
+        elif spec.lowering == "assemble":
             run = self._op_assemble(instr, args, iid)
-        else:
+        elif spec.lowering == "compute":
             run = self._op_compute(instr, spec, args, iid)
+        else:
+            raise AssertionError(f"{spec.name} ({spec.lowering}) is not an instruction")
         if instr.target is not None:
             self._define(instr.target, "value", instr)
         return run
@@ -583,7 +417,7 @@ class Interpreter:
                     instr, f"create_tensor: GM use would reach {self.gm_bytes} bytes, over the limit of "
                     f"{self.limits.max_gm_bytes} (raise it with --max-gm-bytes)"
                 )
-            data = _poison(shape, dtype) if self.numerics else None
+            data = poison(shape, dtype) if self.numerics else None
             self.env[target] = GMTensor(target, shape, dtype, data, self.next_tid)
             self.next_tid += 1
 
@@ -599,8 +433,8 @@ class Interpreter:
         for size, o, d in zip(shape, offset, src_shape, strict=True):
             if o < 0 or o + size > d:
                 raise self._error(
-                    instr, f"{instr.spec.name}: window {_fmt(shape)} at offset {list(offset)} is outside "
-                    f"{what} of shape {_fmt(src_shape)}"
+                    instr, f"{instr.spec.name}: window {fmt_shape(shape)} at offset {list(offset)} is outside "
+                    f"{what} of shape {fmt_shape(src_shape)}"
                 )
 
     def _own(self, tile: Tile, instr: OpCall, name: str) -> Tile:
@@ -638,9 +472,9 @@ class Interpreter:
             if src.__class__ is Tile:
                 self._own(src, instr, src_name)
                 self._window(instr, src.shape, shape, offset, f"tile {src_name}")
-                result = self._extract_tile(src, shape, offset, valid, iid)
+                result = self.lower.extract(self.task, src, shape, offset, valid, iid)
             else:
-                view = _as_view(src)
+                view = as_view(src)
                 self._window(instr, view.shape, shape, offset, src_name)
                 abs_offset = tuple([a + b for a, b in zip(view.offset, offset, strict=True)])
                 if not in_kernel:
@@ -648,51 +482,11 @@ class Interpreter:
                         raise self._error(instr, "slice: valid_shape applies to loads inside a kernel only")
                     result = GMView(view.tensor, abs_offset, shape)
                 else:
-                    result = self._load(view.tensor, abs_offset, shape, valid, dynamic, dst_buf, iid)
+                    result = self.lower.load(self.task, view.tensor, abs_offset, shape, valid, dynamic, dst_buf, iid)
             if target is not None:
                 env[target] = result
 
         return run
-
-    def _load(self, tensor: GMTensor, offset: tuple[int, ...], shape: tuple[int, ...],
-              valid: tuple[int, ...] | None, dynamic: bool, buf: str, iid: int) -> Tile:
-        """A DMA load GM -> UB/L1 of the valid part of a window; the rest of the tile is left poisoned."""
-        task = self.task
-        assert task is not None
-        if valid == shape:
-            valid = None
-        moved = valid or shape
-        hi = tuple([o + v for o, v in zip(offset, moved, strict=True)])
-        data = None
-        if self.numerics and tensor.data is not None:
-            region = tuple(slice(o, h) for o, h in zip(offset, hi, strict=True))
-            if valid is None:
-                data = np.array(tensor.data[region])
-            else:
-                data = _poison(shape, tensor.dtype)
-                data[tuple(slice(0, v) for v in valid)] = tensor.data[region]
-        if 0 not in moved:
-            task.reads.append((tensor.tid, offset, hi))
-        key = ("load", tensor.shape, tensor.dtype, shape, valid, dynamic, buf)
-        info = self.sig_cache.get(key)
-        if info is None:
-            runs, run_elems = _runs(tensor.shape, moved)
-            tsig = tile_sig(shape, tensor.dtype, valid, dynamic)
-            opsig = OpSig("TLOAD", tsig, (), (buf, runs, run_elems * itemsize(tensor.dtype)))
-            info = self.sig_cache[key] = (tsig, opsig, math.prod(shape) * itemsize(tensor.dtype))
-        tile = Tile(data, info[0], buf, len(task.ops), task.id)
-        task.ops.append(OpRecord(info[1], iid, (), buf, info[2]))
-        return tile
-
-    def _extract_tile(self, src: Tile, shape: tuple[int, ...], offset: tuple[int, ...],
-                      valid: tuple[int, ...] | None, iid: int) -> Tile:
-        """slice of a tile: a vector copy of a window (TEXTRACT, Vec -> Vec)."""
-        src = self._to_buffer(src, "UB", iid)
-        data = None
-        if src.data is not None:
-            data = np.array(src.data[tuple(slice(o, o + n) for o, n in zip(offset, shape, strict=True))])
-        sig = tile_sig(shape, src.dtype, valid if valid != shape else None)
-        return self._emit(data, sig, OpSig("TEXTRACT", sig, (src.sig,), ()), iid, (src.op,), "UB")
 
     def _op_assemble(self, instr: OpCall, args: dict, iid: int) -> Run:
         target_name = args["target"][1]
@@ -718,71 +512,18 @@ class Interpreter:
             if target.__class__ is Tile:
                 self._own(target, instr, target_name)
                 self._window(instr, target.shape, source.shape, offset, f"tile {target_name}")
-                result = self._insert_tile(target, source, offset, iid)
+                result = self.lower.insert(self.task, target, source, offset, iid)
             else:
                 written = source.sig.valid
-                view = _as_view(target)
+                view = as_view(target)
                 self._window(instr, view.shape, written, offset, target_name)
                 abs_offset = tuple([a + b for a, b in zip(view.offset, offset, strict=True)])
-                self._store(view.tensor, abs_offset, source, written, iid)
+                self.lower.store(self.task, view.tensor, abs_offset, source, written, iid)
                 result = target
             if result_name is not None:
                 env[result_name] = result
 
         return run
-
-    def _store(self, tensor: GMTensor, offset: tuple[int, ...], source: Tile, written: tuple[int, ...],
-               iid: int) -> None:
-        """A DMA store of the valid part of a tile into GM: MTE3 from UB, FIXPIPE from L0C."""
-        task = self.task
-        assert task is not None
-        if source.buf not in ("UB", "L0C"):
-            source = self._to_buffer(source, "UB", iid)
-        hi = tuple([o + w for o, w in zip(offset, written, strict=True)])
-        if self.numerics and tensor.data is not None and source.data is not None:
-            tensor.data[tuple(slice(o, h) for o, h in zip(offset, hi, strict=True))] = \
-                source.data[tuple(slice(0, w) for w in written)]
-        if 0 not in written:
-            task.writes.append((tensor.tid, offset, hi))
-        key = ("store", source.sig, source.buf, tensor.shape)
-        opsig = self.sig_cache.get(key)
-        if opsig is None:
-            runs, run_elems = _runs(tensor.shape, written)
-            opsig = OpSig("TSTORE", source.sig, (), (source.buf, runs, run_elems * itemsize(tensor.dtype)))
-            self.sig_cache[key] = opsig
-        task.ops.append(OpRecord(opsig, iid, (source.op,), "", 0))
-
-    def _insert_tile(self, target: Tile, source: Tile, offset: tuple[int, ...], iid: int) -> Tile:
-        """assemble into a tile: a vector copy into a window of a new tile (TINSERT)."""
-        target = self._to_buffer(target, "UB", iid)
-        source = self._to_buffer(source, "UB", iid)
-        data = None
-        if target.data is not None and source.data is not None:
-            data = np.array(target.data)
-            data[tuple(slice(o, o + n) for o, n in zip(offset, source.shape, strict=True))] = source.data
-        return self._emit(data, target.sig, OpSig("TINSERT", source.sig, (target.sig,), ()), iid,
-                          (target.op, source.op), "UB")
-
-    def _to_buffer(self, tile: Tile, buf: str, iid: int) -> Tile:
-        """Move a tile between on-chip buffers (e.g. L1 -> L0A for the cube, L0C -> UB for a vector op).
-        The route (direct, or through GM on A2/A3) is priced by the timing engine from the config."""
-        if tile.buf == buf:
-            return tile
-        key = ("move", tile.sig, tile.buf, buf)
-        opsig = self.sig_cache.get(key)
-        if opsig is None:
-            opsig = self.sig_cache[key] = OpSig("MOVE", tile.sig, (), (buf, tile.buf))
-        return self._emit(tile.data, tile.sig, opsig, iid, (tile.op,), buf)
-
-    def _emit(self, data: np.ndarray | None, sig: TileSig, opsig: OpSig, iid: int, deps: tuple[int, ...],
-              buf: str) -> Tile:
-        """Record an op producing a tile in `buf` and return the tile."""
-        task = self.task
-        assert task is not None
-        nbytes = math.prod(sig.shape) * itemsize(sig.dtype)
-        tile = Tile(data, sig, buf, len(task.ops), task.id)
-        task.ops.append(OpRecord(opsig, iid, deps, buf, nbytes))
-        return tile
 
     def _op_compute(self, instr: OpCall, spec: OpSpec, args: dict, iid: int) -> Run:
         """Every table-driven op: gather operands, apply the shape rule (cached per operand signature),
@@ -796,26 +537,31 @@ class Interpreter:
         consts = {n: a[1] for n, a in args.items() if a[0] == "const"}
         cube = spec.pipe == "cube"
         metadata_only = spec.pipe == "scalar"
-        operand_buf = {"lhs": "L0A", "rhs": "L0B", "acc": "L0C"}
         scalar_form = bool(scalar_params) and spec.scalar_cost != ""
         compute = spec.scalar_compute if scalar_form else spec.compute
-        needs_valid = spec.name == "fillpad"
         cost_key = spec.scalar_cost if scalar_form else spec.cost
-        attrs = tuple(sorted((k, v) for k, v in consts.items() if v is not None))
-        cache: dict[tuple, tuple[TileSig, OpSig, int]] = {}
+        options = tuple(sorted((k, v) for k, v in consts.items() if v is not None))
+        cache: dict[tuple, tuple[TileSig, ComputeSig, int]] = {}
+        # Where each operand must be: a cube operand in its L0 buffer (the op table says which), a vector
+        # operand in UB, a metadata-only (scalar-pipe) op's operand wherever it is.
+        want: dict[str, Buffer | None] = {
+            name: (spec.param(name).buffer if cube else None if metadata_only else "UB") for name, _ in value_params
+        }
+        lower = self.lower
 
         def operand(name: str, var: str) -> Tile:
+            task = self.task
             value = env[var]
             if value.__class__ is not Tile:
-                view = _as_view(value)
-                value = self._load(view.tensor, view.offset, view.shape, None, False, "L1" if cube else "UB", iid)
+                view = as_view(value)
+                value = lower.load(task, view.tensor, view.offset, view.shape, None, False, "L1" if cube else "UB", iid)
             else:
                 self._own(value, instr, var)
             if cube:
                 if value.buf == "UB":
-                    value = self._to_buffer(value, "L1", iid)
-                return self._to_buffer(value, operand_buf[name], iid)
-            return value if metadata_only else self._to_buffer(value, "UB", iid)
+                    value = lower.move(task, value, "L1", iid)
+                return lower.move(task, value, want[name], iid)
+            return value if metadata_only else lower.move(task, value, "UB", iid)
 
         def infer(tiles: list[Tile], svals: tuple, shapes: dict[str, tuple[int, ...]]) -> tuple:
             types: dict[str, Any] = {n: t.type() for (n, _), t in zip(value_params, tiles, strict=True)}
@@ -825,16 +571,15 @@ class Interpreter:
             out_shape, out_dtype = spec.infer(**types)
             valid, dynamic = None, False
             first = tiles[0].sig if tiles else None
-            if first is not None and not needs_valid and first.valid != first.shape:
+            if first is not None and not spec.reads_valid_shape and first.valid != first.shape:
                 if first.shape == out_shape:
                     valid, dynamic = first.valid, first.dynamic
                 elif out_shape == (first.shape[0], 1):  # a row reduction keeps the valid rows
                     valid, dynamic = (first.valid[0], 1), first.dynamic
             out_sig = tile_sig(out_shape, out_dtype, valid, dynamic)
-            opsig = OpSig(cost_key, out_sig, tuple(t.sig for t in tiles), attrs)
-            return out_sig, opsig, math.prod(out_shape) * itemsize(out_dtype)
+            sig = ComputeSig(cost_key, out_sig, tuple(t.sig for t in tiles), options)
+            return out_sig, sig, math.prod(out_shape) * itemsize(out_dtype)
 
-        want = {name: (operand_buf[name] if cube else None if metadata_only else "UB") for name, _ in value_params}
         no_shapes: dict[str, tuple[int, ...]] = {}
 
         def run() -> None:
@@ -864,7 +609,7 @@ class Interpreter:
                         call.update(shapes)
                         call.update(zip((n for n, _ in scalar_params), svals, strict=True))
                         call.update((n, t.data) for (n, _), t in zip(value_params, tiles, strict=True))
-                        if needs_valid:
+                        if spec.reads_valid_shape:
                             call["valid"] = tiles[0].sig.valid
                         data = compute(**call)
             except _RUNTIME_ERRORS as exc:
@@ -884,10 +629,10 @@ def _matmul_operand_names(body: list[Instr]) -> set[str]:
     stack = list(body)
     while stack:
         instr = stack.pop()
-        if isinstance(instr, OpCall) and instr.spec.pipe == "cube":
-            for pname in ("lhs", "rhs"):
-                node = instr.args.get(pname)
-                if isinstance(node, ast.Name):
+        if isinstance(instr, OpCall):
+            for param in instr.spec.params:
+                node = instr.args.get(param.name)
+                if param.buffer in ("L0A", "L0B") and isinstance(node, ast.Name):
                     names.add(node.id)
         for attr in ("body", "then", "orelse"):
             stack.extend(getattr(instr, attr, []))
@@ -895,7 +640,7 @@ def _matmul_operand_names(body: list[Instr]) -> set[str]:
 
 
 def execute(program: Program, inputs: dict[str, np.ndarray], numerics_on: bool = True,
-            limits: RunLimits = RunLimits(), first_iterations_only: bool = False,
+            limits: RunLimits | None = None, first_iterations_only: bool = False,
             progress: Callable[[int], None] | None = None) -> Execution:
     """Run `program` on `inputs`. Inout tensors are copied (the originals stay the initial values);
     input tensors are shared read-only."""

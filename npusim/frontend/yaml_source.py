@@ -15,8 +15,7 @@ import numpy as np
 import yaml
 from pydantic import ValidationError
 
-from .errors import Location, NpusimError
-from .expressions import did_you_mean
+from npusim.errors import Location, NpusimError, did_you_mean
 
 PathKey = tuple[str | int, ...]
 

@@ -3,6 +3,7 @@ scope (latency, tasks, DMA bytes and transfers), and say whether their outputs a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from . import artifacts
-from .hardware import CONFIG_DIR
-from .run import RunOptions, run
+from .report import Report, Summary
 
 METRICS = ("cycles", "us", "tasks", "dma_bytes", "dma_transfers")
 
@@ -23,17 +22,17 @@ class Comparison:
     out_dir: Path
 
 
-def _metrics(scope: dict[str, Any]) -> dict[str, float]:
+def _metrics(scope: Summary) -> dict[str, float]:
     return {
-        "cycles": scope["cycles"],
-        "us": scope["us"],
-        "tasks": scope["tasks"],
-        "dma_bytes": sum(scope["dma"]["bytes"].values()),
-        "dma_transfers": sum(scope["dma"]["transfers"].values()),
+        "cycles": scope.cycles,
+        "us": scope.us,
+        "tasks": scope.tasks,
+        "dma_bytes": scope.dma.total_bytes(),
+        "dma_transfers": scope.dma.total_transfers(),
     }
 
 
-def _row(name: str, a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any]:
+def _row(name: str, a: Summary | None, b: Summary | None) -> dict[str, Any]:
     ma = _metrics(a) if a else None
     mb = _metrics(b) if b else None
     row: dict[str, Any] = {"name": name, "a": ma, "b": mb}
@@ -43,47 +42,52 @@ def _row(name: str, a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[
     return row
 
 
-def compare_reports(ra: dict[str, Any], rb: dict[str, Any]) -> dict[str, Any]:
+def _digest(report: Report, name: str) -> str | None:
+    out = report.outputs.get(name)
+    return out.sha256 if out is not None else None
+
+
+def compare_reports(ra: Report, rb: Report) -> dict[str, Any]:
     """The compare.json document of two reports."""
-    sa = {s["name"]: s for s in ra["scopes"]}
-    sb = {s["name"]: s for s in rb["scopes"]}
+    sa = {s.name: s for s in ra.scopes}
+    sb = {s.name: s for s in rb.scopes}
     names = list(sa) + [n for n in sb if n not in sa]
     outputs = {}
-    for name in sorted(set(ra["outputs"]) | set(rb["outputs"])):
-        ha = ra["outputs"].get(name, {}).get("sha256")
-        hb = rb["outputs"].get(name, {}).get("sha256")
+    for name in sorted(set(ra.outputs) | set(rb.outputs)):
+        ha, hb = _digest(ra, name), _digest(rb, name)
         outputs[name] = {"a": ha, "b": hb, "identical": ha is not None and ha == hb}
     comparable = bool(outputs) and all(o["a"] is not None and o["b"] is not None for o in outputs.values())
+
+    def side(r: Report) -> dict[str, Any]:
+        return {"program": r.program, "file": r.program_file,
+                "check": r.check.model_dump(mode="json") if r.check else None}
+
     return {
-        "a": {"program": ra["program"], "file": ra["program_file"], "check": ra.get("check")},
-        "b": {"program": rb["program"], "file": rb["program_file"], "check": rb.get("check")},
-        "preset": ra["preset"],
-        "config": ra["config"],
-        "seed": ra["seed"],
-        "clock_hz": ra["clock_hz"],
+        "a": side(ra),
+        "b": side(rb),
+        "preset": ra.preset,
+        "config": ra.config,
+        "seed": ra.seed,
+        "clock_hz": ra.clock_hz,
         "outputs_identical": (all(o["identical"] for o in outputs.values()) if comparable else None),
         "outputs": outputs,
         "scopes": [_row(n, sa.get(n), sb.get(n)) for n in names],
-        "total": _row("total", ra["total"], rb["total"]),
-        "reports": {"a": ra, "b": rb},
+        "total": _row("total", ra.total, rb.total),
+        "reports": {"a": ra.model_dump(mode="json"), "b": rb.model_dump(mode="json")},
     }
 
 
-def compare_programs(opts_a: RunOptions, opts_b: RunOptions, out: Path | None) -> Comparison:
+def compare_runs(run_a: Callable[[], Report], run_b: Callable[[], Report], names: tuple[str, str], out_dir: Path
+                 ) -> Comparison:
     """Run A, then B (one at a time: each full-size run holds its GM tensors), and write compare.json/png."""
-    name_a, name_b = opts_a.program.stem, opts_b.program.stem
-    suffix = f"-{opts_a.preset}" if opts_a.preset else ""
-    out_dir = artifacts.prepare_out_dir(
-        out or Path("reports") / f"compare-{name_a}-vs-{name_b}{suffix}",
-        [opts_a.program.resolve().parent, CONFIG_DIR, Path(__file__).resolve().parent],
-    )
-    report_a = run(opts_a).report
-    report_b = run(opts_b).report
+    report_a = run_a()
+    report_b = run_b()
     data = compare_reports(report_a, report_b)
     from . import plots
+    from .artefacts import write_json
 
-    plots.write_compare_chart(out_dir / "compare.png", report_a, report_b, name_a, name_b)
-    artifacts.write_json(out_dir / "compare.json", data)
+    plots.write_compare_chart(out_dir / "compare.png", report_a, report_b, *names)
+    write_json(out_dir / "compare.json", data)
     return Comparison(data, out_dir)
 
 

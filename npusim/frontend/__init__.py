@@ -1,0 +1,7 @@
+"""Reading users' programs: safe located YAML, the expression language, the program model every frontend
+produces, and the seeded initial values of input tensors."""
+
+from .program import Program, Tensor
+from .yaml_program import load_program, parse_overrides
+
+__all__ = ["Program", "Tensor", "load_program", "parse_overrides"]

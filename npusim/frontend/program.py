@@ -1,0 +1,88 @@
+"""The program model every frontend produces and the interpreter runs: GM tensor declarations, resolved
+params and constants, and the instruction tree, every instruction knowing its file, line and column."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Any
+
+from npusim.errors import Location
+from npusim.ops import OpSpec
+
+from .expressions import ExprLimits
+
+
+@dataclass
+class Instr:
+    loc: Location
+    text: str
+
+
+@dataclass
+class OpCall(Instr):
+    """`target = op(args)`: one tile op. `args` maps each parameter name to its syntax node (or default)."""
+
+    target: str | None
+    spec: OpSpec
+    args: dict[str, Any]
+
+
+@dataclass
+class ScalarAssign(Instr):
+    target: str
+    expr: ast.expr
+
+
+@dataclass
+class ScopeBlock(Instr):
+    name: str
+    body: list[Instr]
+
+
+@dataclass
+class KernelBlock(Instr):
+    name: str | None
+    body: list[Instr]
+
+
+@dataclass
+class ForLoop(Instr):
+    var: str
+    range_args: list[ast.expr]
+    parallel: bool
+    body: list[Instr]
+
+
+@dataclass
+class IfBlock(Instr):
+    cond: ast.expr
+    then: list[Instr]
+    orelse: list[Instr] = field(default_factory=list)
+
+
+@dataclass
+class Tensor:
+    """A GM tensor declared at the top of the program, with its shape evaluated."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    role: str
+    init: str | None
+    loc: Location
+
+
+@dataclass
+class Program:
+    file: str
+    name: str
+    doc: str
+    preset: str | None
+    params: dict[str, int | float]
+    consts: dict[str, int | float]  # params + lets
+    tensors: dict[str, Tensor]
+    reference: str | None
+    body: list[Instr]
+    limits: ExprLimits
+    presets: dict[str, dict[str, int | float]] = field(default_factory=dict)  # named param overrides

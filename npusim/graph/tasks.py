@@ -1,0 +1,79 @@
+"""The task graph as the interpreter records it and every later stage reads it: the instruction table, one
+task per kernel execution (its ops in program order and its GM footprint), and the execution record.
+
+Everything here is independent of the hardware config: the timing stage prices it later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from npusim.errors import Location
+from npusim.vocabulary import Buffer, CoreKind
+
+from .signatures import OpSig
+
+
+class OpRecord(NamedTuple):
+    """One op of one task, in program order."""
+
+    sig: OpSig
+    instr: int  # index into the instruction table (source line, text, op name)
+    deps: tuple[int, ...]  # indices (in this task) of the ops whose results this op reads
+    buf: Buffer | None  # buffer the result lives in; None for none (stores)
+    nbytes: int  # size of the result in that buffer
+
+
+Region = tuple[int, tuple[int, ...], tuple[int, ...]]  # (tensor id, lo corner, hi corner exclusive)
+
+
+@dataclass
+class Task:
+    """One execution of one kernel (`incore` block)."""
+
+    id: int
+    kernel: str
+    scopes: tuple[str, ...]  # every enclosing scope path, outermost first
+    instr: int  # instruction id of the incore block
+    context: str  # loop variable values, e.g. "b=3, gi=1"
+    core: CoreKind = "aiv"  # aic (cube side only), aiv (vector only) or mix (an AIC+AIV pair)
+    ops: list[OpRecord] = field(default_factory=list)
+    reads: list[Region] = field(default_factory=list)
+    writes: list[Region] = field(default_factory=list)
+
+
+@dataclass
+class InstrInfo:
+    """One instruction of the program: where it is, its text, and its op (or `incore` for a kernel)."""
+
+    loc: Location
+    text: str
+    op: str
+
+
+@dataclass
+class FinalTensor:
+    """A GM tensor after the run: its values (None without numerics)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    data: np.ndarray | None
+
+
+@dataclass
+class Execution:
+    """What running a program produced: final GM tensors, tasks, instruction table, scopes."""
+
+    program: str  # the program's name
+    preset: str | None
+    tensors: dict[str, FinalTensor]
+    tasks: list[Task]
+    instrs: list[InstrInfo]
+    scopes: list[str]  # scope paths in program order of first entry
+    numerics: bool
+    loop_iterations: int = 0
+    op_count: int = 0

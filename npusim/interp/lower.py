@@ -1,0 +1,142 @@
+"""Lowering ops to the hardware: which buffer a tile lives in, the DMA loads and stores with their GM run
+geometry, the moves between buffers an op needs, and which core kind a kernel runs on. Each op becomes an
+`OpRecord` of the task being built, with a typed signature the cost rules price later."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from npusim.dtypes import itemsize
+from npusim.graph import ComputeSig, DmaSig, MoveSig, OpRecord, OpSig, Task, TileSig
+from npusim.vocabulary import BUFFER_SIDE, Buffer, CoreKind
+
+from .values import GMTensor, Tile, poison, tile_sig
+
+
+@functools.lru_cache(maxsize=4096)
+def dma_runs(tensor_shape: tuple[int, ...], rect: tuple[int, ...]) -> tuple[int, int]:
+    """(number of contiguous runs, elements per run) of a row-major rectangle of a tensor."""
+    run = 1
+    i = len(rect) - 1
+    while i >= 0:
+        run *= rect[i]
+        if rect[i] != tensor_shape[i]:
+            break
+        i -= 1
+    total = math.prod(rect)
+    return (total // run if run else 0), run
+
+
+def core_kind(ops: list[OpRecord]) -> CoreKind:
+    """A kernel touching only UB runs on an AIV, one touching only L1/L0* on an AIC, one touching both on an
+    AIC + AIV pair."""
+    sides = set()
+    for op in ops:
+        if op.buf is not None:
+            sides.add(BUFFER_SIDE[op.buf])
+        if op.sig.__class__ is DmaSig:
+            sides.add(BUFFER_SIDE[op.sig.buf])
+    if len(sides) == 2:
+        return "mix"
+    return "aic" if "aic" in sides else "aiv"
+
+
+class Lowering:
+    """Emits the records of loads, stores, moves and computed tiles into a task, caching the signatures of
+    data movement (the same load or store recurs thousands of times in a decode layer)."""
+
+    def __init__(self, numerics: bool) -> None:
+        self.numerics = numerics
+        self.sig_cache: dict[tuple, tuple[TileSig, OpSig, int] | OpSig] = {}
+
+    def load(self, task: Task, tensor: GMTensor, offset: tuple[int, ...], shape: tuple[int, ...],
+             valid: tuple[int, ...] | None, dynamic: bool, buf: Buffer, iid: int) -> Tile:
+        """A DMA load GM -> UB/L1 of the valid part of a window; the rest of the tile is left poisoned."""
+        if valid == shape:
+            valid = None
+        moved = valid or shape
+        hi = tuple([o + v for o, v in zip(offset, moved, strict=True)])
+        data = None
+        if self.numerics and tensor.data is not None:
+            region = tuple(slice(o, h) for o, h in zip(offset, hi, strict=True))
+            if valid is None:
+                data = np.array(tensor.data[region])
+            else:
+                data = poison(shape, tensor.dtype)
+                data[tuple(slice(0, v) for v in valid)] = tensor.data[region]
+        if 0 not in moved:
+            task.reads.append((tensor.tid, offset, hi))
+        key = ("load", tensor.shape, tensor.dtype, shape, valid, dynamic, buf)
+        info = self.sig_cache.get(key)
+        if info is None:
+            runs, run_elems = dma_runs(tensor.shape, moved)
+            tsig = tile_sig(shape, tensor.dtype, valid, dynamic)
+            dma = DmaSig("TLOAD", tsig, buf, runs, run_elems * itemsize(tensor.dtype))
+            info = self.sig_cache[key] = (tsig, dma, math.prod(shape) * itemsize(tensor.dtype))
+        tsig, dma, nbytes = info  # type: ignore[misc]
+        tile = Tile(data, tsig, buf, len(task.ops), task.id)
+        task.ops.append(OpRecord(dma, iid, (), buf, nbytes))
+        return tile
+
+    def store(self, task: Task, tensor: GMTensor, offset: tuple[int, ...], source: Tile,
+              written: tuple[int, ...], iid: int) -> None:
+        """A DMA store of the valid part of a tile into GM: MTE3 from UB, FIXPIPE from L0C."""
+        if source.buf not in ("UB", "L0C"):
+            source = self.move(task, source, "UB", iid)
+        hi = tuple([o + w for o, w in zip(offset, written, strict=True)])
+        if self.numerics and tensor.data is not None and source.data is not None:
+            tensor.data[tuple(slice(o, h) for o, h in zip(offset, hi, strict=True))] = \
+                source.data[tuple(slice(0, w) for w in written)]
+        if 0 not in written:
+            task.writes.append((tensor.tid, offset, hi))
+        key = ("store", source.sig, source.buf, tensor.shape)
+        dma = self.sig_cache.get(key)
+        if dma is None:
+            runs, run_elems = dma_runs(tensor.shape, written)
+            dma = self.sig_cache[key] = DmaSig("TSTORE", source.sig, source.buf, runs,
+                                               run_elems * itemsize(tensor.dtype))
+        task.ops.append(OpRecord(dma, iid, (source.op,), None, 0))  # type: ignore[arg-type]
+
+    def move(self, task: Task, tile: Tile, buf: Buffer, iid: int) -> Tile:
+        """Move a tile between on-chip buffers (e.g. L1 -> L0A for the cube, L0C -> UB for a vector op).
+        The route (direct, or through GM on A2/A3) is priced by the timing stage from the config."""
+        if tile.buf == buf:
+            return tile
+        key = ("move", tile.sig, tile.buf, buf)
+        sig = self.sig_cache.get(key)
+        if sig is None:
+            sig = self.sig_cache[key] = MoveSig("MOVE", tile.sig, tile.buf, buf)
+        return self.emit(task, tile.data, tile.sig, sig, iid, (tile.op,), buf)  # type: ignore[arg-type]
+
+    def extract(self, task: Task, src: Tile, shape: tuple[int, ...], offset: tuple[int, ...],
+                valid: tuple[int, ...] | None, iid: int) -> Tile:
+        """slice of a tile: a vector copy of a window (TEXTRACT, Vec -> Vec)."""
+        src = self.move(task, src, "UB", iid)
+        data = None
+        if src.data is not None:
+            data = np.array(src.data[tuple(slice(o, o + n) for o, n in zip(offset, shape, strict=True))])
+        sig = tile_sig(shape, src.dtype, valid if valid != shape else None)
+        return self.emit(task, data, sig, ComputeSig("TEXTRACT", sig, (src.sig,)), iid, (src.op,), "UB")
+
+    def insert(self, task: Task, target: Tile, source: Tile, offset: tuple[int, ...], iid: int) -> Tile:
+        """assemble into a tile: a vector copy into a window of a new tile (TINSERT)."""
+        target = self.move(task, target, "UB", iid)
+        source = self.move(task, source, "UB", iid)
+        data = None
+        if target.data is not None and source.data is not None:
+            data = np.array(target.data)
+            data[tuple(slice(o, o + n) for o, n in zip(offset, source.shape, strict=True))] = source.data
+        return self.emit(task, data, target.sig, ComputeSig("TINSERT", source.sig, (target.sig,)), iid,
+                         (target.op, source.op), "UB")
+
+    @staticmethod
+    def emit(task: Task, data: np.ndarray | None, sig: TileSig, opsig: OpSig, iid: int, deps: tuple[int, ...],
+             buf: Buffer) -> Tile:
+        """Record an op producing a tile in `buf` and return the tile."""
+        nbytes = math.prod(sig.shape) * itemsize(sig.dtype)
+        tile = Tile(data, sig, buf, len(task.ops), task.id)
+        task.ops.append(OpRecord(opsig, iid, deps, buf, nbytes))
+        return tile

@@ -1,0 +1,194 @@
+"""Elementwise arithmetic: tile-tile and tile-scalar `add sub mul div maximum minimum`, `neg sqrt recip`,
+the row and column broadcasts, `full` and `fill_pad`. IEEE in the operand dtype (bf16/fp16 through fp32 and
+one correct rounding), canonical NaNs, IEEE 754-2019 maximum/minimum.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from npusim.dtypes import np_dtype
+
+from .cast import cast
+from .formats import (
+    FMTS,
+    INT32_MAX,
+    INT32_MIN,
+    bits_of,
+    canonical_nan_f32,
+    check_2d,
+    dtype_of,
+    float_only,
+    from_bits,
+    narrow,
+    round_f64,
+    same_dtype,
+    scalar_f64,
+    to_f32,
+)
+
+BINARY_OPS = ("add", "sub", "mul", "div", "maximum", "minimum")
+EXPAND_OPS = ("add", "sub", "mul", "div")
+PAD_VALUES = ("zero", "max", "min")
+
+UFUNCS = {
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "div": np.divide,
+    "maximum": np.maximum,
+    "minimum": np.minimum,
+}
+
+
+def f32_binary(op: str, a: np.ndarray | np.float32, b: np.ndarray | np.float32) -> np.ndarray:
+    """IEEE single-precision `op` (numpy's), with IEEE 754-2019 maximum/minimum and canonical NaNs."""
+    with np.errstate(all="ignore"):
+        r = np.asarray(UFUNCS[op](a, b))  # a fresh float32 array: at least one operand is an array
+    if op in ("maximum", "minimum"):
+        both_zero = (a == 0) & (b == 0)
+        if np.any(both_zero):
+            sa, sb = np.signbit(a), np.signbit(b)
+            neg = (sa & sb) if op == "maximum" else (sa | sb)
+            r = np.where(both_zero, np.where(neg, np.float32(-0.0), np.float32(0.0)), r).astype(np.float32)
+    return canonical_nan_f32(r)
+
+
+def _binary(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if op not in UFUNCS:
+        raise ValueError(f"unknown binary op {op!r}; expected one of {BINARY_OPS}")
+    dt = same_dtype(op, a, b)
+    if dt == "int32":
+        if op == "div":
+            raise ValueError("div: not defined for int32")
+        with np.errstate(over="ignore"):
+            return np.asarray(UFUNCS[op](np.asarray(a), np.asarray(b)), dtype=np.int32)  # wraps
+    return narrow(f32_binary(op, to_f32(a), to_f32(b)), dt)
+
+
+def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a + b elementwise (numpy broadcasting), IEEE in the operand dtype; int32 wraps."""
+    return _binary("add", a, b)
+
+
+def sub(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a - b elementwise, IEEE in the operand dtype; int32 wraps."""
+    return _binary("sub", a, b)
+
+
+def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a * b elementwise, IEEE in the operand dtype; int32 wraps."""
+    return _binary("mul", a, b)
+
+
+def div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b elementwise, IEEE in the operand dtype; int32 is an error."""
+    return _binary("div", a, b)
+
+
+def maximum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise maximum: NaN propagates (canonical), max(+0, -0) = +0 in either order."""
+    return _binary("maximum", a, b)
+
+
+def minimum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise minimum: NaN propagates (canonical), min(+0, -0) = -0 in either order."""
+    return _binary("minimum", a, b)
+
+
+def neg(x: np.ndarray) -> np.ndarray:
+    """-x: a sign-bit flip for floats (exact, also for NaN and 0); int32 wraps (-INT32_MIN = INT32_MIN)."""
+    dt = dtype_of(x)
+    if dt == "int32":
+        return np.negative(np.asarray(x))
+    return from_bits(bits_of(x, dt) ^ FMTS[dt].uint(1 << (FMTS[dt].width - 1)), dt).reshape(np.shape(x))
+
+
+def sqrt(x: np.ndarray) -> np.ndarray:
+    """IEEE square root in the operand dtype (sqrt(-0) = -0, negative -> canonical NaN)."""
+    dt = dtype_of(x)
+    float_only("sqrt", dt)
+    with np.errstate(invalid="ignore"):
+        r = np.sqrt(to_f32(x))
+    return narrow(canonical_nan_f32(np.array(r, dtype=np.float32)), dt)
+
+
+def recip(x: np.ndarray) -> np.ndarray:
+    """1 / x as an IEEE division in the operand dtype (the device implements recip as a division)."""
+    dt = dtype_of(x)
+    float_only("recip", dt)
+    return div(np.ones(np.shape(x), dtype=np_dtype(dt)), x)
+
+def binary_scalar(op_name: str, x: np.ndarray, scalar: float, scalar_first: bool = False) -> np.ndarray:
+    """Tile OP scalar (or scalar OP tile), the PyPTO ``*s`` form: result is fp32.
+
+    The scalar becomes an fp32 constant (nearest-even, as np.float32(scalar)); a bf16/fp16 tile is widened
+    exactly to fp32, an int32 tile is converted to fp32 nearest-even; then the fp32 op.
+    """
+    if op_name not in UFUNCS:
+        raise ValueError(f"unknown binary op {op_name!r}; expected one of {BINARY_OPS}")
+    dt = dtype_of(x)
+    xf = cast(x, "fp32", "rint") if dt == "int32" else to_f32(x)
+    with np.errstate(over="ignore"):
+        s = np.float32(scalar_f64(scalar))  # one nearest-even rounding (overflow -> inf)
+    return f32_binary(op_name, s, xf) if scalar_first else f32_binary(op_name, xf, s)
+
+
+def row_expand(op_name: str, t: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """t [M,N] OP v [M,1], v broadcast along each row; op_name in add, sub, mul, div."""
+    if op_name not in EXPAND_OPS:
+        raise ValueError(f"row_expand: unknown op {op_name!r}; expected one of {EXPAND_OPS}")
+    check_2d("row_expand", t)
+    if np.shape(v) != (np.shape(t)[0], 1):
+        raise ValueError(f"row_expand: v must be [{np.shape(t)[0]}, 1], got {list(np.shape(v))}")
+    return _binary(op_name, t, v)
+
+
+def col_expand(op_name: str, t: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """t [M,N] OP v [1,N], v broadcast down each column; op_name in add, sub, mul, div."""
+    if op_name not in EXPAND_OPS:
+        raise ValueError(f"col_expand: unknown op {op_name!r}; expected one of {EXPAND_OPS}")
+    check_2d("col_expand", t)
+    if np.shape(v) != (1, np.shape(t)[1]):
+        raise ValueError(f"col_expand: v must be [1, {np.shape(t)[1]}], got {list(np.shape(v))}")
+    return _binary(op_name, t, v)
+
+
+def full(shape: tuple[int, ...] | list[int], dtype: str, value: float | int) -> np.ndarray:
+    """A tile of `value`: for float dtypes the literal (as a float64, or an exact integer) rounded once to
+    nearest-even; NaN -> canonical NaN. For int32 the value must be an integer in range."""
+    shape = tuple(int(s) for s in shape)
+    if dtype == "int32":
+        integral = isinstance(value, int | np.integer) or (
+            isinstance(value, float | np.floating) and float(value).is_integer()
+        )
+        if isinstance(value, bool | np.bool_) or not integral:
+            raise ValueError(f"full: int32 value must be an integer, got {value!r}")
+        iv = int(value)
+        if not INT32_MIN <= iv <= INT32_MAX:
+            raise ValueError(f"full: {iv} is out of int32 range")
+        return np.full(shape, iv, dtype=np.int32)
+    if dtype not in FMTS:
+        raise ValueError(f"full: unknown dtype {dtype!r}")
+    return np.full(shape, round_f64(np.array([scalar_f64(value)]), dtype, "rint")[0], dtype=np_dtype(dtype))
+
+
+def fill_pad(t: np.ndarray, valid_shape: tuple[int, int] | list[int], pad_value: str) -> np.ndarray:
+    """A copy of t [M,N] with every element outside the top-left valid_shape rectangle set to 0 ('zero'),
+    +inf ('max') or -inf ('min'; PyPTO PadValue.min); for int32 0, INT32_MAX, INT32_MIN."""
+    if pad_value not in PAD_VALUES:
+        raise ValueError(f"fill_pad: pad_value must be one of {PAD_VALUES}, got {pad_value!r}")
+    check_2d("fill_pad", t)
+    dt = dtype_of(t)
+    vr, vc = (int(s) for s in valid_shape)
+    rows, cols = np.shape(t)
+    if not (0 <= vr <= rows and 0 <= vc <= cols):
+        raise ValueError(f"fill_pad: valid_shape {[vr, vc]} outside tile shape {[rows, cols]}")
+    if dt == "int32":
+        fill = {"zero": 0, "max": INT32_MAX, "min": INT32_MIN}[pad_value]
+    else:
+        fill = {"zero": 0.0, "max": float("inf"), "min": float("-inf")}[pad_value]
+    out = np.array(t, copy=True)
+    out[vr:, :] = fill
+    out[:, vc:] = fill
+    return out

@@ -1,0 +1,288 @@
+"""Matmul with exact products, an exact sum over K and one rounding: float64 dgemm where an exponent-span
+certificate proves it exact, a two-band split where one operand spans many binades, and an integer-limb
+decomposition otherwise. Never a float32 BLAS call, whose summation order differs between machines.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from npusim.dtypes import FLOAT_DTYPES, np_dtype
+
+from .elementwise import add
+from .formats import FMTS, Fmt, bits_of, canonical_nan_f32, dtype_of, round_f64, same_dtype, to_f64
+
+
+def _global_span(bits: np.ndarray, fmt: Fmt) -> tuple[int, bool]:
+    """(span, all finite) of a whole matrix: every element is an integer multiple of 2**unit below
+    2**(unit + span), unit being the ulp exponent of the smallest nonzero magnitude (see _exponent_spans)."""
+    mag = bits & ~fmt.uint(1 << (fmt.width - 1))
+    hi = int(mag.max(initial=0))
+    if hi == 0:
+        return 0, True
+    lo = int((mag - fmt.uint(1)).min()) + 1  # zeros wrap to the maximum and drop out
+    e_hi, e_lo = max(hi >> fmt.mbits, 1), max(lo >> fmt.mbits, 1)
+    return e_hi - e_lo + fmt.mbits + 1, hi < fmt.inf_bits
+
+
+def _exponent_spans(bits: np.ndarray, fmt: Fmt, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row (axis=1) or column (axis=0): (span, unit, nonfinite).
+
+    Every finite element is an integer multiple of 2**unit with magnitude < 2**(unit + span): unit is the
+    ulp exponent of the smallest nonzero magnitude, span = (exponent field of the largest) - (that of the
+    smallest) + mbits + 1 (exponent fields of subnormals count as 1). Zeros are ignored; an all-zero line
+    has span 0.
+    """
+    sign = fmt.uint(1 << (fmt.width - 1))
+    mag = bits & ~sign
+    hi = mag.max(axis=axis)
+    nonfinite = hi >= fmt.inf_bits
+    if nonfinite.any():  # rare: ignore inf/NaN elements (their outputs are computed separately)
+        mag = np.where(mag >= fmt.inf_bits, fmt.uint(0), mag)
+        hi = mag.max(axis=axis)
+    lo = (mag - fmt.uint(1)).min(axis=axis) + fmt.uint(1)  # zeros wrap to the maximum and drop out
+    any_nonzero = hi != 0
+    e_hi = np.maximum((hi >> fmt.mbits).astype(np.int64), 1)
+    e_lo = np.maximum((lo >> fmt.mbits).astype(np.int64), 1)
+    span = np.where(any_nonzero, e_hi - e_lo + fmt.mbits + 1, 0)
+    unit = np.where(any_nonzero, e_lo - fmt.bias - fmt.mbits, 0)
+    return span, unit, nonfinite
+
+
+_DIGIT_BITS = 17  # base of the carry-normalised digits in _exact_dot_limbs: three digits fit in 51 bits
+
+
+def _split_limbs(t: np.ndarray, count: int, width: int) -> np.ndarray:
+    """Base-2**width digits of the integer-valued float64 array t, least significant first: digits in
+    [0, 2**width) except the last, which keeps the sign and lies in [-2**width, 2**width) (requires
+    |t| < 2**(count * width)). Every step is exact; t is overwritten."""
+    down, up = 2.0**-width, 2.0**width
+    out = np.empty((count, *t.shape))
+    q = np.empty_like(t)
+    for i in range(count - 1):
+        np.multiply(t, down, out=q)
+        np.floor(q, out=q)
+        np.multiply(q, up, out=out[i])
+        np.subtract(t, out[i], out=out[i])
+        t, q = q, t
+    out[count - 1] = t
+    return out
+
+
+def _exact_dot_limbs(
+    a64: np.ndarray,
+    b64: np.ndarray,
+    unit_a: np.ndarray,
+    unit_b: np.ndarray,
+    span_a: np.ndarray,
+    span_b: np.ndarray,
+) -> np.ndarray:
+    """Exact a64 @ b64 (finite) as float64 values that round like the exact sums into any <= 33-bit format.
+
+    Row r of A is an integer (< 2**span_a[r]) times 2**unit_a[r], likewise column c of B. Those integers
+    are split into limbs of magnitude <= 2**wa (A) and <= 2**wb (B) with wa + wb + ceil(log2 K) <= 53, so
+    every limb product a_i @ b_j is an integer of magnitude <= 2**53, exact in float64 in any summation
+    order; all of them come from one dgemm of the stacked limbs. Each limb product is added, at its bit
+    offset i*wa + j*wb, into int64 base-2**17 digits, which are then carry-normalised. The three leading
+    digits (35..51 bits) with every lower digit folded into a sticky last bit give a float64 whose rounding
+    to any format of up to 33 bits of precision equals the rounding of the exact sum.
+    """
+    m, k = a64.shape
+    n = b64.shape[1]
+    log2k = max(k - 1, 0).bit_length()
+    budget = 53 - log2k  # wa + wb
+    if budget < 2:
+        raise ValueError(f"matmul: K = {k} is too large for exact summation")
+    sa, sb = max(int(span_a.max(initial=0)), 1), max(int(span_b.max(initial=0)), 1)
+    # fewest limb products; on a tie, fewer B limbs (B is usually the bigger operand)
+    _, nb, wa = min(
+        (-(-sa // wa) * -(-sb // (budget - wa)), -(-sb // (budget - wa)), wa) for wa in range(1, budget)
+    )
+    wb = budget - wa
+    na = -(-sa // wa)
+    la = _split_limbs(a64 * np.ldexp(1.0, -unit_a)[:, None], na, wa).reshape(na * m, k)
+    if nb == 1:  # B's integers fit one limb: use B as is and scale the exact products instead
+        prods = (la @ b64) * np.ldexp(1.0, -unit_b)[None, :]
+    else:
+        lb = _split_limbs(b64 * np.ldexp(1.0, -unit_b)[None, :], nb, wb)
+        prods = la @ lb.transpose(1, 0, 2).reshape(k, nb * n)
+    prods = prods.astype(np.int64).reshape(na, m, nb, n)
+    w = _DIGIT_BITS
+    nd = -(-((na - 1) * wa + (nb - 1) * wb + 53 + 1) // w) + 2  # room for every product, carries and sign
+    # Digits are kept as a list of [m, n] arrays: numpy is slow on short axes.
+    digits = [np.zeros((m, n), dtype=np.int64) for _ in range(nd)]
+    for i in range(na):
+        for j in range(nb):
+            d0, sh = divmod(i * wa + j * wb, w)
+            p = prods[i, :, j, :]
+            digits[d0] += (p & ((1 << (w - sh)) - 1)) << sh  # p = (p >> (w-sh)) * 2**(w-sh) + low bits
+            digits[d0 + 1] += p >> (w - sh)
+    mask = (1 << w) - 1
+
+    def normalise(d: list[np.ndarray]) -> None:
+        for t in range(nd - 1):
+            d[t + 1] += d[t] >> w  # floor division: arithmetic shift
+            d[t] &= mask
+
+    normalise(digits)  # the top digit is now 0 or -1: the sign
+    negative = digits[-1] < 0
+    sign = np.where(negative, -1, 1)
+    digits = [d * sign for d in digits]
+    normalise(digits)  # the magnitude: every digit in [0, 2**w)
+    nonzero = [d != 0 for d in digits]
+    top = np.full((m, n), -1)  # index of the leading nonzero digit (-1: the sum is 0)
+    for t in range(nd):
+        top = np.where(nonzero[t], t, top)
+    bottom = np.full((m, n), nd)  # index of the lowest nonzero digit
+    for t in reversed(range(nd)):
+        bottom = np.where(nonzero[t], t, bottom)
+    stacked = np.stack([digits[0], digits[0], *digits]).reshape(nd + 2, m * n)  # digit t is row t + 2
+    stacked[:2] = 0
+    t, flat = np.maximum(top, 0).reshape(-1), np.arange(m * n)
+    lead = (stacked[t + 2, flat] << (2 * w)) | (stacked[t + 1, flat] << w) | stacked[t, flat]
+    lead = lead.reshape(m, n) | (bottom < top - 2)  # sticky bit: a nonzero digit below the leading three
+    val = np.ldexp(lead.astype(np.float64), (top - 2) * w + unit_a[:, None] + unit_b[None, :])
+    return np.where(top < 0, 0.0, np.where(negative, -val, val))
+
+
+def _two_band_product(a64: np.ndarray, bits_a: np.ndarray, b64: np.ndarray, span_b: np.ndarray, fmt: Fmt,
+                      log2k: int) -> np.ndarray | None:
+    """Exact a @ b, as float64 values that round to fp32 like the exact sums, when each row of A splits into
+    two exponent bands that are each certified exact with every column of B (the common case of one operand
+    spanning many binades, e.g. softmax weights or SwiGLU outputs); None when two bands do not suffice.
+
+    Row r's band `hi` holds the elements whose exponent field is within `keep` of the row's largest, `lo` the
+    rest: both products are exact float64 dgemms (see matmul's certificate), their sum s = hi + lo is formed
+    with TwoSum (s rounded to nearest, e the exact error), and where s is exactly an fp32 rounding midpoint
+    and e != 0 it is moved one float64 ulp towards e, so its fp32 rounding is that of s + e.
+    """
+    keep = 53 - log2k - int(span_b.max(initial=0)) - (fmt.mbits + 1)
+    if keep < 0:
+        return None
+    expo = ((bits_a & ~fmt.uint(1 << (fmt.width - 1))) >> fmt.mbits).astype(np.int64)
+    top = expo.max(axis=1, keepdims=True)
+    in_hi = expo >= top - keep
+    lo_bits = np.where(in_hi, fmt.uint(0), bits_a)
+    span_lo, _, _ = _exponent_spans(lo_bits, fmt, axis=1)
+    if int(span_lo.max(initial=0)) + int(span_b.max(initial=0)) + log2k > 53:
+        return None
+    hi = np.where(in_hi, a64, 0.0)
+    c_hi, c_lo = hi @ b64, (a64 - hi) @ b64
+    total = c_hi + c_lo  # TwoSum: total + err == c_hi + c_lo exactly
+    back = total - c_hi
+    err = (c_hi - (total - back)) + (c_lo - back)
+    r = total.astype(np.float32)
+    r64 = r.astype(np.float64)
+    other = np.nextafter(r, np.where(total > r64, np.float32(np.inf), np.float32(-np.inf))).astype(np.float64)
+    midpoint = (r64 != total) & ((r64 + other) * 0.5 == total) & (err != 0)
+    return np.where(midpoint, np.nextafter(total, np.where(err > 0, np.inf, -np.inf)), total)
+
+
+def _nonfinite_dot(a64: np.ndarray, b64: np.ndarray) -> np.ndarray:
+    """IEEE result class of dot products involving inf/NaN: NaN (any NaN product, inf*0, or +inf + -inf),
+    else ±inf. Order-independent, so it needs no summation."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        prods = a64[:, :, None] * b64[None, :, :]
+    nan = np.isnan(prods).any(axis=1)
+    pinf = (prods == np.inf).any(axis=1)
+    ninf = (prods == -np.inf).any(axis=1)
+    out = np.where(pinf, np.inf, np.where(ninf, -np.inf, 0.0))
+    return np.where(nan | (pinf & ninf), np.nan, out)
+
+
+def _matmul_int32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        r = a.astype(np.int64).astype(np.uint64) @ b.astype(np.int64).astype(np.uint64)  # wraps mod 2**64
+    return (r & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.int32)
+
+
+def matmul(a: np.ndarray, b: np.ndarray, *, b_trans: bool = False, out_dtype: str = "fp32") -> np.ndarray:
+    """a [M,K] @ b [K,N] (b is [N,K] with b_trans): exact products, exact K-sum, ONE rounding (nearest-even)
+    to out_dtype ('fp32', 'bf16' or 'fp16'). Operands: both bf16, both fp16 or both fp32; int32 x int32
+    needs out_dtype='int32' and wraps. An exact zero sum is +0; NaN results are canonical.
+
+    Fast path: float64 dgemm, proven exact per output element by the certificate
+    span_a[r] + span_b[c] + ceil(log2 K) <= 53 (every partial sum is then an integer multiple of
+    2**(unit_a + unit_b) below 2**53 of those units, so any summation order is exact). Other elements use an
+    exact limb decomposition; elements touching inf/NaN use the IEEE result class.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    dt = same_dtype("matmul", a, b)
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"matmul: operands must be 2-D, got {list(a.shape)} and {list(b.shape)}")
+    if b_trans:
+        b = b.T
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"matmul: inner dimensions differ: a is {list(a.shape)}, b is {list(b.shape)}")
+    if dt == "int32":
+        if out_dtype != "int32":
+            raise ValueError("matmul: int32 operands need out_dtype='int32'")
+        return _matmul_int32(a, b)
+    if out_dtype not in FLOAT_DTYPES:
+        raise ValueError(f"matmul: out_dtype {out_dtype!r} not supported for {dt} operands")
+    (m, k), n = a.shape, b.shape[1]
+    if k == 0:
+        return np.zeros((m, n), dtype=np_dtype(out_dtype))
+    fmt = FMTS[dt]
+    bits_a, bits_b = bits_of(a, dt), bits_of(b, dt)
+    log2k = (k - 1).bit_length()
+    a64, b64 = to_f64(a), to_f64(b)
+    span, finite = _global_span(bits_a, fmt)
+    if finite:
+        span_b_all, finite = _global_span(bits_b, fmt)
+        span += span_b_all
+    if finite and span + log2k <= 53:
+        # Hot path: the whole-matrix spans bound every row's and column's span, so every element is certified.
+        c = a64 @ b64
+        c += 0.0  # an exact zero sum is +0 (-0 + 0 = +0), whatever order produced it
+        if out_dtype == "fp32":
+            with np.errstate(over="ignore"):
+                return c.astype(np.float32)  # IEEE float64 -> float32: one nearest-even rounding everywhere
+        return round_f64(c, out_dtype, "rint")
+    span_a, unit_a, bad_a = _exponent_spans(bits_a, fmt, axis=1)
+    span_b, unit_b, bad_b = _exponent_spans(bits_b, fmt, axis=0)
+    any_bad = bad_a.any() or bad_b.any()
+    if any_bad:
+        a64f = np.where(np.isfinite(a64), a64, 0.0)
+        b64f = np.where(np.isfinite(b64), b64, 0.0)
+    else:
+        a64f, b64f = a64, b64
+    c = a64f @ b64f
+    need = (span_a[:, None] + span_b[None, :] + log2k) > 53  # not certified exact
+    if any_bad:
+        need &= ~bad_a[:, None] & ~bad_b[None, :]
+    if need.any() and not any_bad and out_dtype == "fp32":
+        split = _two_band_product(a64, bits_a, b64, span_b, fmt, log2k)
+        if split is not None:
+            c = np.where(need, split, c)
+            need[:] = False
+    if need.any():
+        rows, cols = np.nonzero(need.any(axis=1))[0], np.nonzero(need.any(axis=0))[0]
+        rsel = slice(None) if len(rows) == m else rows  # avoid copying whole operands
+        csel = slice(None) if len(cols) == n else cols
+        exact = _exact_dot_limbs(
+            a64f[rsel], b64f[:, csel], unit_a[rsel], unit_b[csel], span_a[rsel], span_b[csel]
+        )
+        block = np.ix_(rows, cols)
+        c[block] = np.where(need[block], exact, c[block])
+    if any_bad:
+        rows = np.nonzero(bad_a)[0]
+        c[rows] = _nonfinite_dot(a64[rows], b64)
+        cols = np.nonzero(bad_b)[0]
+        c[:, cols] = _nonfinite_dot(a64, b64[:, cols])
+    c += 0.0  # an exact zero sum is +0 (-0 + 0 = +0), whatever order produced it
+    if out_dtype == "fp32":
+        with np.errstate(over="ignore"):
+            # IEEE float64 -> float32 conversion is one nearest-even rounding on every machine.
+            return canonical_nan_f32(c.astype(np.float32))
+    return round_f64(c, out_dtype, "rint")
+
+
+def matmul_acc(acc: np.ndarray, a: np.ndarray, b: np.ndarray, *, b_trans: bool = False) -> np.ndarray:
+    """acc + matmul(a, b) in fp32: the matmul result is rounded to fp32, then added to acc (two roundings)."""
+    if dtype_of(acc) != "fp32":
+        raise ValueError(f"matmul_acc: acc must be fp32, got {dtype_of(acc)}")
+    r = matmul(a, b, b_trans=b_trans, out_dtype="fp32")
+    if np.shape(acc) != r.shape:
+        raise ValueError(f"matmul_acc: acc is {list(np.shape(acc))}, matmul result is {list(r.shape)}")
+    return add(acc, r)

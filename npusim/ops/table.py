@@ -1,0 +1,192 @@
+"""The op table: one row per tile op, naming its arguments, shape/dtype rule, numerics function, lowering,
+pipe and cost-rule key.
+
+Adding a vector op is one row here, one numerics function, one entry in the vector-rule table
+(`npusim/timing/costs/vector.py`), its intrinsic's constants in the configs and its line in
+docs/program-format.md. The interpreter never branches on op names: it reads `lowering`, `pipe`, each
+param's `kind` and `buffer`, and `reads_valid_shape` from here.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from npusim import numerics
+
+from .shapes import (
+    infer_binary,
+    infer_cast,
+    infer_col_expand,
+    infer_fillpad,
+    infer_full,
+    infer_matmul,
+    infer_matmul_acc,
+    infer_reduce,
+    infer_reshape,
+    infer_row_expand,
+    infer_unary,
+)
+from .spec import OpSpec, Param
+
+_V = Param("x", "value")
+_LHS_L0A = Param("lhs", "value", buffer="L0A")
+_RHS_L0B = Param("rhs", "value", buffer="L0B")
+
+
+def _binary(name: str, cost: str, scalar_cost: str, doc: str) -> OpSpec:
+    fn = getattr(numerics, name)
+    return OpSpec(
+        name,
+        (Param("lhs", "value"), Param("rhs", "value_or_scalar")),
+        doc,
+        infer=partial(infer_binary, name),
+        compute=lambda lhs, rhs: fn(lhs, rhs),
+        cost=cost,
+        scalar_cost=scalar_cost,
+        scalar_compute=partial(numerics.binary_scalar, name),
+    )
+
+
+def _unary(name: str, cost: str, doc: str) -> OpSpec:
+    fn = getattr(numerics, name)
+    return OpSpec(name, (_V,), doc, infer=partial(infer_unary, name), compute=lambda x: fn(x), cost=cost)
+
+
+def _reduce(name: str, cost: str, doc: str) -> OpSpec:
+    fn = getattr(numerics, name)
+    return OpSpec(name, (_V,), doc, infer=partial(infer_reduce, name), compute=lambda x: fn(x), cost=cost)
+
+
+def _expand(kind: str, op: str, cost: str) -> OpSpec:
+    infer = infer_row_expand if kind == "row" else infer_col_expand
+    compute = numerics.row_expand if kind == "row" else numerics.col_expand
+    axis = "row: v is [M, 1]" if kind == "row" else "column: v is [1, N]"
+    return OpSpec(
+        f"{kind}_expand_{op}",
+        (Param("t", "value"), Param("v", "value")),
+        f"t {op} v broadcast along each {axis}",
+        infer=partial(infer, f"{kind}_expand_{op}"),
+        compute=lambda t, v: compute(op, t, v),
+        cost=cost,
+    )
+
+
+OPS: dict[str, OpSpec] = {
+    spec.name: spec
+    for spec in [
+        OpSpec(
+            "create_tensor",
+            (Param("shape", "shape"), Param("dtype", "dtype")),
+            "allocate a GM tensor (orchestration only); it starts uninitialised (NaN / INT32_MIN)",
+            where="orchestration",
+            lowering="create_tensor",
+            pipe=None,
+        ),
+        OpSpec(
+            "slice",
+            (
+                Param("t", "value"),
+                Param("shape", "shape"),
+                Param("offset", "shape"),
+                Param("valid_shape", "shape_opt", None),
+            ),
+            "a [shape] window of t: a zero-copy view in orchestration, a DMA load of GM in a kernel "
+            "(into L1 when it feeds a matmul, else UB; TLOAD), a vector copy of a tile (TEXTRACT)",
+            where="both",
+            lowering="slice",
+            pipe=None,
+        ),
+        OpSpec(
+            "assemble",
+            (Param("target", "value"), Param("source", "value"), Param("offset", "shape")),
+            "write source into target at offset: a DMA store into GM (TSTORE: MTE3 from UB, FIXPIPE from L0C), "
+            "or a vector insert into a tile (TINSERT)",
+            lowering="assemble",
+            pipe=None,
+        ),
+        OpSpec(
+            "full",
+            (Param("shape", "shape"), Param("dtype", "dtype"), Param("value", "scalar")),
+            "a tile filled with one value (pto.texpands, a vector dup)",
+            infer=partial(infer_full, "full"),
+            compute=lambda shape, dtype, value: numerics.full(shape, dtype, value),
+            cost="TEXPANDS",
+        ),
+        OpSpec(
+            "cast",
+            (_V, Param("target_type", "dtype"), Param("mode", "choice", "round", numerics.CAST_MODES)),
+            "convert to target_type; mode round (nearest, ties away: the default), rint, floor, ceil, trunc",
+            infer=partial(infer_cast, "cast"),
+            compute=lambda x, target_type, mode: numerics.cast(x, target_type, mode),
+            cost="TCVT",
+        ),
+        OpSpec(
+            "reshape",
+            (Param("t", "value"), Param("shape", "shape")),
+            "the same elements in a new shape (metadata only, SCALAR pipe)",
+            infer=partial(infer_reshape, "reshape"),
+            compute=lambda t, shape: t.reshape(shape),
+            pipe="scalar",
+            cost="TRESHAPE",
+        ),
+        OpSpec(
+            "matmul",
+            (_LHS_L0A, _RHS_L0B, Param("out_dtype", "dtype_opt", None), Param("b_trans", "flag", False)),
+            "[M, K] x [K, N] (or [N, K] with b_trans) on the cube: exact products, exact K-sum, one rounding",
+            infer=partial(infer_matmul, "matmul"),
+            compute=lambda lhs, rhs, out_dtype, b_trans: numerics.matmul(
+                lhs, rhs, b_trans=b_trans, out_dtype=out_dtype or "fp32"
+            ),
+            pipe="cube",
+            cost="TMATMUL",
+        ),
+        OpSpec(
+            "matmul_acc",
+            (Param("acc", "value", buffer="L0C"), _LHS_L0A, _RHS_L0B, Param("b_trans", "flag", False)),
+            "acc + matmul(lhs, rhs) in FP32, the accumulator staying in L0C",
+            infer=partial(infer_matmul_acc, "matmul_acc"),
+            compute=lambda acc, lhs, rhs, b_trans: numerics.matmul_acc(acc, lhs, rhs, b_trans=b_trans),
+            pipe="cube",
+            cost="TMATMUL_ACC",
+        ),
+        _binary("add", "TADD", "TADDS", "elementwise lhs + rhs (rhs a tile of the same shape or a scalar)"),
+        _binary("sub", "TSUB", "TSUBS", "elementwise lhs - rhs"),
+        _binary("mul", "TMUL", "TMULS", "elementwise lhs * rhs"),
+        _binary("div", "TDIV", "TDIVS", "elementwise lhs / rhs"),
+        _binary("maximum", "TMAX", "TMAXS", "elementwise max(lhs, rhs)"),
+        _binary("minimum", "TMIN", "TMINS", "elementwise min(lhs, rhs)"),
+        _unary("neg", "TNEG", "-x"),
+        _unary("exp", "TEXP", "e^x, computed in float64 and rounded once"),
+        _unary("sqrt", "TSQRT", "IEEE square root"),
+        _unary("recip", "TRECIP", "1 / x, a division as on the device"),
+        _unary("rsqrt", "TRSQRT", "1 / sqrt(x), computed in float64 and rounded once"),
+        _reduce("row_sum", "TROWSUM", "sum of each row to [M, 1], a fixed pairwise tree (see numerics.row_sum)"),
+        _reduce("row_max", "TROWMAX", "max of each row to [M, 1]"),
+        _reduce("row_min", "TROWMIN", "min of each row to [M, 1]"),
+        _expand("row", "add", "TROWEXPANDADD"),
+        _expand("row", "sub", "TROWEXPANDSUB"),
+        _expand("row", "mul", "TROWEXPANDMUL"),
+        _expand("row", "div", "TROWEXPANDDIV"),
+        _expand("col", "add", "TCOLEXPANDADD"),
+        _expand("col", "sub", "TCOLEXPANDSUB"),
+        _expand("col", "mul", "TCOLEXPANDMUL"),
+        _expand("col", "div", "TCOLEXPANDDIV"),
+        OpSpec(
+            "fillpad",
+            (Param("t", "value"), Param("pad_value", "choice", "zero", numerics.PAD_VALUES)),
+            "fill the elements outside the valid shape with 0, +inf (max) or -inf (min); valid becomes full",
+            infer=partial(infer_fillpad, "fillpad"),
+            compute=lambda t, pad_value, valid: numerics.fill_pad(t, valid, pad_value),
+            cost="TFILLPAD",
+            reads_valid_shape=True,
+        ),
+        OpSpec(
+            "read",
+            (Param("t", "value"), Param("indices", "shape")),
+            "a scalar from a GM tensor, read by the orchestrator; used inside scalar expressions",
+            where="orchestration",
+            lowering="read",
+            pipe=None,
+        ),
+    ]
+}

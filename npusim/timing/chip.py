@@ -1,0 +1,134 @@
+"""The chip and its runtime, as a simpy model: the orchestrator submitting tasks in program order, the AICPU
+scheduler threads dispatching ready tasks (dependencies from GM footprints) to free cores of the right kind,
+per-core task switches, and HBM shared by every running task (a task whose GM traffic would exceed its
+share is slowed). Each task's own length comes from its kernel's pipe schedule (`kernel.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import simpy
+
+from npusim.graph import InstrInfo, Task, dependencies
+from npusim.vocabulary import CoreKind, Side
+
+from .costs import CostModel
+from .hardware import HardwareConfig
+from .hbm import SharedHBM
+from .kernel import KernelSchedule, schedule_kernel
+
+
+@dataclass
+class TaskRun:
+    """Where and when one task ran."""
+
+    task: int
+    kind: CoreKind
+    aic: int | None
+    aiv: int | None
+    submit: float
+    ready: float
+    start: float
+    end: float
+    schedule: KernelSchedule
+
+    @property
+    def stretch(self) -> float:
+        """Actual length over standalone length (> 1 when HBM bandwidth was shared)."""
+        return (self.end - self.start) / self.schedule.cycles if self.schedule.cycles else 1.0
+
+
+@dataclass
+class Timeline:
+    runs: list[TaskRun]
+    deps: list[tuple[int, ...]]
+    cycles: float
+    hw: HardwareConfig
+    distinct_kernels: int = 0  # kernels with different op lists (each scheduled once)
+
+
+class Chip:
+    """The cores, the AICPU scheduler threads and the shared HBM of one chip, running one task graph. Each
+    task is a simpy process (`run_task`)."""
+
+    def __init__(self, hw: HardwareConfig, tasks: list[Task], schedules: list[KernelSchedule],
+                 deps: list[tuple[int, ...]], progress: Callable[[int], None] | None) -> None:
+        self.hw, self.tasks, self.schedules, self.deps, self.progress = hw, tasks, schedules, deps, progress
+        self.env = env = simpy.Environment()
+        self.threads = simpy.Resource(env, capacity=hw.scheduler.scheduler_threads)
+        self.pools: dict[Side, simpy.Store] = {"aic": simpy.Store(env), "aiv": simpy.FilterStore(env)}
+        self.aiv_per_aic = max(1, hw.num_aiv // hw.num_aic)
+        for c in range(hw.num_aic):
+            self.pools["aic"].put(c)
+        for c in range(hw.num_aiv):
+            self.pools["aiv"].put(c)
+        self.last_end: dict[tuple[Side, int], float] = {}
+        self.hbm = SharedHBM(env, hw.hbm_bytes_per_cycle)
+        self.done = [env.event() for _ in tasks]
+        self.runs: list[TaskRun | None] = [None] * len(tasks)
+
+    def run_task(self, i: int):
+        """Submit, wait for dependencies, take a scheduler thread to dispatch, take cores, run, release."""
+        env, s, cyc = self.env, self.hw.scheduler, self.hw.us_to_cycles
+        task, sched, deps = self.tasks[i], self.schedules[i], self.deps[i]
+        submit = (i + 1) * cyc(s.orchestrator_submit_us)
+        yield env.timeout(submit)
+        if deps:
+            yield simpy.AllOf(env, [self.done[p] for p in deps])
+            ready = max(submit, max(self.runs[p].end for p in deps) + cyc(s.completion_latency_us))  # type: ignore[union-attr]
+            yield env.timeout(max(0.0, ready - env.now))
+        ready = env.now
+        with self.threads.request() as req:
+            yield req
+            yield env.timeout(cyc(s.dispatch_cpu_us))
+        cores: dict[Side, int] = {}
+        if task.core == "mix":  # an AIC and one of the AIVs of its cluster (cube_vector_combine = split)
+            cores["aic"] = yield self.pools["aic"].get()
+            cores["aiv"] = yield self.pools["aiv"].get(lambda aiv, c=cores["aic"]: aiv // self.aiv_per_aic == c)
+        else:
+            cores[task.core] = yield self.pools[task.core].get()
+        start = env.now + cyc(s.dispatch_latency_us)
+        for kind, core in cores.items():
+            if (kind, core) in self.last_end:
+                start = max(start, self.last_end[(kind, core)] + cyc(s.task_switch_us))
+        yield env.timeout(start - env.now)
+        demand = sched.gm_bytes / sched.cycles if sched.cycles else 0.0
+        yield self.hbm.run(i, sched.cycles, demand)
+        end = env.now
+        for kind, core in cores.items():
+            self.last_end[(kind, core)] = end
+            self.pools[kind].put(core)
+        self.runs[i] = TaskRun(i, task.core, cores.get("aic"), cores.get("aiv"), submit, ready, start, end, sched)
+        self.done[i].succeed()
+        if self.progress:
+            self.progress(1)
+
+    def run(self) -> list[TaskRun]:
+        for i in range(len(self.tasks)):
+            self.env.process(self.run_task(i))
+        self.env.run()
+        finished = [r for r in self.runs if r is not None]
+        if len(finished) != len(self.tasks):
+            raise AssertionError("the timing engine left tasks unfinished")
+        return finished
+
+
+def simulate(tasks: list[Task], instrs: list[InstrInfo], hw: HardwareConfig,
+             progress: Callable[[int], None] | None = None) -> Timeline:
+    """Run the task graph on the chip described by `hw`: schedule each distinct kernel once, find the
+    dependencies, run the chip."""
+    cost = CostModel(hw)
+    cache: dict[tuple, KernelSchedule] = {}
+    schedules: list[KernelSchedule] = []
+    for task in tasks:
+        key = tuple(task.ops)
+        sched = cache.get(key)
+        if sched is None:
+            sched = cache[key] = schedule_kernel(task, cost, instrs)
+        schedules.append(sched)
+    deps = dependencies(tasks)
+    runs = Chip(hw, tasks, schedules, deps, progress).run()
+    total = max((r.end for r in runs), default=0.0)
+    return Timeline(runs, deps, total, hw, len(cache))

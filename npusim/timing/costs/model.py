@@ -1,0 +1,40 @@
+"""The cost model: prices an op signature for one hardware config, by the rule its kind and key select
+(DMA and moves by route, vector instructions by `VECTOR_RULES`, the cube and scalar pipes by
+`CUBE_AND_SCALAR_RULES`), caching the result per signature."""
+
+from __future__ import annotations
+
+from npusim.graph import ComputeSig, DmaSig, MoveSig, OpSig
+
+from ..hardware import HardwareConfig
+from .base import Step
+from .cube import CUBE_AND_SCALAR_RULES
+from .dma import dma_steps, move_steps
+from .vector import vector_step
+
+
+class CostModel:
+    """Prices op signatures for one hardware config; results are cached per signature."""
+
+    def __init__(self, hw: HardwareConfig) -> None:
+        self.hw = hw
+        self._cache: dict[OpSig, tuple[Step, ...]] = {}
+
+    def steps(self, sig: OpSig) -> tuple[Step, ...]:
+        cached = self._cache.get(sig)
+        if cached is None:
+            cached = self._cache[sig] = tuple(self._price(sig))
+        return cached
+
+    def _price(self, sig: OpSig) -> list[Step]:
+        if sig.__class__ is DmaSig:
+            return dma_steps(self.hw, sig)  # type: ignore[arg-type]
+        if sig.__class__ is MoveSig:
+            return move_steps(self.hw, sig)  # type: ignore[arg-type]
+        assert isinstance(sig, ComputeSig)
+        other = CUBE_AND_SCALAR_RULES.get(sig.key)
+        return [other(sig, self.hw) if other is not None else vector_step(sig, self.hw)]
+
+    def isolated_cycles(self, sig: OpSig) -> float:
+        """The cost of one op alone on an idle core: every head and tail paid (what a profiler measures)."""
+        return sum(s.head + s.cycles + s.tail for s in self.steps(sig))
