@@ -144,8 +144,20 @@ def test_timeline_has_one_bar_per_task_and_core(result: RunResult, tmp_path: Pat
     aic = sorted({r.aic for r in tl.runs if r.aic is not None})
     aiv = sorted({r.aiv for r in tl.runs if r.aiv is not None})
     assert chart.rows == [f"AIC {c}" for c in aic] + [f"AIV {c}" for c in aiv]
-    levels = max(s.level for s in plots.scope_spans(ex, tl)) + 1
-    expected = (round(plots.WIDTH_IN * plots.DPI), round(plots.timeline_height(len(chart.rows), levels) * plots.DPI))
+    # the scope strip needs as many levels as top-level scopes overlap at most (interval colouring), worked out
+    # here from the runs; the height is the layout's: margins, strip, 0.1 in gap, one ROW_IN per core row
+    extent: dict[str, list[float]] = {}
+    for r in tl.runs:
+        span = extent.setdefault(ex.tasks[r.task].scopes[0], [r.start, r.end])
+        span[0], span[1] = min(span[0], r.start), max(span[1], r.end)
+    edges = sorted([(a, 1) for a, _ in extent.values()] + [(b, -1) for _, b in extent.values()])
+    depth = levels = 0
+    for _, step in edges:
+        depth += step
+        levels = max(levels, depth)
+    height_in = max(plots.MIN_HEIGHT_IN, plots.TOP_IN + levels * plots.LEVEL_IN + 0.1 + len(chart.rows) * plots.ROW_IN
+                    + plots.BOTTOM_IN)
+    expected = (round(plots.WIDTH_IN * plots.DPI), round(height_in * plots.DPI))
     assert png_size(tmp_path / "timeline.png") == chart.size_px == expected
 
 

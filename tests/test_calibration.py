@@ -92,10 +92,18 @@ def test_within_ten_percent_of_the_device(name: str, sig: ComputeSig | DmaSig, d
 
 
 def test_the_table(capsys: pytest.CaptureFixture[str]) -> None:
-    """Print the comparison (visible with pytest -s); it also documents the numbers in one place."""
+    """The whole comparison at once (printed with pytest -s): at least 95% of the points within 10% and none
+    worse than 25%."""
+    points = SECTION_6_2 + FURTHER_DEVICE_POINTS
     lines = [f"{'instruction':38s} {'device':>7s} {'npusim':>8s} {'error':>7s}"]
-    for name, sig, device in SECTION_6_2 + FURTHER_DEVICE_POINTS:
+    errors = []
+    for name, sig, device in points:
         model = COST.isolated_cycles(sig)
-        lines.append(f"{name:38s} {device:7d} {model:8.1f} {100 * (model - device) / device:+6.1f}%")
-    print("\n".join(lines))
-    assert len(lines) == 1 + len(SECTION_6_2) + len(FURTHER_DEVICE_POINTS)
+        errors.append((model - device) / device)
+        lines.append(f"{name:38s} {device:7d} {model:8.1f} {100 * errors[-1]:+6.1f}%")
+    within = sum(abs(e) <= 0.10 for e in errors)
+    lines.append(f"{within} of {len(points)} within 10%, worst {100 * max(map(abs, errors)):.1f}%")
+    with capsys.disabled():
+        print("\n" + "\n".join(lines))
+    assert within >= 0.95 * len(points)
+    assert max(map(abs, errors)) <= 0.25

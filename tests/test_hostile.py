@@ -24,49 +24,51 @@ from .conftest import PROGRAMS, REPO
 BAD = REPO / "tests" / "bad_programs"
 
 
-def hostile_files(tmp: Path) -> dict[str, Path]:
-    """Hostile programs built on the fly (too big or too odd to keep in the repository)."""
-    cases = {
-        "5000_deep_parentheses": "name: h\ntensors: {}\nbody:\n  - n = " + "(" * 5000 + "1" + ")" * 5000 + "\n",
-        "deep_yaml_nesting": "name: h\ntensors: {}\nbody: " + "[" * 5000 + "]" * 5000 + "\n",
-        "long_string": "name: " + "x" * 20000 + "\ntensors: {}\nbody: []\n",
-        "five_megabytes": "name: h\ntensors: {}\nbody: []\n" + "# padding\n" * 500_000,
-        "many_values": "name: h\ntensors: {}\nbody: []\nextra: [" + ", ".join(["1"] * 250_000) + "]\n",
-        "expression_injection": 'name: h\ntensors: {}\nbody:\n  - "n = __import__(\'os\').system(\'true\')"\n',
-        "dunder_class": "name: h\ntensors: {}\nbody:\n  - n = ().__class__.__bases__[0].__subclasses__()\n",
-    }
-    paths = {}
-    for name, text in cases.items():
-        paths[name] = tmp / f"{name}.yaml"
-        paths[name].write_text(text)
-    paths["binary"] = tmp / "binary.yaml"
-    paths["binary"].write_bytes(bytes(range(256)) * 64)
-    for name in ("13_huge_tensor", "29_alias_bomb", "31_loop_too_long", "24_ub_overflow", "14_dunder_import",
-                 "15_attribute_access", "16_lambda", "18_empty", "30_python_tag"):
-        paths[name] = BAD / f"{name}.yaml"
-    return paths
+_BUILT = {
+    "5000_deep_parentheses": "name: h\ntensors: {}\nbody:\n  - n = " + "(" * 5000 + "1" + ")" * 5000 + "\n",
+    "deep_yaml_nesting": "name: h\ntensors: {}\nbody: " + "[" * 5000 + "]" * 5000 + "\n",
+    "long_string": "name: " + "x" * 20000 + "\ntensors: {}\nbody: []\n",
+    "five_megabytes": "name: h\ntensors: {}\nbody: []\n" + "# padding\n" * 500_000,
+    "many_values": "name: h\ntensors: {}\nbody: []\nextra: [" + ", ".join(["1"] * 250_000) + "]\n",
+    "expression_injection": 'name: h\ntensors: {}\nbody:\n  - "n = __import__(\'os\').system(\'true\')"\n',
+    "dunder_class": "name: h\ntensors: {}\nbody:\n  - n = ().__class__.__bases__[0].__subclasses__()\n",
+}
+_FROM_CORPUS = ("13_huge_tensor", "29_alias_bomb", "31_loop_too_long", "24_ub_overflow", "14_dunder_import",
+                "15_attribute_access", "16_lambda", "18_empty", "30_python_tag")
+HOSTILE = [*_BUILT, "binary", *_FROM_CORPUS]
 
 
-def test_hostile_programs_fail_fast_and_small(cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    table = []
-    for name, path in hostile_files(tmp_path).items():
-        tracemalloc.start()
-        start = time.perf_counter()
-        result = cli.invoke(main, ["run", str(path), "--out", str(tmp_path / "out" / name), "-q"])
-        seconds = time.perf_counter() - start
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        assert result.exit_code == 2, (name, result.output, result.stderr)
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith(f"error: {path}"), (name, result.stderr)
-        assert "Traceback" not in result.stderr
-        assert peak < 64 * 2**20, f"{name} allocated {peak} bytes"  # the 10^18-element tensor allocates nothing
-        assert not (tmp_path / "out" / name / "report.json").exists()
-        message = lines[0][len(f"error: {path}"):][:70]
-        table.append(f"{name:24s} {seconds * 1e3:8.1f} ms {peak / 2**20:7.2f} MiB  {message}")
+def hostile_file(name: str, tmp: Path) -> Path:
+    """A hostile program: built on the fly (too big or too odd to keep in the repository) or from the corpus."""
+    if name in _FROM_CORPUS:
+        return BAD / f"{name}.yaml"
+    path = tmp / f"{name}.yaml"
+    if name == "binary":
+        path.write_bytes(bytes(range(256)) * 64)
+    else:
+        path.write_text(_BUILT[name])
+    return path
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_programs_fail_fast_and_small(name: str, cli, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    path = hostile_file(name, tmp_path)
+    tracemalloc.start()
+    start = time.perf_counter()
+    result = cli.invoke(main, ["run", str(path), "--out", str(tmp_path / "out"), "-q"])
+    seconds = time.perf_counter() - start
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert result.exit_code == 2, (name, result.output, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}"), (name, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert peak < 64 * 2**20, f"{name} allocated {peak} bytes"  # the 10^18-element tensor allocates nothing
+    assert not (tmp_path / "out" / "report.json").exists()
+    message = lines[0][len(f"error: {path}"):][:70]
     with capsys.disabled():
-        print("\n" + "\n".join(table))
-    assert len(table) >= 16
+        print(f"\n{name:24s} {seconds * 1e3:8.1f} ms {peak / 2**20:7.2f} MiB  {message}", end="")
 
 
 def test_ctrl_c_leaves_no_report(tmp_path: Path) -> None:

@@ -250,6 +250,13 @@ def _field_bounds(models: dict[tuple, Any], path: tuple) -> str:
     return ", ".join(parts)
 
 
+def key_path(path: tuple) -> str:
+    """`a.b.0.'odd key'`: a key path for a message, each key that is not a plain identifier or an index shown
+    by its repr, so control characters and quotes in user keys can never break the one-line message."""
+    return ".".join(str(p) if isinstance(p, int) or (isinstance(p, str) and p.isidentifier()) else repr(p)
+                    for p in path)
+
+
 def pydantic_message(doc: YamlDoc, exc: ValidationError, models: dict[tuple, Any]) -> tuple[str, Location]:
     """The most useful pydantic error as (message, location): unknown keys first (with a suggestion), then
     missing keys, then bad values. `models` maps a path prefix to the model whose fields are allowed there."""
@@ -257,7 +264,7 @@ def pydantic_message(doc: YamlDoc, exc: ValidationError, models: dict[tuple, Any
     err = errors[0]
     path = tuple(p for p in err["loc"] if not (isinstance(p, str) and (p in _UNION_TAGS or "[" in p)))
     key = path[-1] if path else ""
-    dotted = ".".join(str(p) for p in path)
+    dotted = key_path(path)
     if err["type"] == "extra_forbidden":
         parent = path[:-1]
         model = _model_at(models, parent)
