@@ -33,8 +33,9 @@ def infer_binary(op: str, lhs: TileType, rhs: TileType | float) -> tuple[tuple[i
     return lhs.shape, promote(lhs.dtype, rhs.dtype)
 
 
-def infer_unary(op: str, x: TileType) -> tuple[tuple[int, ...], str]:
-    if op != "neg":
+def infer_unary(op: str, ints: bool, x: TileType) -> tuple[tuple[int, ...], str]:
+    """Same shape and dtype; a float operand unless the op is defined on integers too (`ints`)."""
+    if not ints:
         _need_float(op, x)
     return x.shape, x.dtype
 

@@ -47,9 +47,9 @@ def _binary(name: str, cost: str, scalar_cost: str, doc: str) -> OpSpec:
     )
 
 
-def _unary(name: str, cost: str, doc: str) -> OpSpec:
+def _unary(name: str, cost: str, doc: str, ints: bool = False) -> OpSpec:
     fn = getattr(numerics, name)
-    return OpSpec(name, (_V,), doc, infer=partial(infer_unary, name), compute=lambda x: fn(x), cost=cost)
+    return OpSpec(name, (_V,), doc, infer=partial(infer_unary, name, ints), compute=lambda x: fn(x), cost=cost)
 
 
 def _reduce(name: str, cost: str, doc: str) -> OpSpec:
@@ -155,7 +155,7 @@ OPS: dict[str, OpSpec] = {
         _binary("div", "TDIV", "TDIVS", "elementwise lhs / rhs"),
         _binary("maximum", "TMAX", "TMAXS", "elementwise max(lhs, rhs)"),
         _binary("minimum", "TMIN", "TMINS", "elementwise min(lhs, rhs)"),
-        _unary("neg", "TNEG", "-x"),
+        _unary("neg", "TNEG", "-x", ints=True),
         _unary("exp", "TEXP", "e^x, computed in float64 and rounded once"),
         _unary("sqrt", "TSQRT", "IEEE square root"),
         _unary("recip", "TRECIP", "1 / x, a division as on the device"),
