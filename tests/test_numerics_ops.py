@@ -289,6 +289,21 @@ def test_neg_flips_the_sign_bit_exhaustive():
     assert (bits_of(nx.neg(x)) == (bits_of(x) ^ 0x80000000)).all()
 
 
+def test_abs_clears_the_sign_bit():
+    """Against numpy's fabs (which clears the sign bit of NaN and -0 too) in fp32, exhaustively for the 16-bit
+    types through an exact widening, and wrap-around for int32."""
+    for dt in ("bf16", "fp16"):
+        x = np.arange(1 << 16, dtype=np.uint16).view(NP[dt])
+        got = nx.abs_(x)
+        assert got.dtype == x.dtype and (bits_of(got) == (bits_of(x) & 0x7FFF)).all()
+        finite = ~np.isnan(x)
+        assert (got[finite].astype(np.float32) == np.fabs(x[finite].astype(np.float32))).all()
+    x = f32_pool(np.random.default_rng(1), 2000)
+    assert (bits_of(nx.abs_(x)) == bits_of(np.fabs(x))).all()
+    ints = np.array([-5, 0, 7, -(2**31), 2**31 - 1], dtype=np.int32)
+    assert nx.abs_(ints).tolist() == [5, 0, 7, -(2**31), 2**31 - 1]
+
+
 def test_fp32_sqrt_equals_numpy():
     x = f32_pool(np.random.default_rng(2), 20000)
     with np.errstate(invalid="ignore"):

@@ -70,6 +70,20 @@ def test_matmul_16x128x64_bf16(tmp_path: Path) -> None:
     assert sched.busy["mte1"] == pytest.approx(dma("l1_to_l0a", 4096) + move_b)
 
 
+def test_abs_16x64_fp32_and_scalar_abs(tmp_path: Path) -> None:
+    """`abs` of a tile is TABS (one vabs call of 16 repeats); `abs` of scalars stays the scalar function."""
+    path = program(tmp_path, "  - k = abs(3 - 67)\n  - incore a:\n    - t = slice(x, [16, k], [0, 0])\n"
+                   "    - u = abs(t)\n", "  x: {shape: [16, 64], dtype: fp32, role: input, init: zeros}")
+    ex = kernel_tasks(path)
+    op = ex.tasks[0].ops[1]
+    assert op.sig.key == "TABS" and op.sig.out.shape == (16, 64)
+    vabs = HW.vector.intrinsics["vabs"]
+    repeats = 16 * 64 * 4 // HW.vector.bytes_per_repeat
+    expected = vabs.head_cycles + vabs.cycles_per_repeat * repeats + vabs.tail_cycles
+    assert expected == 13 + 1 * 16 + 16
+    assert CostModel(HW).isolated_cycles(op.sig) == expected
+
+
 def test_exp_16x64_fp32(tmp_path: Path) -> None:
     path = program(tmp_path, "  - incore e:\n    - t = slice(x, [16, 64], [0, 0])\n    - u = exp(t)\n",
                    "  x: {shape: [16, 64], dtype: fp32, role: input, init: zeros}")

@@ -18,7 +18,7 @@ import numpy as np
 
 from npusim.dtypes import NUMPY_DTYPES, itemsize, np_dtype
 from npusim.errors import Location, ProgramError
-from npusim.frontend.expressions import Expr, ExprCompiler
+from npusim.frontend.expressions import FUNCTIONS, Expr, ExprCompiler
 from npusim.frontend.program import ForLoop, IfBlock, Instr, KernelBlock, OpCall, Program, ScalarAssign, ScopeBlock
 from npusim.graph import ComputeSig, Execution, FinalTensor, InstrInfo, OpRecord, Task, TileSig, coalesce
 from npusim.ops import OpError, OpSpec
@@ -120,6 +120,8 @@ class Interpreter:
 
     def _compile(self, instr: Instr, in_kernel: bool) -> Run:
         if isinstance(instr, OpCall):
+            if instr.spec.name in FUNCTIONS and instr.target is not None and not self._reads_a_value(instr):
+                return self._compile_scalar(self._as_scalar_assign(instr))
             return self._compile_op(instr, in_kernel)
         if isinstance(instr, ScalarAssign):
             return self._compile_scalar(instr)
@@ -134,6 +136,18 @@ class Interpreter:
                 raise ProgramError("an incore block cannot be nested in another", instr.loc)
             return self._compile_kernel(instr)
         raise AssertionError(type(instr))
+
+    def _reads_a_value(self, instr: OpCall) -> bool:
+        return any(isinstance(node, ast.Name) and self.kinds.get(node.id) == "value" for node in instr.args.values())
+
+    @staticmethod
+    def _as_scalar_assign(instr: OpCall) -> ScalarAssign:
+        """`n = abs(k - 1)`, `r = sqrt(h)`: a tile op that is also an expression function (abs, sqrt), applied
+        to scalars, is the scalar function: names resolve by their kind, as `a = b` does."""
+        args = [instr.args[p.name] for p in instr.spec.params]
+        call = ast.copy_location(ast.Call(func=ast.Name(instr.spec.name, ast.Load()), args=args, keywords=[]), args[0])
+        assert instr.target is not None
+        return ScalarAssign(instr.loc, instr.text, instr.target, call)
 
     def _define(self, name: str, kind: str, instr: Instr) -> None:
         old = self.kinds.get(name)

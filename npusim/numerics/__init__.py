@@ -36,6 +36,7 @@ from .elementwise import (
     BINARY_OPS,
     EXPAND_OPS,
     PAD_VALUES,
+    abs_,
     add,
     binary_scalar,
     col_expand,
@@ -57,7 +58,7 @@ from .reductions import ROW_SUM_LANES, row_max, row_min, row_sum
 from .transcendental import exp, rsqrt
 
 __all__ = [
-    "BINARY_OPS", "CAST_MODES", "EXPAND_OPS", "INT32_MAX", "INT32_MIN", "PAD_VALUES", "ROW_SUM_LANES", "add",
+    "BINARY_OPS", "CAST_MODES", "EXPAND_OPS", "INT32_MAX", "INT32_MIN", "PAD_VALUES", "ROW_SUM_LANES", "abs_", "add",
     "binary_scalar", "cast", "col_expand", "digest", "div", "exp", "fill_pad", "full", "matmul", "matmul_acc",
     "maximum", "minimum", "mul", "neg", "recip", "row_expand", "row_max", "row_min", "row_sum", "rsqrt", "sqrt",
     "sub",

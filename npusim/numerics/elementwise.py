@@ -104,6 +104,14 @@ def neg(x: np.ndarray) -> np.ndarray:
     return from_bits(bits_of(x, dt) ^ FMTS[dt].uint(1 << (FMTS[dt].width - 1)), dt).reshape(np.shape(x))
 
 
+def abs_(x: np.ndarray) -> np.ndarray:
+    """|x|: the sign bit cleared for floats (exact, also for NaN and -0); int32 wraps (|INT32_MIN| = INT32_MIN)."""
+    dt = dtype_of(x)
+    if dt == "int32":
+        return np.abs(np.asarray(x))
+    return from_bits(bits_of(x, dt) & FMTS[dt].uint((1 << (FMTS[dt].width - 1)) - 1), dt).reshape(np.shape(x))
+
+
 def sqrt(x: np.ndarray) -> np.ndarray:
     """IEEE square root in the operand dtype (sqrt(-0) = -0, negative -> canonical NaN)."""
     dt = dtype_of(x)

@@ -48,7 +48,7 @@ def _binary(name: str, cost: str, scalar_cost: str, doc: str) -> OpSpec:
 
 
 def _unary(name: str, cost: str, doc: str, ints: bool = False) -> OpSpec:
-    fn = getattr(numerics, name)
+    fn = getattr(numerics, name if name != "abs" else "abs_")
     return OpSpec(name, (_V,), doc, infer=partial(infer_unary, name, ints), compute=lambda x: fn(x), cost=cost)
 
 
@@ -156,6 +156,7 @@ OPS: dict[str, OpSpec] = {
         _binary("maximum", "TMAX", "TMAXS", "elementwise max(lhs, rhs)"),
         _binary("minimum", "TMIN", "TMINS", "elementwise min(lhs, rhs)"),
         _unary("neg", "TNEG", "-x", ints=True),
+        _unary("abs", "TABS", "|x| (the sign cleared)", ints=True),
         _unary("exp", "TEXP", "e^x, computed in float64 and rounded once"),
         _unary("sqrt", "TSQRT", "IEEE square root"),
         _unary("recip", "TRECIP", "1 / x, a division as on the device"),

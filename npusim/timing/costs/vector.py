@@ -295,6 +295,7 @@ VECTOR_RULES: dict[str, VectorRule] = {
     "TSQRT": rule(elementwise, "vsqrt"),
     "TRSQRT": rule(elementwise, "vrsqrt"),
     "TNEG": rule(elementwise, "vmuls"),
+    "TABS": rule(elementwise, "vabs"),
     "TADD": rule(elementwise, "vadd", binary=True),
     "TSUB": rule(elementwise, "vsub", binary=True),
     "TMUL": rule(elementwise, "vmul", binary=True),
