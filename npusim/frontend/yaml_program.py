@@ -19,6 +19,7 @@ from npusim.errors import Location, ProgramError, did_you_mean
 from npusim.ops import OPS, REQUIRED
 
 from .expressions import FUNCTIONS, ExprCompiler, ExprLimits, parse_python
+from .params import resolve_params
 from .program import ForLoop, IfBlock, Instr, KernelBlock, OpCall, Program, ScalarAssign, ScopeBlock, Tensor
 from .yaml_source import YamlDoc, YamlLimits, load_yaml, pydantic_message
 
@@ -73,23 +74,6 @@ def _pydantic_error(doc: YamlDoc, exc: ValidationError) -> ProgramError:
     return ProgramError(message, where)
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, int | float]:
-    """`--set k=v` pairs to numbers."""
-    out: dict[str, int | float] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            raise ProgramError(f"--set expects NAME=VALUE, got {pair!r}")
-        try:
-            out[name.strip()] = int(value)
-        except ValueError:
-            try:
-                out[name.strip()] = float(value)
-            except ValueError:
-                raise ProgramError(f"--set {name.strip()}: {value!r} is not a number") from None
-    return out
-
-
 def load_program(
     path: str | Path,
     preset: str | None = None,
@@ -97,6 +81,8 @@ def load_program(
     yaml_limits: YamlLimits | None = None,
     expr_limits: ExprLimits | None = None,
 ) -> Program:
+    """Read, validate and resolve a YAML program: params (with the preset and `--set` overrides), lets and
+    requirements, tensors, and the body."""
     expr_limits = expr_limits or ExprLimits()
     doc = load_yaml(path, yaml_limits or YamlLimits(), what="program")
     if not isinstance(doc.data, dict):
@@ -105,26 +91,31 @@ def load_program(
         pf = ProgramFile.model_validate(doc.data)
     except ValidationError as exc:
         raise _pydantic_error(doc, exc) from None
-
-    params = dict(pf.params)
-    if preset is not None:
-        if preset not in pf.presets:
-            known = ", ".join(pf.presets) or "none"
-            raise ProgramError(f"unknown preset {preset!r}{did_you_mean(preset, pf.presets)}; presets: {known}")
-        for key, value in pf.presets[preset].items():
-            if key not in params:
-                raise ProgramError(
-                    f"preset {preset!r} sets unknown param {key!r}{did_you_mean(key, params)}",
-                    doc.where(("presets", preset, key)),
-                )
-            params[key] = value
-    for key, value in (overrides or {}).items():
-        if key not in params:
-            raise ProgramError(f"--set {key}: no such param{did_you_mean(key, params)}; params: {', '.join(params)}")
-        params[key] = value
-
+    params = resolve_params(pf.params, pf.presets, preset, overrides or {},
+                            lambda key: doc.where(("presets", preset, key)))
     consts: dict[str, int | float] = dict(params)
     compiler = ExprCompiler(consts, limits=expr_limits)
+    _evaluate_lets(pf, doc, compiler, consts)
+    _check_requirements(pf, doc, compiler, consts)
+    tensors = _tensors(pf, doc, compiler, consts)
+    body = BodyParser(doc, expr_limits).parse_block(pf.body, ("body",))
+    return Program(
+        file=doc.file,
+        name=pf.name,
+        doc=pf.doc,
+        preset=preset,
+        params=params,
+        consts=consts,
+        tensors=tensors,
+        reference=pf.reference,
+        body=body,
+        limits=expr_limits,
+        presets=pf.presets,
+    )
+
+
+def _evaluate_lets(pf: ProgramFile, doc: YamlDoc, compiler: ExprCompiler, consts: dict[str, int | float]) -> None:
+    """Each `let` folded to a constant, in order, into `consts`."""
     for name, source in pf.let.items():
         if name in consts:
             raise ProgramError(f"let {name!r} shadows a param", doc.where_key(("let", name)))
@@ -132,6 +123,10 @@ def load_program(
             consts[name] = compiler.compile_text(source, doc.where(("let", name))).const
         except ProgramError as exc:
             raise ProgramError(f"let {name}: {exc.message}", exc.location) from None
+
+
+def _check_requirements(pf: ProgramFile, doc: YamlDoc, compiler: ExprCompiler, consts: dict[str, int | float]
+                        ) -> None:
     for i, source in enumerate(pf.require):
         where = doc.where(("require", i))
         if not compiler.compile_text(source, where).const:
@@ -139,6 +134,10 @@ def load_program(
             values = ", ".join(f"{n}={consts[n]}" for n in names if n in consts)
             raise ProgramError(f"requirement failed: {source} ({values})", where)
 
+
+def _tensors(pf: ProgramFile, doc: YamlDoc, compiler: ExprCompiler, consts: dict[str, int | float]
+             ) -> dict[str, Tensor]:
+    """The GM tensors with their shapes evaluated; inputs need an init rule, outputs and scratch none."""
     tensors: dict[str, Tensor] = {}
     for name, decl in pf.tensors.items():
         where = doc.where(("tensors", name))
@@ -159,21 +158,7 @@ def load_program(
     for name in tensors:
         if name in consts:
             raise ProgramError(f"tensor {name!r} has the same name as a param or let", doc.where(("tensors", name)))
-
-    body = BodyParser(doc, expr_limits).parse_block(pf.body, ("body",))
-    return Program(
-        file=doc.file,
-        name=pf.name,
-        doc=pf.doc,
-        preset=preset,
-        params=params,
-        consts=consts,
-        tensors=tensors,
-        reference=pf.reference,
-        body=body,
-        limits=expr_limits,
-        presets=pf.presets,
-    )
+    return tensors
 
 
 # --- the body -----------------------------------------------------------------------------------------

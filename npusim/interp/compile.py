@@ -20,16 +20,14 @@ from npusim.dtypes import NUMPY_DTYPES, itemsize, np_dtype
 from npusim.errors import Location, ProgramError
 from npusim.frontend.expressions import FUNCTIONS, Expr, ExprCompiler
 from npusim.frontend.program import ForLoop, IfBlock, Instr, KernelBlock, OpCall, Program, ScalarAssign, ScopeBlock
-from npusim.graph import ComputeSig, Execution, FinalTensor, InstrInfo, OpRecord, Task, TileSig, coalesce
-from npusim.ops import OpError, OpSpec
-from npusim.vocabulary import Buffer
+from npusim.graph import Execution, FinalTensor, InstrInfo, Task, coalesce
 
+from .compute import ComputeOp
 from .limits import RunLimits, check_gm_budget
 from .lower import Lowering, core_kind
-from .values import GMTensor, GMView, Tile, as_view, fmt_shape, poison, tile_sig
+from .values import RUNTIME_ERRORS, GMTensor, GMView, Tile, as_view, fmt_shape, poison
 
 Run = Callable[[], None]
-_RUNTIME_ERRORS = (OpError, ZeroDivisionError, ValueError, TypeError, OverflowError, IndexError)
 
 
 class Interpreter:
@@ -100,15 +98,15 @@ class Interpreter:
     def _context(self) -> str:
         return ", ".join(f"{v}={self.env[v]}" for v in self.loop_vars if v in self.env)
 
-    def _error(self, instr: Instr, message: str) -> ProgramError:
+    def error(self, instr: Instr, message: str) -> ProgramError:
         ctx = self._context()
         return ProgramError(f"{message}" + (f" (at {ctx})" if ctx else ""), instr.loc)
 
-    def _located(self, instr: Instr, what: str, exc: Exception) -> ProgramError:
+    def located(self, instr: Instr, what: str, exc: Exception) -> ProgramError:
         """A Python-level failure while running an instruction, as a located program error."""
         if isinstance(exc, ZeroDivisionError):
-            return self._error(instr, f"{what}: division by zero")
-        return self._error(instr, f"{what}: {exc}")
+            return self.error(instr, f"{what}: division by zero")
+        return self.error(instr, f"{what}: {exc}")
 
     # -- compiling --
     def _register(self, instr: Instr, op: str) -> int:
@@ -198,8 +196,8 @@ class Interpreter:
         def run() -> None:
             try:
                 env[target] = fn(env)
-            except _RUNTIME_ERRORS as exc:
-                raise self._located(instr, "expression", exc) from None
+            except RUNTIME_ERRORS as exc:
+                raise self.located(instr, "expression", exc) from None
 
         return run
 
@@ -220,9 +218,9 @@ class Interpreter:
         def rng() -> range:
             values = [e.fn(env) for e in exprs]
             if any(isinstance(v, bool) or not isinstance(v, int) for v in values):
-                raise self._error(instr, f"range arguments must be integers, got {values}")
+                raise self.error(instr, f"range arguments must be integers, got {values}")
             if len(values) == 3 and values[2] == 0:
-                raise self._error(instr, "range step must not be zero")
+                raise self.error(instr, "range step must not be zero")
             return range(*values)
 
         return rng
@@ -236,11 +234,11 @@ class Interpreter:
         def run() -> None:
             try:
                 rng = rng_fn()
-            except _RUNTIME_ERRORS as exc:
-                raise self._located(instr, "loop", exc) from None
+            except RUNTIME_ERRORS as exc:
+                raise self.located(instr, "loop", exc) from None
             n = len(rng)
             if n > self.limits.max_loop_iterations:
-                raise self._error(
+                raise self.error(
                     instr, f"loop of {n} iterations exceeds the limit of {self.limits.max_loop_iterations} "
                     "(raise it with --max-loop-iterations)"
                 )
@@ -248,7 +246,7 @@ class Interpreter:
                 rng = rng[:1]
             self.iterations += len(rng)
             if self.iterations > self.limits.max_loop_iterations:
-                raise self._error(
+                raise self.error(
                     instr, f"the run exceeds {self.limits.max_loop_iterations} loop iterations in total "
                     "(raise it with --max-loop-iterations)"
                 )
@@ -272,8 +270,8 @@ class Interpreter:
         def run() -> None:
             try:
                 taken = cond(env)
-            except _RUNTIME_ERRORS as exc:
-                raise self._located(instr, "condition", exc) from None
+            except RUNTIME_ERRORS as exc:
+                raise self.located(instr, "condition", exc) from None
             for f in then if taken else orelse:
                 f()
 
@@ -303,7 +301,7 @@ class Interpreter:
 
         def run() -> None:
             if len(self.tasks) >= self.limits.max_tasks:
-                raise self._error(
+                raise self.error(
                     instr, f"the run creates more than {self.limits.max_tasks} tasks (raise it with --max-tasks)"
                 )
             scopes = tuple("/".join(self.scope_stack[: i + 1]) for i in range(len(self.scope_stack)))
@@ -340,7 +338,7 @@ class Interpreter:
         elif spec.lowering == "assemble":
             run = self._op_assemble(instr, args, iid)
         elif spec.lowering == "compute":
-            run = self._op_compute(instr, spec, args, iid)
+            run = ComputeOp(self, instr, args, iid)
         else:
             raise AssertionError(f"{spec.name} ({spec.lowering}) is not an instruction")
         if instr.target is not None:
@@ -396,15 +394,15 @@ class Interpreter:
                 raise AssertionError(kind)
         return out
 
-    def _shape_getter(self, exprs: list[Expr], instr: OpCall, what: str, positive: bool = False
+    def shape_getter(self, exprs: list[Expr], instr: OpCall, what: str, positive: bool = False
                       ) -> Callable[[], tuple[int, ...]]:
         """A function giving the shape (or offset) a list of expressions denotes, checked to hold integers
         (and positive ones for shapes). Constant lists are checked once, here, before anything runs."""
         def check(shape: tuple[int, ...]) -> tuple[int, ...]:
             if any(d.__class__ is not int for d in shape):
-                raise self._error(instr, f"{instr.spec.name}: {what} {list(shape)} must hold integers")
+                raise self.error(instr, f"{instr.spec.name}: {what} {list(shape)} must hold integers")
             if positive and any(d < 1 for d in shape):
-                raise self._error(instr, f"{instr.spec.name}: {what} {list(shape)} must be positive")
+                raise self.error(instr, f"{instr.spec.name}: {what} {list(shape)} must be positive")
             return shape
 
         if all(e.is_const for e in exprs):
@@ -414,7 +412,7 @@ class Interpreter:
         return lambda: check(tuple([f(env) for f in fns]))
 
     def _op_create_tensor(self, instr: OpCall, args: dict) -> Run:
-        get_shape = self._shape_getter(args["shape"][1], instr, "shape", positive=True)
+        get_shape = self.shape_getter(args["shape"][1], instr, "shape", positive=True)
         dtype = args["dtype"][1]
         target = instr.target
         if target is None:
@@ -423,11 +421,11 @@ class Interpreter:
         def run() -> None:
             try:
                 shape = get_shape()
-            except _RUNTIME_ERRORS as exc:
-                raise self._located(instr, "create_tensor", exc) from None
+            except RUNTIME_ERRORS as exc:
+                raise self.located(instr, "create_tensor", exc) from None
             self.gm_bytes += math.prod(shape) * itemsize(dtype)
             if self.gm_bytes > self.limits.max_gm_bytes:
-                raise self._error(
+                raise self.error(
                     instr, f"create_tensor: GM use would reach {self.gm_bytes} bytes, over the limit of "
                     f"{self.limits.max_gm_bytes} (raise it with --max-gm-bytes)"
                 )
@@ -440,32 +438,32 @@ class Interpreter:
     def _window(self, instr: OpCall, src_shape: tuple[int, ...], shape: tuple[int, ...],
                 offset: tuple[int, ...], what: str) -> None:
         if len(shape) != len(src_shape) or len(offset) != len(src_shape):
-            raise self._error(
+            raise self.error(
                 instr, f"{instr.spec.name}: {what} is {len(src_shape)}-D but shape {list(shape)} and offset "
                 f"{list(offset)} do not match"
             )
         for size, o, d in zip(shape, offset, src_shape, strict=True):
             if o < 0 or o + size > d:
-                raise self._error(
+                raise self.error(
                     instr, f"{instr.spec.name}: window {fmt_shape(shape)} at offset {list(offset)} is outside "
                     f"{what} of shape {fmt_shape(src_shape)}"
                 )
 
-    def _own(self, tile: Tile, instr: OpCall, name: str) -> Tile:
+    def own(self, tile: Tile, instr: OpCall, name: str) -> Tile:
         """Tiles live only inside the kernel execution that made them."""
         task = self.task
         if task is None or tile.owner != task.id:
-            raise self._error(instr, f"{instr.spec.name}: tile {name!r} was made in another kernel; "
+            raise self.error(instr, f"{instr.spec.name}: tile {name!r} was made in another kernel; "
                               "pass data between kernels through GM tensors")
         return tile
 
     def _op_slice(self, instr: OpCall, args: dict, iid: int, in_kernel: bool) -> Run:
         src_name = args["t"][1]
-        get_shape = self._shape_getter(args["shape"][1], instr, "shape", positive=True)
-        get_offset = self._shape_getter(args["offset"][1], instr, "offset")
+        get_shape = self.shape_getter(args["shape"][1], instr, "shape", positive=True)
+        get_offset = self.shape_getter(args["offset"][1], instr, "offset")
         valid_arg = args["valid_shape"]
         valid_exprs = valid_arg[1] if valid_arg[0] == "shape" else None
-        get_valid = self._shape_getter(valid_exprs, instr, "valid_shape") if valid_exprs else None
+        get_valid = self.shape_getter(valid_exprs, instr, "valid_shape") if valid_exprs else None
         dynamic = valid_exprs is not None and not all(e.is_const for e in valid_exprs)
         env = self.env
         dst_buf = "L1" if instr.target in self.l1_names else "UB"
@@ -477,14 +475,14 @@ class Interpreter:
                 shape = get_shape()
                 offset = get_offset()
                 valid = get_valid() if get_valid else None
-            except _RUNTIME_ERRORS as exc:
-                raise self._located(instr, "slice", exc) from None
+            except RUNTIME_ERRORS as exc:
+                raise self.located(instr, "slice", exc) from None
             if valid is not None and (
                 len(valid) != len(shape) or any(not 0 <= v <= d for v, d in zip(valid, shape, strict=True))
             ):
-                raise self._error(instr, f"slice: valid_shape {list(valid)} must lie within shape {list(shape)}")
+                raise self.error(instr, f"slice: valid_shape {list(valid)} must lie within shape {list(shape)}")
             if src.__class__ is Tile:
-                self._own(src, instr, src_name)
+                self.own(src, instr, src_name)
                 self._window(instr, src.shape, shape, offset, f"tile {src_name}")
                 result = self.lower.extract(self.task, src, shape, offset, valid, iid)
             else:
@@ -493,7 +491,7 @@ class Interpreter:
                 abs_offset = tuple([a + b for a, b in zip(view.offset, offset, strict=True)])
                 if not in_kernel:
                     if valid is not None:
-                        raise self._error(instr, "slice: valid_shape applies to loads inside a kernel only")
+                        raise self.error(instr, "slice: valid_shape applies to loads inside a kernel only")
                     result = GMView(view.tensor, abs_offset, shape)
                 else:
                     result = self.lower.load(self.task, view.tensor, abs_offset, shape, valid, dynamic, dst_buf, iid)
@@ -505,7 +503,7 @@ class Interpreter:
     def _op_assemble(self, instr: OpCall, args: dict, iid: int) -> Run:
         target_name = args["target"][1]
         source_name = args["source"][1]
-        get_offset = self._shape_getter(args["offset"][1], instr, "offset")
+        get_offset = self.shape_getter(args["offset"][1], instr, "offset")
         env = self.env
         result_name = instr.target
 
@@ -514,17 +512,17 @@ class Interpreter:
             source = env[source_name]
             try:
                 offset = get_offset()
-            except _RUNTIME_ERRORS as exc:
-                raise self._located(instr, "assemble", exc) from None
+            except RUNTIME_ERRORS as exc:
+                raise self.located(instr, "assemble", exc) from None
             if source.__class__ is not Tile:
-                raise self._error(instr, f"assemble: source {source_name} must be a tile, got a GM tensor "
+                raise self.error(instr, f"assemble: source {source_name} must be a tile, got a GM tensor "
                                   "(load it with slice first)")
-            self._own(source, instr, source_name)
+            self.own(source, instr, source_name)
             if source.dtype != target.dtype:
-                raise self._error(instr, f"assemble: source is {source.dtype} but {target_name} is "
+                raise self.error(instr, f"assemble: source is {source.dtype} but {target_name} is "
                                   f"{target.dtype}; cast first")
             if target.__class__ is Tile:
-                self._own(target, instr, target_name)
+                self.own(target, instr, target_name)
                 self._window(instr, target.shape, source.shape, offset, f"tile {target_name}")
                 result = self.lower.insert(self.task, target, source, offset, iid)
             else:
@@ -536,103 +534,6 @@ class Interpreter:
                 result = target
             if result_name is not None:
                 env[result_name] = result
-
-        return run
-
-    def _op_compute(self, instr: OpCall, spec: OpSpec, args: dict, iid: int) -> Run:
-        """Every table-driven op: gather operands, apply the shape rule (cached per operand signature),
-        compute, record."""
-        env = self.env
-        target = instr.target
-        value_params = [(n, a[1]) for n, a in args.items() if a[0] == "value"]
-        scalar_params = [(n, a[1]) for n, a in args.items() if a[0] == "scalar"]
-        shape_params = [(n, self._shape_getter(a[1], instr, n, positive=True)) for n, a in args.items()
-                        if a[0] == "shape"]
-        consts = {n: a[1] for n, a in args.items() if a[0] == "const"}
-        cube = spec.pipe == "cube"
-        metadata_only = spec.pipe == "scalar"
-        scalar_form = bool(scalar_params) and spec.scalar_cost != ""
-        compute = spec.scalar_compute if scalar_form else spec.compute
-        cost_key = spec.scalar_cost if scalar_form else spec.cost
-        options = tuple(sorted((k, v) for k, v in consts.items() if v is not None))
-        cache: dict[tuple, tuple[TileSig, ComputeSig, int]] = {}
-        # Where each operand must be: a cube operand in its L0 buffer (the op table says which), a vector
-        # operand in UB, a metadata-only (scalar-pipe) op's operand wherever it is.
-        want: dict[str, Buffer | None] = {
-            name: (spec.param(name).buffer if cube else None if metadata_only else "UB") for name, _ in value_params
-        }
-        lower = self.lower
-
-        def operand(name: str, var: str) -> Tile:
-            task = self.task
-            value = env[var]
-            if value.__class__ is not Tile:
-                view = as_view(value)
-                value = lower.load(task, view.tensor, view.offset, view.shape, None, False, "L1" if cube else "UB", iid)
-            else:
-                self._own(value, instr, var)
-            if cube:
-                if value.buf == "UB":
-                    value = lower.move(task, value, "L1", iid)
-                return lower.move(task, value, want[name], iid)
-            return value if metadata_only else lower.move(task, value, "UB", iid)
-
-        def infer(tiles: list[Tile], svals: tuple, shapes: dict[str, tuple[int, ...]]) -> tuple:
-            types: dict[str, Any] = {n: t.type() for (n, _), t in zip(value_params, tiles, strict=True)}
-            types.update(zip((n for n, _ in scalar_params), svals, strict=True))
-            types.update(shapes)
-            types.update(consts)
-            out_shape, out_dtype = spec.infer(**types)
-            valid, dynamic = None, False
-            first = tiles[0].sig if tiles else None
-            if first is not None and not spec.reads_valid_shape and first.valid != first.shape:
-                if first.shape == out_shape:
-                    valid, dynamic = first.valid, first.dynamic
-                elif out_shape == (first.shape[0], 1):  # a row reduction keeps the valid rows
-                    valid, dynamic = (first.valid[0], 1), first.dynamic
-            out_sig = tile_sig(out_shape, out_dtype, valid, dynamic)
-            sig = ComputeSig(cost_key, out_sig, tuple(t.sig for t in tiles), options)
-            return out_sig, sig, math.prod(out_shape) * itemsize(out_dtype)
-
-        no_shapes: dict[str, tuple[int, ...]] = {}
-
-        def run() -> None:
-            task = self.task
-            if task is None:
-                raise self._error(instr, f"{spec.name} runs inside a kernel")
-            try:
-                shapes = {name: get() for name, get in shape_params} if shape_params else no_shapes
-                svals = tuple([expr.fn(env) for _, expr in scalar_params]) if scalar_params else ()
-                tiles = []
-                for name, var in value_params:
-                    value = env[var]
-                    if value.__class__ is Tile and value.owner == task.id and want[name] in (None, value.buf):
-                        tiles.append(value)  # the common case: already where the op needs it
-                    else:
-                        tiles.append(operand(name, var))
-                key = (tuple([t.sig for t in tiles]), svals, tuple(shapes.values()))
-                info = cache.get(key)
-                if info is None:
-                    info = cache[key] = infer(tiles, svals, shapes)
-                data = None
-                if self.numerics and all(t.data is not None for t in tiles):
-                    if scalar_form:
-                        data = compute(tiles[0].data, svals[0])
-                    else:
-                        call: dict[str, Any] = dict(consts)
-                        call.update(shapes)
-                        call.update(zip((n for n, _ in scalar_params), svals, strict=True))
-                        call.update((n, t.data) for (n, _), t in zip(value_params, tiles, strict=True))
-                        if spec.reads_valid_shape:
-                            call["valid"] = tiles[0].sig.valid
-                        data = compute(**call)
-            except _RUNTIME_ERRORS as exc:
-                raise self._located(instr, spec.name, exc) from None
-            buf = tiles[0].buf if metadata_only and tiles else ("L0C" if cube else "UB")
-            tile = Tile(data, info[0], buf, len(task.ops), task.id)
-            task.ops.append(OpRecord(info[1], iid, tuple([t.op for t in tiles]), buf, info[2]))
-            if target is not None:
-                env[target] = tile
 
         return run
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from npusim.dtypes import FLOAT_DTYPES, np_dtype
 from npusim.graph import TileSig
-from npusim.ops import TileType
+from npusim.ops import OpError, TileType
 from npusim.vocabulary import Buffer
 
 
@@ -61,6 +61,10 @@ class Tile:
 
 
 Value = GMTensor | GMView | Tile
+
+# What running an instruction on bad input can raise (a shape rule, an expression, numpy): turned into one
+# located program error, never a traceback.
+RUNTIME_ERRORS = (OpError, ZeroDivisionError, ValueError, TypeError, OverflowError, IndexError)
 
 
 def tile_sig(shape: tuple[int, ...], dtype: str, valid: tuple[int, ...] | None = None, dynamic: bool = False

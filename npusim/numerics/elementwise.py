@@ -142,24 +142,25 @@ def binary_scalar(op_name: str, x: np.ndarray, scalar: float, scalar_first: bool
     return f32_binary(op_name, s, xf) if scalar_first else f32_binary(op_name, xf, s)
 
 
+def _expand(kind: str, op_name: str, t: np.ndarray, v: np.ndarray) -> np.ndarray:
+    if op_name not in EXPAND_OPS:
+        raise ValueError(f"{kind}: unknown op {op_name!r}; expected one of {EXPAND_OPS}")
+    check_2d(kind, t)
+    m, n = np.shape(t)
+    vector_shape = (m, 1) if kind == "row_expand" else (1, n)
+    if np.shape(v) != vector_shape:
+        raise ValueError(f"{kind}: v must be {list(vector_shape)}, got {list(np.shape(v))}")
+    return _binary(op_name, t, v)
+
+
 def row_expand(op_name: str, t: np.ndarray, v: np.ndarray) -> np.ndarray:
     """t [M,N] OP v [M,1], v broadcast along each row; op_name in add, sub, mul, div."""
-    if op_name not in EXPAND_OPS:
-        raise ValueError(f"row_expand: unknown op {op_name!r}; expected one of {EXPAND_OPS}")
-    check_2d("row_expand", t)
-    if np.shape(v) != (np.shape(t)[0], 1):
-        raise ValueError(f"row_expand: v must be [{np.shape(t)[0]}, 1], got {list(np.shape(v))}")
-    return _binary(op_name, t, v)
+    return _expand("row_expand", op_name, t, v)
 
 
 def col_expand(op_name: str, t: np.ndarray, v: np.ndarray) -> np.ndarray:
     """t [M,N] OP v [1,N], v broadcast down each column; op_name in add, sub, mul, div."""
-    if op_name not in EXPAND_OPS:
-        raise ValueError(f"col_expand: unknown op {op_name!r}; expected one of {EXPAND_OPS}")
-    check_2d("col_expand", t)
-    if np.shape(v) != (1, np.shape(t)[1]):
-        raise ValueError(f"col_expand: v must be [1, {np.shape(t)[1]}], got {list(np.shape(v))}")
-    return _binary(op_name, t, v)
+    return _expand("col_expand", op_name, t, v)
 
 
 def full(shape: tuple[int, ...] | list[int], dtype: str, value: float | int) -> np.ndarray:

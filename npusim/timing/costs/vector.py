@@ -98,6 +98,26 @@ def _src(sig: ComputeSig) -> TileSig:
     return sig.ins[0] if sig.ins else sig.out
 
 
+def _masked_rows(vec: VectorStream, name: str, vrows: int, vcols: int, floor: bool) -> None:
+    """One call, one repeat per row, masked to the valid columns (rows narrower than a repeat)."""
+    vec.ctrl()
+    vec.call(name, vrows, vcols, floor=floor)
+    vec.ctrl()
+
+
+def _row_repeats(vec: VectorStream, name: str, E: int, cols: int, vrows: int, vcols: int, floor: bool) -> None:
+    """Calls with one repeat per valid row: one masked call for rows narrower than a repeat, else one call per
+    E-column chunk (and a masked call for the remainder)."""
+    if cols < E:
+        _masked_rows(vec, name, vrows, vcols, floor)
+        return
+    for _ in range(vcols // E):
+        vec.call(name, vrows, E)
+    if vcols % E:
+        vec.ctrl(2)
+        vec.call(name, vrows, vcols % E, floor=floor)
+
+
 # --- decompositions: (stream, config, signature, rule) -------------------------------------------------
 
 
@@ -110,9 +130,7 @@ def elementwise(vec: VectorStream, hw: HardwareConfig, sig: ComputeSig, rule: Ve
     rows, cols, vrows, vcols = _rows_cols(t)
     floor = binary
     if binary and cols < E and rows <= hw.vector.max_repeat:
-        vec.ctrl()
-        vec.call(name, vrows, vcols, floor=floor)
-        vec.ctrl()
+        _masked_rows(vec, name, vrows, vcols, floor)
         return
     if _contiguous(t):
         n = vrows * cols if vcols == cols else vcols
@@ -127,16 +145,7 @@ def elementwise(vec: VectorStream, hw: HardwareConfig, sig: ComputeSig, rule: Ve
             vec.ctrl(2)
             vec.call(name, 1, n % E, floor=floor)
         return
-    if cols < E:
-        vec.ctrl()
-        vec.call(name, vrows, vcols, floor=floor)
-        vec.ctrl()
-        return
-    for _ in range(vcols // E):
-        vec.call(name, vrows, E)
-    if vcols % E:
-        vec.ctrl(2)
-        vec.call(name, vrows, vcols % E, floor=floor)
+    _row_repeats(vec, name, E, cols, vrows, vcols, floor)
 
 
 def dup_div(vec: VectorStream, hw: HardwareConfig, sig: ComputeSig, rule: VectorRule) -> None:
@@ -201,16 +210,7 @@ def _expand(vec: VectorStream, hw: HardwareConfig, t: TileSig, name: str, brcb: 
         for _ in range(vrows):
             vec.call(name, math.ceil(vcols / E), E, floor=True)
         return
-    if cols < E:
-        vec.ctrl()
-        vec.call(name, vrows, vcols, floor=True)
-        vec.ctrl()
-        return
-    for _ in range(vcols // E):
-        vec.call(name, vrows, E)
-    if vcols % E:
-        vec.ctrl(2)
-        vec.call(name, vrows, vcols % E, floor=True)
+    _row_repeats(vec, name, E, cols, vrows, vcols, floor=True)
 
 
 def row_expand(vec: VectorStream, hw: HardwareConfig, sig: ComputeSig, rule: VectorRule) -> None:
