@@ -13,11 +13,12 @@ import math
 import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from npusim.errors import Location, ProgramError, did_you_mean
 
 Env = dict[str, Any]
+Compiled = tuple[Callable[[Env], Any], Any]  # (closure, folded constant or None)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Mod: operator.mod,
 }
 _BINOP_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%"}
+_UNARYOPS: dict[type, Callable[[Any], Any]] = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
 _CMPOPS: dict[type, Callable[[Any, Any], bool]] = {
     ast.Eq: operator.eq,
     ast.NotEq: operator.ne,
@@ -136,76 +138,84 @@ class ExprCompiler:
         col = loc.col + node.col_offset if loc.col is not None and hasattr(node, "col_offset") else loc.col
         return ProgramError(message, Location(loc.file, loc.line, col))
 
-    def _compile(self, node: ast.AST, text: str, loc: Location) -> tuple[Callable[[Env], Any], Any]:
-        """Return (closure, folded constant or None)."""
-        if isinstance(node, ast.Constant):
-            value = node.value
-            if isinstance(value, bool | int | float):
-                return (lambda env: value), value
-            raise self._fail(f"literal {value!r} is not allowed in an expression (only numbers)", node, loc)
-        if isinstance(node, ast.Name):
-            name = node.id
-            if name in self.consts:
-                value = self.consts[name]
-                return (lambda env: value), value
-            if name in self.runtime_names:
-                return (lambda env: env[name]), None
-            known = list(self.consts) + list(self.runtime_names)
-            raise self._fail(f"unknown name {name!r}{did_you_mean(name, known)}", node, loc)
-        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-            op = _BINOPS[type(node.op)]
-            lf, lc = self._compile(node.left, text, loc)
-            rf, rc = self._compile(node.right, text, loc)
-            if lc is not None and rc is not None:
-                return self._fold(op, (lc, rc), node, loc)
-            return (lambda env: op(lf(env), rf(env))), None
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd | ast.Not):
-            f, c = self._compile(node.operand, text, loc)
-            uop = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}[type(node.op)]
-            if c is not None:
-                return self._fold(uop, (c,), node, loc)
-            return (lambda env: uop(f(env))), None
-        if isinstance(node, ast.BoolOp):
-            parts = [self._compile(v, text, loc) for v in node.values]
-            fns = [p[0] for p in parts]
-            if isinstance(node.op, ast.And):
-                fn = lambda env: all(f(env) for f in fns)  # noqa: E731
-            else:
-                fn = lambda env: any(f(env) for f in fns)  # noqa: E731
-            if all(p[1] is not None for p in parts):
-                return self._fold(lambda: fn({}), (), node, loc)
-            return fn, None
-        if isinstance(node, ast.Compare):
-            parts = [self._compile(v, text, loc) for v in [node.left, *node.comparators]]
-            for op in node.ops:
-                if type(op) not in _CMPOPS:
-                    raise self._fail(f"comparison {type(op).__name__} is not allowed", node, loc)
-            ops = [_CMPOPS[type(op)] for op in node.ops]
-            fns = [p[0] for p in parts]
+    def _compile(self, node: ast.AST, text: str, loc: Location) -> Compiled:
+        """Return (closure, folded constant or None), by the node's type; anything else is forbidden."""
+        rule = self._RULES.get(type(node))
+        if rule is None:
+            raise self._fail(self._describe_forbidden(node), node, loc)
+        return rule(self, node, text, loc)
 
-            def compare(env: Env) -> bool:
-                values = [f(env) for f in fns]
-                return all(op(values[i], values[i + 1]) for i, op in enumerate(ops))
+    def _constant(self, node: ast.Constant, text: str, loc: Location) -> Compiled:
+        value = node.value
+        if isinstance(value, bool | int | float):
+            return (lambda env: value), value
+        raise self._fail(f"literal {value!r} is not allowed in an expression (only numbers)", node, loc)
 
-            if all(p[1] is not None for p in parts):
-                return self._fold(lambda: compare({}), (), node, loc)
-            return compare, None
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Lambda):
+    def _name(self, node: ast.Name, text: str, loc: Location) -> Compiled:
+        name = node.id
+        if name in self.consts:
+            value = self.consts[name]
+            return (lambda env: value), value
+        if name in self.runtime_names:
+            return (lambda env: env[name]), None
+        known = list(self.consts) + list(self.runtime_names)
+        raise self._fail(f"unknown name {name!r}{did_you_mean(name, known)}", node, loc)
+
+    def _binop(self, node: ast.BinOp, text: str, loc: Location) -> Compiled:
+        if type(node.op) not in _BINOPS:
+            raise self._fail(self._describe_forbidden(node), node, loc)
+        op = _BINOPS[type(node.op)]
+        lf, lc = self._compile(node.left, text, loc)
+        rf, rc = self._compile(node.right, text, loc)
+        if lc is not None and rc is not None:
+            return self._fold(op, (lc, rc), node, loc)
+        return (lambda env: op(lf(env), rf(env))), None
+
+    def _unaryop(self, node: ast.UnaryOp, text: str, loc: Location) -> Compiled:
+        if type(node.op) not in _UNARYOPS:
+            raise self._fail(self._describe_forbidden(node), node, loc)
+        f, c = self._compile(node.operand, text, loc)
+        uop = _UNARYOPS[type(node.op)]
+        if c is not None:
+            return self._fold(uop, (c,), node, loc)
+        return (lambda env: uop(f(env))), None
+
+    def _boolop(self, node: ast.BoolOp, text: str, loc: Location) -> Compiled:
+        parts = [self._compile(v, text, loc) for v in node.values]
+        fns = [p[0] for p in parts]
+        if isinstance(node.op, ast.And):
+            fn = lambda env: all(f(env) for f in fns)  # noqa: E731
+        else:
+            fn = lambda env: any(f(env) for f in fns)  # noqa: E731
+        if all(p[1] is not None for p in parts):
+            return self._fold(lambda: fn({}), (), node, loc)
+        return fn, None
+
+    def _compare(self, node: ast.Compare, text: str, loc: Location) -> Compiled:
+        parts = [self._compile(v, text, loc) for v in [node.left, *node.comparators]]
+        for op in node.ops:
+            if type(op) not in _CMPOPS:
+                raise self._fail(f"comparison {type(op).__name__} is not allowed", node, loc)
+        ops = [_CMPOPS[type(op)] for op in node.ops]
+        fns = [p[0] for p in parts]
+
+        def compare(env: Env) -> bool:
+            values = [f(env) for f in fns]
+            return all(op(values[i], values[i + 1]) for i, op in enumerate(ops))
+
+        if all(p[1] is not None for p in parts):
+            return self._fold(lambda: compare({}), (), node, loc)
+        return compare, None
+
+    def _call(self, node: ast.Call, text: str, loc: Location) -> Compiled:
+        if isinstance(node.func, ast.Lambda):
             raise self._fail(self._describe_forbidden(node.func), node.func, loc)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
-            name = node.func.id
-            if name == "read" and self.read is not None:
-                return self._compile_read(node, text, loc), None
-            if name in FUNCTIONS:
-                lo, hi = _FUNCTION_ARITY[name]
-                if not lo <= len(node.args) <= hi:
-                    raise self._fail(f"{name}() takes {lo}..{hi} arguments, got {len(node.args)}", node, loc)
-                func = FUNCTIONS[name]
-                parts = [self._compile(a, text, loc) for a in node.args]
-                fns = [p[0] for p in parts]
-                if all(p[1] is not None for p in parts):
-                    return self._fold(func, tuple(p[1] for p in parts), node, loc)
-                return (lambda env: func(*[f(env) for f in fns])), None
+        if not isinstance(node.func, ast.Name) or node.keywords:
+            raise self._fail(self._describe_forbidden(node), node, loc)
+        name = node.func.id
+        if name == "read" and self.read is not None:
+            return self._compile_read(node, text, loc), None
+        if name not in FUNCTIONS:
             allowed = ", ".join(sorted(FUNCTIONS))
             raise self._fail(
                 f"call of {name!r} is not allowed in an expression (allowed: {allowed}"
@@ -214,7 +224,20 @@ class ExprCompiler:
                 node,
                 loc,
             )
-        raise self._fail(self._describe_forbidden(node), node, loc)
+        lo, hi = _FUNCTION_ARITY[name]
+        if not lo <= len(node.args) <= hi:
+            raise self._fail(f"{name}() takes {lo}..{hi} arguments, got {len(node.args)}", node, loc)
+        func = FUNCTIONS[name]
+        parts = [self._compile(a, text, loc) for a in node.args]
+        fns = [p[0] for p in parts]
+        if all(p[1] is not None for p in parts):
+            return self._fold(func, tuple(p[1] for p in parts), node, loc)
+        return (lambda env: func(*[f(env) for f in fns])), None
+
+    _RULES: ClassVar[dict[type, Callable[..., Compiled]]] = {
+        ast.Constant: _constant, ast.Name: _name, ast.BinOp: _binop, ast.UnaryOp: _unaryop, ast.BoolOp: _boolop,
+        ast.Compare: _compare, ast.Call: _call,
+    }
 
     @staticmethod
     def _describe_forbidden(node: ast.AST) -> str:
@@ -237,7 +260,7 @@ class ExprCompiler:
             return f"call of {callee[:40]!r} is not allowed in an expression"
         return f"{kinds.get(type(node), type(node).__name__)} is not allowed in an expression"
 
-    def _fold(self, fn: Callable[..., Any], args: tuple[Any, ...], node: ast.AST, loc: Location):
+    def _fold(self, fn: Callable[..., Any], args: tuple[Any, ...], node: ast.AST, loc: Location) -> Compiled:
         try:
             value = fn(*args)
         except ZeroDivisionError:
