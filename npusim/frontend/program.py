@@ -48,10 +48,14 @@ class KernelBlock(Instr):
 
 @dataclass
 class ForLoop(Instr):
+    """`for` / `parallel` over a range. `stages`: the buffer slots the program asks for the tiles the body
+    produces (PyPTO `pl.pipeline(..., stage=F)`); 1 for a plain loop."""
+
     var: str
     range_args: list[ast.expr]
     parallel: bool
     body: list[Instr]
+    stages: int = 1
 
 
 @dataclass
