@@ -1,10 +1,10 @@
 """npusim's cost of single tile instructions on ascend910b next to cycles measured on a 910B3.
 
-The first table is ../shared/pto_tile_costs.md §6.2. The second holds further device values from the same
+The first table is docs/sources.md PTC §6.2. The second holds further device values from the same
 pto-isa test files (tests/costmodel/st/testcase/<op>/main.cpp and st/a2a3/<op>/<op>.cpp in the public mirror
 zouzias/pto-isa-mirror; values whose recorded precision shows they were measured, not model pins) and the
 device calibration comments of cce_costmodel_vector_compute.hpp. Both are priced by the same decomposition
-rules (pto_tile_costs.md §1-§4); none of the rules is specific to one of these shapes.
+rules (docs/sources.md PTC §1-§4; the points themselves are listed under DEV); none of the rules is specific to one of these shapes.
 """
 
 from __future__ import annotations

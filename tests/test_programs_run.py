@@ -63,7 +63,7 @@ def test_qwen3_variants_and_configs_give_the_same_bits(tmp_path: Path) -> None:
 
 
 def _hand_task_counts(c: dict, seq_lens: np.ndarray) -> dict[str, int]:
-    """Task counts of qwen3_decode_spec.md: scope 1 is one RMSNorm + one kernel per Q block + one per K and
+    """Task counts of the spec (docs/sources.md SPEC): scope 1 is one RMSNorm + one kernel per Q block + one per K and
     per V block; scope 2 is the pad-row init kernel, then per sequence the RoPE kernels (heads in chunks) and
     per q group init/QK/softmax/SV kernels per SB_BATCH blocks plus one online-softmax kernel; scope 3 is
     per batch tile two kernels per O block, one post-norm, three per MLP block, two per down block."""

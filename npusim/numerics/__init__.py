@@ -5,7 +5,7 @@ Every function is pure, takes numpy arrays in their program dtype (bf16 = ``ml_d
 fp16 = ``np.float16``, fp32 = ``np.float32``, int32 = ``np.int32``) and returns a new array. Results are
 bit-identical on every machine: nothing depends on BLAS summation order, SIMD width or libm accuracy.
 
-Contract (DESIGN.md §4):
+Contract (docs/sources.md DESIGN §4):
 
 * ``cast`` rounds by mode on the bit patterns: ``round`` = nearest, ties away from zero (the device default,
   PyPTO CAST_ROUND), ``rint`` = nearest, ties to even, ``floor``, ``ceil``, ``trunc``. NaN stays NaN (quiet

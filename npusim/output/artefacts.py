@@ -73,7 +73,7 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """BF16 and FP16 stored as uint16 bit patterns, FP32 as float32, INT32 as int32 (DESIGN §7)."""
+    """BF16 and FP16 stored as uint16 bit patterns, FP32 as float32, INT32 as int32 (docs/sources.md DESIGN §7)."""
     stored = {}
     for name, a in arrays.items():
         stored[name] = a.view(np.uint16) if a.dtype.itemsize == 2 else a

@@ -76,7 +76,7 @@ class CriticalPath(_Model):
 
 
 class Report(_Model):
-    """report.json (DESIGN §7)."""
+    """report.json (docs/sources.md DESIGN §7)."""
 
     npusim_version: str
     program: str

@@ -1,4 +1,4 @@
-"""Reference of the Qwen3-32B decode layer (qwen3_decode_spec.md, "Reference numerics"): plain numpy over
+"""Reference of the Qwen3-32B decode layer (docs/sources.md SPEC, "Reference numerics"): plain numpy over
 whole tensors, independent of the tile program. FP32 arithmetic with the program's BF16 rounding points
 (rounded to nearest even, as torch does: the device's ties-away cast differs only on exact ties); matmuls
 are FP32 products of the BF16 operands, as the seed's torch golden computes `A.float() @ B.float()`.
