@@ -113,7 +113,8 @@ def test_run_writes_every_artefact_and_saves_tensors(cli, tmp_path: Path) -> Non
                                "--save-tensors", "--seed", "3"])
     assert result.exit_code == 0, result.stderr
     assert "check against reference softmax: passed" in result.output
-    assert sorted(p.name for p in out.iterdir()) == ["inputs.npz", "outputs.npz", "report.json", "timeline.png",
+    assert sorted(p.name for p in out.iterdir()) == ["inputs.npz", "instructions.csv", "kernels.csv", "kernels.png",
+                                                     "lines.csv", "outputs.npz", "report.json", "timeline.png",
                                                      "trace.json", "utilisation.png"]
     report = json.loads((out / "report.json").read_text())
     for key in ("program", "preset", "params", "config", "seed", "clock_hz", "numerics", "total", "scopes",
@@ -147,7 +148,8 @@ def test_rerun_into_a_report_directory_replaces_it(cli, tmp_path: Path) -> None:
     args = ["run", str(PROGRAMS / "matmul.yaml"), "--preset", "tiny", "--out", str(out), "-q"]
     assert cli.invoke(main, [*args, "--save-tensors"]).exit_code == 0
     assert cli.invoke(main, [*args, "--no-plot", "--no-trace"]).exit_code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["report.json"]  # stale artefacts of the first run are gone
+    # stale artefacts of the first run are gone: the report and its summaries remain
+    assert sorted(p.name for p in out.iterdir()) == ["instructions.csv", "kernels.csv", "lines.csv", "report.json"]
 
 
 def test_compare_runs_both_and_says_bits_are_identical(cli, tmp_path: Path) -> None:
@@ -160,8 +162,8 @@ def test_compare_runs_both_and_says_bits_are_identical(cli, tmp_path: Path) -> N
     assert data["outputs_identical"] is True
     rows = {r["name"]: r for r in data["scopes"]}
     init = rows["scope2/scratch_init"]
-    assert init["b"]["dma_transfers"] < init["a"]["dma_transfers"]
-    assert init["diff"]["dma_bytes"] == init["b"]["dma_bytes"] - init["a"]["dma_bytes"]
+    assert init["b"]["gm_transfers"] < init["a"]["gm_transfers"]
+    assert init["diff"]["gm_bytes"] == init["b"]["gm_bytes"] - init["a"]["gm_bytes"]
     for scope in ("scope1", "scope3"):
-        assert rows[scope]["a"]["dma_bytes"] == rows[scope]["b"]["dma_bytes"]
+        assert rows[scope]["a"]["gm_bytes"] == rows[scope]["b"]["gm_bytes"]
     assert (out / "compare.png").stat().st_size > 0
