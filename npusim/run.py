@@ -175,12 +175,13 @@ def run_key(opts: RunOptions, config_digest: str) -> str:
 
 
 def default_out_dir(program: Program, opts: RunOptions, hw: HardwareConfig) -> Path:
-    """reports/<program>[-<preset>][-<name>=<value>...]-<config>-<key>: the name says what ran, the key
-    (`run_key`) what the name cannot show; the overrides are left to the key when they would make the name
-    long."""
+    """reports/<program>[-<preset>][-<name>=<value>...]-<config>[-timing]-<key>: the name says what ran
+    (`timing` for --no-numerics), the key (`run_key`) what the name cannot show; the overrides are left to
+    the key when they would make the name long."""
     sets = "-".join(f"{k}={v}" for k, v in opts.overrides.items())
     key = run_key(opts, config_sha256(hw))
-    parts = [program.name, opts.preset or "", sets if len(sets) <= 48 else "", hw.name, key]
+    parts = [program.name, opts.preset or "", sets if len(sets) <= 48 else "", hw.name,
+             "" if opts.numerics else "timing", key]
     return Path("reports") / "-".join(_slug(p) for p in parts if p)
 
 
@@ -337,13 +338,14 @@ def write_artefacts(out_dir: Path, plan: _Plan, program: Program, execution: Exe
 
 @dataclass
 class Side:
-    """One side of a comparison: a program run with its options, or a saved report.json."""
+    """One side of a comparison: a program run with its options, or a saved report.json (read once)."""
 
     options: RunOptions | None = None
     report_file: Path | None = None
+    saved: Report | None = None
 
     def identity(self) -> dict[str, Any]:
-        """What this side is, for labels and the output directory's key."""
+        """What this side is, for the output directory's key."""
         if self.report_file is not None:
             return {"report": str(self.report_file.resolve())}
         o = self.options
@@ -354,7 +356,10 @@ class Side:
     def describe(self) -> dict[str, str]:
         """Short descriptions of what can differ between two sides."""
         if self.report_file is not None:
-            return {"report": self.report_file.parent.name or self.report_file.name}
+            r = self.report()
+            return {"program": Path(r.program_file).stem, "preset": r.preset or "", "config": r.config,
+                    "set": " ".join(f"{k}={v}" for k, v in r.overrides.items()), "seed": f"seed {r.seed}",
+                    "report": self.report_file.parent.name or self.report_file.name}
         o = self.options
         assert o is not None
         return {"program": Path(o.program).stem, "preset": o.preset or "", "config": Path(o.config).stem,
@@ -362,16 +367,20 @@ class Side:
 
     def report(self) -> Report:
         if self.report_file is not None:
-            return load_report(self.report_file)
+            if self.saved is None:
+                self.saved = load_report(self.report_file)
+            return self.saved
         assert self.options is not None
         return run(self.options).report
 
 
 def labels(a: Side, b: Side) -> tuple[str, str]:
-    """Each side named by what differs between them (program, preset, config, --set, seed); A and B when
-    nothing that shows does."""
+    """Each side named by what differs between them (program, preset, config, --set, seed; for saved
+    reports that differ in none of these, their directories); A and B when nothing that shows does."""
     da, db = a.describe(), b.describe()
-    keys = [k for k in dict.fromkeys([*da, *db]) if da.get(k, "") != db.get(k, "")]
+    keys = [k for k in dict.fromkeys([*da, *db]) if k != "report" and da.get(k, "") != db.get(k, "")]
+    if not keys and da.get("report", "") != db.get("report", ""):
+        keys = ["report"]
     la = " ".join(da.get(k, "") or "-" for k in keys)
     lb = " ".join(db.get(k, "") or "-" for k in keys)
     return (la, lb) if keys and la != lb else ("A", "B")

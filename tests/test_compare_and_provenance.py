@@ -52,10 +52,12 @@ def test_default_directories_name_the_run_and_never_collide(cli, tmp_path: Path,
     assert load_config(str(edited)).name == "ascend910b"
     assert cli.invoke(main, ["run", SOFTMAX, *QUICK, "--config", str(edited)]).exit_code == 0
     assert cli.invoke(main, ["run", SOFTMAX, *QUICK, "--seed", "1"]).exit_code == 0
+    assert cli.invoke(main, ["run", SOFTMAX, *QUICK, "--no-numerics"]).exit_code == 0  # timing only: its own
     dirs = run_dirs(tmp_path)
-    assert len(dirs) == 5 and len({d.rsplit("-", 1)[1] for d in dirs}) == 5
+    assert len(dirs) == 6 and len({d.rsplit("-", 1)[1] for d in dirs}) == 5
+    assert f"{plain.rsplit('-', 1)[0]}-timing-{plain.rsplit('-', 1)[1]}" in dirs
     assert any(d.startswith("softmax-tiny-ctx_len=100-ascend910b-") for d in dirs)
-    reports = [json.loads((tmp_path / "reports" / d / "report.json").read_text()) for d in dirs]
+    reports = [json.loads((tmp_path / "reports" / d / "report.json").read_text()) for d in dirs if "-timing-" not in d]
     edited_report = next(r for r in reports if r["config_path"] == str(edited))
     assert edited_report["config"] == "ascend910b"
     assert edited_report["config_sha256"] == config_sha256(load_config(str(edited))) != reports[0]["config_sha256"]

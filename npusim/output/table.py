@@ -113,7 +113,7 @@ def utilisation_table(report: Report) -> Table:
     occupied time (a pipe mean over all cores would hide a kernel on a few cores)."""
     util = report.utilisation
     pipes = [p for p in PIPES if p in util.aic_pipes or p in util.aiv_pipes]
-    table = number_table("cores: share of core time with a task, and each pipe's busy share of that time", ["cores",
+    table = number_table("cores: occupied share of core time; pipes busy, % of occupied time", ["cores",
                    "occupied", *pipes])
     for kind, resident, busy in (("AIC", util.aic, util.aic_pipes), ("AIV", util.aiv, util.aiv_pipes)):
         table.add_row(kind, f"{resident * 100:.1f}%", *(f"{busy[p] * 100:.1f}%" if p in busy else "-" for p in pipes))

@@ -42,7 +42,7 @@ from .summaries import hbm_steps, kernel_groups
 TASK_TID = 1
 PIPE_TID = {pipe: TASK_TID + 1 + i for i, pipe in enumerate(PIPES)}
 CHIP_PID = 0  # the chip-wide lanes: HBM counters and the critical path
-GZIP_ABOVE_EVENTS = 100_000  # a trace with more events than this is written gzipped (trace.json.gz)
+GZIP_ABOVE_EVENTS = 50_000  # a trace with more events than this (~6 MB of JSON) is written gzipped: trace.json.gz
 SAMPLE_RULE = "every op of the first and last task of each kernel"
 Detail = Literal["ops", "sample", "tasks"]
 
