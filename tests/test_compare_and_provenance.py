@@ -114,6 +114,13 @@ def test_compare_two_configs(cli, tmp_path: Path) -> None:
     assert data["outputs_identical"] is True and "outputs: bit-identical" in result.output
     assert data["total"]["a"]["tasks"] == data["total"]["b"]["tasks"] and data["total"]["diff"]["us"] != 0
     assert "A = ascend910b, B = ascend950" in result.output
+    args = ["compare", SOFTMAX, "--config-a", "ascend910b", "--config-b", "ascend950", "--preset", "tiny", "--out",
+            str(tmp_path / "cmp")]
+    rows = list(csv.DictReader(io.StringIO(cli.invoke(main, [*args, "--format", "csv"]).stdout)))
+    assert [r["scope"] for r in rows] == [r["name"] for r in data["scopes"]] + ["total"]
+    assert float(rows[-1]["us_diff"]) == data["total"]["diff"]["us"]
+    shown = json.loads(cli.invoke(main, [*args, "--format", "json"]).stdout)
+    assert "reports" not in shown and shown["scopes"] == data["scopes"]
 
 
 def test_compare_two_set_variants(cli, tmp_path: Path) -> None:
