@@ -171,6 +171,7 @@ def _op_events(execution: Execution, lanes: _Lanes, run: TaskRun) -> Iterator[di
         args: dict[str, Any] = {
             "op": instr.op, "task": task.id, "kernel": task.kernel, "scope": scope, "source": str(instr.loc),
             "text": instr.text, "shape": list(tile.shape), "valid": list(tile.valid), "dtype": tile.dtype,
+            "tile": "dynamic" if tile.dynamic else "static",
         }
         if timing.path:
             args.update(path=timing.path, bytes=timing.nbytes)

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from npusim.errors import ConfigError, Location, did_you_mean
 from npusim.frontend.yaml_source import YamlDoc, YamlLimits, load_yaml, pydantic_message
@@ -39,22 +39,69 @@ class PathCost(_Strict):
     bytes_per_cycle: Rate
 
 
+DtypeName = Literal["bf16", "fp16", "fp32", "int32"]
+
+
 class Intrinsic(_Strict):
-    """One vector intrinsic: head + cycles_per_repeat x repeats (+ tail when the pipe drains)."""
+    """One A2/A3 vector intrinsic: head + cycles_per_repeat x repeats (+ tail when the pipe drains). The slope
+    may depend on the element type (`cycles_per_repeat_by_dtype`, else `cycles_per_repeat`)."""
 
     head_cycles: Cycles
     cycles_per_repeat: Annotated[float, Field(ge=0, le=1e4)]
     tail_cycles: Cycles
-    elements_per_slope: Annotated[int, Field(ge=1, le=4096)] | None = None  # slope per this many active elements
+    cycles_per_repeat_by_dtype: dict[DtypeName, Annotated[float, Field(ge=0, le=1e4)]] = {}
+
+    def slope(self, dtype: str) -> float:
+        return self.cycles_per_repeat_by_dtype.get(dtype, self.cycles_per_repeat)  # type: ignore[call-overload]
+
+
+class UbCopy(_Strict):
+    """copy_ubuf_to_ubuf (a tile-to-tile copy inside UB): per call plus per 32-B block moved."""
+
+    cycles_per_call: Cycles
+    cycles_per_block: Cycles
+    block_bytes: Annotated[int, Field(ge=1, le=4096)]
 
 
 class Vector(_Strict):
+    """The A2/A3 vector unit: instructions are sequences of repeat / count-mode intrinsic calls."""
+
     bytes_per_repeat: Annotated[int, Field(ge=32, le=4096)]
     max_repeat: Annotated[int, Field(ge=1, le=65535)]
     ctrl_cycles: Cycles
     barrier_cycles: Cycles
     count_mode_floor_cycles: Cycles
+    flag_round_trip_cycles: Cycles  # set_flag/wait_flag V->S, a scalar read, S->V: the vector pipe drains
+    ub_copy: UbCopy
     intrinsics: dict[str, Intrinsic]
+
+
+class VfLoop(_Strict):
+    """The cost of one A5 vector function: a 1-D loop over the registers of a contiguous tile, or a 2-D loop
+    of rows x registers per row."""
+
+    start_1d_cycles: Cycles
+    cycles_per_register_1d: Annotated[float, Field(ge=0, le=1e4)]
+    start_2d_cycles: Cycles
+    cycles_per_row_2d: Annotated[float, Field(ge=0, le=1e4)]
+    cycles_per_register_2d: Annotated[float, Field(ge=0, le=1e4)]
+
+
+class VfClass(VfLoop):
+    """A class of A5 vector functions with one loop body cost, per element type where it differs."""
+
+    by_dtype: dict[DtypeName, VfLoop] = {}
+
+    def loop(self, dtype: str) -> VfLoop:
+        return self.by_dtype.get(dtype, self)  # type: ignore[call-overload]
+
+
+class VectorFunctions(_Strict):
+    """The A5 vector unit: every vector instruction is one vector function (a register loop)."""
+
+    register_bytes: Annotated[int, Field(ge=32, le=4096)]
+    drain_cycles: Cycles  # the part of a function's start that overlaps a following function (its drain)
+    classes: dict[str, VfClass]
 
 
 class Cube(_Strict):
@@ -90,13 +137,15 @@ class HardwareConfig(_Strict):
     dma_block_bytes: Annotated[int, Field(ge=1, le=4096)]
     dma: dict[str, PathCost]
     routes: dict[str, list[str]]
-    vector: Vector
+    isa: Literal["a2a3", "a5"]  # which instruction sequences the vector rules follow
+    vector: Vector | None = None  # a2a3: repeat / count-mode intrinsics
+    vector_functions: Annotated[VectorFunctions | None, Field(validate_default=True)] = None  # a5: vector functions
     cube: Cube
     scheduler: Scheduler
     reshape_cycles: Cycles
 
     @model_validator(mode="after")
-    def _paths_and_routes(self) -> HardwareConfig:
+    def _paths_routes_and_isa(self) -> HardwareConfig:
         for name in self.dma:
             if name not in PATHS:
                 raise ValueError(f"dma: unknown path {name!r}{did_you_mean(name, PATHS)}; paths: {', '.join(PATHS)}")
@@ -108,6 +157,17 @@ class HardwareConfig(_Strict):
                 if hop not in self.dma:
                     raise ValueError(f"routes: {route} uses path {hop!r}, which has no dma entry")
         return self
+
+    @field_validator("vector_functions")
+    @classmethod
+    def _one_vector_section(cls, value: VectorFunctions | None, info: ValidationInfo) -> VectorFunctions | None:
+        """isa a2a3 prices from `vector`, a5 from `vector_functions`: exactly the one its family uses."""
+        isa, vector = info.data.get("isa"), info.data.get("vector")
+        if isa == "a2a3" and (vector is None or value is not None):
+            raise ValueError("isa a2a3 takes a 'vector' section (intrinsics) and no 'vector_functions'")
+        if isa == "a5" and (value is None or vector is not None):
+            raise ValueError("isa a5 takes a 'vector_functions' section and no 'vector' (the A2/A3 intrinsics)")
+        return value
 
     def buffer_bytes(self, buf: Buffer) -> int:
         return {"UB": self.ub_bytes, "L1": self.l1_bytes, "L0A": self.l0a_bytes, "L0B": self.l0b_bytes,
@@ -122,8 +182,10 @@ class HardwareConfig(_Strict):
 
 
 def _describe(doc: YamlDoc, exc: ValidationError) -> ConfigError:
+    vf = ("vector_functions",)
     models = {(): HardwareConfig, ("dma", "*"): PathCost, ("vector",): Vector, ("vector", "intrinsics", "*"): Intrinsic,
-              ("cube",): Cube, ("scheduler",): Scheduler}
+              ("vector", "ub_copy"): UbCopy, vf: VectorFunctions, (*vf, "classes", "*"): VfClass,
+              (*vf, "classes", "*", "by_dtype", "*"): VfLoop, ("cube",): Cube, ("scheduler",): Scheduler}
     message, where = pydantic_message(doc, exc, models)
     return ConfigError(message, where)
 
