@@ -1,12 +1,17 @@
 """One simulation run, end to end, as numbered stages: 1 load the program and the config, 2 draw the inputs,
-3 interpret (values and tasks), 4 simulate the timeline, 5 check against the reference, 6 report and write
-the artefacts. `compare` runs two of them side by side."""
+3 interpret (values and tasks), 4 simulate the timeline, 5 check against the reference (or the user's
+saved outputs, --expect), 6 report and write the artefacts. `compare` sets two runs or saved reports side
+by side."""
 
 from __future__ import annotations
 
 import ast
+import hashlib
+import json
+import re
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +21,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from .errors import NpusimError
 from .frontend import Program, load_program
 from .frontend.expressions import ExprLimits
 from .frontend.inputs import initial_values
@@ -23,13 +29,27 @@ from .frontend.yaml_source import YamlLimits
 from .graph import Execution
 from .interp import RunLimits, check_gm_budget, execute
 from .output import artefacts
-from .output.compare import Comparison, compare_runs
-from .output.report import Report, build_report
+from .output.compare import Comparison, compare_runs, load_report
+from .output.expect import expectation, load_expected
+from .output.report import Report, TraceSample, build_report
+from .references import REFERENCE_ATOL, REFERENCE_RTOL, Reference, get_reference
 from .references import check as reference_check
-from .references import get_reference
-from .timing import CONFIG_DIR, DEFAULT_CONFIG, HardwareConfig, Timeline, load_config, simulate
+from .timing import (
+    CONFIG_DIR,
+    DEFAULT_CONFIG,
+    HardwareConfig,
+    Timeline,
+    config_label,
+    config_sha256,
+    critical_path,
+    load_config,
+    resolve_config_path,
+    simulate,
+)
 
-TRACE_OPS_UP_TO = 100_000  # above this many ops trace.json holds task events only (unless asked for ops)
+TRACE_OPS_UP_TO = 100_000  # above this many ops the trace holds the ops of a sample of tasks (unless asked)
+PROGRESS_EVERY_S = 10.0  # progress lines on a stderr that is not a terminal: one per this many seconds
+TraceDetail = Literal["auto", "ops", "sample", "tasks"]
 
 
 @dataclass
@@ -44,9 +64,12 @@ class RunOptions:
     save_tensors: bool = False
     plot: bool = True
     trace: bool = True
-    trace_ops: bool | None = None  # op-level trace events; None: only if the run has <= TRACE_OPS_UP_TO ops
+    trace_detail: TraceDetail = "auto"  # auto: every op up to TRACE_OPS_UP_TO ops, a sample above
     quiet: bool = False
     check: bool = True
+    expect: Path | None = None  # saved outputs to check against instead of the program's reference
+    rtol: float = REFERENCE_RTOL
+    atol: float = REFERENCE_ATOL
     run_limits: RunLimits = field(default_factory=RunLimits)
     yaml_limits: YamlLimits = field(default_factory=YamlLimits)
     expr_limits: ExprLimits = field(default_factory=ExprLimits)
@@ -81,28 +104,85 @@ def tensors_read(program: Program) -> set[str]:
 
 
 class Progressor:
-    """A progress bar on a terminal (stderr), silent with --quiet or when stderr is not a TTY."""
+    """Progress on stderr: a bar on a terminal; elsewhere (a CI log, a pipe) a line every PROGRESS_EVERY_S
+    seconds while a phase runs and one when a phase that printed ends, so a long run is never silent;
+    nothing with --quiet."""
 
-    def __init__(self, quiet: bool) -> None:
-        self.enabled = not quiet and sys.stderr.isatty()
-        self.progress: Progress | None = None
+    def __init__(self, quiet: bool, clock: Callable[[], float] = time.monotonic) -> None:
+        self.quiet = quiet
+        self.terminal = sys.stderr.isatty()
+        self.clock = clock
 
     @contextmanager
     def phase(self, label: str, total: int | None) -> Iterator[Any]:
-        if not self.enabled:
+        if self.quiet:
             yield None
-            return
-        columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn()]
-        with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-            task = progress.add_task(label, total=total)
-            yield lambda n: progress.advance(task, n)
+        elif self.terminal:
+            columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TimeElapsedColumn()]
+            with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+                task = progress.add_task(label, total=total)
+                yield lambda n: progress.advance(task, n)
+        else:
+            lines = _ProgressLines(label, total, self.clock)
+            yield lines.tick
+            lines.finish()
+
+
+class _ProgressLines:
+    """Periodic `npusim: <phase>: N[/total] tasks, T s` lines on stderr."""
+
+    def __init__(self, label: str, total: int | None, clock: Callable[[], float]) -> None:
+        self.label, self.total, self.clock = label, total, clock
+        self.begin = self.last = clock()
+        self.done = 0
+        self.printed = False
+
+    def _say(self, what: str) -> None:
+        print(f"npusim: {self.label}: {what}, {self.clock() - self.begin:.0f} s", file=sys.stderr, flush=True)
+        self.printed = True
+
+    def tick(self, n: int) -> None:
+        self.done += n
+        now = self.clock()
+        if now - self.last >= PROGRESS_EVERY_S:
+            self.last = now
+            self._say(f"{self.done}{f'/{self.total}' if self.total else ''} tasks")
+
+    def finish(self) -> None:
+        if self.printed:
+            self._say(f"done ({self.done} tasks)")
 
 
 def load(opts: RunOptions) -> tuple[Program, HardwareConfig]:
     program = load_program(opts.program, opts.preset, opts.overrides, opts.yaml_limits, opts.expr_limits)
     hw = load_config(opts.config, opts.yaml_limits)
     return program, hw
+
+
+def _slug(text: str) -> str:
+    """A file-name-safe form of a name or value."""
+    return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", text).strip("._") or "x"
+
+
+def run_key(opts: RunOptions, config_digest: str) -> str:
+    """8 hex digits that tell runs apart: the program file (where it is), preset, overrides, the config's
+    resolved values and the seed. A rerun of the same thing gets the same key; a copied program, an edited
+    config that keeps its name or a different --set does not."""
+    ident = {"program": str(Path(opts.program).resolve()), "preset": opts.preset,
+             "overrides": sorted(opts.overrides.items()), "config": config_digest, "seed": opts.seed}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def default_out_dir(program: Program, opts: RunOptions, hw: HardwareConfig) -> Path:
+    """reports/<program>[-<preset>][-<name>=<value>...]-<config>[-timing]-<key>: the name says what ran
+    (`timing` for --no-numerics), the key (`run_key`) what the name cannot show; the overrides are left to
+    the key when they would make the name long."""
+    sets = "-".join(f"{k}={v}" for k, v in opts.overrides.items())
+    key = run_key(opts, config_sha256(hw))
+    parts = [program.name, opts.preset or "", sets if len(sets) <= 48 else "", hw.name,
+             "" if opts.numerics else "timing", key]
+    return Path("reports") / "-".join(_slug(p) for p in parts if p)
 
 
 def validate(opts: RunOptions) -> tuple[Program, Execution]:
@@ -123,11 +203,16 @@ def _protected(program_file: str | Path) -> list[Path]:
 
 
 def run(opts: RunOptions) -> RunResult:
-    # 1. load
+    # 1. load (and the user's saved outputs, so a bad file fails before the run)
     program, hw = load(opts)
+    expected = None
+    if opts.expect is not None:
+        if not opts.numerics:
+            raise NpusimError("--expect compares computed outputs: it needs numerics (drop --no-numerics)")
+        expected = load_expected(opts.expect, program)
     out_dir = None
     if opts.out is not None or opts.plot or opts.trace or opts.save_tensors:
-        out = opts.out or artefacts.default_out_dir(program.name, opts.preset)
+        out = opts.out or default_out_dir(program, opts, hw)
         out_dir = artefacts.prepare_out_dir(out, _protected(program.file))
 
     # 2. inputs: the GM budget first, then a quick pass (every loop body once, no arithmetic), so a shape or
@@ -145,21 +230,31 @@ def run(opts: RunOptions) -> RunResult:
     with bar.phase("simulating tasks", len(execution.tasks)) as tick:
         timeline = simulate(execution.tasks, execution.instrs, hw, progress=tick)
 
-    # 5. check
+    # 5. check: against the user's saved outputs (--expect), else the program's reference
     roles = {name: t.role for name, t in program.tensors.items()}
     check = None
-    if opts.numerics and opts.check and program.reference:
+    reference: Reference | None = None
+    if expected is not None and opts.expect is not None:
+        reference = expectation(opts.expect, expected, opts.rtol, opts.atol)
+    elif program.reference:
+        reference = get_reference(program.reference)
+    if opts.numerics and opts.check and reference is not None:
         finals = {name: t.data for name, t in execution.tensors.items() if t.data is not None}
-        check = reference_check(get_reference(program.reference), inputs, program.consts, finals)
+        with bar.phase("checking outputs", None):
+            check = reference_check(reference, inputs, program.consts, finals)
 
     # 6. report and artefacts: the report lists what is about to be written, and is written last
-    plan = _artefact_plan(opts, execution) if out_dir is not None else _Plan()
+    chain = critical_path(timeline)
+    plan = _artefact_plan(opts, execution, timeline) if out_dir is not None else _Plan()
     report = build_report(
-        program_file=program.file, params=program.params, config_name=hw.name, seed=opts.seed, execution=execution,
-        timeline=timeline, roles=roles, check=check, trace_events=plan.trace_events, artefacts=plan.files,
+        program_file=program.file, params=program.params, overrides=opts.overrides, config_name=hw.name,
+        config_path=config_label(resolve_config_path(opts.config)), config_sha256=config_sha256(hw), seed=opts.seed,
+        execution=execution, timeline=timeline, roles=roles, check=check, trace_events=plan.trace_events,
+        trace_sample=plan.trace_sample, artefacts=plan.files,
     )
     if out_dir is not None:
-        write_artefacts(out_dir, plan, program, execution, timeline, report, inputs)
+        with bar.phase("writing the report", None):
+            write_artefacts(out_dir, plan, program, execution, timeline, report, inputs, chain)
     return RunResult(program, hw, execution, timeline, report, out_dir)
 
 
@@ -168,38 +263,67 @@ class _Plan:
     """Which artefacts a run writes."""
 
     files: list[str] = field(default_factory=list)
-    trace_events: Literal["ops", "tasks"] | None = None
+    trace_events: Literal["ops", "sample", "tasks"] | None = None
+    trace_file: str | None = None
+    trace_sample: TraceSample | None = None
 
 
-_ALL_ARTEFACTS = ["timeline.png", "utilisation.png", "trace.json", "inputs.npz", "outputs.npz"]
+SUMMARY_CSVS = ["kernels.csv", "instructions.csv", "lines.csv"]
+PLOTS = ["timeline.png", "utilisation.png", "kernels.png"]
+_ALL_ARTEFACTS = [*SUMMARY_CSVS, *PLOTS, "trace.json", "trace.json.gz", "inputs.npz", "outputs.npz"]
 
 
-def _artefact_plan(opts: RunOptions, execution: Execution) -> _Plan:
-    plan = _Plan()
+def _artefact_plan(opts: RunOptions, execution: Execution, timeline: Timeline) -> _Plan:
+    plan = _Plan(files=list(SUMMARY_CSVS))
     if opts.plot:
-        plan.files += ["timeline.png", "utilisation.png"]
+        plan.files += PLOTS
     if opts.trace:
-        op_events = opts.trace_ops if opts.trace_ops is not None else execution.op_count <= TRACE_OPS_UP_TO
-        plan.trace_events = "ops" if op_events else "tasks"
-        plan.files.append("trace.json")
+        from .output import trace
+
+        detail = opts.trace_detail
+        if detail == "auto":
+            detail = "ops" if execution.op_count <= TRACE_OPS_UP_TO else "sample"
+        plan.trace_events = detail
+        with_ops = trace.op_tasks(execution, timeline, detail)
+        if detail == "sample":
+            plan.trace_sample = TraceSample(
+                rule=trace.SAMPLE_RULE, tasks=len(with_ops), of_tasks=len(timeline.runs),
+                ops=sum(len(timeline.runs[t].schedule.ops) for t in with_ops),
+                of_ops=sum(len(r.schedule.ops) for r in timeline.runs))
+        plan.trace_file = trace.file_name(timeline, with_ops)
+        plan.files.append(plan.trace_file)
     if opts.save_tensors and opts.numerics:
         plan.files += ["inputs.npz", "outputs.npz"]
     return plan
 
 
+def _provenance(report: Report) -> dict[str, Any]:
+    """What the trace's metadata says about the run (the report's provenance fields)."""
+    return {k: getattr(report, k) for k in ("npusim_version", "program", "program_file", "preset", "overrides",
+                                            "config", "config_path", "config_sha256", "seed", "numerics")}
+
+
 def write_artefacts(out_dir: Path, plan: _Plan, program: Program, execution: Execution, timeline: Timeline,
-                    report: Report, inputs: dict[str, np.ndarray]) -> None:
-    """Plots, trace and tensors first, report.json last: a directory with a report.json is complete."""
+                    report: Report, inputs: dict[str, np.ndarray], chain: list[int]) -> None:
+    """Summaries, plots, trace and tensors first, report.json last: a directory with a report.json is complete."""
+    from .output.table import csv_text
+
     artefacts.remove_stale(out_dir, ["report.json"])
+    for name, rows in (("kernels.csv", report.kernels), ("instructions.csv", report.instructions),
+                       ("lines.csv", report.lines)):
+        text = csv_text(rows).encode()
+        artefacts.write_atomic(out_dir / name, lambda fh, text=text: fh.write(text))
     if "timeline.png" in plan.files:
         from .output import plots  # matplotlib is slow to import: only when drawing
 
-        plots.write_timeline(out_dir / "timeline.png", execution, timeline)
-        plots.write_utilisation(out_dir / "utilisation.png", execution, timeline)
-    if plan.trace_events is not None:
+        plots.write_timeline(out_dir / "timeline.png", execution, timeline, report)
+        plots.write_utilisation(out_dir / "utilisation.png", execution, timeline, report)
+        plots.write_kernels(out_dir / "kernels.png", report)
+    if plan.trace_events is not None and plan.trace_file is not None:
         from .output import trace
 
-        trace.write_trace(out_dir / "trace.json", execution, timeline, op_events=plan.trace_events == "ops")
+        trace.write_trace(out_dir / plan.trace_file, execution, timeline, chain, plan.trace_events,
+                          _provenance(report))
     if "inputs.npz" in plan.files:
         roles = {name: t.role for name, t in program.tensors.items()}
         artefacts.write_npz(out_dir / "inputs.npz", inputs)
@@ -209,10 +333,65 @@ def write_artefacts(out_dir: Path, plan: _Plan, program: Program, execution: Exe
     artefacts.write_json(out_dir / "report.json", report)
 
 
-def compare(opts_a: RunOptions, opts_b: RunOptions, out: Path | None) -> Comparison:
-    """Run two programs with the same options and compare them scope by scope (compare.json, compare.png)."""
-    name_a, name_b = opts_a.program.stem, opts_b.program.stem
-    suffix = f"-{opts_a.preset}" if opts_a.preset else ""
-    out_dir = artefacts.prepare_out_dir(out or Path("reports") / f"compare-{name_a}-vs-{name_b}{suffix}",
-                                        _protected(opts_a.program))
-    return compare_runs(lambda: run(opts_a).report, lambda: run(opts_b).report, (name_a, name_b), out_dir)
+# --- compare ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Side:
+    """One side of a comparison: a program run with its options, or a saved report.json (read once)."""
+
+    options: RunOptions | None = None
+    report_file: Path | None = None
+    saved: Report | None = None
+
+    def identity(self) -> dict[str, Any]:
+        """What this side is, for the output directory's key."""
+        if self.report_file is not None:
+            return {"report": str(self.report_file.resolve())}
+        o = self.options
+        assert o is not None
+        return {"program": str(Path(o.program).resolve()), "preset": o.preset, "config": o.config,
+                "overrides": sorted(o.overrides.items()), "seed": o.seed}
+
+    def describe(self) -> dict[str, str]:
+        """Short descriptions of what can differ between two sides."""
+        if self.report_file is not None:
+            r = self.report()
+            return {"program": Path(r.program_file).stem, "preset": r.preset or "", "config": r.config,
+                    "set": " ".join(f"{k}={v}" for k, v in r.overrides.items()), "seed": f"seed {r.seed}",
+                    "report": self.report_file.parent.name or self.report_file.name}
+        o = self.options
+        assert o is not None
+        return {"program": Path(o.program).stem, "preset": o.preset or "", "config": Path(o.config).stem,
+                "set": " ".join(f"{k}={v}" for k, v in o.overrides.items()), "seed": f"seed {o.seed}"}
+
+    def report(self) -> Report:
+        if self.report_file is not None:
+            if self.saved is None:
+                self.saved = load_report(self.report_file)
+            return self.saved
+        assert self.options is not None
+        return run(self.options).report
+
+
+def labels(a: Side, b: Side) -> tuple[str, str]:
+    """Each side named by what differs between them (program, preset, config, --set, seed; for saved
+    reports that differ in none of these, their directories); A and B when nothing that shows does."""
+    da, db = a.describe(), b.describe()
+    keys = [k for k in dict.fromkeys([*da, *db]) if k != "report" and da.get(k, "") != db.get(k, "")]
+    if not keys and da.get("report", "") != db.get("report", ""):
+        keys = ["report"]
+    la = " ".join(da.get(k, "") or "-" for k in keys)
+    lb = " ".join(db.get(k, "") or "-" for k in keys)
+    return (la, lb) if keys and la != lb else ("A", "B")
+
+
+def compare(a: Side, b: Side, out: Path | None) -> Comparison:
+    """Two sides scope by scope (compare.json, compare.png), into reports/compare-<a>-vs-<b>-<key> by default."""
+    label_a, label_b = labels(a, b)
+    if out is None:
+        key = hashlib.sha256(json.dumps([a.identity(), b.identity()], sort_keys=True).encode()).hexdigest()[:8]
+        out = Path("reports") / f"compare-{_slug(label_a)[:40]}-vs-{_slug(label_b)[:40]}-{key}"
+    protected = [p for s in (a, b) if s.options is not None for p in _protected(s.options.program)]
+    out_dir = artefacts.prepare_out_dir(out, protected or _protected(Path.cwd() / "report.json")[1:])
+    return compare_runs(a.report, b.report, (label_a, label_b), out_dir)

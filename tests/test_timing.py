@@ -289,3 +289,34 @@ def test_a5_vector_functions_one_and_two_dimensional(tmp_path: Path) -> None:
     two_d = alu.start_2d_cycles + 2 * (alu.cycles_per_row_2d + alu.cycles_per_register_2d * 2)
     assert costs["us"] == pytest.approx(one_d) == pytest.approx(55.4 + 4.8)
     assert costs["up"] == pytest.approx(two_d) == costs["ud"]
+
+def _matmul_store(tmp_path: Path, out_dtype: str | None, tensor_dtype: str) -> Path:
+    arg = f", out_dtype={out_dtype}" if out_dtype else ""
+    return program(
+        tmp_path,
+        "  - incore mm:\n    - a = slice(x, [16, 128], [0, 0])\n    - b = slice(w, [128, 64], [0, 0])\n"
+        f"    - c = matmul(a, b{arg})\n    - y = assemble(y, c, [0, 0])\n",
+        "  x: {shape: [16, 128], dtype: bf16, role: input, init: \"uniform(-1, 1)\"}\n"
+        "  w: {shape: [128, 64], dtype: bf16, role: input, init: \"uniform(-1, 1)\"}\n"
+        f"  y: {{shape: [16, 64], dtype: {tensor_dtype}, role: output}}",
+        name=f"mm_{out_dtype}_{tensor_dtype}",
+    )
+
+
+def test_matmul_without_out_dtype_is_fp32_in_shape_timing_traffic_and_buffers(tmp_path: Path) -> None:
+    """The documented default (FP32, as the numerics compute) holds for the shape rule, the L0C tile, the
+    FIXPIPE store's bytes and cycles, and an FP32 output tensor accepts the result."""
+    default = kernel_tasks(_matmul_store(tmp_path, None, "fp32"))
+    fp32 = kernel_tasks(_matmul_store(tmp_path, "fp32", "fp32"))
+    bf16 = kernel_tasks(_matmul_store(tmp_path, "bf16", "bf16"))
+    mad = next(op for op in default.tasks[0].ops if op.sig.key == "TMATMUL")
+    assert mad.sig.out.dtype == "fp32" and mad.buf == "L0C" and mad.nbytes == 16 * 64 * 4
+    cost = CostModel(HW)
+    s_default, s_fp32, s_bf16 = (schedule_kernel(e.tasks[0], cost, e.instrs) for e in (default, fp32, bf16))
+    assert s_default.dma_bytes["l0c_to_gm"] == 16 * 64 * 4 and s_bf16.dma_bytes["l0c_to_gm"] == 16 * 64 * 2
+    assert s_default.busy["fixpipe"] == pytest.approx(dma("l0c_to_gm", 16 * 64 * 4))
+    assert s_default.peak_bytes["L0C"] == 16 * 64 * 4
+    assert s_default.cycles == s_fp32.cycles != s_bf16.cycles
+    runs = [run(RunOptions(program=_matmul_store(tmp_path, dt, "fp32"), out=tmp_path / f"o{dt}", quiet=True,
+                           plot=False, trace=False)).report for dt in (None, "fp32")]
+    assert runs[0].outputs["y"].dtype == "fp32" and runs[0].outputs["y"].sha256 == runs[1].outputs["y"].sha256

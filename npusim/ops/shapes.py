@@ -116,8 +116,9 @@ def matmul_dims(lhs: TileType, rhs: TileType, b_trans: bool) -> tuple[int, int, 
 
 
 def infer_matmul(op: str, lhs: TileType, rhs: TileType, out_dtype: str | None, b_trans: bool):
+    """[M, N] in `out_dtype`, FP32 when not given: the cube accumulates in FP32 (L0C), as the numerics do."""
     m, _, n = matmul_dims(lhs, rhs, b_trans)
-    return (m, n), out_dtype or lhs.dtype
+    return (m, n), out_dtype or "fp32"
 
 
 def infer_matmul_acc(op: str, acc: TileType, lhs: TileType, rhs: TileType, b_trans: bool):

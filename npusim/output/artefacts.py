@@ -19,11 +19,8 @@ from npusim.errors import NpusimError
 ARTEFACTS = frozenset({
     "report.json", "timeline.png", "utilisation.png", "trace.json", "inputs.npz", "outputs.npz",
     "compare.json", "compare.png",
+    "kernels.csv", "instructions.csv", "lines.csv", "kernels.png", "trace.json.gz",
 })
-
-
-def default_out_dir(program_name: str, preset: str | None) -> Path:
-    return Path("reports") / (f"{program_name}-{preset}" if preset else program_name)
 
 
 def prepare_out_dir(out: Path, protected: list[Path]) -> Path:

@@ -20,14 +20,15 @@ from npusim.errors import ProgramError
 from . import examples, qwen3_decode
 
 Inputs = dict[str, np.ndarray]
+REFERENCE_RTOL = REFERENCE_ATOL = 3e-3  # the default tolerances of a check, the seed's (docs/sources.md PF §6)
 
 
 @dataclass(frozen=True)
 class Reference:
     name: str
     compute: Callable[[Inputs, dict[str, Any]], dict[str, np.ndarray]]  # -> expected values (float64/32)
-    rtol: float = 3e-3
-    atol: float = 3e-3
+    rtol: float = REFERENCE_RTOL
+    atol: float = REFERENCE_ATOL
 
 
 REFERENCES: dict[str, Reference] = {

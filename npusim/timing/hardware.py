@@ -2,11 +2,15 @@
 
 Configs live in `configs/NAME.yaml`; `--config` takes a name or a path. Unknown keys are errors (with a
 suggestion), every number is range-checked, and a bad value is reported with its key, value and range.
-Units are in the key names.
+Units are in the key names. The shipped configs are package data (`npusim/configs`, a link to the top-level
+`configs/` in a checkout), so an installed npusim finds them wherever it runs.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -16,7 +20,7 @@ from npusim.errors import ConfigError, Location, did_you_mean
 from npusim.frontend.yaml_source import YamlDoc, YamlLimits, load_yaml, pydantic_message
 from npusim.vocabulary import BUFFERS, PATHS, Buffer
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent.parent / "configs"
+CONFIG_DIR = Path(str(resources.files("npusim") / "configs"))  # the shipped configs, as package data
 DEFAULT_CONFIG = "ascend910b"
 
 Cycles = Annotated[float, Field(ge=0, le=1e7)]
@@ -202,6 +206,21 @@ def resolve_config_path(name_or_path: str) -> Path:
         f"no config named {name_or_path!r}{did_you_mean(name_or_path, known)}; known: {', '.join(known)} "
         "(or give a path to a YAML file)"
     )
+
+
+def config_label(path: Path) -> str:
+    """How a report names a config file: as found (relative to the working directory, or as given), and a
+    shipped config as `<npusim>/configs/NAME.yaml`, so the label does not depend on where npusim is installed."""
+    if path.resolve().parent == CONFIG_DIR.resolve() and not path.is_relative_to(Path("configs")):
+        return f"<npusim>/configs/{path.name}"
+    return str(path)
+
+
+def config_sha256(hw: HardwareConfig) -> str:
+    """sha256 of a config's resolved values (canonical JSON: sorted keys, no comments or formatting), so two
+    files that say the same thing hash the same and an edited copy that keeps its `name:` does not."""
+    text = json.dumps(hw.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def load_config(name_or_path: str = DEFAULT_CONFIG, limits: YamlLimits | None = None) -> HardwareConfig:
