@@ -38,6 +38,7 @@ class RunOptions:
     config: str = DEFAULT_CONFIG
     preset: str | None = None
     overrides: dict[str, int | float] = field(default_factory=dict)
+    inits: dict[str, str] = field(default_factory=dict)  # --init NAME=RULE: tensor init rules replaced
     seed: int = 0
     numerics: bool = True
     out: Path | None = None
@@ -100,7 +101,8 @@ class Progressor:
 
 
 def load(opts: RunOptions) -> tuple[Program, HardwareConfig]:
-    program = load_program(opts.program, opts.preset, opts.overrides, opts.yaml_limits, opts.expr_limits)
+    program = load_program(opts.program, opts.preset, opts.overrides, opts.yaml_limits, opts.expr_limits,
+                           opts.inits)
     hw = load_config(opts.config, opts.yaml_limits)
     return program, hw
 
