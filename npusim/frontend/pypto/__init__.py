@@ -100,7 +100,7 @@ def import_pypto(path: str | Path, overrides: dict[str, Number] | None = None, i
             p.name, "").startswith("TensorSpec") else p.loc)
 
     reference = None
-    if model.harness is not None and model.harness.golden is not None:
+    if model.harness is not None and model.harness.golden is not None:  # not run(..., golden=None)
         match = match_golden({n: (t.dtype, t.role, t.shape) for n, t in tensors.items()}, consts)
         if match is not None and all(consts.get(k, v) == v for k, v in match[1].items()):
             reference = match[0]
@@ -151,5 +151,5 @@ def _consts(model: ModuleModel) -> dict[str, Any]:
 
 def _doc(model: ModuleModel) -> str:
     doc = ast.get_docstring(model.source.tree) or ""
-    first = doc.strip().split("\n\n")[0].replace("\n", " ") if doc else ""
+    first = doc.strip().split("\n")[0] if doc else ""
     return f"Imported from {Path(model.source.file).name} (PyPTO @pl.program {model.program.cls.name}). {first}".strip()

@@ -51,7 +51,7 @@ class Harness:
 
     fn: ast.FunctionDef
     scope: Scope
-    golden: str | None  # the golden function passed to run(...), None when run(golden=None) or no golden
+    golden: str | None  # the golden passed to run(...); None: run(golden=None); "": none named
 
 
 @dataclass
@@ -306,7 +306,8 @@ def _param_names(tree: ast.Module) -> list[str]:
 
 
 def _golden(tree: ast.Module) -> str | None:
-    """The golden function a `run(..., golden=NAME)` call passes; else a module function named golden*."""
+    """The golden a `run(..., golden=NAME)` call passes, or a module function named golden*; None when the
+    harness runs with `golden=None` (no check wanted); "" when the file names none."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             for kw in node.keywords:
@@ -315,7 +316,7 @@ def _golden(tree: ast.Module) -> str | None:
     for stmt in tree.body:
         if isinstance(stmt, ast.FunctionDef) and stmt.name.startswith("golden"):
             return stmt.name
-    return None
+    return ""
 
 
 def check_requirements(model: ModuleModel) -> None:

@@ -42,6 +42,7 @@ from .module import ModuleModel
 from .source import Folder, FoldError, Scope, Unfoldable
 
 _SCOPE_COMMENT = re.compile(r"\bScope\s+([A-Za-z0-9_]+)\s*:")
+_SCOPE_END = re.compile(r"\bend\s+(?:of\s+)?scope\b", re.IGNORECASE)
 RESERVED = set(NPU_OPS) | set(FUNCTIONS) | {"range", "True", "False", "read"} | set(NUMPY_DTYPES)
 
 
@@ -297,40 +298,49 @@ class Translator:
 
     # -- statements --
     def block(self, stmts: list[ast.stmt], top: bool = False) -> list[Stmt]:
+        """A statement list, with the scopes its `# Scope ...:` comments open (outside kernels only)."""
         with self.collecting() as out:
-            regions = self._scope_regions(stmts) if not (self.in_kernel or self.in_auto) else [(None, stmts)]
-            for scope_name, part in regions:
-                if scope_name is None:
-                    for s in part:
-                        self.statement(s, top)
-                else:
-                    with self.collecting() as inner:
-                        for s in part:
-                            self.statement(s, top)
-                    self.emit(ScopeStmt(self.loc(part[0]), scope_name, inner))
+            open_scopes: list[tuple[ScopeStmt, bool, list[Stmt]]] = []  # (scope, numbered, the list it sits in)
+
+            def close(keep: int) -> None:
+                while len(open_scopes) > keep:
+                    scope, _, parent = open_scopes.pop()
+                    if scope.body:
+                        parent.append(scope)
+
+            for s in stmts:
+                marker = self._scope_marker(s, stmts) if not (self.in_kernel or self.in_auto) else None
+                if marker == "":
+                    close(len(open_scopes) - 1 if open_scopes else 0)
+                elif marker is not None:
+                    numbered = marker.startswith("scope") and marker[5:].isdigit()
+                    close(0 if numbered else sum(1 for _, n, _ in open_scopes if n))
+                    parent = open_scopes[-1][0].body if open_scopes else out
+                    open_scopes.append((ScopeStmt(self.loc(s), marker, []), numbered, parent))
+                target = open_scopes[-1][0].body if open_scopes else out
+                with self.collecting() as part:
+                    self.statement(s, top)
+                target.extend(part)
+            close(0)
         return out
 
-    def _scope_regions(self, stmts: list[ast.stmt]) -> list[tuple[str | None, list[ast.stmt]]]:
-        """Split a block at its `# Scope N:` comments (those at the block's own indentation)."""
-        if not stmts:
-            return []
-        col = stmts[0].col_offset
-        regions: list[tuple[str | None, list[ast.stmt]]] = [(None, [])]
-        prev_end = stmts[0].lineno - 1
-        first = True
-        for s in stmts:
-            lo = (prev_end + 1) if not first else self._block_start(s)
-            marker = None
-            for line in range(lo, s.lineno):
-                comment = self.source.comments.get(line)
-                if comment is not None and comment[0] == col and (m := _SCOPE_COMMENT.search(comment[1])):
-                    marker = m.group(1)
-            if marker is not None:
-                regions.append((f"scope{marker}" if marker.isdigit() else marker, []))
-            regions[-1][1].append(s)
-            prev_end = getattr(s, "end_lineno", s.lineno) or s.lineno
-            first = False
-        return [r for r in regions if r[1]]
+    def _scope_marker(self, s: ast.stmt, block: list[ast.stmt]) -> str | None:
+        """The scope a comment just before `s` (at the block's indentation) opens: `# Scope N:` a numbered one
+        (`scopeN`, closing every open scope), `# Scope NAME:` a named one (nested in the open numbered one);
+        "" for `# End of scope` (closing the innermost); None for no marker."""
+        col = block[0].col_offset
+        i = next(k for k, t in enumerate(block) if t is s)
+        lo = self._block_start(s) if i == 0 else (getattr(block[i - 1], "end_lineno", None) or block[i - 1].lineno) + 1
+        marker = None
+        for line in range(lo, s.lineno):
+            comment = self.source.comments.get(line)
+            if comment is None or comment[0] != col:
+                continue
+            if m := _SCOPE_COMMENT.search(comment[1]):
+                marker = f"scope{m.group(1)}" if m.group(1).isdigit() else m.group(1)
+            elif _SCOPE_END.search(comment[1]):
+                marker = ""
+        return marker
 
     def _block_start(self, s: ast.stmt) -> int:
         """The first line a comment before `s` may sit on: after the line that opened its block."""
