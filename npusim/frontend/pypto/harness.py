@@ -261,6 +261,9 @@ class SpecReader:
                     raise _NotSimple("`c / torch...`")
                 factor = self.number_expr(c, scope)
                 divide = isinstance(node.op, ast.Div)
+                folded = None if divide or d.scale is not None else self.scaled(d, factor)
+                if folded is not None:
+                    return folded
                 if d.scale is None:
                     d.scale, d.divide = factor, divide
                 elif d.divide == divide:
@@ -269,6 +272,28 @@ class SpecReader:
                     raise _NotSimple("a multiplication and a division together")
                 return d
         raise _NotSimple(f"`{ast.unparse(node)[:50]}`")
+
+    @staticmethod
+    def scaled(d: _Dist, factor: ast.expr) -> _Dist | None:
+        """`X * f` for a literal f folded into X's parameters (so that a shift may follow): U(lo, hi) * f is
+        U(lo f, hi f), N(m, s) * f is N(m f, s |f|); None where the arguments are not literals."""
+        try:
+            f = ast.literal_eval(factor)
+            args = [ast.literal_eval(a) for a in d.args]
+        except ValueError:
+            return None
+        if isinstance(f, bool) or not isinstance(f, int | float):
+            return None
+        if d.kind == "uniform":
+            lo, hi = sorted((args[0] * f, args[1] * f))
+            return _Dist("uniform", [literal(lo), literal(hi)])
+        if d.kind == "normal":
+            return _Dist("normal", [literal(args[0] * f), literal(args[1] * abs(f))])
+        if d.kind in ("full", "ones"):
+            return _Dist("full", [literal((args[0] if args else 1) * f)])
+        if d.kind == "zeros":
+            return d
+        return None
 
     def shifted(self, d: _Dist, c: ast.expr, op: ast.operator) -> _Dist:
         def add(x: ast.expr) -> ast.expr:

@@ -892,7 +892,7 @@ class Translator:
         """PyPTO's arguments by PyPTO parameter name, in source order (positional first)."""
         bound: dict[str, ast.expr] = {}
         if len(call.args) > len(plop.params):
-            raise self.fail(f"{shown} takes at most {len(plop.params)} positional arguments, got {len(call.args)}",
+            raise self.fail(f"`{shown}` takes at most {len(plop.params)} positional arguments, got {len(call.args)}",
                             call)
         for param, node in zip(plop.params, call.args, strict=False):
             if isinstance(node, ast.Starred):
@@ -903,10 +903,10 @@ class Translator:
                 raise self.fail("`**kwargs` is not allowed in an op call", kw.value)
             key = plop.params[0] if kw.arg in plop.aliases else kw.arg
             if key not in plop.params:
-                raise self.fail(f"{shown} has no argument {kw.arg!r}{did_you_mean(kw.arg, plop.params)}; "
+                raise self.fail(f"`{shown}` has no argument {kw.arg!r}{did_you_mean(kw.arg, plop.params)}; "
                                 f"arguments: {', '.join(plop.params)}", kw.value)
             if key in bound:
-                raise self.fail(f"{shown}: argument {kw.arg!r} given twice", kw.value)
+                raise self.fail(f"`{shown}`: argument {kw.arg!r} given twice", kw.value)
             bound[key] = kw.value
         return bound
 
@@ -927,24 +927,24 @@ class Translator:
 
     def read_call(self, bound: dict[str, ast.expr], call: ast.Call, shown: str) -> Scalar:
         if "src" not in bound or "offset" not in bound:
-            raise self.fail(f"{shown}(tensor, [indices])", call)
+            raise self.fail(f"`{shown}`(tensor, [indices])", call)
         src = self.expr(bound["src"])
         if not isinstance(src, Value):
-            raise self.fail(f"{shown}: the first argument must be a tensor", call)
+            raise self.fail(f"`{shown}`: the first argument must be a tensor", call)
         idx_node = bound["offset"]
         if not isinstance(idx_node, ast.List | ast.Tuple):
-            raise self.fail(f"{shown}: the indices must be a list like [i, j]", idx_node)
+            raise self.fail(f"`{shown}`: the indices must be a list like [i, j]", idx_node)
         idx = [self.scalar(e, "an index").expr for e in idx_node.elts]
         return Scalar(ast.Call(name("read"), [name(src.ir), ast.List(idx, ast.Load())], []))
 
     def dim_call(self, bound: dict[str, ast.expr], call: ast.Call, shown: str) -> Scalar:
         src = self.expr(bound["tensor"])
         if not isinstance(src, Value):
-            raise self.fail(f"{shown}: the first argument must be a tensor", call)
+            raise self.fail(f"`{shown}`: the first argument must be a tensor", call)
         shape = self.types[src.ir].shape  # type: ignore[union-attr]
         axis = self._const_int(bound["axis"], "the axis")
         if not -len(shape) <= axis < len(shape):
-            raise self.fail(f"{shown}: axis {axis} out of range", call)
+            raise self.fail(f"`{shown}`: axis {axis} out of range", call)
         d = shape[axis]
         return Scalar(ast.parse(dim_expr(d), mode="eval").body, int(d))
 
@@ -982,7 +982,7 @@ class Translator:
                     continue
                 if param.default is REQUIRED:
                     pl_name = by_npu.get(param.name, param.name)
-                    raise self.fail(f"{shown}: missing argument {pl_name!r}", call)
+                    raise self.fail(f"`{shown}`: missing argument {pl_name!r}", call)
                 npu_args[param.name] = param.default
                 arg_types[param.name] = param.default
         result = self._result_type(spec, arg_types, call, shown)
@@ -998,7 +998,7 @@ class Translator:
         try:
             value = self.fold(node)
         except FoldError as exc:
-            raise self.fail(f"{shown}: {param} must be a constant ({exc.reason})", node) from None
+            raise self.fail(f"`{shown}`: {param} must be a constant ({exc.reason})", node) from None
         if value != allowed:
             raise self.unsupported(f"`{shown}({param}={value!r})`", node)
 
@@ -1010,10 +1010,10 @@ class Translator:
                 t = self.types[operand.ir]
                 return name(operand.ir), TileType(t.shape, t.dtype)  # type: ignore[union-attr]
             if kind == "value":
-                raise self.fail(f"{shown}: {param} must be a tensor, got the scalar `{ast.unparse(node)[:40]}`", node)
+                raise self.fail(f"`{shown}`: {param} must be a tensor, got the scalar `{ast.unparse(node)[:40]}`", node)
             return operand.expr, (operand.value if operand.value is not None else 0.0)
         if kind == "scalar":
-            operand = self.scalar(node, f"{shown}'s {param}")
+            operand = self.scalar(node, f"`{shown}`'s {param}")
             return operand.expr, (operand.value if operand.value is not None else 0.0)
         if kind in ("shape", "shape_opt"):
             if kind == "shape_opt" and isinstance(node, ast.Constant) and node.value is None:
@@ -1030,9 +1030,9 @@ class Translator:
             try:
                 value = self.fold(node)
             except FoldError as exc:
-                raise self.fail(f"{shown}: {param} must be True or False ({exc.reason})", node) from None
+                raise self.fail(f"`{shown}`: {param} must be True or False ({exc.reason})", node) from None
             if not isinstance(value, bool):
-                raise self.fail(f"{shown}: {param} must be True or False", node)
+                raise self.fail(f"`{shown}`: {param} must be True or False", node)
             return ast.Constant(value), value
         raise AssertionError(kind)
 
@@ -1042,14 +1042,14 @@ class Translator:
             if isinstance(value, tuple) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
                 return [(literal(v), Dim(v)) for v in value]
         if not isinstance(node, ast.List | ast.Tuple):
-            raise self.fail(f"{shown}: {param} must be a list like [a, b]", node)
+            raise self.fail(f"`{shown}`: {param} must be a list like [a, b]", node)
         out = []
         for e in node.elts:
             operand = self.scalar(e, f"an entry of {param}")
             if static:
                 d = self.static_dim(e) if operand.value is None or isinstance(operand.value, int) else None
                 if d is None:
-                    raise self.fail(f"{shown}: {param} entries must be integers", e)
+                    raise self.fail(f"`{shown}`: {param} entries must be integers", e)
                 out.append((operand.expr, Dim(int(d), ast.unparse(operand.expr))))
             else:
                 out.append((operand.expr, operand.value if operand.value is not None else 1))
@@ -1064,7 +1064,7 @@ class Translator:
             return optable.PAD_VALUES[member]
         if isinstance(node, ast.Constant) and node.value in choices:
             return node.value
-        raise self.fail(f"{shown}: {param} must be one of {', '.join(map(repr, choices))}", node)
+        raise self.fail(f"`{shown}`: {param} must be one of {', '.join(map(repr, choices))}", node)
 
     def _result_type(self, spec: Any, arg_types: dict[str, Any], call: ast.Call, shown: str) -> ValueType:
         if spec.lowering == "create_tensor":
@@ -1076,7 +1076,7 @@ class Translator:
                 raise self.unsupported(f"a rank-reducing `{shown}` ({len(src.shape)}-D source, {len(shape)}-D "
                                        "window)", call, "give the window every dimension and pl.reshape it")
             if len(shape) != len(src.shape) or len(offset) != len(src.shape):
-                raise self.fail(f"{shown}: the source is {len(src.shape)}-D but shape {list(map(int, shape))} and "
+                raise self.fail(f"`{shown}`: the source is {len(src.shape)}-D but shape {list(map(int, shape))} and "
                                 f"offset have {len(shape)} and {len(offset)} entries", call)
             return ValueType(shape, src.dtype)
         if spec.lowering == "assemble":
@@ -1085,7 +1085,7 @@ class Translator:
         try:
             shape, dtype = spec.infer(**arg_types)
         except OpError as exc:
-            raise self.fail(f"{shown}: {exc}", call) from None
+            raise self.fail(f"`{shown}`: {exc}", call) from None
         return ValueType(tuple(shape), dtype)
 
 
