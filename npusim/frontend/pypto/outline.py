@@ -59,7 +59,12 @@ def _merge(a: State, b: State) -> State:
 
 class Flow:
     """Reaching definitions: for each (statement, name it reads), the definitions that may reach it; and the
-    state before every statement. `default` gives names not yet defined (none, or an entry marker)."""
+    state before every statement. `default` gives names not yet defined (none, or an entry marker).
+
+    Reaching definitions are a gen/kill problem, so a loop's head state is its entry state joined with the
+    definitions its body generates (those reaching the body's end), whatever the entry: the body is run
+    once with an empty state for that (cached per loop) and once to record its uses. Nested loops cost
+    two passes each, not two per enclosing iteration."""
 
     def __init__(self, body: list[Stmt], initial: State, default: Callable[[str], frozenset] | None = None):
         self.reach: dict[tuple[int, str], frozenset] = defaultdict(frozenset)
@@ -67,44 +72,44 @@ class Flow:
         self.kernel_of: dict[int, KernelStmt | None] = {}
         self.stmts: dict[int, Stmt] = {}
         self.default = default or (lambda n: frozenset())
-        self.run(body, dict(initial), None)
+        self._generated: dict[int, State] = {}
+        self.run(body, dict(initial), None, True)
 
     def get(self, state: State, n: str) -> frozenset:
         return state[n] if n in state else self.default(n)
 
-    def run(self, stmts: list[Stmt], state: State, kernel: KernelStmt | None) -> State:
+    def run(self, stmts: list[Stmt], state: State, kernel: KernelStmt | None, record: bool) -> State:
         for s in stmts:
             sid = id(s)
-            self.stmts[sid] = s
-            self.kernel_of[sid] = kernel
-            self.before[sid] = _merge(self.before.get(sid, {}), state)
+            if record:
+                self.stmts[sid] = s
+                self.kernel_of[sid] = kernel
+                self.before[sid] = state
+                for n in names_read(s):
+                    self.reach[(sid, n)] = self.get(state, n)
             if isinstance(s, KernelStmt):
-                state = self.run(s.body, state, s)
-                continue
-            for n in names_read(s):
-                self.reach[(sid, n)] = self.reach[(sid, n)] | self.get(state, n)
-            if (isinstance(s, OpStmt) and s.target is not None) or isinstance(s, ScalarStmt):
+                state = self.run(s.body, state, s, record)
+            elif (isinstance(s, OpStmt) and s.target is not None) or isinstance(s, ScalarStmt):
                 state = {**state, s.target: frozenset({sid})}  # type: ignore[union-attr]
             elif isinstance(s, ForStmt):
-                state = self.loop(s, state, kernel)
+                state = self.loop(s, state, kernel, record)
             elif isinstance(s, IfStmt):
-                state = _merge(self.run(s.then, dict(state), kernel), self.run(s.orelse, dict(state), kernel))
+                state = _merge(self.run(s.then, dict(state), kernel, record),
+                               self.run(s.orelse, dict(state), kernel, record))
             elif isinstance(s, ScopeStmt):
-                state = self.run(s.body, state, kernel)
+                state = self.run(s.body, state, kernel, record)
         return state
 
-    def loop(self, s: ForStmt, state: State, kernel: KernelStmt | None) -> State:
-        entry = {**state, s.var: frozenset({id(s)})}
-        current = entry
+    def loop(self, s: ForStmt, state: State, kernel: KernelStmt | None, record: bool) -> State:
         body = [*s.prologue, *s.body]
-        out = entry
-        for _ in range(100):
-            out = self.run(body, dict(current), kernel)
-            following = _merge(entry, out)
-            if following == current:
-                break
-            current = following
-        return _merge(entry, out)
+        generated = self._generated.get(id(s))
+        if generated is None:
+            generated = self.run(body, {s.var: frozenset({id(s)})}, kernel, False)
+            self._generated[id(s)] = generated
+        head = _merge({**state, s.var: frozenset({id(s)})}, generated)
+        if record:
+            self.run(body, dict(head), kernel, True)
+        return head
 
 
 @dataclass
@@ -116,9 +121,11 @@ class Outliner:
     fresh: Callable[[str, Type], str]
     made_aliases: set[int] = field(default_factory=set)
     _local_flows: dict[int, tuple[KernelStmt, Flow]] = field(default_factory=dict)
+    _location_cache: dict[Any, str] = field(default_factory=dict)
 
     def flow(self) -> Flow:
         self._local_flows.clear()  # the body may have changed since the last analysis
+        self._location_cache.clear()
         return Flow(self.body, {p: frozenset({("param", p)}) for p in self.params})
 
     # -- where values live --
@@ -126,21 +133,30 @@ class Outliner:
         """"gm", "tile" or "scalar" for one definition. Orchestration holds only GM tensors; inside a kernel a
         value is a tile unless it is a GM tensor the kernel received (everything a kernel reads from before
         it, once outlined, is GM) or an assemble into one."""
+        cached = self._location_cache.get(key)
+        if cached is not None:
+            return cached
         if isinstance(key, tuple):
             return "gm"
         s = flow.stmts[key]
-        if isinstance(s, ForStmt) or self.types.get(getattr(s, "target", None) or "", SCALAR) == SCALAR:
-            return "scalar"
         kernel = flow.kernel_of[key]
-        if kernel is None:
-            return "gm"
-        local = self._local(kernel)
-        locs = self._locations(local, key, frozenset())
-        if len(locs) > 1:
-            n = getattr(s, "target", "?")
-            raise ProgramError(f"{self.pynames.get(n, n)!r} is a tile on one path here and a GM tensor on "
-                               "another; give the two a different name", s.loc)
-        return locs.pop() if locs else "gm"
+        if self._is_scalar(s):
+            found = "scalar"
+        elif kernel is None:
+            found = "gm"
+        else:
+            local = self._local(kernel)
+            locs = _closure(key, lambda k: self._location_step(local, k))
+            if len(locs) > 1:
+                n = getattr(s, "target", "?")
+                raise ProgramError(f"{self.pynames.get(n, n)!r} is a tile on one path here and a GM tensor on "
+                                   "another; give the two a different name", s.loc)
+            found = locs.pop() if locs else "gm"
+        self._location_cache[key] = found
+        return found
+
+    def _is_scalar(self, s: Stmt) -> bool:
+        return isinstance(s, ForStmt) or self.types.get(getattr(s, "target", None) or "", SCALAR) == SCALAR
 
     def _local(self, kernel: KernelStmt) -> Flow:
         """A kernel's own reaching definitions: what it reads from before it is an entry value."""
@@ -150,25 +166,17 @@ class Outliner:
             self._local_flows[id(kernel)] = cached
         return cached[1]
 
-    def _locations(self, local: Flow, key: DefKey, seen: frozenset) -> set[str]:
+    def _location_step(self, local: Flow, key: DefKey) -> tuple[str, Any]:
         if isinstance(key, tuple):
-            return {"gm"}
-        if key in seen:
-            return set()  # a value that only flows around a loop adds nothing
+            return "terminal", "gm"
         s = local.stmts[key]
-        if isinstance(s, ForStmt) or self.types.get(getattr(s, "target", None) or "", SCALAR) == SCALAR:
-            return {"scalar"}
-        via = None
+        if self._is_scalar(s):
+            return "terminal", "scalar"
         if isinstance(s, ScalarStmt):
-            via = s.expr.id  # type: ignore[attr-defined]
-        elif isinstance(s, OpStmt) and s.op == "assemble":
-            via = s.args["target"].id
-        if via is None:
-            return {"tile"}
-        out: set[str] = set()
-        for d in local.reach[(key, via)]:
-            out |= self._locations(local, d, seen | {key})
-        return out
+            return "via", local.reach[(key, s.expr.id)]  # type: ignore[attr-defined]
+        if isinstance(s, OpStmt) and s.op == "assemble":
+            return "via", local.reach[(key, s.args["target"].id)]
+        return "terminal", "tile"
 
     def loc_of(self, flow: Flow, stmt: Stmt, n: str) -> set[str]:
         return {self.location(flow, d) for d in flow.reach[(id(stmt), n)]}
@@ -245,30 +253,21 @@ class Outliner:
         return found
 
     # -- FuseCreateAssembleToSlice --
-    def roots(self, flow: Flow, key: DefKey, seen: frozenset = frozenset()) -> set[Any]:
-        """The definitions that allocated a value's buffer (creates, parameters), through aliases and GM
-        assembles; None stands for a view or anything else."""
-        if isinstance(key, tuple):
-            return {key} if key[0] == "param" else {None}
-        if key in seen:
-            return set()
-        s = flow.stmts[key]
-        if isinstance(s, OpStmt) and s.op == "create_tensor":
-            return {key}
-        via = None
-        if isinstance(s, ScalarStmt) and isinstance(s.expr, ast.Name):
-            via = s.expr.id
-        elif isinstance(s, OpStmt) and s.op == "assemble" and self.location(flow, key) == "gm":
-            via = s.args["target"].id
-        if via is None:
-            return {None}
-        out: set[Any] = set()
-        for d in flow.reach[(key, via)]:
-            out |= self.roots(flow, d, seen | {key})
-        return out
-
     def root(self, flow: Flow, key: DefKey) -> Any:
-        found = self.roots(flow, key)
+        """The definition that allocated a value's buffer (a create or a parameter), through aliases and GM
+        assembles; None for a view, a mixture, or anything else."""
+        def step(k: DefKey) -> tuple[str, Any]:
+            if isinstance(k, tuple):
+                return "terminal", k if k[0] == "param" else None
+            s = flow.stmts[k]
+            if isinstance(s, OpStmt) and s.op == "create_tensor":
+                return "terminal", k
+            if isinstance(s, ScalarStmt) and isinstance(s.expr, ast.Name):
+                return "via", flow.reach[(k, s.expr.id)]
+            if isinstance(s, OpStmt) and s.op == "assemble" and self.location(flow, k) == "gm":
+                return "via", flow.reach[(k, s.args["target"].id)]
+            return "terminal", None
+        found = _closure(key, step)
         return found.pop() if len(found) == 1 else None
 
     def fuse(self) -> None:
@@ -375,33 +374,47 @@ class Outliner:
                                    "rejects it too: 'Misplaced tensor op')", s.loc)
 
     def written_params(self) -> set[str]:
+        """The parameters some assemble writes (through views, aliases and earlier assembles)."""
         flow = self.flow()
+
+        def step(k: DefKey) -> tuple[str, Any]:
+            if isinstance(k, tuple):
+                return "terminal", k[1] if k[0] == "param" else None
+            s = flow.stmts[k]
+            if isinstance(s, ScalarStmt) and isinstance(s.expr, ast.Name):
+                return "via", flow.reach[(k, s.expr.id)]
+            if isinstance(s, OpStmt) and s.op == "assemble":
+                return "via", flow.reach[(k, s.args["target"].id)]
+            if isinstance(s, OpStmt) and s.op == "slice" and flow.kernel_of[k] is None:
+                return "via", flow.reach[(k, s.args["t"].id)]
+            return "terminal", None
+
         written: set[str] = set()
         for s in walk(self.body):
             if isinstance(s, OpStmt) and s.op == "assemble":
                 for d in flow.reach[(id(s), s.args["target"].id)]:
-                    written |= self._param_roots(flow, d, frozenset())
+                    written |= _closure(d, step)
+        written.discard(None)  # type: ignore[arg-type]
         return written
 
-    def _param_roots(self, flow: Flow, key: DefKey, seen: frozenset) -> set[str]:
-        if isinstance(key, tuple):
-            return {key[1]} if key[0] == "param" else set()
+
+def _closure(start: DefKey, step: Callable[[DefKey], tuple[str, Any]]) -> set[Any]:
+    """The terminal values reachable from `start` through `step`'s "via" edges (each definition visited
+    once, so loops cost nothing extra)."""
+    seen: set[Any] = set()
+    out: set[Any] = set()
+    stack = [start]
+    while stack:
+        key = stack.pop()
         if key in seen:
-            return set()
-        s = flow.stmts[key]
-        via = None
-        if isinstance(s, ScalarStmt) and isinstance(s.expr, ast.Name):
-            via = s.expr.id
-        elif isinstance(s, OpStmt) and s.op == "assemble":
-            via = s.args["target"].id
-        elif isinstance(s, OpStmt) and s.op == "slice" and flow.kernel_of[key] is None:
-            via = s.args["t"].id
-        if via is None:
-            return set()
-        out: set[str] = set()
-        for d in flow.reach[(key, via)]:
-            out |= self._param_roots(flow, d, seen | {key})
-        return out
+            continue
+        seen.add(key)
+        kind, value = step(key)
+        if kind == "terminal":
+            out.add(value)
+        else:
+            stack.extend(value)
+    return out
 
 
 def _rename(stmts: list[Stmt], old: str, new: str) -> None:

@@ -44,6 +44,8 @@ from .source import Folder, FoldError, Scope, Unfoldable
 _SCOPE_COMMENT = re.compile(r"\bScope\s+([A-Za-z0-9_]+)\s*:")
 _SCOPE_END = re.compile(r"\bend\s+(?:of\s+)?scope\b", re.IGNORECASE)
 RESERVED = set(NPU_OPS) | set(FUNCTIONS) | {"range", "True", "False", "read"} | set(NUMPY_DTYPES)
+MAX_LOOP_DEPTH = 12  # loops in loops
+MAX_CHUNK_DEPTH = 6  # chunked loops in chunked loops: each level doubles the body (a remainder copy)
 
 
 @dataclass
@@ -99,6 +101,8 @@ class Translator:
         self.out: list[Stmt] = []
         self.in_kernel = False
         self.in_auto = False
+        self.loop_depth = 0
+        self.chunk_depth = 0
         self.calls: list[str] = []
         self.consts_used: set[str] = set()
         self.functions: dict[str, tuple[ast.FunctionDef, str]] = {}
@@ -475,10 +479,20 @@ class Translator:
             stages = self._const_int(keywords["stage"], "stage", positive=True)
         elif "stage" in keywords:
             raise self.fail(f"pl.{kind} has no keyword 'stage'", keywords["stage"])
+        if self.loop_depth >= MAX_LOOP_DEPTH:
+            raise self.fail(f"loops are nested more than {MAX_LOOP_DEPTH} deep", s)
+        if chunk is not None and self.chunk_depth >= MAX_CHUNK_DEPTH:
+            raise self.fail(f"chunked loops are nested more than {MAX_CHUNK_DEPTH} deep", s)
         var = self.bind(s.target.id, SCALAR)
         loop = ForStmt(self.loc(s), var, start.expr, stop.expr, step.expr, optable.LOOPS[kind], [], chunk,
                        stages=stages, text=f"for {s.target.id} in {ast.unparse(it)}")
-        loop.body = self.block(s.body)
+        self.loop_depth += 1
+        self.chunk_depth += chunk is not None
+        try:
+            loop.body = self.block(s.body)
+        finally:
+            self.loop_depth -= 1
+            self.chunk_depth -= chunk is not None
         self.emit(loop)
 
     def _const_int(self, node: ast.AST, what: str, positive: bool = False) -> int:
