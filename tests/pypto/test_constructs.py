@@ -147,20 +147,22 @@ def test_loops_conditions_pipeline_and_scalar_ops(tmp_path: Path) -> None:
 parallel r in range(T)
   n = read(lens, [r])
   valid = max(1, min(W, n))
-  incore row
-    for k in range(1)
-      part = slice(x, [1, W], [r, k], valid_shape=[1, valid])
-      padded = fillpad(part, pad_value='zero')
-    if valid > W // 2
-      out = mul(padded, 2.0)
-    else
-      out = neg(padded)
-    _t1 = cast(out, bf16, mode='rint')
-    y = assemble(y, _t1, [r, 0])
-""")
-    pipeline = program.body[0].body[2].body[0]
+  scope row
+    incore row
+      for k in range(1)
+        part = slice(x, [1, W], [r, k], valid_shape=[1, valid])
+        padded = fillpad(part, pad_value='zero')
+      if valid > W // 2
+        out = mul(padded, 2.0)
+      else
+        out = neg(padded)
+      _t1 = cast(out, bf16, mode='rint')
+      y = assemble(y, _t1, [r, 0])
+""")  # no `# Scope` comments: the name_hint names the scope
+    pipeline = program.body[0].body[2].body[0].body[0]
     assert pipeline.stages == 2
     result = run_program(PROGRAMS / "control.py", tmp_path)
+    assert [(sc.name, sc.tasks) for sc in result.report.scopes] == [("row", 8)]
     x, lens = final(result, "x"), final(result, "lens").astype(int)
     expected = np.zeros_like(x)
     for r, n in enumerate(lens):

@@ -115,6 +115,30 @@ def test_python_that_needs_running_is_reported_where_it_is_used(tmp_path: Path) 
         load_program(plain)
 
 
+def test_a_name_assigned_on_a_path_not_taken_is_located(tmp_path: Path, cli) -> None:
+    """Python lets a variable assigned in one branch be read after the `if`; when the branch is not taken the
+    run stops at the read, located (the chunk-remainder copies of a loop body make such paths common)."""
+    body = "if N > 100:\n                k = 1\n            with pl.incore():\n                y = pl.assemble(y, " \
+        "pl.exp(pl.slice(a, [N, N], [0, 0])), [k, 0])"
+    path = write(tmp_path, "prog.py", TEMPLATE.replace("BODY", body))
+    result = cli.invoke(main, ["run", str(path), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert result.output == f"error: {path}:16:21: assemble: 'k' has no value here (it is assigned only on a " \
+        "path not taken)\n"
+
+
+def test_deep_nesting_is_bounded(tmp_path: Path) -> None:
+    """Loops in loops cost the passes work per level: 13 levels (or 7 chunked ones) are refused, located."""
+    cases = ((13, "for i{k} in pl.range(2):", 12), (7, "for i{k} in pl.parallel(0, 3, 1, chunk=2):", 6))
+    for depth, header, limit in cases:
+        lines = [" " * (16 + 4 * k) + header.format(k=k) for k in range(depth)]
+        lines.append(" " * (16 + 4 * depth) + "t = pl.slice(a, [1, N], [0, 0])")
+        body = "with pl.auto_incore():\n" + "\n".join(lines)
+        path = write(tmp_path, f"deep{depth}.py", TEMPLATE.replace("BODY", body))
+        with pytest.raises(ProgramError, match=f"nested more than {limit} deep"):
+            load_program(path)
+
+
 HOSTILE = '''
 import os
 import shutil

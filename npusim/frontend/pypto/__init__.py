@@ -37,9 +37,7 @@ class Imported:
     model: ModuleModel
     translated: Translated
     definitions: list[Definition]
-    inits_given: dict[str, str] = field(default_factory=dict)
     assumptions: list[tuple[str, str]] = field(default_factory=list)
-    init_sources: dict[str, str] = field(default_factory=dict)  # tensor -> where its rule came from
 
 
 def import_pypto(path: str | Path, overrides: dict[str, Number] | None = None, inits: dict[str, str] | None = None,
@@ -112,7 +110,7 @@ def import_pypto(path: str | Path, overrides: dict[str, Number] | None = None, i
     for t in tensors.values():
         if t.init is not None:
             parse_init(t, program)  # a bad --init or harness rule fails here, located
-    return Imported(program, model, tr, definitions, inits, expander.assumptions, init_sources)
+    return Imported(program, model, tr, definitions, expander.assumptions)
 
 
 def load_pypto(path: str | Path, preset: str | None = None, overrides: dict[str, Number] | None = None,

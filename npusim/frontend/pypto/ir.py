@@ -152,7 +152,3 @@ def names_read(stmt: Stmt) -> set[str]:
 
 def name(id_: str) -> ast.Name:
     return ast.Name(id=id_, ctx=ast.Load())
-
-
-def const(value: Any) -> ast.Constant:
-    return ast.Constant(value=value)

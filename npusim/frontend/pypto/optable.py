@@ -96,7 +96,6 @@ UNSUPPORTED: dict[str, str] = {
 DTYPES = {"FP32": "fp32", "BF16": "bf16", "FP16": "fp16", "INT32": "int32"}
 UNSUPPORTED_DTYPES = ("FP4", "FP8E4M3FN", "FP8E5M2", "FP8E8M0", "HF4", "HF8", "INT4", "INT8", "INT16", "INT64",
                       "UINT4", "UINT8", "UINT16", "UINT32", "UINT64", "BOOL", "TASK_ID")
-SCALAR_DTYPES = ("INDEX", "INT64", "INT32", "UINT32", "BOOL", "FP32")  # legal in a scalar `pl.cast`
 TORCH_DTYPES = {"float32": "fp32", "float": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16",
                 "int32": "int32"}
 PAD_VALUES = {"zero": "zero", "max": "max", "min": "min"}

@@ -262,20 +262,9 @@ class Scope:
         self.defs[d.name] = d
         self.order.append(d)
 
-    def folder(self) -> Folder:
-        return Folder(self.lookup)
-
 
 def is_number(value: Any) -> bool:
     return isinstance(value, bool | int | float)
-
-
-def fold_or_unfoldable(folder: Folder, node: ast.expr, loc_of: Callable[[ast.AST], Location]) -> Any:
-    """The value of `node`, or an `Unfoldable` saying why not (for a definition nobody may use)."""
-    try:
-        return folder.fold(node)
-    except FoldError as exc:
-        return Unfoldable(exc.reason, loc_of(exc.node))
 
 
 def assigned_names(stmts: list[ast.stmt]) -> list[tuple[str, ast.AST]]:

@@ -12,7 +12,7 @@ import ast
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from npusim.dtypes import NUMPY_DTYPES
@@ -37,6 +37,7 @@ from .ir import (
     ValueType,
     dim_expr,
     name,
+    walk,
 )
 from .module import ModuleModel
 from .source import Folder, FoldError, Scope, Unfoldable
@@ -83,7 +84,6 @@ class Translated:
     body: list[Stmt]
     types: dict[str, Type]
     pynames: dict[str, str]  # npusim name -> the Python name it came from
-    consts_used: set[str] = field(default_factory=set)
     fresh: Any = None  # (base, type) -> a new npusim name, for the passes after translation
 
 
@@ -104,7 +104,6 @@ class Translator:
         self.loop_depth = 0
         self.chunk_depth = 0
         self.calls: list[str] = []
-        self.consts_used: set[str] = set()
         self.functions: dict[str, tuple[ast.FunctionDef, str]] = {}
         self.func_name = ""
 
@@ -180,8 +179,10 @@ class Translator:
         self.func_name = entry.name
         params = self._entry_params(entry)
         self.calls.append(entry.name)
-        body = self.block(entry.body, top=True)
-        return Translated(entry.name, params, body, self.types, self.pynames, self.consts_used, self.fresh)
+        body = self.block(entry.body)
+        if not any(isinstance(st, ScopeStmt) for st in walk(body)):
+            body = _name_hint_scopes(body)
+        return Translated(entry.name, params, body, self.types, self.pynames, self.fresh)
 
     def _function_type(self, fn: ast.FunctionDef) -> str | None:
         for dec in fn.decorator_list:
@@ -285,7 +286,6 @@ class Translator:
         def names(n: ast.Name) -> ast.expr | None:
             value = self.closure_value(n.id)
             if isinstance(value, bool | int | float) and n.id in self.consts and n.id not in self.env:
-                self.consts_used.add(n.id)
                 return ast.Name(n.id, ast.Load())
             return None
         return to_npusim(node, names)
@@ -301,7 +301,7 @@ class Translator:
         raise self.fail(f"expected a dtype such as pl.FP32, got `{ast.unparse(node)[:40]}`", node)
 
     # -- statements --
-    def block(self, stmts: list[ast.stmt], top: bool = False) -> list[Stmt]:
+    def block(self, stmts: list[ast.stmt]) -> list[Stmt]:
         """A statement list, with the scopes its `# Scope ...:` comments open (outside kernels only)."""
         with self.collecting() as out:
             open_scopes: list[tuple[ScopeStmt, bool, list[Stmt]]] = []  # (scope, numbered, the list it sits in)
@@ -323,7 +323,7 @@ class Translator:
                     open_scopes.append((ScopeStmt(self.loc(s), marker, []), numbered, parent))
                 target = open_scopes[-1][0].body if open_scopes else out
                 with self.collecting() as part:
-                    self.statement(s, top)
+                    self.statement(s)
                 target.extend(part)
             close(0)
         return out
@@ -353,7 +353,7 @@ class Translator:
             line -= 1
         return line + 1
 
-    def statement(self, s: ast.stmt, top: bool = False) -> None:
+    def statement(self, s: ast.stmt) -> None:
         if isinstance(s, ast.Assign):
             if len(s.targets) != 1:
                 raise self.unsupported("chained assignment `a = b = ...`", s)
@@ -719,7 +719,6 @@ class Translator:
                             f"({value.loc})", node)
         if isinstance(value, bool | int | float):
             if node.id in self.consts:
-                self.consts_used.add(node.id)
                 return Scalar(name(node.id), value)
             return Scalar(literal(value), value)
         raise self.fail(f"{node.id!r} is not a number, tensor or DSL variable", node)
@@ -898,7 +897,8 @@ class Translator:
             return Scalar(literal(node.value), node.value) if isinstance(node.value, bool | int | float) else None
         if isinstance(node, ast.Name):
             return self.name_operand(node)
-        if isinstance(node, ast.BinOp | ast.UnaryOp) and not any(isinstance(n, ast.Call) for n in ast.walk(node)):
+        if isinstance(node, ast.BinOp | ast.UnaryOp) and not any(isinstance(n, ast.Call | ast.Subscript)
+                                                                   for n in ast.walk(node)):
             return self.expr(node)
         return None
 
@@ -1115,6 +1115,22 @@ def _static_difference(lower: ast.expr | None, upper: ast.expr) -> int | None:
             and isinstance(upper.right.value, int):
         return upper.right.value if isinstance(upper.op, ast.Add) else -upper.right.value
     return None
+
+
+def _name_hint_scopes(stmts: list[Stmt]) -> list[Stmt]:
+    """A program without `# Scope` comments is scoped by its kernels' name_hints: each named kernel (or
+    auto_incore region) in a scope of its name."""
+    out: list[Stmt] = []
+    for s in stmts:
+        if isinstance(s, KernelStmt):
+            out.append(ScopeStmt(s.loc, s.name, [s]) if s.name else s)
+            continue
+        if isinstance(s, ForStmt):
+            s.body = _name_hint_scopes(s.body)
+        elif isinstance(s, IfStmt):
+            s.then, s.orelse = _name_hint_scopes(s.then), _name_hint_scopes(s.orelse)
+        out.append(s)
+    return out
 
 
 def translate(model: ModuleModel, consts: dict[str, Any]) -> Translated:
