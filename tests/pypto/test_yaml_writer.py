@@ -102,3 +102,18 @@ def test_chunk_structure_assumptions_become_requirements(tmp_path: Path) -> None
     load_program(yml)
     with pytest.raises(Exception, match="requirement failed: BLOCKS % 2 == 0"):
         load_program(yml, overrides={"BLOCKS": 5})
+
+
+def test_the_cli_imports_and_compares_py_with_yaml(tmp_path: Path, cli) -> None:
+    from npusim.cli import main
+
+    source = PROGRAMS / "params.py"
+    out = tmp_path / "params.yaml"
+    result = cli.invoke(main, ["import", str(source), "-o", str(out), "--set", "ROWS=128"])
+    assert result.exit_code == 0 and result.output == f"{out}: written ({out.read_text().count(chr(10))} lines)\n"
+    assert "  ROWS: 128\n" in out.read_text()
+    refused = cli.invoke(main, ["import", str(source), "-o", str(source)])
+    assert refused.exit_code == 2 and "refusing to overwrite the program being imported" in refused.output
+    compared = cli.invoke(main, ["compare", str(source), str(out), "--set", "ROWS=128", "--out", str(tmp_path / "c")])
+    assert compared.exit_code == 0, compared.output
+    assert "outputs: bit-identical" in compared.output
