@@ -1,4 +1,4 @@
-"""The `npusim` command line: run, validate, compare, config show / check.
+"""The `npusim` command line: run, validate, compare, import, config show / check.
 
 Every problem with the user's input ends as one line on stderr and exit status 2; Ctrl-C exits 130 leaving
 no partial report; an internal error prints a short note (the traceback only with NPUSIM_DEBUG=1).
@@ -20,7 +20,7 @@ import yaml
 from rich.console import Console
 
 from .errors import NpusimError
-from .frontend import parse_overrides
+from .frontend import parse_inits, parse_overrides
 from .frontend.expressions import ExprLimits
 from .frontend.yaml_source import YamlLimits
 from .interp import RunLimits
@@ -72,7 +72,11 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--config", "config", default=DEFAULT_CONFIG, show_default=True,
                      help="hardware config: a name in configs/ or a path to a YAML file"),
         click.option("--preset", default=None, help="a preset of the program's params (e.g. tiny)"),
-        click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="override a param (repeatable)"),
+        click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
+                     help="override a param: a number, or true/false for a boolean param (repeatable)"),
+        click.option("--init", "inits", multiple=True, metavar="NAME=RULE",
+                     help="initial values of input tensor NAME, e.g. 'uniform(-0.5, 0.5)' (repeatable); needed "
+                          "where a PyPTO harness's init_value cannot be read statically"),
         click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**63 - 1),
                      help="seed of the input values"),
         click.option("--max-tasks", default=RunLimits.max_tasks, show_default=True, type=click.IntRange(1)),
@@ -100,6 +104,7 @@ def make_options(program: str, kw: dict[str, Any], **extra: Any):
         config=kw["config"],
         preset=kw["preset"],
         overrides=parse_overrides(list(kw["sets"])),
+        inits=parse_inits(list(kw["inits"])),
         seed=kw["seed"],
         run_limits=RunLimits(kw["max_tasks"], kw["max_loop_iterations"], kw["max_gm_bytes"]),
         yaml_limits=YamlLimits(max_bytes=kw["max_yaml_bytes"], max_nodes=kw["max_yaml_nodes"],
@@ -236,6 +241,35 @@ def compare(a: str, b: str | None, config_a: str | None, config_b: str | None, s
         failed = ", ".join(f"{k.upper()} ({data[k]['label']})" for k in data["failed_checks"])
         click.echo(f"check FAILED on {failed}", err=True)
         sys.exit(3)
+
+
+@main.command("import")
+@click.argument("program", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="the YAML file to write (default: print it)")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="override a param before importing")
+@click.option("--init", "inits", multiple=True, metavar="NAME=RULE", help="initial values of input tensor NAME")
+@guarded
+def import_(program: str, output: str | None, sets: tuple[str, ...], inits: tuple[str, ...]) -> None:
+    """Write the YAML program equivalent to the PyPTO program PROGRAM (.py, never executed)."""
+    from .errors import ProgramError
+    from .frontend.pypto import import_pypto
+    from .frontend.pypto.to_yaml import to_yaml
+    from .output.artefacts import write_atomic
+
+    if Path(program).suffix != ".py":
+        raise ProgramError(f"{program}: npusim import reads a PyPTO program (.py)")
+    text = to_yaml(import_pypto(program, parse_overrides(list(sets)), parse_inits(list(inits))))
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    target = Path(output)
+    if target.resolve() == Path(program).resolve():
+        raise ProgramError(f"{output}: refusing to overwrite the program being imported")
+    if not target.parent.is_dir():
+        raise ProgramError(f"{output}: no such directory {str(target.parent)!r}")
+    write_atomic(target, lambda fh: fh.write(text.encode()))
+    click.echo(f"{output}: written ({text.count(chr(10))} lines)")
 
 
 @main.group()

@@ -58,6 +58,7 @@ class RunOptions:
     config: str = DEFAULT_CONFIG
     preset: str | None = None
     overrides: dict[str, int | float] = field(default_factory=dict)
+    inits: dict[str, str] = field(default_factory=dict)  # --init NAME=RULE: tensor init rules replaced
     seed: int = 0
     numerics: bool = True
     out: Path | None = None
@@ -155,7 +156,8 @@ class _ProgressLines:
 
 
 def load(opts: RunOptions) -> tuple[Program, HardwareConfig]:
-    program = load_program(opts.program, opts.preset, opts.overrides, opts.yaml_limits, opts.expr_limits)
+    program = load_program(opts.program, opts.preset, opts.overrides, opts.yaml_limits, opts.expr_limits,
+                           opts.inits)
     hw = load_config(opts.config, opts.yaml_limits)
     return program, hw
 

@@ -1,5 +1,6 @@
 """A program's params, as every frontend resolves them: defaults, then a named preset, then `--set NAME=V`
-overrides, each naming a known param or failing with a suggestion."""
+overrides, each naming a known param or failing with a suggestion. A value is a number or, for a param
+whose default is a boolean (a PyPTO harness flag such as `use_max_seq=False`), `true` / `false`."""
 
 from __future__ import annotations
 
@@ -7,24 +8,37 @@ from collections.abc import Callable, Mapping
 
 from npusim.errors import Location, ProgramError, did_you_mean
 
-Number = int | float
+Number = int | float  # bool included: True/False are the values of boolean params
+_BOOLEANS = {"true": True, "false": False}
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Number]:
-    """`--set k=v` pairs to numbers."""
+    """`--set k=v` pairs to numbers, or to True/False for `true`/`false` (any case)."""
     out: dict[str, Number] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
             raise ProgramError(f"--set expects NAME=VALUE, got {pair!r}")
+        if value.strip().lower() in _BOOLEANS:
+            out[name.strip()] = _BOOLEANS[value.strip().lower()]
+            continue
         try:
             out[name.strip()] = int(value)
         except ValueError:
             try:
                 out[name.strip()] = float(value)
             except ValueError:
-                raise ProgramError(f"--set {name.strip()}: {value!r} is not a number") from None
+                raise ProgramError(f"--set {name.strip()}: {value!r} is not a number, true or false") from None
     return out
+
+
+def check_override(name: str, default: object, value: Number) -> None:
+    """A boolean param takes true/false and a number param a number: `--set flag=1` and `--set n=true` are
+    mistakes, not values to convert silently."""
+    if isinstance(default, bool) and not isinstance(value, bool):
+        raise ProgramError(f"--set {name}: {name} is a boolean param; give true or false, not {value!r}")
+    if not isinstance(default, bool) and isinstance(value, bool):
+        raise ProgramError(f"--set {name}: {name} is a number param; give a number, not {str(value).lower()}")
 
 
 def resolve_params(defaults: Mapping[str, Number], presets: Mapping[str, Mapping[str, Number]], preset: str | None,
@@ -44,5 +58,6 @@ def resolve_params(defaults: Mapping[str, Number], presets: Mapping[str, Mapping
     for key, value in overrides.items():
         if key not in params:
             raise ProgramError(f"--set {key}: no such param{did_you_mean(key, params)}; params: {', '.join(params)}")
+        check_override(key, defaults[key], value)
         params[key] = value
     return params

@@ -106,6 +106,9 @@ class Interpreter:
         """A Python-level failure while running an instruction, as a located program error."""
         if isinstance(exc, ZeroDivisionError):
             return self.error(instr, f"{what}: division by zero")
+        if isinstance(exc, KeyError):  # a name assigned only on a path this run did not take
+            return self.error(instr, f"{what}: {exc.args[0]!r} has no value here (it is assigned only on a path "
+                              "not taken)")
         return self.error(instr, f"{what}: {exc}")
 
     # -- compiling --
@@ -207,7 +210,10 @@ class Interpreter:
         env, target = self.env, instr.target
 
         def run() -> None:
-            env[target] = env[source]
+            try:
+                env[target] = env[source]
+            except KeyError as exc:
+                raise self.located(instr, "alias", exc) from None
 
         return run
 
@@ -470,8 +476,8 @@ class Interpreter:
         target = instr.target
 
         def run() -> None:
-            src = env[src_name]
             try:
+                src = env[src_name]
                 shape = get_shape()
                 offset = get_offset()
                 valid = get_valid() if get_valid else None
@@ -508,9 +514,9 @@ class Interpreter:
         result_name = instr.target
 
         def run() -> None:
-            target = env[target_name]
-            source = env[source_name]
             try:
+                target = env[target_name]
+                source = env[source_name]
                 offset = get_offset()
             except RUNTIME_ERRORS as exc:
                 raise self.located(instr, "assemble", exc) from None

@@ -64,7 +64,7 @@ Value = GMTensor | GMView | Tile
 
 # What running an instruction on bad input can raise (a shape rule, an expression, numpy): turned into one
 # located program error, never a traceback.
-RUNTIME_ERRORS = (OpError, ZeroDivisionError, ValueError, TypeError, OverflowError, IndexError)
+RUNTIME_ERRORS = (OpError, ZeroDivisionError, ValueError, TypeError, OverflowError, IndexError, KeyError)
 
 
 def tile_sig(shape: tuple[int, ...], dtype: str, valid: tuple[int, ...] | None = None, dynamic: bool = False
