@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from npusim.dtypes import np_dtype
+from npusim.dtypes import FP8_DTYPES, INT_DTYPES, np_dtype
 from npusim.errors import ProgramError
+from npusim.numerics import cast
 
 from .expressions import ExprCompiler, parse_python
 from .program import Program, Tensor
@@ -65,17 +66,20 @@ def parse_init(tensor: Tensor, program: Program) -> InitRule:
         raise ProgramError(f"tensor {tensor.name}: {kind} takes {_DISTRIBUTIONS[kind]} arguments", tensor.loc)
     args = tuple(compiler.compile_node(a, text, tensor.loc).const for a in arg_nodes)
     if kind == "randint":
-        if tensor.dtype != "int32" or not all(isinstance(a, int) for a in args) or args[0] >= args[1]:
-            raise ProgramError(f"tensor {tensor.name}: randint(lo, hi) needs int32 and integers lo < hi", tensor.loc)
-        if not (args[0] >= -(2**31) and args[1] <= 2**31):
-            raise ProgramError(f"tensor {tensor.name}: randint bounds outside int32", tensor.loc)
+        if tensor.dtype not in INT_DTYPES or not all(isinstance(a, int) for a in args) or args[0] >= args[1]:
+            raise ProgramError(f"tensor {tensor.name}: randint(lo, hi) needs an integer dtype and integers lo < hi",
+                               tensor.loc)
+        info = np.iinfo(np_dtype(tensor.dtype))
+        if not (args[0] >= info.min and args[1] <= info.max + 1) or args[1] > 2**62:
+            raise ProgramError(f"tensor {tensor.name}: randint bounds outside {tensor.dtype}", tensor.loc)
     if kind == "normal" and args[1] < 0:
         raise ProgramError(f"tensor {tensor.name}: normal std must be >= 0", tensor.loc)
     return InitRule(kind, args, float(scale), divide)
 
 
-def _filler(rule: InitRule, rng: np.random.Generator) -> Callable[[int], np.ndarray]:
-    """A function drawing the next n values (float32, or int32 for randint), already scaled."""
+def _filler(rule: InitRule, rng: np.random.Generator, wide: type = np.int32) -> Callable[[int], np.ndarray]:
+    """A function drawing the next n values (float32, or for randint integers of type `wide`: int32, int64
+    for an int64 tensor), already scaled."""
     lo, hi = (np.float32(a) for a in (*rule.args, 0.0, 0.0)[:2])
     scale = np.float32(rule.scale)
 
@@ -98,7 +102,7 @@ def _filler(rule: InitRule, rng: np.random.Generator) -> Callable[[int], np.ndar
             return scaled(x)
     elif rule.kind == "randint":
         def draw(n: int) -> np.ndarray:
-            return rng.integers(int(rule.args[0]), int(rule.args[1]), size=n, dtype=np.int32)
+            return rng.integers(int(rule.args[0]), int(rule.args[1]), size=n, dtype=wide)
     else:
         value = {"ones": 1.0, "zeros": 0.0}.get(rule.kind, rule.args[0] if rule.args else 0.0)
 
@@ -123,9 +127,14 @@ def generate(tensor: Tensor, rule: InitRule, seed_seq: np.random.SeedSequence,
     def fill(index: int) -> None:
         start = index * CHUNK_ELEMENTS
         n = min(CHUNK_ELEMENTS, flat.size - start)
-        values = _filler(rule, chunk_stream(seed_seq, index))(n)
-        if tensor.dtype == "int32" and values.dtype != np.int32:
-            values = np.rint(values)
+        values = _filler(rule, chunk_stream(seed_seq, index), np.int64 if tensor.dtype == "int64" else np.int32)(n)
+        if tensor.dtype in INT_DTYPES:
+            if values.dtype.kind == "f":
+                values = np.rint(values)
+            info = np.iinfo(out.dtype)
+            values = np.clip(values, info.min, info.max)
+        elif tensor.dtype in FP8_DTYPES:  # the saturating rounding of a cast, not ml_dtypes' overflow to NaN
+            values = cast(values.astype(np.float32), tensor.dtype, "rint")
         flat[start : start + n] = values.astype(out.dtype)
 
     chunks = range(-(-flat.size // CHUNK_ELEMENTS))

@@ -16,16 +16,27 @@ from typing import Any
 
 import numpy as np
 
-from npusim.dtypes import NUMPY_DTYPES, itemsize, np_dtype
+from npusim.dtypes import INT_DTYPES, NUMPY_DTYPES, itemsize, np_dtype
 from npusim.errors import Location, ProgramError
 from npusim.frontend.expressions import FUNCTIONS, Expr, ExprCompiler
-from npusim.frontend.program import ForLoop, IfBlock, Instr, KernelBlock, OpCall, Program, ScalarAssign, ScopeBlock
+from npusim.frontend.program import (
+    ForLoop,
+    IfBlock,
+    Instr,
+    KernelBlock,
+    ManualBlock,
+    OpCall,
+    Program,
+    ScalarAssign,
+    ScopeBlock,
+    TaskIdsAssign,
+)
 from npusim.graph import Execution, FinalTensor, InstrInfo, Task, coalesce
 
 from .compute import ComputeOp
 from .limits import RunLimits, check_gm_budget
-from .lower import Lowering, core_kind
-from .values import RUNTIME_ERRORS, GMTensor, GMView, Tile, as_view, fmt_shape, poison
+from .lower import Lowering, core_kind, lane_ops
+from .values import RUNTIME_ERRORS, GMTensor, GMView, Tile, as_view, fmt_shape, poison, tile_sig
 
 Run = Callable[[], None]
 
@@ -59,6 +70,8 @@ class Interpreter:
         self.iterations = 0
         self.l1_names: set[str] = set()  # names loaded for the cube in the kernel being compiled
         self.lower = Lowering(numerics_on)
+        self.dispatches = 0  # dispatches (runtime tasks) submitted so far
+        self.manual = False  # inside a manual scope
         self.next_tid = len(program.tensors)
         self._allocate(inputs)
         self.compiler = ExprCompiler(program.consts, (), self._compile_read, program.limits)
@@ -136,6 +149,12 @@ class Interpreter:
             if in_kernel:
                 raise ProgramError("an incore block cannot be nested in another", instr.loc)
             return self._compile_kernel(instr)
+        if isinstance(instr, ManualBlock):
+            if in_kernel:
+                raise ProgramError("a manual scope belongs to orchestration, not inside a kernel", instr.loc)
+            return self._compile_manual(instr)
+        if isinstance(instr, TaskIdsAssign):
+            return self._compile_task_ids(instr)
         raise AssertionError(type(instr))
 
     def _reads_a_value(self, instr: OpCall) -> bool:
@@ -153,7 +172,7 @@ class Interpreter:
     def _define(self, name: str, kind: str, instr: Instr) -> None:
         old = self.kinds.get(name)
         if old is not None and old != kind:
-            what = {"scalar": "a scalar", "value": "a tile or tensor"}
+            what = {"scalar": "a scalar", "value": "a tile or tensor", "tid": "a task id"}
             raise ProgramError(f"{name!r} is {what[old]} elsewhere; it cannot also be {what[kind]}", instr.loc)
         if name in self.program.consts:
             raise ProgramError(f"{name!r} is a param or let and cannot be assigned", instr.loc)
@@ -185,12 +204,12 @@ class Interpreter:
             if data is None:
                 raise ProgramError(f"read: the values of {name} are not available without numerics", loc)
             value = data[tuple(o + i for o, i in zip(view.offset, idx, strict=True))]
-            return int(value) if view.dtype == "int32" else float(value)
+            return int(value) if view.dtype in INT_DTYPES else float(value)
 
         return read
 
     def _compile_scalar(self, instr: ScalarAssign) -> Run:
-        if isinstance(instr.expr, ast.Name) and self.kinds.get(instr.expr.id) == "value":
+        if isinstance(instr.expr, ast.Name) and self.kinds.get(instr.expr.id) in ("value", "tid"):
             return self._compile_alias(instr, instr.expr.id)
         expr = self._expr(instr.expr, instr)
         self._define(instr.target, "scalar", instr)
@@ -205,8 +224,8 @@ class Interpreter:
         return run
 
     def _compile_alias(self, instr: ScalarAssign, source: str) -> Run:
-        """`a = b` where b is a tile or tensor: a second name for the same value (no data moves)."""
-        self._define(instr.target, "value", instr)
+        """`a = b` where b is a tile, tensor or task id: a second name for the same value (no data moves)."""
+        self._define(instr.target, self.kinds[source], instr)
         env, target = self.env, instr.target
 
         def run() -> None:
@@ -299,20 +318,72 @@ class Interpreter:
 
         return run
 
+    def _task_ids(self, names: list[str], instr: Instr) -> Callable[[], frozenset[int]]:
+        """The dispatches a list of task-id names stands for, at run time."""
+        for n in names:
+            if self.kinds.get(n) != "tid":
+                hint = "" if n in self.kinds else " (no task id of that name is bound before this line)"
+                raise ProgramError(f"{n!r} is not a task id{hint}", instr.loc)
+        env = self.env
+
+        def get() -> frozenset[int]:
+            out: frozenset[int] = frozenset()
+            for n in names:
+                try:
+                    out = out | env[n]
+                except KeyError as exc:
+                    raise self.located(instr, "deps", exc) from None
+            return out
+
+        return get
+
+    def _compile_task_ids(self, instr: TaskIdsAssign) -> Run:
+        get = self._task_ids(instr.sources, instr)
+        self._define(instr.target, "tid", instr)
+        env, target = self.env, instr.target
+
+        def run() -> None:
+            env[target] = get()
+
+        return run
+
+    def _compile_manual(self, instr: ManualBlock) -> Run:
+        body = self._compile_block(instr.body, False)
+
+        def run() -> None:
+            if self.manual:
+                raise self.error(instr, "a manual scope inside another manual scope (the runtime forbids it)")
+            self.manual = True
+            try:
+                for f in body:
+                    f()
+            finally:
+                self.manual = False
+
+        return run
+
     def _compile_kernel(self, instr: KernelBlock) -> Run:
         self.l1_names = _matmul_operand_names(instr.body)
         iid = self._register(instr, "incore")
+        blocks_fn = self._expr(instr.blocks, instr).fn if instr.blocks is not None else None
+        after = self._task_ids(instr.deps, instr)
+        if instr.block_var is not None:
+            self._define(instr.block_var, "scalar", instr)
         body = self._compile_block(instr.body, in_kernel=True)
+        if instr.tid is not None:
+            self._define(instr.tid, "tid", instr)
         self.l1_names = set()
+        env = self.env
 
-        def run() -> None:
+        def run_block(dispatch: int, block: int, blocks: int, waits: tuple[int, ...]) -> None:
             if len(self.tasks) >= self.limits.max_tasks:
                 raise self.error(
                     instr, f"the run creates more than {self.limits.max_tasks} tasks (raise it with --max-tasks)"
                 )
             scopes = tuple("/".join(self.scope_stack[: i + 1]) for i in range(len(self.scope_stack)))
             name = instr.name or f"{self.scope_stack[-1] if self.scope_stack else 'kernel'}@{instr.loc.line}"
-            task = Task(len(self.tasks), name, scopes, iid, self._context())
+            task = Task(len(self.tasks), name, scopes, iid, self._context(), dispatch=dispatch, block=block,
+                        blocks=blocks, after=waits, manual=self.manual)
             self.task = task
             try:
                 for f in body:
@@ -322,9 +393,44 @@ class Interpreter:
             task.reads = coalesce(task.reads)
             task.writes = coalesce(task.writes)
             task.core = core_kind(task.ops)
+            if instr.split != "none" and task.core == "mix":
+                try:
+                    task.ops = lane_ops(task.ops, instr.split)
+                except ValueError as exc:
+                    raise self.error(instr, f"kernel {name}: split={instr.split}: {exc}") from None
+                task.split = instr.split
             self.tasks.append(task)
             if self.progress:
                 self.progress(1)
+
+        def run() -> None:
+            waits = tuple(sorted(after()))
+            dispatch = self.dispatches
+            self.dispatches += 1
+            if blocks_fn is None:
+                run_block(dispatch, 0, 1, waits)
+            else:
+                try:
+                    blocks = blocks_fn(env)
+                except RUNTIME_ERRORS as exc:
+                    raise self.located(instr, "blocks", exc) from None
+                if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 0:
+                    raise self.error(instr, f"an SPMD dispatch needs a block count >= 0, got {blocks!r}")
+                if self.first_only:
+                    blocks = min(blocks, 1)
+                var = instr.block_var
+                if var is not None:
+                    self.loop_vars.append(var)
+                try:
+                    for block in range(blocks):
+                        if var is not None:
+                            env[var] = block
+                        run_block(dispatch, block, blocks, waits)
+                finally:
+                    if var is not None:
+                        self.loop_vars.pop()
+            if instr.tid is not None:
+                env[instr.tid] = frozenset({dispatch})
 
         return run
 
@@ -345,6 +451,8 @@ class Interpreter:
             run = self._op_assemble(instr, args, iid)
         elif spec.lowering == "compute":
             run = ComputeOp(self, instr, args, iid)
+        elif spec.lowering == "uninit":
+            run = self._op_uninit(instr, args)
         else:
             raise AssertionError(f"{spec.name} ({spec.lowering}) is not an instruction")
         if instr.target is not None:
@@ -438,6 +546,23 @@ class Interpreter:
             data = poison(shape, dtype) if self.numerics else None
             self.env[target] = GMTensor(target, shape, dtype, data, self.next_tid)
             self.next_tid += 1
+
+        return run
+
+    def _op_uninit(self, instr: OpCall, args: dict) -> Run:
+        get_shape = self.shape_getter(args["shape"][1], instr, "shape", positive=True)
+        dtype = args["dtype"][1]
+        target = instr.target
+        if target is None:
+            raise ProgramError("uninit must assign its result to a name", instr.loc)
+
+        def run() -> None:
+            try:
+                shape = get_shape()
+            except RUNTIME_ERRORS as exc:
+                raise self.located(instr, "uninit", exc) from None
+            data = poison(shape, dtype) if self.numerics else None
+            self.env[target] = Tile(data, tile_sig(shape, dtype), None, -1, self.task.id)  # type: ignore[union-attr]
 
         return run
 

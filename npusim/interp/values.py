@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from npusim.dtypes import FLOAT_DTYPES, np_dtype
+from npusim.dtypes import is_float, np_dtype
 from npusim.graph import TileSig
 from npusim.ops import OpError, TileType
 from npusim.vocabulary import Buffer
@@ -77,9 +77,11 @@ def as_view(value: GMTensor | GMView) -> GMView:
 
 
 def poison(shape: tuple[int, ...], dtype: str) -> np.ndarray:
-    """Uninitialised memory: NaN for floats, INT32_MIN for int32, so reading it shows in the results."""
-    fill = np.nan if dtype in FLOAT_DTYPES else np.iinfo(np.int32).min
-    return np.full(shape, fill, dtype=np_dtype(dtype))
+    """Uninitialised memory: NaN for floats, the most negative value for an integer type (INT32_MIN for
+    int32), so reading it shows in the results."""
+    if is_float(dtype):
+        return np.full(shape, np.nan, dtype=np_dtype(dtype))
+    return np.full(shape, np.iinfo(np_dtype(dtype)).min, dtype=np_dtype(dtype))
 
 
 def fmt_shape(shape: tuple[int, ...]) -> str:

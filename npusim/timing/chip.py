@@ -1,7 +1,8 @@
-"""The chip and its runtime, as a simpy model: the orchestrator submitting tasks in program order, the AICPU
-scheduler threads dispatching ready tasks (dependencies from GM footprints) to free cores of the right kind,
-per-core task switches, and HBM shared by every running task (a task whose GM traffic would exceed its
-share is slowed). Each task's own length comes from its kernel's pipe schedule (`kernel.py`).
+"""The chip and its runtime, as a simpy model: the orchestrator submitting dispatches in program order (an
+SPMD dispatch's blocks at once), the AICPU scheduler threads dispatching ready tasks (dependencies from GM
+footprints and explicit edges) to free cores of the right kind (a split mix task takes an AIC and both AIVs of
+its cluster), per-core task switches, and HBM shared by every running task (a task whose GM traffic would
+exceed its share is slowed). Each task's own length comes from its kernel's pipe schedule (`kernel.py`).
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from .costs import CostModel
 from .hardware import HardwareConfig
 from .hbm import SharedHBM
 from .kernel import KernelSchedule, schedule_kernel
+from .lanes import both_lanes
 
 
 @dataclass
 class TaskRun:
-    """Where and when one task ran."""
+    """Where and when one task ran (`aiv2`: the second AIV lane of a split mix task)."""
 
     task: int
     kind: CoreKind
@@ -33,6 +35,12 @@ class TaskRun:
     start: float
     end: float
     schedule: KernelSchedule
+    aiv2: int | None = None
+
+    def cores(self) -> list[tuple[Side, int]]:
+        """Every core the task occupied, AIC first."""
+        return [(kind, core) for kind, core in (("aic", self.aic), ("aiv", self.aiv), ("aiv", self.aiv2))
+                if core is not None]
 
     @property
     def stretch(self) -> float:
@@ -70,10 +78,12 @@ class Chip:
         self.runs: list[TaskRun | None] = [None] * len(tasks)
 
     def run_task(self, i: int):
-        """Submit, wait for dependencies, take a scheduler thread to dispatch, take cores, run, release."""
+        """Submit, wait for dependencies, take a scheduler thread to dispatch, take cores, run, release. The
+        orchestrator submits each dispatch once (all blocks of an SPMD dispatch together); each block is then
+        dispatched to its own core(s)."""
         env, s, cyc = self.env, self.hw.scheduler, self.hw.us_to_cycles
         task, sched, deps = self.tasks[i], self.schedules[i], self.deps[i]
-        submit = (i + 1) * cyc(s.orchestrator_submit_us)
+        submit = (task.dispatch + 1) * cyc(s.orchestrator_submit_us)
         yield env.timeout(submit)
         if deps:
             yield simpy.AllOf(env, [self.done[p] for p in deps])
@@ -83,24 +93,31 @@ class Chip:
         with self.threads.request() as req:
             yield req
             yield env.timeout(cyc(s.dispatch_cpu_us))
-        cores: dict[Side, int] = {}
-        if task.core == "mix":  # an AIC and one of the AIVs of its cluster (cube_vector_combine = split)
-            cores["aic"] = yield self.pools["aic"].get()
-            cores["aiv"] = yield self.pools["aiv"].get(lambda aiv, c=cores["aic"]: aiv // self.aiv_per_aic == c)
+        cores: list[tuple[Side, int]] = []
+        if task.core == "mix":  # an AIC and one (two for a split kernel) of the AIVs of its cluster
+            aic = yield self.pools["aic"].get()
+            cores.append(("aic", aic))
+            for _ in range(task.lanes):
+                aiv = yield self.pools["aiv"].get(lambda v, c=aic: v // self.aiv_per_aic == c)
+                cores.append(("aiv", aiv))
         else:
-            cores[task.core] = yield self.pools[task.core].get()
+            core = yield self.pools[task.core].get()
+            cores.append((task.core, core))
         start = env.now + cyc(s.dispatch_latency_us)
-        for kind, core in cores.items():
+        for kind, core in cores:
             if (kind, core) in self.last_end:
                 start = max(start, self.last_end[(kind, core)] + cyc(s.task_switch_us))
         yield env.timeout(start - env.now)
         demand = sched.gm_bytes / sched.cycles if sched.cycles else 0.0
         yield self.hbm.run(i, sched.cycles, demand)
         end = env.now
-        for kind, core in cores.items():
+        for kind, core in cores:
             self.last_end[(kind, core)] = end
             self.pools[kind].put(core)
-        self.runs[i] = TaskRun(i, task.core, cores.get("aic"), cores.get("aiv"), submit, ready, start, end, sched)
+        aics = [c for k, c in cores if k == "aic"]
+        aivs = [c for k, c in cores if k == "aiv"]
+        self.runs[i] = TaskRun(i, task.core, aics[0] if aics else None, aivs[0] if aivs else None, submit, ready,
+                               start, end, sched, aivs[1] if len(aivs) > 1 else None)
         self.done[i].succeed()
         if self.progress:
             self.progress(1)
@@ -123,10 +140,11 @@ def simulate(tasks: list[Task], instrs: list[InstrInfo], hw: HardwareConfig,
     cache: dict[tuple, KernelSchedule] = {}
     schedules: list[KernelSchedule] = []
     for task in tasks:
-        key = tuple(task.ops)
+        key = (tuple(task.ops), task.lanes)
         sched = cache.get(key)
         if sched is None:
-            sched = cache[key] = schedule_kernel(task, cost, instrs)
+            sched = schedule_kernel(task, cost, instrs)
+            cache[key] = sched = both_lanes(sched) if task.lanes == 2 else sched
         schedules.append(sched)
     deps = dependencies(tasks)
     runs = Chip(hw, tasks, schedules, deps, progress).run()

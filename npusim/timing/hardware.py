@@ -109,7 +109,8 @@ class Cube(_Strict):
     fractal_m: Annotated[int, Field(ge=1, le=1024)]
     fractal_n: Annotated[int, Field(ge=1, le=1024)]
     fractal_k_bytes: Annotated[int, Field(ge=1, le=4096)]
-    cycles_per_fractal: dict[Literal["bf16", "fp16", "fp32"], Annotated[float, Field(gt=0, le=1e3)]]
+    cycles_per_fractal: dict[Literal["bf16", "fp16", "fp32", "int8", "fp8e4m3fn", "fp8e5m2"],
+                             Annotated[float, Field(gt=0, le=1e3)]]
 
 
 class Scheduler(_Strict):

@@ -9,7 +9,7 @@ task's standalone length, per-pipe busy cycles and DMA traffic.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from npusim.errors import NpusimError
 from npusim.graph import InstrInfo, OpRecord, Task
@@ -47,6 +47,7 @@ class KernelSchedule:
     gm_bytes: int
     peak_bytes: dict[Buffer, int]
     ops: list[OpTiming]
+    aiv_busy: dict[Pipe, float] = field(default_factory=dict)  # the part of `busy` on the AIV side
 
 
 def _liveness_peaks(ops: list[OpRecord]) -> dict[str, int]:
@@ -107,6 +108,7 @@ class _Pipes:
         self.v_end = self.v_tail = 0.0
         self.v_open = False
         self.busy: dict[Pipe, float] = dict.fromkeys(PIPES, 0.0)
+        self.aiv_busy: dict[Pipe, float] = dict.fromkeys(PIPES, 0.0)
         self.dma_bytes: dict[PathName, int] = defaultdict(int)
         self.dma_transfers: dict[PathName, int] = defaultdict(int)
         self.gm = 0
@@ -119,12 +121,12 @@ class _Pipes:
         if self.v_open and t <= self.v_end:
             begin = self.v_end
             end = begin + step.cycles
-            self.busy["vector"] += step.cycles
+            self._busy("vector", "aiv", step.cycles)
         else:
             self.drain()
             begin = max(t, self.v_end + (self.v_tail if self.v_open else 0.0))
             end = begin + step.head + step.cycles
-            self.busy["vector"] += step.head + step.cycles
+            self._busy("vector", "aiv", step.head + step.cycles)
         self.v_end, self.v_tail, self.v_open = end, step.tail, step.tail > 0
         self.timings.append(OpTiming(op, "vector", step.side, begin, end))
         return end
@@ -135,7 +137,7 @@ class _Pipes:
         begin = max(t, self.free[key])
         end = begin + step.cycles
         self.free[key] = end
-        self.busy[step.pipe] += step.cycles
+        self._busy(step.pipe, step.side, step.cycles)
         self.timings.append(OpTiming(op, step.pipe, step.side, begin, end, step.path, step.nbytes))
         if step.path is not None:
             self.dma_bytes[step.path] += step.nbytes
@@ -146,8 +148,13 @@ class _Pipes:
     def drain(self) -> None:
         """Pay the open vector stream's tail."""
         if self.v_open:
-            self.busy["vector"] += self.v_tail
+            self._busy("vector", "aiv", self.v_tail)
             self.finish = max(self.finish, self.v_end + self.v_tail)
+
+    def _busy(self, pipe: Pipe, side: Side, cycles: float) -> None:
+        self.busy[pipe] += cycles
+        if side == "aiv":
+            self.aiv_busy[pipe] += cycles
 
 
 def schedule_kernel(task: Task, cost: CostModel, instrs: list[InstrInfo]) -> KernelSchedule:
@@ -190,4 +197,4 @@ def schedule_kernel(task: Task, cost: CostModel, instrs: list[InstrInfo]) -> Ker
             last_consumer_end[d] = max(last_consumer_end[d], end)
     pipes.drain()
     return KernelSchedule(pipes.finish, pipes.busy, dict(pipes.dma_bytes), dict(pipes.dma_transfers), pipes.gm, peaks,
-                          pipes.timings)
+                          pipes.timings, pipes.aiv_busy)

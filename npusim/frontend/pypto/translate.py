@@ -829,12 +829,26 @@ class Translator:
         try:
             value = self.fold(diff)
         except FoldError:
-            value = _static_difference(lower, upper)
+            value = self._static_difference(lower, upper)
             if value is None:
                 raise self.fail(f"the extent of `{ast.unparse(node)[:60]}` must be a compile-time constant",
                                 node) from None
         expr = self.closure_expr(diff)
         return Dim(value, ast.unparse(expr) if expr is not None else str(value))
+
+    def _static_difference(self, lower: ast.expr | None, upper: ast.expr) -> int | None:
+        """`upper - lower` when upper is `lower + k` or `lower - k` syntactically, `k` a compile-time integer
+        (a moving window `t[p:p + 64]`, `t[k0:k0 + K_TILE]`)."""
+        if lower is None or not (isinstance(upper, ast.BinOp) and isinstance(upper.op, ast.Add | ast.Sub)
+                                 and ast.dump(upper.left) == ast.dump(lower)):
+            return None
+        try:
+            k = self.fold(upper.right)
+        except FoldError:
+            return None
+        if isinstance(k, bool) or not isinstance(k, int):
+            return None
+        return k if isinstance(upper.op, ast.Add) else -k
 
     def subscript_assign(self, target: ast.Subscript, value: ast.expr, stmt: ast.stmt) -> None:
         """`t[...] = v` -> `t = assemble(t, v, offsets)` (pypto HEAD's sugar)."""
@@ -1104,17 +1118,6 @@ class Translator:
 
 
 PlOpT = optable.PlOp
-
-
-def _static_difference(lower: ast.expr | None, upper: ast.expr) -> int | None:
-    """`upper - lower` when upper is `lower + k` or `lower - k` syntactically (a moving window)."""
-    if lower is None:
-        return None
-    if isinstance(upper, ast.BinOp) and isinstance(upper.op, ast.Add | ast.Sub) \
-            and ast.dump(upper.left) == ast.dump(lower) and isinstance(upper.right, ast.Constant) \
-            and isinstance(upper.right.value, int):
-        return upper.right.value if isinstance(upper.op, ast.Add) else -upper.right.value
-    return None
 
 
 def _name_hint_scopes(stmts: list[Stmt]) -> list[Stmt]:

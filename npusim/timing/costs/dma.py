@@ -22,9 +22,11 @@ def _hop(hw: HardwareConfig, path: PathName, nbytes: int, charged: int) -> Step:
     return Step(pipe, side, dma.startup_cycles + charged / dma.bytes_per_cycle, path=path, nbytes=nbytes, gm_bytes=gm)
 
 
-def route_steps(hw: HardwareConfig, src: Place, dst: Place, nbytes: int, charged: int | None = None) -> list[Step]:
+def route_steps(hw: HardwareConfig, src: Place, dst: Place, nbytes: int, charged: int | None = None,
+                lanes: int = 1) -> list[Step]:
     """The hops moving `nbytes` from `src` to `dst` (GM included), per the config's routes, with a cross-core
-    sync where the data changes core (AIC <-> AIV through GM on A2/A3)."""
+    sync where the data changes core (AIC <-> AIV through GM on A2/A3). With `lanes` > 1 (a split kernel's
+    hand-off of one AIV lane's part) the AIC-side hops run once per lane."""
     hops = hw.routes.get(f"{src}->{dst}")
     if hops is None:
         raise CostError(f"{hw.name} has no data path from {src} to {dst}")
@@ -33,7 +35,8 @@ def route_steps(hw: HardwareConfig, src: Place, dst: Place, nbytes: int, charged
         side = PATHS[hop].side
         if steps and side != steps[-1].side:
             steps.append(Step("scalar", side, hw.scheduler.cross_core_sync_cycles))
-        steps.append(_hop(hw, hop, nbytes, charged if charged is not None else nbytes))
+        step = _hop(hw, hop, nbytes, charged if charged is not None else nbytes)
+        steps.extend([step] * (lanes if side == "aic" else 1))
     return steps
 
 
@@ -50,4 +53,4 @@ def dma_steps(hw: HardwareConfig, sig: DmaSig) -> list[Step]:
 def move_steps(hw: HardwareConfig, sig: MoveSig) -> list[Step]:
     """A whole tile from one on-chip buffer to another."""
     nbytes = math.prod(sig.tile.shape) * itemsize(sig.tile.dtype)
-    return route_steps(hw, sig.src, sig.dst, nbytes)
+    return route_steps(hw, sig.src, sig.dst, nbytes, lanes=sig.lanes)

@@ -1,0 +1,250 @@
+"""Timing of the engine features PyPTO's current programs use, each worked out by hand from the config's
+numbers (docs/timing-model.md §3, §5, §6): a split mix kernel on an AIC and both AIV lanes of its cluster,
+an SPMD dispatch of n blocks submitted once, explicit dependency edges and manual scopes, transposed matmul
+operands, and the cube's int8 and FP8 rates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from npusim.errors import NpusimError
+from npusim.frontend import load_program
+from npusim.interp import execute
+from npusim.run import RunOptions, run
+from npusim.timing import load_config, schedule_kernel, simulate
+from npusim.timing.costs import CostModel
+from npusim.timing.lanes import both_lanes
+
+HW = load_config("ascend910b")
+A5 = load_config("ascend950")
+
+
+def program(tmp_path: Path, body: str, tensors: str, name: str = "t") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"name: {name}\ntensors:\n{tensors}\nbody:\n{body}")
+    return path
+
+
+def dma(path: str, nbytes: int, hw=HW) -> float:
+    d = hw.dma[path]
+    return d.startup_cycles + nbytes / d.bytes_per_cycle
+
+
+def us(x: float, hw=HW) -> float:
+    return hw.us_to_cycles(x)
+
+
+# --- a split mix kernel ---------------------------------------------------------------------------------
+
+MIX_TENSORS = ("  a: {shape: [16, 128], dtype: bf16, role: input, init: 'uniform(-1, 1)'}\n"
+               "  w: {shape: [128, 256], dtype: bf16, role: input, init: 'uniform(-1, 1)'}\n"
+               "  h: {shape: [16, 256], dtype: fp32, role: input, init: 'uniform(-1, 1)'}\n"
+               "  out: {shape: [16, 256], dtype: fp32, role: output}")
+
+
+def mix_body(options: str) -> str:
+    return (f"  - incore mixk{options}:\n    - x = slice(a, [16, 128], [0, 0])\n"
+            "    - y = slice(w, [128, 256], [0, 0])\n    - acc = matmul(x, y)\n"
+            "    - r = slice(h, [16, 256], [0, 0])\n    - s = add(acc, r)\n    - out = assemble(out, s, [0, 0])\n")
+
+
+def _cube_part() -> float:
+    """AIC: a (4 KiB) and w (64 KiB) into L1 on MTE2, w to L0B on MTE1 (a's move to L0A is done by then), the
+    16x128x256 BF16 mad: 6 + 1 x 1 x 8 x 16 fractals = 134."""
+    load_a, load_w = dma("gm_to_l1", 16 * 128 * 2), dma("gm_to_l1", 128 * 256 * 2)
+    return load_a + load_w + dma("l1_to_l0b", 128 * 256 * 2) + 6 + 1 * 8 * 16
+
+
+def test_split_kernel_runs_half_the_vector_work_on_each_aiv_lane(tmp_path: Path) -> None:
+    ex = execute(load_program(program(tmp_path, mix_body('(split="up_down")'), MIX_TENSORS)), {},
+                 numerics_on=False)
+    task = ex.tasks[0]
+    assert task.core == "mix" and task.split == "up_down" and task.lanes == 2
+    sched = both_lanes(schedule_kernel(task, CostModel(HW), ex.instrs))  # one lane's schedule, both lanes' work
+    half = 8 * 256 * 4  # one lane's FP32 half of the [16, 256] accumulator: rows 0-7 (lane 0) or 8-15 (lane 1)
+    # the hand-off through GM (A2/A3 has no L0C -> UB path): the AIC writes both halves (two FIXPIPE calls),
+    # the cross-core flag, then each lane loads its half; the lane's residual half loaded meanwhile
+    fixpipe = 2 * dma("l0c_to_gm", half)
+    handoff = fixpipe + HW.scheduler.cross_core_sync_cycles + dma("gm_to_ub", half)
+    vadd = HW.vector.intrinsics["vadd"]
+    add = vadd.head_cycles + vadd.cycles_per_repeat * (half // HW.vector.bytes_per_repeat) + vadd.tail_cycles
+    assert add == 10 + 2.125 * 32 + 14
+    store = dma("ub_to_gm", half)
+    assert sched.cycles == pytest.approx(_cube_part() + handoff + add + store)
+    # the second lane does the same AIV work: its MTE2 (residual + hand-off loads), vector and MTE3 count twice
+    aic_mte2 = dma("gm_to_l1", 4096) + dma("gm_to_l1", 65536)
+    assert sched.busy["mte2"] == pytest.approx(aic_mte2 + 2 * (dma("gm_to_ub", half) * 2))
+    assert sched.busy["vector"] == pytest.approx(2 * add)
+    assert sched.busy["mte3"] == pytest.approx(2 * store)
+    assert sched.busy["fixpipe"] == pytest.approx(fixpipe)
+    assert sched.gm_bytes == 4096 + 65536 + 2 * half + 2 * (half + half + half)
+    tl = simulate(ex.tasks, ex.instrs, HW)
+    r = tl.runs[0]
+    assert (r.aic, r.aiv, r.aiv2) == (0, 0, 1)  # an AIC and both AIV lanes of its cluster
+    assert r.schedule.busy == pytest.approx(sched.busy) and r.end - r.start == pytest.approx(sched.cycles)
+
+
+def test_the_same_kernel_unsplit_runs_the_whole_vector_work_on_one_aiv(tmp_path: Path) -> None:
+    ex = execute(load_program(program(tmp_path, mix_body(""), MIX_TENSORS)), {}, numerics_on=False)
+    sched = schedule_kernel(ex.tasks[0], CostModel(HW), ex.instrs)
+    full = 16 * 256 * 4
+    handoff = dma("l0c_to_gm", full) + HW.scheduler.cross_core_sync_cycles + dma("gm_to_ub", full)
+    vadd = HW.vector.intrinsics["vadd"]
+    add = vadd.head_cycles + vadd.cycles_per_repeat * (full // HW.vector.bytes_per_repeat) + vadd.tail_cycles
+    assert sched.cycles == pytest.approx(_cube_part() + handoff + add + dma("ub_to_gm", full))
+    r = simulate(ex.tasks, ex.instrs, HW).runs[0]
+    assert r.aiv2 is None
+
+
+def test_split_hand_off_is_direct_on_a5(tmp_path: Path) -> None:
+    ex = execute(load_program(program(tmp_path, mix_body('(split="up_down")'), MIX_TENSORS)), {},
+                 numerics_on=False)
+    sched = schedule_kernel(ex.tasks[0], CostModel(A5), ex.instrs)
+    half = 8 * 256 * 4
+    assert A5.routes["L0C->UB"] == ["l0c_to_ub"]
+    # FIXPIPE writes each lane's half straight into that lane's UB: two calls, then the cross-core flag
+    assert sched.dma_transfers["l0c_to_ub"] == 2 and "l0c_to_gm" not in sched.dma_transfers
+    assert sched.busy["fixpipe"] == pytest.approx(2 * dma("l0c_to_ub", half, A5))
+
+
+def test_split_along_columns_and_its_refusals(tmp_path: Path) -> None:
+    ex = execute(load_program(program(tmp_path, mix_body('(split="left_right")'), MIX_TENSORS)), {},
+                 numerics_on=False)
+    load_r = next(op for op in ex.tasks[0].ops if op.sig.key == "TLOAD" and op.buf == "UB")
+    # columns 0-127 of each of the 16 rows: 16 runs of 512 B (the whole [16, 256] window was one run)
+    assert load_r.sig.tile.shape == (16, 128) and (load_r.sig.runs, load_r.sig.run_bytes) == (16, 512)
+    tail = "    - s = add(acc, r)\n    - out = assemble(out, s, [0, 0])\n"
+    reduce_body = mix_body('(split="left_right")').replace(tail, "    - s = row_sum(acc)\n")
+    with pytest.raises(NpusimError, match="reduces along the split axis"):
+        execute(load_program(program(tmp_path, reduce_body, MIX_TENSORS, "r")), {}, numerics_on=False)
+
+
+def test_split_does_not_change_the_values(tmp_path: Path) -> None:
+    outs = []
+    for options in ('(split="up_down")', ""):
+        r = run(RunOptions(program=program(tmp_path, mix_body(options), MIX_TENSORS, f"m{len(outs)}"),
+                           out=tmp_path / f"o{len(outs)}", quiet=True, plot=False, trace=False))
+        outs.append(r.execution.tensors["out"].data)
+    assert np.array_equal(outs[0], outs[1])
+
+
+# --- an SPMD grid -------------------------------------------------------------------------------------
+
+GRID_TENSORS = ("  x: {shape: [64, 128], dtype: fp32, role: input, init: zeros}\n"
+                "  y: {shape: [64, 128], dtype: fp32, role: output}\n"
+                "  z: {shape: [16, 128], dtype: fp32, role: output}")
+COPY = "      - t = slice(x, [16, 128], [i * 16, 0])\n      - y = assemble(y, t, [i * 16, 0])\n"
+AFTER = "  - incore after:\n    - u = slice(y, [16, 128], [48, 0])\n    - z = assemble(z, u, [0, 0])\n"
+
+
+def test_spmd_grid_is_one_submit_and_one_dependency_on_all_blocks(tmp_path: Path) -> None:
+    body = "  - incore copy(blocks=4, block=i):\n" + COPY.replace("      -", "    -") + AFTER
+    ex = execute(load_program(program(tmp_path, body, GRID_TENSORS)), {}, numerics_on=False)
+    assert [(t.kernel, t.dispatch, t.block, t.blocks) for t in ex.tasks] == [
+        ("copy", 0, 0, 4), ("copy", 0, 1, 4), ("copy", 0, 2, 4), ("copy", 0, 3, 4), ("after", 1, 0, 1)]
+    tl = simulate(ex.tasks, ex.instrs, HW)
+    s = HW.scheduler
+    length = dma("gm_to_ub", 8192) + dma("ub_to_gm", 8192)  # each block: a 16x128 FP32 load and store
+    blocks = tl.runs[:4]
+    # one submit for the grid; three scheduler threads dispatch blocks 0-2 at once, block 3 one dispatch later
+    for k, r in enumerate(blocks):
+        assert r.submit == pytest.approx(us(s.orchestrator_submit_us))
+        waves = 1 if k < s.scheduler_threads else 2
+        start = s.orchestrator_submit_us + waves * s.dispatch_cpu_us + s.dispatch_latency_us
+        assert r.start == pytest.approx(us(start))
+        assert r.end - r.start == pytest.approx(length)
+    assert len({r.aiv for r in blocks}) == 4  # each block on its own core
+    # the consumer reads only block 3's rows but waits for the whole dispatch (one task id, PyPTO's runtime)
+    after = tl.runs[4]
+    assert tl.deps[4] == (0, 1, 2, 3)
+    assert after.submit == pytest.approx(us(2 * s.orchestrator_submit_us))
+    last = max(r.end for r in blocks)
+    assert after.start == pytest.approx(last + us(s.completion_latency_us + s.dispatch_cpu_us + s.dispatch_latency_us))
+
+
+def test_four_separate_dispatches_are_submitted_one_by_one(tmp_path: Path) -> None:
+    body = "  - parallel i in range(4):\n    - incore copy:\n" + COPY + AFTER
+    ex = execute(load_program(program(tmp_path, body, GRID_TENSORS)), {}, numerics_on=False)
+    tl = simulate(ex.tasks, ex.instrs, HW)
+    assert [r.submit for r in tl.runs[:4]] == pytest.approx([us(k * HW.scheduler.orchestrator_submit_us)
+                                                             for k in (1, 2, 3, 4)])
+    assert tl.deps[4] == (3,)  # only the block that wrote rows 48-63
+
+
+# --- explicit edges and manual scopes ----------------------------------------------------------------------
+
+EDGE_TENSORS = ("  x: {shape: [32, 128], dtype: fp32, role: input, init: zeros}\n"
+                "  y: {shape: [32, 128], dtype: fp32, role: output}")
+FIRST = "    - a = slice(x, [16, 128], [0, 0])\n    - y = assemble(y, a, [0, 0])\n"
+SECOND = "    - b = slice(x, [16, 128], [16, 0])\n    - y = assemble(y, b, [16, 0])\n"
+OVERLAP = "    - c = slice(y, [16, 128], [0, 0])\n    - y = assemble(y, c, [16, 0])\n"
+
+
+def _deps(tmp_path: Path, body: str, name: str) -> list[tuple[int, ...]]:
+    ex = execute(load_program(program(tmp_path, body, EDGE_TENSORS, name)), {}, numerics_on=False)
+    return simulate(ex.tasks, ex.instrs, HW).deps
+
+
+def test_deps_add_an_edge_footprints_do_not_give(tmp_path: Path) -> None:
+    assert _deps(tmp_path, "  - incore k1:\n" + FIRST + "  - incore k2:\n" + SECOND, "a") == [(), ()]
+    body = "  - incore k1(tid=t1):\n" + FIRST + "  - incore k2(deps=[t1]):\n" + SECOND
+    assert _deps(tmp_path, body, "b") == [(), (0,)]
+    barrier = "  - incore k1(tid=t1):\n" + FIRST + "  - t2 = task_ids(t1)\n  - incore k2(deps=[t2]):\n" + SECOND
+    assert _deps(tmp_path, barrier, "c") == [(), (0,)]
+
+
+def test_manual_scope_turns_footprint_tracking_off(tmp_path: Path) -> None:
+    auto = "  - incore k1:\n" + FIRST + "  - incore k2:\n" + OVERLAP
+    assert _deps(tmp_path, auto, "d") == [(), (0,)]  # k2 reads what k1 wrote
+    manual = "  - manual:\n    - incore k1:\n  " + FIRST.replace("\n    ", "\n      ") + \
+        "    - incore k2:\n  " + OVERLAP.replace("\n    ", "\n      ")
+    assert _deps(tmp_path, manual, "e") == [(), ()]  # only explicit edges order a manual scope
+    edged = manual.replace("incore k1:", "incore k1(tid=t):").replace("incore k2:", "incore k2(deps=[t]):")
+    assert _deps(tmp_path, edged, "f") == [(), (0,)]
+    # a dispatch after the scope does not see the manual dispatches' footprints
+    later = manual + "  - incore k3:\n" + OVERLAP
+    assert _deps(tmp_path, later, "g") == [(), (), ()]
+
+
+# --- transposed operands and the cube's dtypes --------------------------------------------------------------
+
+def test_transposed_operands_cost_what_plain_ones_do(tmp_path: Path) -> None:
+    body = ("  - incore mm:\n    - a = slice(x, [128, 16], [0, 0])\n    - b = slice(w, [64, 128], [0, 0])\n"
+            "    - c = matmul(a, b, a_trans=True, b_trans=True)\n")
+    tensors = ("  x: {shape: [128, 16], dtype: bf16, role: input, init: zeros}\n"
+               "  w: {shape: [64, 128], dtype: bf16, role: input, init: zeros}")
+    ex = execute(load_program(program(tmp_path, body, tensors)), {}, numerics_on=False)
+    cost = CostModel(HW)
+    mad = next(op for op in ex.tasks[0].ops if op.sig.key == "TMATMUL")
+    assert mad.sig.out.shape == (16, 64)
+    # the product is 16x128x64 whichever way the operands are stored: 6 + ceil(16/16) ceil(128/16) ceil(64/16)
+    assert cost.isolated_cycles(mad.sig) == 6 + 1 * 8 * 4
+    sched = schedule_kernel(ex.tasks[0], cost, ex.instrs)
+    # the same bytes through the same paths as the untransposed 16x128 x 128x64 (tests/test_timing.py)
+    load_a, load_b = dma("gm_to_l1", 128 * 16 * 2), dma("gm_to_l1", 64 * 128 * 2)
+    assert sched.cycles == pytest.approx(load_a + load_b + dma("l1_to_l0b", 64 * 128 * 2) + 38)
+
+
+def _int8_mm(tmp_path: Path, dtype: str) -> Path:
+    body = ("  - incore mm:\n    - a = slice(x, [16, 128], [0, 0])\n    - b = slice(w, [128, 64], [0, 0])\n"
+            "    - c = matmul(a, b)\n")
+    tensors = (f"  x: {{shape: [16, 128], dtype: {dtype}, role: input, init: zeros}}\n"
+               f"  w: {{shape: [128, 64], dtype: {dtype}, role: input, init: zeros}}")
+    return program(tmp_path, body, tensors, dtype)
+
+
+def test_int8_and_fp8_matmul_rates(tmp_path: Path) -> None:
+    ex = execute(load_program(_int8_mm(tmp_path, "int8")), {}, numerics_on=False)
+    mad = next(op for op in ex.tasks[0].ops if op.sig.key == "TMATMUL")
+    assert mad.sig.out.dtype == "int32"
+    # k0 = 32 B / 1 B = 32: 6 + 1 x ceil(16/16) ceil(128/32) ceil(64/16)
+    assert CostModel(HW).isolated_cycles(mad.sig) == 6 + HW.cube.cycles_per_fractal["int8"] * 1 * 4 * 4 == 22
+    ex = execute(load_program(_int8_mm(tmp_path, "fp8e4m3fn")), {}, numerics_on=False)
+    mad = next(op for op in ex.tasks[0].ops if op.sig.key == "TMATMUL")
+    assert mad.sig.out.dtype == "fp32"
+    assert CostModel(A5).isolated_cycles(mad.sig) == 6 + A5.cube.cycles_per_fractal["fp8e4m3fn"] * 1 * 4 * 4 == 22
+    with pytest.raises(NpusimError, match="no cube rule for fp8e4m3fn"):
+        CostModel(HW).isolated_cycles(mad.sig)  # A2/A3's cube has no FP8 (docs/sources.md HF §1)
