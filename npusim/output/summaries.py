@@ -277,7 +277,7 @@ class Link:
 
 
 def _core_names(run: TaskRun) -> list[str]:
-    return [f"{kind.upper()} {core}" for kind, core in (("aic", run.aic), ("aiv", run.aiv)) if core is not None]
+    return [f"{kind.upper()} {core}" for kind, core in run.cores()]
 
 
 def chain_links(execution: Execution, timeline: Timeline, chain: list[int]) -> list[Link]:
