@@ -8,8 +8,8 @@ ConvertTensorToTileOps, FuseCreateAssembleToSlice), on the IR once every kernel 
   offset, and the assemble disappears: the producer writes in place, no copy;
 - a GM tensor a kernel hands straight to a compute op (not to slice / assemble / matmul / read, which load
   for themselves) is loaded whole once at the kernel's entry, in name order ("Phase 1");
-- `pl.create_tensor` inside a kernel is an uninitialised tile: npusim models it as a tile of NaN (INT32_MIN
-  for int32), as it models uninitialised GM scratch;
+- `pl.create_tensor` inside a kernel is an uninitialised tile (`uninit`: no instruction runs; it reads as NaN,
+  INT32_MIN for int32, as uninitialised GM scratch does);
 - compute ops left in orchestration, a reshape of a GM tensor and a GM-to-GM assemble are located errors.
 
 Which definitions reach which uses comes from a reaching-definitions pass over the structured IR.
@@ -32,6 +32,7 @@ from .ir import (
     ForStmt,
     IfStmt,
     KernelStmt,
+    ManualStmt,
     OpStmt,
     ScalarStmt,
     ScopeStmt,
@@ -96,7 +97,7 @@ class Flow:
             elif isinstance(s, IfStmt):
                 state = _merge(self.run(s.then, dict(state), kernel, record),
                                self.run(s.orelse, dict(state), kernel, record))
-            elif isinstance(s, ScopeStmt):
+            elif isinstance(s, ScopeStmt | ManualStmt):
                 state = self.run(s.body, state, kernel, record)
         return state
 
@@ -156,7 +157,8 @@ class Outliner:
         return found
 
     def _is_scalar(self, s: Stmt) -> bool:
-        return isinstance(s, ForStmt) or self.types.get(getattr(s, "target", None) or "", SCALAR) == SCALAR
+        return isinstance(s, ForStmt) or not isinstance(self.types.get(getattr(s, "target", None) or "", SCALAR),
+                                                        ValueType)
 
     def _local(self, kernel: KernelStmt) -> Flow:
         """A kernel's own reaching definitions: what it reads from before it is an entry value."""
@@ -348,14 +350,12 @@ class Outliner:
             k.body[0:0] = loads
 
     def local_tiles(self) -> None:
-        """`pl.create_tensor` in a kernel: an uninitialised tile, modelled as NaN (INT32_MIN for int32)."""
+        """`pl.create_tensor` in a kernel: an uninitialised tile (npusim's `uninit`: no instruction runs, it
+        reads as NaN, INT32_MIN for int32)."""
         for k in self.kernels():
             for s in walk(k.body):
                 if isinstance(s, OpStmt) and s.op == "create_tensor":
-                    dtype = s.args["dtype"].id
-                    s.op = "full"
-                    s.args = {"shape": s.args["shape"], "dtype": s.args["dtype"],
-                              "value": ast.Constant(-(2 ** 31) if dtype == "int32" else float("nan"))}
+                    s.op = "uninit"
 
     def check_orchestration(self) -> None:
         flow = self.flow()
