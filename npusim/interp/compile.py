@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from npusim import numerics
 from npusim.dtypes import INT_DTYPES, NUMPY_DTYPES, itemsize, np_dtype
 from npusim.errors import Location, ProgramError
 from npusim.frontend.expressions import FUNCTIONS, Expr, ExprCompiler
@@ -35,7 +36,7 @@ from npusim.graph import Execution, FinalTensor, InstrInfo, Task, coalesce
 
 from .compute import ComputeOp
 from .limits import RunLimits, check_gm_budget
-from .lower import Lowering, core_kind, lane_ops
+from .lower import Lowering, core_kind, dma_runs, lane_ops
 from .values import RUNTIME_ERRORS, GMTensor, GMView, Tile, as_view, fmt_shape, poison, tile_sig
 
 Run = Callable[[], None]
@@ -449,6 +450,8 @@ class Interpreter:
             run = self._op_slice(instr, args, iid, in_kernel)
         elif spec.lowering == "assemble":
             run = self._op_assemble(instr, args, iid)
+        elif spec.lowering == "compute" and spec.pipe == "scalar" and not in_kernel:
+            run = self._op_gm_reshape(instr, args)  # a metadata-only op on GM: a zero-copy view
         elif spec.lowering == "compute":
             run = ComputeOp(self, instr, args, iid)
         elif spec.lowering == "uninit":
@@ -528,6 +531,9 @@ class Interpreter:
     def _op_create_tensor(self, instr: OpCall, args: dict) -> Run:
         get_shape = self.shape_getter(args["shape"][1], instr, "shape", positive=True)
         dtype = args["dtype"][1]
+        fill = args["fill"][1] if args["fill"][0] == "scalar" else None
+        untracked = bool(args["untracked"][1])
+        env = self.env
         target = instr.target
         if target is None:
             raise ProgramError("create_tensor must assign its result to a name", instr.loc)
@@ -543,9 +549,51 @@ class Interpreter:
                     instr, f"create_tensor: GM use would reach {self.gm_bytes} bytes, over the limit of "
                     f"{self.limits.max_gm_bytes} (raise it with --max-gm-bytes)"
                 )
-            data = poison(shape, dtype) if self.numerics else None
-            self.env[target] = GMTensor(target, shape, dtype, data, self.next_tid)
+            data = None
+            if self.numerics:
+                if fill is None:
+                    data = poison(shape, dtype)
+                else:
+                    try:
+                        data = numerics.full(shape, dtype, fill.fn(env))
+                    except RUNTIME_ERRORS as exc:
+                        raise self.located(instr, "create_tensor", exc) from None
+            self.env[target] = GMTensor(target, shape, dtype, data, self.next_tid, untracked)
             self.next_tid += 1
+
+        return run
+
+    def _op_gm_reshape(self, instr: OpCall, args: dict) -> Run:
+        """`reshape` of a GM tensor, or of a window contiguous in memory, outside a kernel: the same memory in a
+        new shape (PyPTO's tensor.reshape of a GM tensor is a view). Its footprints fall on the base tensor."""
+        src_name = args["t"][1]
+        get_shape = self.shape_getter(args["shape"][1], instr, "shape", positive=True)
+        env, target = self.env, instr.target
+        if target is None:
+            raise ProgramError("reshape must assign its result to a name", instr.loc)
+
+        def run() -> None:
+            try:
+                src = env[src_name]
+                shape = get_shape()
+            except RUNTIME_ERRORS as exc:
+                raise self.located(instr, "reshape", exc) from None
+            if src.__class__ is Tile:
+                raise self.error(instr, "reshape: a tile outside a kernel")
+            view = as_view(src)
+            n = math.prod(view.shape)
+            if math.prod(shape) != n:
+                raise self.error(instr, f"reshape: cannot view {fmt_shape(view.shape)} ({n} elements) as "
+                                        f"{fmt_shape(shape)} ({math.prod(shape)} elements)")
+            base = view.tensor
+            if dma_runs(base.shape, view.shape)[0] > 1:
+                raise self.error(instr, f"reshape: the window {fmt_shape(view.shape)} at {list(view.offset)} of "
+                                        f"{base.name} is not contiguous in memory; reshape it inside a kernel")
+            start = _linear_index(base.shape, view.offset)
+            data = None
+            if base.data is not None:
+                data = base.data.reshape(-1)[start:start + n].reshape(shape)
+            env[target] = GMTensor(target, shape, base.dtype, data, base.tid, base.untracked, base, start)
 
         return run
 
@@ -618,7 +666,9 @@ class Interpreter:
                 result = self.lower.extract(self.task, src, shape, offset, valid, dynamic, iid)
             else:
                 view = as_view(src)
-                self._window(instr, view.shape, shape, offset, src_name)
+                # a load moves only the valid part: only that must lie inside the tensor (PyPTO's valid_shape
+                # window of a partial last tile)
+                self._window(instr, view.shape, valid if valid is not None and in_kernel else shape, offset, src_name)
                 abs_offset = tuple([a + b for a, b in zip(view.offset, offset, strict=True)])
                 if not in_kernel:
                     if valid is not None:
@@ -667,6 +717,13 @@ class Interpreter:
                 env[result_name] = result
 
         return run
+
+
+def _linear_index(shape: tuple[int, ...], index: tuple[int, ...]) -> int:
+    out = 0
+    for d, i in zip(shape, index, strict=True):
+        out = out * d + i
+    return out
 
 
 def _matmul_operand_names(body: list[Instr]) -> set[str]:

@@ -76,8 +76,8 @@ class Lowering:
             else:
                 data = poison(shape, tensor.dtype)
                 data[tuple(slice(0, v) for v in valid)] = tensor.data[region]
-        if 0 not in moved:
-            task.reads.append((tensor.tid, offset, hi))
+        if 0 not in moved and not tensor.untracked:
+            task.reads.append(tensor.region(offset, hi))
         key = ("load", tensor.shape, tensor.dtype, shape, valid, dynamic, buf)
         info = self.sig_cache.get(key)
         if info is None:
@@ -100,8 +100,8 @@ class Lowering:
         if self.numerics and tensor.data is not None and source.data is not None:
             tensor.data[tuple(slice(o, h) for o, h in zip(offset, hi, strict=True))] = \
                 source.data[tuple(slice(0, w) for w in written)]
-        if 0 not in written:
-            task.writes.append((tensor.tid, offset, hi))
+        if 0 not in written and not tensor.untracked:
+            task.writes.append(tensor.region(offset, hi))
         key = ("store", source.sig, source.buf, tensor.shape)
         dma = self.sig_cache.get(key)
         if dma is None:

@@ -80,8 +80,10 @@ OPS: dict[str, OpSpec] = {
     for spec in [
         OpSpec(
             "create_tensor",
-            (Param("shape", "shape"), Param("dtype", "dtype")),
-            "allocate a GM tensor (orchestration only); it starts uninitialised (NaN / INT32_MIN)",
+            (Param("shape", "shape"), Param("dtype", "dtype"), Param("fill", "scalar", None),
+             Param("untracked", "flag", False)),
+            "allocate a GM tensor (orchestration only); it starts uninitialised (NaN / INT32_MIN), or filled with "
+            "`fill` by the scheduler before any kernel (not priced); `untracked`: its accesses give no dependencies",
             where="orchestration",
             lowering="create_tensor",
             pipe=None,
@@ -135,7 +137,9 @@ OPS: dict[str, OpSpec] = {
         OpSpec(
             "reshape",
             (Param("t", "value"), Param("shape", "shape")),
-            "the same elements in a new shape (metadata only, SCALAR pipe)",
+            "the same elements in a new shape (metadata only, SCALAR pipe); outside a kernel a zero-copy view of a "
+            "contiguous GM tensor or window",
+            where="both",
             infer=partial(infer_reshape, "reshape"),
             compute=lambda t, shape: t.reshape(shape),
             pipe="scalar",

@@ -59,6 +59,9 @@ class Emitter:
     def stmt(self, s: Stmt) -> Instr:
         if isinstance(s, OpStmt):
             args = {k: clean(v) if isinstance(v, ast.AST) else v for k, v in s.args.items()}
+            for p in OPS[s.op].params:  # the optional ones the importer did not write
+                if p.name not in args and p.default is not REQUIRED:
+                    args[p.name] = p.default
             return OpCall(s.loc, op_text(s.target, s.op, args), s.target, OPS[s.op], args)
         if isinstance(s, ScalarStmt):
             expr = clean(s.expr)

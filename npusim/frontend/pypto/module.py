@@ -9,6 +9,7 @@ again, as if the source had been edited."""
 from __future__ import annotations
 
 import ast
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,18 @@ from typing import Any
 from npusim.errors import Location, ProgramError, did_you_mean
 
 from ..params import Number, check_override
-from .pyeval import Budget, FunctionValue, ModuleAlias, Runner, SiblingModule, bind, dataclass_type
+from .pyeval import (
+    MAX_TOTAL_STEPS,
+    Budget,
+    FunctionValue,
+    ModuleAlias,
+    Namespace,
+    Runner,
+    SiblingModule,
+    _Return,
+    bind,
+    dataclass_type,
+)
 from .source import Definition, Folder, FoldError, Scope, Source, Unfoldable, assigned_names, is_number, read_source
 
 PL_MODULES = ("pypto.language",)
@@ -50,7 +62,7 @@ class Siblings:
         self.scopes: dict[str, Scope] = {}
         self.sources: dict[str, Source] = {}
         self.loading: set[str] = set()
-        self.budget = Budget()
+        self.budget = Budget(MAX_TOTAL_STEPS)
 
     def find(self, module: str | None, level: int) -> Path | None:
         if module is None or level or "." in module:
@@ -88,6 +100,7 @@ class Requirement:
     negate: bool
     loc: Location
     scope: Scope
+    soft: bool = False  # a guard of the harness: one npusim cannot decide (it tests torch data) is skipped
 
 
 @dataclass
@@ -226,7 +239,7 @@ class _Reader:
 
     def _fold(self, scope: Scope, expr: ast.expr) -> Any:
         try:
-            return Folder(scope.lookup, budget=self.siblings.budget).fold(expr)
+            return Folder(scope.lookup, budget=self.siblings.budget.child()).fold(expr)
         except FoldError as exc:
             return Unfoldable(exc.reason, self.loc(exc.node))
 
@@ -247,8 +260,8 @@ class _Reader:
                 sibling = self.siblings.find(alias.name, 0)
                 if sibling is not None and str(sibling) != self.source.file:
                     other = self.siblings.load(sibling, self.loc(stmt))
-                    scope.define(Definition(name, None, SiblingModule(alias.name, other.lookup), self.loc(stmt),
-                                            "local"))
+                    scope.define(Definition(name, None, SiblingModule(alias.name, other.lookup, other),
+                                            self.loc(stmt), "local"))
                     continue
                 scope.define(Definition(name, None, ModuleAlias(module), self.loc(stmt), "local"))
         elif isinstance(stmt, ast.ImportFrom):
@@ -273,7 +286,8 @@ class _Reader:
             else:
                 self.unfoldable(scope, [stmt], "an augmented assignment")
         elif isinstance(stmt, ast.Assert):
-            self.requirements.append(Requirement(stmt.test, False, self.loc(stmt), scope))
+            soft = in_builder is not None and in_builder is self.harness_fn
+            self.requirements.append(Requirement(stmt.test, False, self.loc(stmt), scope, soft))
         elif isinstance(stmt, ast.If):
             self.if_statement(scope, stmt, kind, in_builder)
         elif isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -304,8 +318,19 @@ class _Reader:
                     and len(target.elts) == len(value.elts) and all(isinstance(t, ast.Name) for t in target.elts):
                 for t, v in zip(target.elts, value.elts, strict=True):
                     self.define(scope, t.id, v, stmt, kind)  # type: ignore[attr-defined]
+            elif isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) \
+                    and isinstance(self._peek(scope, target.value.id), SiblingModule):
+                module = self._peek(scope, target.value.id)  # `config.X = ...`: rebinds X in that module
+                module.scope.define(Definition(target.attr, value, self._fold(scope, value), self.loc(stmt), "local"))
             else:
                 self.unfoldable(scope, [ast.Assign(targets=[target], value=value)], "a destructuring assignment")
+
+    @staticmethod
+    def _peek(scope: Scope, name: str) -> Any:
+        try:
+            return scope.lookup(name)
+        except KeyError:
+            return None
 
     def import_from(self, scope: Scope, stmt: ast.ImportFrom, path: Path) -> None:
         """`from sibling import a, b as c`: the sibling's values (its functions keep their own module)."""
@@ -325,9 +350,10 @@ class _Reader:
             return  # the script's main block: never run
         raises = [s for s in stmt.body if isinstance(s, ast.Raise)]
         if raises:  # `if COND: raise ...` is a guard: the program requires `not COND`
-            self.requirements.append(Requirement(test, True, self.loc(stmt), scope))
+            soft = in_builder is not None and in_builder is self.harness_fn
+            self.requirements.append(Requirement(test, True, self.loc(stmt), scope, soft))
         try:
-            taken = Folder(scope.lookup, budget=self.siblings.budget).fold(test)
+            taken = Folder(scope.lookup, budget=self.siblings.budget.child()).fold(test)
         except FoldError as exc:
             why = f"assigned under `if {ast.unparse(test)[:40]}`, which cannot be decided statically ({exc.reason})"
             self.unfoldable(scope, stmt.body + stmt.orelse, why)
@@ -404,7 +430,7 @@ def read_module(source: Source, overrides: Mapping[str, Number], max_bytes: int 
     reader = _Reader(source, overrides, siblings)
     globals_ = Scope()
     reader.block(globals_, source.tree.body, "module", None)
-    run_call = main_run_call(source, globals_, siblings.budget)
+    run_call = main_run_call(source, globals_, siblings.budget.child())
     site = reader.program
     if site is None:
         site = _jit_site(source, reader, globals_, run_call)
@@ -437,7 +463,7 @@ def _jit_site(source: Source, reader: _Reader, globals_: Scope, run_call: RunCal
         if not reader.jit_entries:
             raise ProgramError("no @pl.jit function or @pl.program class found (a helper module: npusim runs the "
                                "entry a file's __main__ block runs)", where)
-        plain = [f for f in reader.jit_entries if dsl_kind(f) == "jit"]
+        plain = [f for f in reader.jit_entries if dsl_kind(f) == "jit"] or reader.jit_entries[:1]  # else a host
         if len(plain) != 1:
             names = ", ".join(f.name for f in plain) or "none"
             raise ProgramError(f"cannot tell which @pl.jit function is the entry (the __main__ block names none "
@@ -495,9 +521,22 @@ class _MainRunner(Runner):
     def __init__(self, outer: Any, budget: Budget) -> None:
         super().__init__({}, outer, frozenset({"math"}), budget)
         self.exprs: dict[str, ast.expr] = {}
+        self.depth = 0
+
+    def lookup_or_none(self, name: str) -> Any:
+        try:
+            return self.lookup(name)
+        except KeyError:
+            return None
 
     def statement(self, s: ast.stmt) -> None:
         call = s.value if isinstance(s, ast.Expr | ast.Assign | ast.AnnAssign) else None
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) \
+                and isinstance(call.func.value, ast.Name) and call.func.attr in ("compile", "lower"):
+            fn = self.lookup_or_none(call.func.value.id)
+            if isinstance(fn, FunctionValue) and dsl_kind(fn.node) in ("jit", "jit.host"):  # `entry.compile(*args)`
+                run = ast.Call(ast.Name("run_jit", ast.Load()), [], [ast.keyword("fn", call.func.value)])
+                raise _Found(RunCall(run, self.lookup, dict(self.exprs)))
         if isinstance(call, ast.Call):
             func = call.func
             name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
@@ -507,8 +546,21 @@ class _MainRunner(Runner):
             for t in (s.targets if isinstance(s, ast.Assign) else [s.target]):
                 if isinstance(t, ast.Name):
                     self.exprs[t.id] = s.value
+                elif isinstance(t, ast.Tuple) and isinstance(s.value, ast.Tuple) and len(t.elts) == len(s.value.elts):
+                    for a, b in zip(t.elts, s.value.elts, strict=True):
+                        if isinstance(a, ast.Name):
+                            self.exprs[a.id] = b
         if isinstance(s, ast.Raise):
             raise _Stop
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and not call.args and not call.keywords:
+            fn = self.lookup_or_none(call.func.id)
+            if isinstance(fn, FunctionValue) and fn.lookup is not None and dsl_kind(fn.node) is None \
+                    and self.depth < 4:  # `main()`: the run call is in the script's main function
+                inner = _MainRunner(fn.lookup, self.budget)
+                inner.depth = self.depth + 1
+                with contextlib.suppress(_Return):
+                    inner.block(fn.node.body)
+                return
         if isinstance(s, ast.For):
             try:
                 items = self.folder._iterate(self.folder._eval(s.iter), s.iter)
@@ -535,10 +587,19 @@ class _MainRunner(Runner):
             super().statement(s)
         except FoldError as exc:
             if isinstance(s, ast.Assign | ast.AnnAssign):
+                unknown = Unfoldable(exc.reason, Location("<main>", s.lineno))
                 for t in (s.targets if isinstance(s, ast.Assign) else [s.target]):
+                    if isinstance(t, ast.Attribute):
+                        try:
+                            base = self.folder._eval(t.value)
+                        except FoldError:
+                            continue
+                        if isinstance(base, Namespace):
+                            base.values[t.attr] = unknown
+                        continue
                     for n in ast.walk(t):
                         if isinstance(n, ast.Name):
-                            self.local[n.id] = Unfoldable(exc.reason, Location("<main>", s.lineno))
+                            self.local[n.id] = unknown
 
 
 def main_run_call(source: Source, globals_: Scope, budget: Budget) -> RunCall | None:
@@ -596,6 +657,8 @@ def check_requirements_of(requirements: list[Requirement]) -> None:
         try:
             value = Folder(req.scope.lookup).fold(req.test)
         except FoldError as exc:
+            if req.soft:
+                continue
             raise ProgramError(f"cannot check `{ast.unparse(req.test)[:80]}` without running the program: "
                                f"{exc.reason}", req.loc) from None
         holds = not value if req.negate else bool(value)

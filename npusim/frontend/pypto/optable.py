@@ -56,6 +56,10 @@ OPS: dict[str, PlOp] = {
     **{n: _op(n, ("input", "tmp_tile"), {"input": "x"}, {"tmp_tile": _ANY}, aliases=("tensor", "tile"))
        for n in ("row_sum", "row_max", "row_min")},
     **{f"{k}_expand_{o}": _expand(f"{k}_expand_{o}") for k in ("row", "col") for o in ("add", "sub", "mul", "div")},
+    # pypto HEAD's column reductions and row expansion, npusim's ops of the same names
+    "col_sum": _op("col_sum", ("input", "tmp_tile"), {"input": "x"}, aliases=("tensor", "tile")),
+    **{n: _op(n, ("input",), {"input": "x"}, aliases=("tensor", "tile")) for n in ("col_max", "col_min")},
+    "row_expand": _op("row_expand", ("target", "row_vec"), {"target": "t", "row_vec": "v"}),
     "slice": _op("slice", ("input", "shape", "offset", "valid_shape"), {"input": "t"}, aliases=("tensor", "tile")),
     "assemble": _op("assemble", ("target", "source", "offset", "atomic"), dropped={"atomic": "None_"}),
     "full": _op("full", ("shape", "dtype", "value")),
@@ -67,7 +71,8 @@ OPS: dict[str, PlOp] = {
                   dropped={"c_matrix_nz": False}, special="matmul"),
     "matmul_acc": _op("matmul_acc", ("acc", "lhs", "rhs", "a_trans", "b_trans", "init_cond"),
                       dropped={"init_cond": None}),
-    "create_tensor": _op("create_tensor", ("shape", "dtype", "layout"), dropped={"layout": "ND"},
+    "create_tensor": _op("create_tensor", ("shape", "dtype", "layout", "manual_dep", "init_value"),
+                         {"manual_dep": "untracked", "init_value": "fill"}, dropped={"layout": "ND"},
                          special="create_tensor"),
     "read": _op("read", ("src", "offset"), special="read", aliases=("tensor", "tile", "indices")),
     "dim": _op("dim", ("tensor", "axis"), special="dim"),
@@ -90,8 +95,8 @@ UNSUPPORTED: dict[str, str] = {
     **{n: "an op npusim's op table does not have" for n in (
         "concat", "transpose", "log", "relu", "cmp", "cmps", "sel", "sels", "rem", "rems", "and_", "ands", "or_",
         "ors", "xor", "xors", "shl", "shls", "shr", "shrs", "not_", "addc", "subc", "addsc", "subsc", "lrelu",
-        "prelu", "matmul_bias", "gemv", "gemv_acc", "gemv_bias", "expands", "row_expand", "col_expand",
-        "maxs", "mins", "sum", "arange", "ci", "col_sum", "col_max", "col_min", "col_expand_expdif",
+        "prelu", "matmul_bias", "gemv", "gemv_acc", "gemv_bias", "expands", "col_expand",
+        "maxs", "mins", "sum", "arange", "ci", "col_expand_expdif",
         "row_expand_expdif", "fmod", "fmods", "sin", "cos", "set_validshape", "write", "batch_matmul",
         "reinterpret_view", "fillpad_expand")},
     **{n: "task-dependency plumbing" for n in ("no_dep", "submit", "spmd_submit")},

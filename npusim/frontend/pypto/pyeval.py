@@ -22,7 +22,8 @@ from typing import Any
 from npusim.errors import Location
 
 MAX_INT_BITS = 256  # folded integers beyond this are refused: no constant needs them, a hostile file might
-MAX_STEPS = 400_000  # evaluation steps of one evaluator (a call, a loop iteration, a node)
+MAX_STEPS = 400_000  # evaluation steps of one value (a call, a loop iteration, a node)
+MAX_TOTAL_STEPS = 5_000_000  # evaluation steps of one import
 MAX_LEN = 100_000  # elements of a folded sequence, characters of a folded string
 MAX_CALL_DEPTH = 40
 
@@ -69,10 +70,12 @@ class FunctionValue:
 
 @dataclass(eq=False)
 class SiblingModule:
-    """A module of the program's folder bound by `import NAME`: its names, read statically."""
+    """A module of the program's folder bound by `import NAME`: its names, read statically (`scope`: where
+    they live, so that `config.X = ...` in an importer rebinds them, as Python does)."""
 
     name: str
     lookup: Callable[[str], Any]
+    scope: Any = None
 
 
 @dataclass(eq=False)
@@ -179,16 +182,24 @@ class _Continue(Exception):
 
 
 class Budget:
-    """Evaluation steps left (shared by the evaluators of one import)."""
+    """Evaluation steps left: of one value (`MAX_STEPS`), within the whole import's (`parent`, MAX_TOTAL_STEPS)."""
 
-    def __init__(self, steps: int = MAX_STEPS) -> None:
+    def __init__(self, steps: int = MAX_STEPS, parent: Budget | None = None) -> None:
         self.left = steps
+        self.steps = steps
+        self.parent = parent
         self.depth = 0
 
     def spend(self, node: ast.AST) -> None:
         self.left -= 1
         if self.left < 0:
-            raise FoldError(f"the module's Python needs more than {MAX_STEPS} evaluation steps", node)
+            raise FoldError(f"the value needs more than {self.steps} evaluation steps", node)
+        if self.parent is not None:
+            self.parent.spend(node)
+
+    def child(self) -> Budget:
+        """A budget of MAX_STEPS for one value, drawn from this one."""
+        return Budget(MAX_STEPS, self)
 
 
 _DEFAULT_BUDGET = Budget(10**12)  # folds of single expressions (the common case) are never long
@@ -211,8 +222,10 @@ class Folder:
         try:
             value = self.lookup(name)
         except KeyError:
-            if name in ("True", "False", "None"):
-                return {"True": True, "False": False, "None": None}[name]
+            if name in _TYPES:  # a builtin type as a value (`type=int` of an argparse option)
+                return _TYPES[name]
+            if _BUILTINS.get(name) is not None:
+                return _BUILTINS[name]
             raise FoldError(f"unknown name {name!r}", node) from None
         if isinstance(value, Unfoldable):
             raise FoldError(f"{name!r} cannot be computed without running the program ({value.reason}, "
@@ -508,7 +521,7 @@ class Folder:
                 if d is None:
                     raise FoldError(f"{fn.node.name}: parameter {p.arg!r} has no value", node)
                 local[p.arg] = outer._eval(d)
-        runner = Runner(local, fn.lookup, self.math_aliases, self.budget)
+        runner = Runner(local, fn.lookup, self.math_aliases, self.budget, fn.file)
         self.budget.depth += 1
         try:
             runner.block(fn.node.body)
@@ -571,9 +584,10 @@ class Runner:
     """A function body's statements, evaluated over a local scope on top of the function's module."""
 
     def __init__(self, local: dict[str, Any], outer: Callable[[str], Any], math_aliases: frozenset[str],
-                 budget: Budget) -> None:
+                 budget: Budget, file: str = "") -> None:
         self.local = local
         self.outer = outer
+        self.file = file
         self.folder = Folder(self.lookup, math_aliases, budget)
         self.budget = budget
 
@@ -637,7 +651,7 @@ class Runner:
                 self.local[name] = ModuleAlias(alias.name if alias.asname or isinstance(s, ast.Import) else
                                                f"{s.module}.{alias.name}")
         elif isinstance(s, ast.FunctionDef):
-            self.local[s.name] = FunctionValue(s, self.lookup)
+            self.local[s.name] = FunctionValue(s, self.lookup, self.file)
         elif isinstance(s, ast.Assert):
             if not ev(s.test):
                 raise FoldError(f"assertion failed: {ast.unparse(s.test)[:60]}", s)
@@ -662,7 +676,11 @@ class Runner:
                 raise FoldError(f"cannot assign: {exc}", node) from None
             return
         if isinstance(target, ast.Attribute):
-            raise FoldError("assigning an attribute", node)
+            base = self.folder._eval(target.value)
+            if not isinstance(base, Namespace):
+                raise FoldError("assigning an attribute", node)
+            base.values[target.attr] = value  # `args.x = ...` of the harness's options
+            return
         bind(target, value, self.local, node)
 
 

@@ -14,7 +14,7 @@ from npusim.errors import ProgramError
 
 from .module import ModuleModel, dsl_kind
 from .pyeval import FunctionValue, ModuleAlias
-from .source import Scope, Source
+from .source import LookupScope, Scope, Source
 
 DISTRIBUTED = "pypto.language.distributed"
 SORT_OPS = ("sort32", "mrgsort")
@@ -74,7 +74,8 @@ class _Walker:
                     self.fail("extern", f"`{value.node.name}(...)`, a @pl.jit.extern kernel,", node, source, chain)
                 if kind in ("jit.inline", "jit.incore", "jit.opaque", "inline") and id(value.node) not in self.seen:
                     self.seen.add(id(value.node))
-                    inner = getattr(value, "scope", None) or scope
+                    inner = getattr(value, "scope", None) or (LookupScope(value.lookup) if value.lookup is not None
+                                                              else scope)
                     where = f"{value.node.name} ({source.loc(node)})"
                     self.walk(value.node.body, inner, self.model.source_of(value.file or source.file),
                               [*chain, where])

@@ -22,6 +22,7 @@ __all__ = [
     "Definition",
     "FoldError",
     "Folder",
+    "LookupScope",
     "Scope",
     "Source",
     "Unfoldable",
@@ -135,6 +136,21 @@ class Scope:
     def define(self, d: Definition) -> None:
         self.defs[d.name] = d
         self.order.append(d)
+
+
+class LookupScope(Scope):
+    """The names a function defined inside another function sees (a helper a factory built): a lookup
+    function, no definitions of its own."""
+
+    def __init__(self, lookup: Any) -> None:
+        super().__init__()
+        self._lookup = lookup
+
+    def lookup(self, name: str) -> Any:
+        return self._lookup(name)
+
+    def definition(self, name: str) -> Definition | None:
+        return None
 
 
 def is_number(value: Any) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -204,6 +205,8 @@ class YamlWriter:
         pad = "  " * depth
         for i in instrs:
             where = f"  # L{i.loc.line}" if i.loc.line else ""
+            if i.loc.line and i.loc.file != self.program.file:  # a helper of a sibling module
+                where = f"  # {Path(i.loc.file).name}:L{i.loc.line}"
             self._names(i)
             if isinstance(i, OpCall | ScalarAssign | TaskIdsAssign):
                 out.append(f"{pad}- {_scalar(i.text)}{where}")

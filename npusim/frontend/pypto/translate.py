@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ from .ir import (
 )
 from .module import ModuleModel, dsl_kind
 from .pyeval import DynDim, FunctionValue
-from .source import Folder, FoldError, Scope, Unfoldable
+from .source import Folder, FoldError, LookupScope, Scope, Unfoldable
 
 _SCOPE_COMMENT = re.compile(r"\bScope\s+([A-Za-z0-9_]+)\s*:")
 _SCOPE_END = re.compile(r"\bend\s+(?:of\s+)?scope\b", re.IGNORECASE)
@@ -109,6 +110,8 @@ class Translator:
         self.dyn: dict[str, int] = {}  # pl.dynamic dims bound from the harness's tensors
         self.head = model.program.jit is not None  # pypto HEAD's subscript rules (a scalar index drops its dim)
         self.block_var: str | None = None  # the block index inside an SPMD kernel
+        self.static: dict[str, Any] = {}  # DSL scalars (npusim names) of a compile-time value (see `fold`)
+        self.assign_counts: list[Counter[str]] = []  # per function being translated: assignments per name
         self.env: dict[str, str] = {}
         self.types: dict[str, Type] = {}
         self.pynames: dict[str, str] = {}
@@ -213,13 +216,18 @@ class Translator:
             raise self.unsupported("*args, **kwargs or keyword-only parameters in the entry function", entry)
         params = []
         for arg in args.args:
-            if arg.arg in self.taken:
-                raise self.fail(f"parameter {arg.arg!r} has the name of a constant or an npusim op; rename it", arg)
             scalar = self._scalar_param(arg)
-            if scalar is not None:
+            if scalar is not None:  # a name of its own: it shadows a module constant of the same name
                 self.env[arg.arg] = self.fresh(arg.arg, SCALAR)
                 self.emit(ScalarStmt(self.loc(arg), self.env[arg.arg], literal(scalar)))
                 continue
+            if arg.arg in self.consts and arg.arg not in RESERVED:
+                # the parameter shadows a module constant in the entry (as in Python); npusim's tensor keeps the
+                # name, so the constant is written as its value wherever the program uses it
+                del self.consts[arg.arg]
+                self.taken.discard(arg.arg)
+            if arg.arg in self.taken:
+                raise self.fail(f"parameter {arg.arg!r} has the name of an npusim op or dtype; rename it", arg)
             type_, direction = self._jit_annotation(arg)
             self.taken.add(arg.arg)
             self.types[arg.arg] = type_
@@ -227,6 +235,7 @@ class Translator:
             self.env[arg.arg] = arg.arg
             params.append(ParamTensor(arg.arg, type_, direction, self.loc(arg)))
         self.calls.append(entry.name)
+        self.assign_counts.append(_assignments(entry))
         prologue, self.out = self.out, []
         body = prologue + self.block(entry.body)
         if not any(isinstance(st, ScopeStmt) for st in walk(body)):
@@ -373,10 +382,14 @@ class Translator:
             return self.dyn[value.name]
         return value
 
-    def fold(self, node: ast.AST, dyn: bool = True) -> Any:
-        """The value of a closure-only expression (raises FoldError if it reads a DSL variable)."""
+    def fold(self, node: ast.AST, dyn: bool = True, static: bool = False) -> Any:
+        """The value of a closure-only expression (raises FoldError if it reads a DSL variable; with `static`,
+        a DSL scalar assigned once from a compile-time value, `t_dim = pl.tensor.dim(x, 0)`, has that value)."""
         def lookup(ident: str) -> Any:
             if ident in self.env:
+                ir = self.env[ident]
+                if static and ir in self.static:
+                    return self.static[ir]
                 raise KeyError(ident)
             value = self.closure.lookup(ident)
             return self._dyn(value) if dyn else value
@@ -390,7 +403,7 @@ class Translator:
 
     def static_dim(self, node: ast.AST) -> Dim:
         try:
-            value = self.fold(node)
+            value = self.fold(node, static=True)
         except FoldError as exc:
             raise self.fail(f"a shape must be a compile-time constant: `{ast.unparse(node)[:60]}` "
                             f"({exc.reason})", node) from None
@@ -519,7 +532,7 @@ class Translator:
         if isinstance(value, ast.Call) and self._op_name(value) is not None:
             operand = self.op_call(value, py)
             if isinstance(operand, Scalar):
-                self.emit(ScalarStmt(self.loc(stmt), self.bind(py, SCALAR), operand.expr))
+                self._scalar_stmt(py, operand, stmt)
             return
         if isinstance(value, ast.Call) and (self._self_call(value) is not None or self._helper(value) is not None):
             results = self.inline_call(value) if self._self_call(value) is not None else self.call_helper(value)
@@ -530,7 +543,7 @@ class Translator:
         if isinstance(value, ast.Subscript):
             operand = self.subscript(value, py)
             if isinstance(operand, Scalar):
-                self.emit(ScalarStmt(self.loc(stmt), self.bind(py, SCALAR), operand.expr))
+                self._scalar_stmt(py, operand, stmt)
             return
         self._bind_operand(py, self.expr(value), stmt)
 
@@ -546,7 +559,16 @@ class Translator:
             if ir != operand.ir:
                 self.emit(ScalarStmt(self.loc(stmt), ir, name(operand.ir)))
         else:
-            self.emit(ScalarStmt(self.loc(stmt), self.bind(py, SCALAR), operand.expr))
+            self._scalar_stmt(py, operand, stmt)
+
+    def _scalar_stmt(self, py: str, operand: Scalar, stmt: ast.AST) -> None:
+        """`py = scalar`; a compile-time value of a name the function assigns once is remembered (`static`)."""
+        ir = self.bind(py, SCALAR)
+        self.emit(ScalarStmt(self.loc(stmt), ir, operand.expr))
+        if operand.value is not None and self.assign_counts and self.assign_counts[-1].get(py, 0) == 1:
+            self.static[ir] = operand.value
+        else:
+            self.static.pop(ir, None)
 
     def tuple_assign(self, target: ast.Tuple, value: ast.expr, stmt: ast.stmt) -> None:
         if not all(isinstance(t, ast.Name) for t in target.elts):
@@ -655,7 +677,7 @@ class Translator:
 
     def _const_int(self, node: ast.AST, what: str, positive: bool = False) -> int:
         try:
-            value = self.fold(node)
+            value = self.fold(node, static=True)
         except FoldError as exc:
             raise self.fail(f"{what} must be a compile-time integer ({exc.reason})", node) from None
         if isinstance(value, bool) or not isinstance(value, int) or (positive and value < 1):
@@ -888,6 +910,9 @@ class Translator:
             raise self.fail("a `return` before the end of an inlined function", s)
         values = s.value.elts if isinstance(s.value, ast.Tuple) else [s.value] if s.value is not None else []
         for v in values:
+            if isinstance(v, ast.Call) and self._helper(v) is not None:
+                self.call_helper(v)  # `return helper(...)`: the helper writes the entry's outputs
+                continue
             if not (isinstance(v, ast.Name) and v.id in self.env):
                 raise self.unsupported(f"returning `{ast.unparse(v)[:40]}`", v,
                                        "npusim's outputs are the entry function's tensor parameters")
@@ -990,11 +1015,12 @@ class Translator:
             bound[kw.arg] = self.expr(kw.value)
         defaults = dict(zip([p.arg for p in a.args[len(a.args) - len(a.defaults):]], a.defaults, strict=True))
         defaults.update({p.arg: d for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None})
-        scope = getattr(fv, "scope", None) or self.closure
+        scope = getattr(fv, "scope", None) or (LookupScope(fv.lookup) if fv.lookup is not None else self.closure)
         saved = self.env, self.closure, self.source
         self.env = {}
         self.closure, self.source = scope, self.model.source_of(fv.file or self.source.file)
         self.calls.append(fn.name)
+        self.assign_counts.append(_assignments(fn))
         try:
             for p in params:
                 if p.arg in bound:
@@ -1026,6 +1052,7 @@ class Translator:
                 results = [self.expr(v) for v in values]
         finally:
             self.calls.pop()
+            self.assign_counts.pop()
             self.env, self.closure, self.source = saved
         return results
 
@@ -1103,7 +1130,7 @@ class Translator:
             ir = self.env[node.id]
             if self.types.get(ir) == TASK_ID:
                 return Tid(ir)  # type: ignore[return-value]
-            return Value(ir) if self.types[ir] != SCALAR else Scalar(name(ir))
+            return Value(ir) if self.types[ir] != SCALAR else Scalar(name(ir), self.static.get(ir))
         value = self.closure_value(node.id)
         if value is KeyError:
             known = list(self.env) + [n for n in self.consts]
@@ -1127,7 +1154,7 @@ class Translator:
 
     def scalar_expression(self, node: ast.expr) -> Scalar:
         try:
-            value = self.fold(node)
+            value = self.fold(node, static=True)
         except FoldError:
             value = None
         if value is not None:
@@ -1142,7 +1169,14 @@ class Translator:
                 raise self.unsupported(f"the operator `{type(node.op).__name__}`", node)
             left = self.scalar(node.left, "an operand of arithmetic")
             right = self.scalar(node.right, "an operand of arithmetic")
-            return Scalar(ast.BinOp(left.expr, node.op, right.expr))
+            expr = ast.BinOp(left.expr, node.op, right.expr)
+            if left.value is not None and right.value is not None:  # both known at import (tensor dims)
+                try:
+                    return Scalar(expr, Folder(_no_names).fold(
+                        ast.BinOp(literal(left.value), node.op, literal(right.value))))
+                except FoldError:
+                    pass
+            return Scalar(expr)
         if isinstance(node, ast.UnaryOp):
             return Scalar(ast.UnaryOp(node.op, self.scalar(node.operand, "an operand").expr))
         if isinstance(node, ast.BoolOp):
@@ -1154,7 +1188,14 @@ class Translator:
         return Scalar(ast.Compare(parts[0], node.ops, parts[1:]))
 
     def attribute(self, node: ast.Attribute) -> Operand:
-        raise self.fail(f"`{ast.unparse(node)[:40]}` is not a value here", node)
+        """A closure attribute (a config field `C.rows`, a property) folds to its number."""
+        try:
+            value = self.fold(node)
+        except FoldError as exc:
+            raise self.fail(f"`{ast.unparse(node)[:40]}` is not a value here ({exc.reason})", node) from None
+        if isinstance(value, bool | int | float):
+            return Scalar(literal(value), value)
+        raise self.fail(f"`{ast.unparse(node)[:40]}` is not a number", node)
 
     def subscript(self, node: ast.Subscript, target: str | None) -> Operand:
         """`t[a:b, c:d]` -> slice; `t[i, j]` (all scalars, full rank) -> read; `x.shape[k]` -> its dim."""
@@ -1221,7 +1262,7 @@ class Translator:
         """`upper - lower` folded: static even when both bounds move with a loop variable (`p:p + 64`)."""
         diff = upper if lower is None else ast.BinOp(upper, ast.Sub(), lower)
         try:
-            value = self.fold(diff)
+            value = self.fold(diff, static=True)
         except FoldError:
             value = self._static_difference(lower, upper)
             if value is None:
@@ -1249,7 +1290,7 @@ class Translator:
     def _linear(self, node: ast.expr) -> tuple[dict[str, int], int] | None:
         """`node` as (integer coefficient per opaque term, constant), terms keyed by their syntax."""
         try:
-            value = self.fold(node)
+            value = self.fold(node, static=True)
         except FoldError:
             value = None
         if value is not None:
@@ -1347,7 +1388,11 @@ class Translator:
         return value
 
     def _peek(self, node: ast.expr) -> Operand | None:
-        """Whether an argument is a scalar, without emitting anything for it (names and constants only)."""
+        """Whether an argument is a scalar, without emitting anything for it (names, constants and the ops
+        that give scalars: read, dim, min, max, the block index)."""
+        if isinstance(node, ast.Call) and self._op_name(node) in ("read", "dim", "min", "max", "get_block_idx",
+                                                                  "const"):
+            return Scalar(ast.Constant(0))
         if isinstance(node, ast.Constant):
             return Scalar(literal(node.value), node.value) if isinstance(node.value, bool | int | float) else None
         if isinstance(node, ast.Name):
@@ -1428,6 +1473,13 @@ class Translator:
     def npusim_op(self, plop: PlOpT, bound: dict[str, ast.expr], call: ast.Call, shown: str,
                   target: str | None) -> Value | Operand:
         spec = NPU_OPS[plop.npusim]
+        mode = bound.get("mode")
+        if plop.npusim == "cast" and isinstance(mode, ast.Constant) and mode.value == "none" and "target_type" in bound:
+            # CAST_NONE is each conversion's default: rint into a float type, trunc into an integer one (pto-isa
+            # 3186c381 include/pto/npu/a2a3/TCvt.hpp, the `default:` branches, e.g. L112 vconv_f322f16r, L196
+            # vconv_f322s32z)
+            into_int = self.dtype(bound["target_type"]).startswith("int")
+            bound = {**bound, "mode": ast.copy_location(ast.Constant("trunc" if into_int else "rint"), mode)}
         for param, allowed in plop.dropped.items():
             if param in bound and allowed is not optable._ANY:
                 self._check_dropped(param, allowed, bound[param], shown)
@@ -1570,6 +1622,21 @@ class Translator:
 PlOpT = optable.PlOp
 
 
+def _no_names(name: str) -> Any:
+    raise KeyError(name)
+
+
+def _assignments(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> Counter[str]:
+    """How often a function assigns each name (parameters count once): a name assigned once keeps its value."""
+    out: Counter[str] = Counter(a.arg for a in [*fn.args.args, *fn.args.kwonlyargs])
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            out[node.id] += 1
+        elif isinstance(node, ast.For):
+            out.update(n.id for n in ast.walk(node.target) if isinstance(n, ast.Name))  # twice: a loop variable
+    return out
+
+
 def _name_hint_scopes(stmts: list[Stmt]) -> list[Stmt]:
     """A program without `# Scope` comments is scoped by its kernels' name_hints: each named kernel (or
     auto_incore region) in a scope of its name."""
@@ -1578,7 +1645,7 @@ def _name_hint_scopes(stmts: list[Stmt]) -> list[Stmt]:
         if isinstance(s, KernelStmt):
             out.append(ScopeStmt(s.loc, s.name, [s]) if s.name else s)
             continue
-        if isinstance(s, ForStmt):
+        if isinstance(s, ForStmt | ManualStmt):
             s.body = _name_hint_scopes(s.body)
         elif isinstance(s, IfStmt):
             s.then, s.orelse = _name_hint_scopes(s.then), _name_hint_scopes(s.orelse)
