@@ -227,6 +227,22 @@ def build_tensor_specs():
 '''
 
 
+def test_tuple_unpacking_a_shape_gives_the_specialised_dims(tmp_path: Path) -> None:
+    """`M, N = x.shape` of a bare pl.Tensor entry parameter: the TensorSpec's numbers, usable as sizes."""
+    text = PROGRAM_WITH_SIBLING.replace("from side import K\n", "K = 4\n").replace(
+        "x: pl.Tensor[[K, K], pl.FP32]", "x: pl.Tensor").replace(
+        "    with pl.at(level=pl.Level.CORE_GROUP):\n",
+        "    M, N = x.shape\n    t = pl.create_tensor([M, N], dtype=pl.FP32)\n"
+        "    with pl.at(level=pl.Level.CORE_GROUP):\n        t = pl.assemble(t, pl.exp(x[0:M, 0:N]), [0, 0])\n"
+        "    with pl.at(level=pl.Level.CORE_GROUP):\n").replace("pl.exp(x[:, :])", "t[:, :]")
+    path = write(tmp_path, "unpack.py", text)
+    program = load_program(path)
+    assert program.tensors["x"].shape == (4, 4)
+    result = run_program(path, tmp_path / "out", numerics=True)
+    x = result.execution.tensors["x"].data
+    np.testing.assert_allclose(final(result, "y"), np.exp(x), rtol=1e-6)
+
+
 # --- what npusim cannot model: one located error each ----------------------------------------------------
 
 UNMODELLED = [

@@ -581,6 +581,9 @@ class Translator:
             raise self.unsupported("`pl.yield_`", value, "loop-carried values with init_values=")
         elif isinstance(value, ast.Tuple):
             results = [self.expr(v) for v in value.elts]
+        elif isinstance(value, ast.Attribute) and value.attr == "shape" and isinstance(
+                shaped := self.expr(value.value), Value):  # `M, N = a.shape`: the specialised dims
+            results = [Scalar(ast.parse(dim_expr(d), mode="eval").body, int(d)) for d in self.types[shaped.ir].shape]
         else:
             raise self.unsupported("tuple assignment from this expression", stmt)
         if len(results) != len(target.elts):
