@@ -248,3 +248,48 @@ def test_int8_and_fp8_matmul_rates(tmp_path: Path) -> None:
     assert CostModel(A5).isolated_cycles(mad.sig) == 6 + A5.cube.cycles_per_fractal["fp8e4m3fn"] * 1 * 4 * 4 == 22
     with pytest.raises(NpusimError, match="no cube rule for fp8e4m3fn"):
         CostModel(HW).isolated_cycles(mad.sig)  # A2/A3's cube has no FP8 (docs/sources.md HF §1)
+
+
+# --- GM views and buffers PyPTO's current programs use -------------------------------------------------------
+
+def test_a_reshaped_gm_view_shares_memory_and_footprints(tmp_path: Path) -> None:
+    """`reshape` outside a kernel views the same memory: a kernel writing through the [2, 16] view and one reading
+    the [4, 8] tensor are ordered (the view's rows 0-0 are the tensor's rows 0-1), values flow through."""
+    body = ("  - v = reshape(t, [2, 16])\n  - incore write:\n    - a = slice(x, [1, 16], [0, 0])\n"
+            "    - v = assemble(v, a, [0, 0])\n  - incore read:\n    - b = slice(t, [2, 8], [0, 0])\n"
+            "    - y = assemble(y, b, [0, 0])\n  - incore other:\n    - c = slice(t, [2, 8], [2, 0])\n"
+            "    - z = assemble(z, c, [0, 0])\n")
+    tensors = ("  x: {shape: [1, 16], dtype: fp32, role: input, init: 'uniform(0, 1)'}\n"
+               "  t: {shape: [4, 8], dtype: fp32, role: scratch}\n"
+               "  y: {shape: [2, 8], dtype: fp32, role: output}\n  z: {shape: [2, 8], dtype: fp32, role: output}")
+    path = program(tmp_path, body, tensors)
+    ex = execute(load_program(path), {"x": np.arange(16, dtype=np.float32).reshape(1, 16)}, numerics_on=True)
+    assert ex.tasks[0].writes == [(1, (0, 0), (2, 8))]  # the view's row 0 = the tensor's rows 0-1, on t's id
+    assert simulate(ex.tasks, ex.instrs, HW).deps == [(), (0,), ()]  # rows 2-3 were never written
+    np.testing.assert_array_equal(ex.tensors["y"].data, np.arange(16, dtype=np.float32).reshape(2, 8))
+    bad = program(tmp_path, "  - w = slice(t, [4, 4], [0, 0])\n  - v = reshape(w, [16])\n", tensors, "bad")
+    with pytest.raises(NpusimError, match="is not contiguous in memory"):
+        execute(load_program(bad), {"x": np.zeros((1, 16), np.float32)}, numerics_on=True)
+
+
+def test_filled_and_untracked_gm_buffers(tmp_path: Path) -> None:
+    body = ("  - acc = create_tensor([2, 8], fp32, fill=1.5)\n  - skip = create_tensor([2, 8], fp32, untracked=True)\n"
+            "  - incore a:\n    - t = slice(acc, [2, 8], [0, 0])\n    - skip = assemble(skip, t, [0, 0])\n"
+            "  - incore b:\n    - u = slice(skip, [2, 8], [0, 0])\n    - y = assemble(y, u, [0, 0])\n")
+    tensors = "  y: {shape: [2, 8], dtype: fp32, role: output}"
+    ex = execute(load_program(program(tmp_path, body, tensors)), {}, numerics_on=True)
+    np.testing.assert_array_equal(ex.tensors["y"].data, np.full((2, 8), 1.5, np.float32))
+    assert simulate(ex.tasks, ex.instrs, HW).deps == [(), ()]  # b reads only what an untracked buffer holds
+
+
+def test_a_valid_window_may_reach_past_the_tensor(tmp_path: Path) -> None:
+    """A [16, 64] load of an 8-row tensor with valid_shape [8, 64] moves the 8 valid rows only (PyPTO's partial
+    last tile); a window whose valid part leaves the tensor is still an error."""
+    tensors = "  x: {shape: [8, 64], dtype: fp32, role: input, init: zeros}"
+    ok = program(tmp_path, "  - incore k:\n    - t = slice(x, [16, 64], [0, 0], valid_shape=[8, 64])\n", tensors)
+    ex = execute(load_program(ok), {}, numerics_on=False)
+    assert ex.tasks[0].ops[0].sig.tile.valid == (8, 64)
+    assert schedule_kernel(ex.tasks[0], CostModel(HW), ex.instrs).dma_bytes == {"gm_to_ub": 8 * 64 * 4}
+    bad = program(tmp_path, "  - incore k:\n    - t = slice(x, [16, 64], [0, 0], valid_shape=[9, 64])\n", tensors, "b")
+    with pytest.raises(NpusimError, match="outside x"):
+        execute(load_program(bad), {}, numerics_on=False)
