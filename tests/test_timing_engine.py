@@ -13,6 +13,7 @@ import pytest
 from npusim.errors import NpusimError
 from npusim.frontend import load_program
 from npusim.interp import execute
+from npusim.output.summaries import bound
 from npusim.run import RunOptions, run
 from npusim.timing import load_config, schedule_kernel, simulate
 from npusim.timing.costs import CostModel
@@ -85,6 +86,9 @@ def test_split_kernel_runs_half_the_vector_work_on_each_aiv_lane(tmp_path: Path)
     r = tl.runs[0]
     assert (r.aic, r.aiv, r.aiv2) == (0, 0, 1)  # an AIC and both AIV lanes of its cluster
     assert r.schedule.busy == pytest.approx(sched.busy) and r.end - r.start == pytest.approx(sched.cycles)
+    # what bounds it is one pipe's share: the AIC's loads plus one lane's two half loads, not both lanes'
+    b = bound([r], [0.0])
+    assert b.by == "mte2" and b.share == pytest.approx((aic_mte2 + 2 * dma("gm_to_ub", half)) / sched.cycles)
 
 
 def test_the_same_kernel_unsplit_runs_the_whole_vector_work_on_one_aiv(tmp_path: Path) -> None:
