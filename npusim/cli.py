@@ -13,11 +13,10 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
-from rich.console import Console
 
 from .errors import NpusimError
 from .frontend import parse_inits, parse_overrides
@@ -27,13 +26,18 @@ from .interp import RunLimits
 from .references import REFERENCE_ATOL, REFERENCE_RTOL
 from .timing import DEFAULT_CONFIG, load_config, resolve_config_path
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 TABLE_WIDTH = 100  # the console tables fit this many columns (output.table.WIDTH)
 FORMATS = click.Choice(["table", "csv", "json"])
 
 
 def _console() -> Console:
     """A console for tables: at least TABLE_WIDTH wide (a narrower terminal wraps lines instead of cutting
-    numbers), the terminal's width when it is wider."""
+    numbers), the terminal's width when it is wider. (rich is imported here, not at start-up.)"""
+    from rich.console import Console
+
     return Console(width=max(Console().width, TABLE_WIDTH)) if sys.stdout.isatty() else Console(width=TABLE_WIDTH)
 
 

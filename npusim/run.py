@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from .errors import NpusimError
 from .frontend import Program, load_program
@@ -119,6 +117,16 @@ class Progressor:
         if self.quiet:
             yield None
         elif self.terminal:
+            from rich.console import Console  # rich only for a bar on a terminal (start-up time)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                        TimeElapsedColumn()]
             with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
