@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -233,6 +234,16 @@ def run(opts: RunOptions) -> RunResult:
     execute(program, quick_inputs, numerics_on=False, limits=opts.run_limits, first_iterations_only=True)
     inputs = initial_values(program, opts.seed) if opts.numerics else quick_inputs
 
+    # the check's reference (the user's saved outputs with --expect, else the program's own) is computed on a
+    # second thread while the interpreter runs: it needs only the inputs, and numpy releases the GIL
+    reference: Reference | None = None
+    if expected is not None and opts.expect is not None:
+        reference = expectation(opts.expect, expected, opts.rtol, opts.atol)
+    elif program.reference:
+        reference = get_reference(program.reference)
+    beside = _Beside(reference.compute, inputs, program.consts) \
+        if opts.numerics and opts.check and reference is not None else None
+
     # 3. interpret, 4. simulate
     bar = Progressor(opts.quiet)
     with bar.phase("interpreting kernels", None) as tick:
@@ -243,15 +254,10 @@ def run(opts: RunOptions) -> RunResult:
     # 5. check: against the user's saved outputs (--expect), else the program's reference
     roles = {name: t.role for name, t in program.tensors.items()}
     check = None
-    reference: Reference | None = None
-    if expected is not None and opts.expect is not None:
-        reference = expectation(opts.expect, expected, opts.rtol, opts.atol)
-    elif program.reference:
-        reference = get_reference(program.reference)
-    if opts.numerics and opts.check and reference is not None:
+    if beside is not None and reference is not None:
         finals = {name: t.data for name, t in execution.tensors.items() if t.data is not None}
         with bar.phase("checking outputs", None):
-            check = reference_check(reference, inputs, program.consts, finals)
+            check = reference_check(reference, inputs, program.consts, finals, expected=beside.result())
 
     # 6. report and artefacts: the report lists what is about to be written, and is written last
     chain = critical_path(timeline)
@@ -266,6 +272,29 @@ def run(opts: RunOptions) -> RunResult:
         with bar.phase("writing the report", None):
             write_artefacts(out_dir, plan, program, execution, timeline, report, inputs, chain)
     return RunResult(program, hw, execution, timeline, report, out_dir)
+
+
+class _Beside:
+    """fn(*args) on a daemon thread (an interrupted run does not wait for it); `result()` waits and returns
+    its value or raises its exception."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args), name="npusim-reference", daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[..., Any], args: tuple) -> None:
+        try:
+            self._value = fn(*args)
+        except BaseException as exc:  # handed to the caller of result()
+            self._error = exc
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 @dataclass

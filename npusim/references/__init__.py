@@ -68,9 +68,11 @@ def get_reference(name: str) -> Reference:
 
 
 def check(ref: Reference, inputs: Inputs, consts: dict[str, Any], actual: dict[str, np.ndarray],
-          block: int = 1 << 22) -> CheckResult:
-    """Compare `actual` final values with the reference, `block` elements at a time (caches are large)."""
-    expected = ref.compute(inputs, consts)
+          block: int = 1 << 22, expected: dict[str, np.ndarray] | None = None) -> CheckResult:
+    """Compare `actual` final values with the reference, `block` elements at a time (caches are large).
+    `expected`: the reference's values if already computed (a run computes them beside the interpreter)."""
+    if expected is None:
+        expected = ref.compute(inputs, consts)
     per_output: dict[str, OutputCheck] = {}
     for name, want_all in expected.items():
         got_flat = np.asarray(actual[name]).reshape(-1)
