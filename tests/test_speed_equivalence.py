@@ -1,24 +1,29 @@
-"""Kernel replay (npusim/interp/replay.py) gives exactly the tasks full interpretation gives: every task's
-op records, core kind, GM footprint, scopes and context, the loop-iteration count and the same error, on
-every shipped program and on generated programs whose kernels read scalars that reach offsets (affinely or
-not), loop bounds, conditions, valid shapes and tile windows, write through views and fresh tensors, leave
-scalars behind for later kernels, and step outside their tensors in later iterations."""
+"""Speed without changed results. Kernel replay (npusim/interp/replay.py) gives exactly the tasks full
+interpretation gives: every task's op records, core kind, GM footprint, scopes and context, the loop-iteration
+count and the same error, on every shipped program and on generated programs whose kernels read scalars that
+reach offsets (affinely or not), loop bounds, conditions, valid shapes and tile windows, write through views
+and fresh tensors, leave scalars behind for later kernels, and step outside their tensors in later
+iterations. The reference check, which measures only the elements whose bits differ, finds what measuring
+whole blocks finds."""
 
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from npusim.dtypes import np_dtype
 from npusim.errors import NpusimError
 from npusim.frontend import load_program
 from npusim.frontend.inputs import initial_values
 from npusim.graph import Execution
 from npusim.interp import execute
 from npusim.interp.compile import Interpreter
+from npusim.references import Reference, check
 
 from .conftest import PROGRAMS
 
@@ -182,3 +187,46 @@ def test_the_replay_is_off_with_numerics() -> None:
     interp = Interpreter(program, initial_values(program, 0), numerics_on=True)
     assert interp.replay is None
     assert execute(program, initial_values(program, 0), numerics_on=False).tasks
+
+
+# -- the reference check's comparison on the bits --------------------------------------------------------
+
+
+def _check_over_whole_blocks(expected: np.ndarray, actual: np.ndarray, block: int, rtol: float, atol: float
+                             ) -> tuple[int, float, float]:
+    """The check as first written: a block of identical bits is skipped, any other block is measured whole."""
+    got_flat, want_flat = actual.reshape(-1), expected.reshape(-1)
+    mismatches, max_abs, max_rel = 0, 0.0, 0.0
+    for s in range(0, got_flat.size, block):
+        if np.array_equal(got_flat[s : s + block].view(np.uint8), want_flat[s : s + block].view(np.uint8)):
+            continue
+        got, want = got_flat[s : s + block].astype(np.float64), want_flat[s : s + block].astype(np.float64)
+        err = np.abs(got - want)
+        mismatches += int(np.count_nonzero(~(err <= atol + rtol * np.abs(want))))
+        max_abs = max(max_abs, float(np.max(err, initial=0.0)))
+        sized = np.abs(want) >= atol
+        max_rel = max(max_rel, float(np.max(err[sized] / np.abs(want[sized]), initial=0.0)))
+        if np.isnan(err).any():
+            max_abs = max_rel = float("inf")
+    return mismatches, max_abs, max_rel
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["bf16", "fp32", "int32"]), st.integers(1, 64),
+       st.floats(0, 0.5), st.floats(0, 1e-2))
+def test_the_check_measures_only_what_differs_and_finds_the_same(seed: int, dtype: str, block: int,
+                                                                 changed: float, tol: float) -> None:
+    rng = np.random.default_rng(seed)
+    want = (rng.random(300) - 0.5) * 4
+    want[rng.random(300) < 0.05] = rng.choice([np.nan, np.inf, -np.inf, 0.0])
+    want = want.astype(np_dtype(dtype)) if dtype != "int32" else (want * 100).astype(np.int32)
+    got = want.copy()
+    hit = rng.random(300) < changed
+    got[hit] = (want[hit].astype(np.float64) * (1 + rng.normal(0, 1e-2, hit.sum()))).astype(got.dtype)
+    ref = Reference("t", lambda inputs, consts: {"x": want}, rtol=tol, atol=tol)
+    with np.errstate(invalid="ignore"):  # inf * 0 where a tolerance is 0: NaN, counted as a mismatch
+        result = check(ref, {}, {}, {"x": got}, block=block).outputs["x"]
+        mismatches, max_abs, max_rel = _check_over_whole_blocks(want, got, block, tol, tol)
+    assert result.mismatches == mismatches
+    assert result.max_abs_err == (max_abs if np.isfinite(max_abs) else None)
+    assert result.max_rel_err == (max_rel if np.isfinite(max_rel) else None)
