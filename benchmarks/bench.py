@@ -2,7 +2,7 @@
 evaluation of the same layer (the reference implementation over whole tensors), and how both scale.
 
     python benchmarks/bench.py [--cases tiny,default,full_max_seq] [--no-scaling] [--repeat 3]
-                               [--base DIR --base-python PY] [--no-append] [--label TEXT]
+                               [--base DIR --base-python PY] [--sweep N] [--no-append] [--label TEXT]
 
 Each measurement runs in a fresh child process (so its peak RSS is its own) and the median of `--repeat`
 runs is shown. With `--base`, every measurement is paired: the checkout in DIR (run by PY, e.g. its own
@@ -10,10 +10,12 @@ venv's python) and this checkout run alternately, so a machine shared with other
 before each run the parent writes `--pretouch-mb` of memory and frees it, so both start with the same
 free memory rather than one paying to evict the page cache. Tables: the three presets (run with numerics,
 timing only, numpy), the scaling over max_seq 1k-16k and batch 16-64 with the linear extrapolation of each
-end from its two neighbours, and start-up (`npusim --help`, `npusim validate` of a small program, wall and
-CPU). They are printed and appended to benchmarks/README.md with the machine and the date; raw results (with
-outputs' sha256 and per-scope cycles, so two versions can be compared for identical results) go to
-benchmarks/out/*.json. Nothing here asserts on time: the numbers are for people.
+end from its two neighbours, start-up (`npusim --help`, `npusim validate` of a small program, wall and
+CPU), and a sweep: N timing-only variants of the full layer (max_seq 1024 + 64 i) on a pool of one process
+per core, each process importing npusim once. The tables are printed and appended to benchmarks/README.md
+with the machine and the date; raw results (with outputs' sha256 and per-scope cycles, so two versions can
+be compared for identical results) go to benchmarks/out/*.json. Nothing here asserts on time: the numbers
+are for people.
 """
 
 from __future__ import annotations
@@ -171,6 +173,34 @@ def start_up(python: str, repo: Path, repeat: int) -> dict[str, dict[str, float]
     return out
 
 
+def _sweep_one(repo: str, max_seq: int) -> float:
+    sys.path.insert(0, repo)
+    try:
+        from npusim.runner import RunOptions, run
+    except ImportError:
+        from npusim.run import RunOptions, run
+    begin = time.perf_counter()
+    run(RunOptions(program=Path(repo) / PROGRAM, overrides={"max_seq": max_seq}, numerics=False, quiet=True,
+                   plot=False, trace=False))
+    return time.perf_counter() - begin
+
+
+def sweep(python: str, repo: Path, n: int) -> dict[str, float]:
+    """Wall time of `n` timing-only variants on a pool of one process per core (run by `python`)."""
+    script = (f"import sys, time; sys.path.insert(0, {str(HERE)!r}); import bench\n"
+              "from concurrent.futures import ProcessPoolExecutor\n"
+              "begin = time.perf_counter()\n"
+              "with ProcessPoolExecutor() as pool:\n"
+              f"    each = list(pool.map(bench._sweep_one, [{str(repo)!r}] * {n},\n"
+              f"                         [1024 + 64 * i for i in range({n})]))\n"
+              "print(time.perf_counter() - begin, sum(each) / len(each))\n")
+    proc = subprocess.run([python, "-c", script], capture_output=True, text=True, cwd=repo, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{repo}: sweep failed:\n{proc.stderr}")
+    total, each = (float(x) for x in proc.stdout.split())
+    return {"variants": n, "wall_s": total, "per_variant_s": each}
+
+
 def preset_rows(side: str, results: dict, cases: list[str]) -> list[str]:
     rows = []
     for case in cases:
@@ -206,6 +236,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (the median is shown)")
     parser.add_argument("--base", type=Path, default=None, help="a checkout to pair every measurement with")
     parser.add_argument("--base-python", default=sys.executable, help="the python that runs --base")
+    parser.add_argument("--sweep", type=int, default=20, help="timing-only variants in the sweep (0: none)")
     parser.add_argument("--pretouch-mb", type=int, default=3072, help="memory written and freed before each run")
     parser.add_argument("--no-append", action="store_true", help="do not append the tables to benchmarks/README.md")
     parser.add_argument("--label", default="", help="a note for the tables (e.g. the commits)")
@@ -223,6 +254,7 @@ def main() -> None:
     scaling = [] if args.no_scaling else [c for c in SCALING if c not in cases]
     results = measure(sides, cases + scaling, args.repeat, args.pretouch_mb)
     starts = {side: start_up(python, repo, 3 * args.repeat) for side, (python, repo) in sides.items()}
+    sweeps = {side: sweep(python, repo, args.sweep) for side, (python, repo) in sides.items()} if args.sweep else {}
 
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     loadavg = f" · load {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
@@ -241,11 +273,15 @@ def main() -> None:
     table += f"\n\nStart-up (median of {3 * args.repeat}):\n\n| side | command | wall s | CPU s |\n" \
         + "|---|---|---|---|\n" + "\n".join(f"| {side} | npusim {name} | {v['wall_s']:.3f} | {v['cpu_s']:.3f} |"
                                      for side, per in starts.items() for name, v in per.items()) + "\n"
+    for side, v in sweeps.items():
+        table += (f"\nSweep ({side}): {v['variants']} timing-only variants of the full layer in {v['wall_s']:.1f} s on "
+                  f"{os.cpu_count()} processes ({v['per_variant_s']:.2f} s each in its process; 100 variants: "
+                  f"~{v['wall_s'] * 100 / v['variants']:.0f} s)\n")
     print(table)
     out = HERE / "out"
     out.mkdir(exist_ok=True)
     (out / f"bench-{stamp.replace(' ', '_').replace(':', '')}.json").write_text(
-        json.dumps({"results": results, "start_up": starts}, indent=2))
+        json.dumps({"results": results, "start_up": starts, "sweep": sweeps}, indent=2))
     if not args.no_append:
         with (HERE / "README.md").open("a") as fh:
             fh.write(table)
