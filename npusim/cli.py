@@ -1,7 +1,10 @@
 """The `npusim` command line: run, validate, compare, config show / check.
 
-Every problem with the user's input ends as one line on stderr and exit status 2; Ctrl-C exits 130 leaving
-no partial report; an internal error prints a short note (the traceback only with NPUSIM_DEBUG=1).
+Every problem with the user's input or environment (a program, a config, a flag, a file that cannot be read
+or written, a full disk, too little memory) ends as one line on stderr and exit status 2; Ctrl-C exits 130
+and SIGTERM 143, leaving the output directory as it was (or complete, if the report was already committed,
+which the line says); exit status 1 is kept for bugs in npusim, with a short note (the traceback only with
+NPUSIM_DEBUG=1).
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ import click
 import yaml
 from rich.console import Console
 
-from .errors import NpusimError
+from .errors import NpusimError, interruption
 from .frontend import parse_overrides
 from .frontend.expressions import ExprLimits
 from .frontend.yaml_source import YamlLimits
 from .interp import RunLimits
+from .output import artefacts
 from .timing import DEFAULT_CONFIG, load_config, resolve_config_path
 
 
@@ -36,21 +40,36 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _printable_stdout() -> None:
+    """Tables and paths may hold characters the terminal's encoding lacks (or a file name's undecodable
+    bytes): print them escaped rather than fail after the run."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="backslashreplace")
+
+
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn npusim errors into one line and exit 2, Ctrl-C into exit 130, bugs into a short note."""
+    """The exception boundary of every command: npusim errors and failures of the environment become one line
+    and exit 2, Ctrl-C exit 130 and SIGTERM 143 (saying whether the report was written), bugs a short note
+    and exit 1."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        artefacts.committed.clear()
+        _printable_stdout()
         try:
             return fn(*args, **kwargs)
         except NpusimError as exc:
             _fail(f"error: {exc}", exc.exit_code)
-        except KeyboardInterrupt:
-            _fail("interrupted: no report written", 130)
+        except KeyboardInterrupt as exc:
+            _fail(*interruption(exc, [str(p) for p in artefacts.committed]))
         except MemoryError:
             _fail("error: out of memory (try a smaller preset, or --no-numerics for timing only)", 2)
         except RecursionError:
             _fail("error: input nested too deeply", 2)
+        except OSError as exc:  # the machine, not npusim: a full disk, a missing permission, a broken pipe
+            where = f"{exc.filename}: " if exc.filename else ""
+            _fail(f"error: {where}{exc.strerror or exc}", 2)
         except Exception as exc:  # a bug in npusim, not in the input
             if os.environ.get("NPUSIM_DEBUG"):
                 traceback.print_exc()
@@ -74,6 +93,8 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      type=click.IntRange(1)),
         click.option("--max-gm-bytes", default=RunLimits.max_gm_bytes, show_default=True, type=click.IntRange(1),
                      help="total GM tensor bytes a program may allocate"),
+        click.option("--max-memory-bytes", default=None, type=click.IntRange(1),
+                     help="refuse a run estimated to need more memory (default: what the machine has available)"),
         click.option("--max-yaml-bytes", default=YamlLimits.max_bytes, show_default=True, type=click.IntRange(1)),
         click.option("--max-yaml-nodes", default=YamlLimits.max_nodes, show_default=True, type=click.IntRange(1)),
         click.option("--max-yaml-string", default=YamlLimits.max_string_chars, show_default=True,
@@ -95,7 +116,8 @@ def make_options(program: str, kw: dict[str, Any], **extra: Any):
         preset=kw["preset"],
         overrides=parse_overrides(list(kw["sets"])),
         seed=kw["seed"],
-        run_limits=RunLimits(kw["max_tasks"], kw["max_loop_iterations"], kw["max_gm_bytes"]),
+        run_limits=RunLimits(kw["max_tasks"], kw["max_loop_iterations"], kw["max_gm_bytes"],
+                             kw["max_memory_bytes"] or RunLimits.max_memory_bytes),
         yaml_limits=YamlLimits(max_bytes=kw["max_yaml_bytes"], max_nodes=kw["max_yaml_nodes"],
                                max_string_chars=kw["max_yaml_string"]),
         expr_limits=ExprLimits(max_chars=kw["max_expr_chars"], max_depth=kw["max_expr_depth"]),
@@ -120,17 +142,20 @@ def main() -> None:
 @click.option("--no-trace", is_flag=True, help="do not write trace.json")
 @click.option("--trace-detail", type=click.Choice(["auto", "ops", "tasks"]), default="auto", show_default=True,
               help="trace.json events: one per op and per task, or per task only; auto = ops up to 100 000 ops")
+@click.option("--max-trace-bytes", default=artefacts.MAX_TRACE_BYTES, show_default=True, type=click.IntRange(1),
+              help="a larger trace.json drops its op events, then is not written (said on stderr)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar and no table")
 @guarded
 def run(program: str, out: str | None, no_numerics: bool, save_tensors: bool, no_plot: bool, no_trace: bool,
-        trace_detail: str, quiet: bool, **kw: Any) -> None:
+        trace_detail: str, max_trace_bytes: int, quiet: bool, **kw: Any) -> None:
     """Simulate PROGRAM: print the per-scope table and write report.json, plots and a Perfetto trace."""
     from .output.table import print_summary
     from .run import run as run_program
 
     opts = make_options(program, kw, out=Path(out) if out else None, numerics=not no_numerics,
                         save_tensors=save_tensors, plot=not no_plot, trace=not no_trace,
-                        trace_ops={"auto": None, "ops": True, "tasks": False}[trace_detail], quiet=quiet)
+                        trace_ops={"auto": None, "ops": True, "tasks": False}[trace_detail], quiet=quiet,
+                        max_trace_bytes=max_trace_bytes)
     console = _console()
     result = run_program(opts)
     if not quiet:
@@ -150,7 +175,13 @@ def validate(program: str, **kw: Any) -> None:
     """Check PROGRAM without running it in full (syntax, names, shapes, bounds, buffer capacity)."""
     from .run import validate as validate_program
 
-    prog, probe = validate_program(make_options(program, kw))
+    prog, quick = validate_program(make_options(program, kw))
+    if quick.execution is None:
+        assert quick.stopped is not None
+        click.echo(f"{prog.file}: ok up to {quick.stopped.location}: the rest depends on values its kernels "
+                   "compute (a read), which only a run with numerics has")
+        return
+    probe = quick.execution
     click.echo(f"{prog.file}: ok ({len(prog.tensors)} tensors, {len(probe.instrs)} instructions, "
                f"{len(probe.tasks)} kernels checked on their first iterations)")
 

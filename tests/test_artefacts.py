@@ -349,17 +349,25 @@ def test_compare_chart(softmax: RunResult, demo: RunResult, tmp_path: Path) -> N
     assert png_size(tmp_path / "mixed.png") == mixed.size_px
 
 
-def test_progress_bar_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_progress_bar_on_a_terminal_lines_elsewhere(monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A bar on a terminal; elsewhere a line every LINE_EVERY_S of a long phase and nothing for a short one;
+    nothing at all with --quiet."""
     import sys
 
     from npusim.run import Progressor
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
     with Progressor(quiet=False).phase("x", 3) as tick:
-        assert tick is None  # not a terminal: silent
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+        tick(3)  # a short phase (well under LINE_EVERY_S): silent
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(Progressor, "LINE_EVERY_S", 0.0)
+    with Progressor(quiet=False).phase("simulating tasks", 3) as tick:
+        tick(2)
+    assert capsys.readouterr().err == "npusim: simulating tasks: 2/3 tasks, 0 s\n"
     with Progressor(quiet=True).phase("x", 3) as tick:
         assert tick is None  # --quiet: silent
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     with Progressor(quiet=False).phase("x", 3) as tick:
         assert callable(tick)
         tick(3)
