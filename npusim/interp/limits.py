@@ -62,10 +62,11 @@ def check_gm_budget(program: Program, limits: RunLimits, numerics_on: bool) -> i
     return total
 
 
-# What a run holds per task and per op while it is interpreted and simulated, measured with
-# benchmarks/scale.py (peak RSS over tasks and ops of timing-only runs; see benchmarks/README.md)
-BYTES_PER_TASK = 6_000
-BYTES_PER_OP = 650
+# What a run holds per task and per op while it is interpreted and simulated, from benchmarks/scale.py's
+# timing-only runs (benchmarks/README.md): one kernel of 2 000 000 ops peaks 913 MB above an empty run's 61 MB
+# (456 B per op); 203 125 tasks of 650 000 ops peak 592 MB above it, 296 MB of it ops (1.46 KB per task)
+BYTES_PER_TASK = 1_500
+BYTES_PER_OP = 460
 
 
 def check_memory(program: Program, estimate: Execution, limits: RunLimits, numerics_on: bool) -> int:

@@ -31,7 +31,9 @@ ARTEFACTS = frozenset({
     "compare.json", "compare.png",
 })
 STAGE_PREFIX = ".npusim-stage-"
-MAX_TRACE_BYTES = 1 << 30  # a larger trace.json drops its op events, then is not written (said on stderr)
+# A larger trace.json drops its op events, then is not written (said on stderr): a default that keeps the trace
+# small enough for Perfetto's web UI in a browser tab; --max-trace-bytes raises it
+MAX_TRACE_BYTES = 512 << 20
 _COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 
 committed: list[Path] = []  # the main artefact of every set this process has put in place (for the Ctrl-C line)
