@@ -100,8 +100,8 @@ def main() -> None:
         r = run_case(args.tree, MANY_OPS.format(n=n // 3), ["--max-loop-iterations", str(max(n, 50_000_000))])
         rows.append((f"{n} ops, one kernel", r))
     head = (f"### {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC · {os.cpu_count()} cores · "
-            f"load {os.getloadavg()[0]:.1f} · {args.tree}\n\n| case | exit | s | peak MB | trace MB | last stderr line |\n"
-            "|---|---|---|---|---|---|\n")
+            f"load {os.getloadavg()[0]:.1f} · {args.tree}\n\n"
+            "| case | exit | s | peak MB | trace MB | last stderr line |\n|---|---|---|---|---|---|\n")
     table = head + "".join(f"| {name} | {r['status']} | {r['seconds']:.1f} | {r['peak_mb']:.0f} | {r['trace_mb']:.0f} "
                            f"| {r['stderr'][:120]} |\n" for name, r in rows)
     print(table)

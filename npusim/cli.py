@@ -125,7 +125,30 @@ def make_options(program: str, kw: dict[str, Any], **extra: Any):
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _OneLineErrors(click.Group):
+    """click's group, with its usage errors (a bad flag or value, a PROGRAM that is a directory) as one line
+    `error: MESSAGE (see npusim CMD --help)` and exit 2, like every other input error."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except getattr(click.exceptions, "NoArgsIsHelpError", ()) as exc:  # `npusim` alone: the help
+            exc.show()
+            sys.exit(2)
+        except click.ClickException as exc:
+            ctx = getattr(exc, "ctx", None)
+            where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            click.echo(f"error: {' '.join(exc.format_message().split())}{where}", err=True)
+            sys.exit(2)
+        except click.Abort:  # Ctrl-C while click was still reading the command line
+            click.echo(interruption(KeyboardInterrupt(), [])[0], err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="npusim")
 def main() -> None:
     """npusim: a cycle-approximate Ascend NPU simulator for tile-op decode programs."""

@@ -159,6 +159,9 @@ class ExprCompiler:
     def _constant(self, node: ast.Constant, text: str, loc: Location) -> Compiled:
         value = node.value
         if isinstance(value, bool | int | float):
+            problem = number_problem(value)
+            if problem is not None:
+                raise self._fail(f"literal {problem}", node, loc)
             return (lambda env: value), value
         raise self._fail(f"literal {value!r} is not allowed in an expression (only numbers)", node, loc)
 

@@ -56,6 +56,11 @@ def _inside(path: Path, directory: Path) -> bool:
     return path == directory or directory in path.parents
 
 
+def _real(path: Path) -> Path:
+    """The path with every symlink resolved (a symlink loop stays as it is, never an exception)."""
+    return Path(os.path.realpath(os.path.expanduser(path)))
+
+
 class OutputDir:
     """The output directory of one run, from `open` to `commit`: checked, locked, and written through a
     staging directory. Use as a context manager: leaving it without a commit removes the staging directory
@@ -65,7 +70,7 @@ class OutputDir:
         self.shown = out  # as the user wrote it, for messages
         self.inputs = inputs
         self.protected = protected
-        self.path = out.expanduser().resolve()  # a symlinked --out is replaced at its target
+        self.path = _real(out)  # a symlinked --out is replaced at its target
         self.stage: Path | None = None
         self._fds: list[int] = []
 
@@ -76,15 +81,15 @@ class OutputDir:
 
     def _check_place(self) -> None:
         for p in self.protected:
-            p = p.resolve()
+            p = _real(p)
             if _inside(self.path, p) or _inside(p, self.path):
                 raise self._refuse(f"refusing to write reports next to or inside {p}")
         for f in self.inputs:
-            f = f.resolve()
+            f = _real(f)
             if _inside(f, self.path):
                 raise self._refuse(f"refusing to write where an input of this run is ({f}); choose another "
                                    "directory")
-        if _inside(Path.cwd().resolve(), self.path):
+        if _inside(_real(Path.cwd()), self.path):
             raise self._refuse("refusing to replace the current directory (or one holding it); choose a directory "
                                "below it")
 
