@@ -30,9 +30,17 @@ from .output import artefacts
 from .timing import DEFAULT_CONFIG, load_config, resolve_config_path
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader of the table has gone (`npusim run ... | head`): the run is done and its report written,
+        so stop printing and end normally (rich's default exits 1)."""
+        self.quiet = True
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _console() -> Console:
     """A console for tables: the terminal's width, or wide enough not to squash columns when piped."""
-    return Console() if sys.stdout.isatty() else Console(width=200)
+    return _Console() if sys.stdout.isatty() else _Console(width=200)
 
 
 def _fail(message: str, code: int) -> None:
@@ -67,6 +75,8 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             _fail("error: out of memory (try a smaller preset, or --no-numerics for timing only)", 2)
         except RecursionError:
             _fail("error: input nested too deeply", 2)
+        except BrokenPipeError:  # `npusim ... | head` printing with click: the reader has gone
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         except OSError as exc:  # the machine, not npusim: a full disk, a missing permission, a broken pipe
             where = f"{exc.filename}: " if exc.filename else ""
             _fail(f"error: {where}{exc.strerror or exc}", 2)

@@ -480,3 +480,21 @@ def test_reference_exp_is_correctly_rounded_to_fp32() -> None:
         neighbours = [yi, np.nextafter(yi, np.float32(np.inf)), np.nextafter(yi, np.float32(-np.inf))]
         if np.isfinite(yi) and yi > 0:
             assert min(neighbours, key=lambda v: abs(decimal.Decimal(float(v)) - exact)) == yi, xi
+
+
+def test_report_json_is_the_same_on_other_blas_kernels_threads_and_simd_paths(tmp_path: Path) -> None:
+    """The reference used BLAS and numpy's SIMD exp: OpenBLAS's Prescott kernel (an older machine) moved
+    qwen3 tiny's check.max_abs_err from 4.8e-7 to 0. Every byte of report.json must not move."""
+    import subprocess
+    import sys
+
+    reports = {}
+    for label, extra in [("default", {}), ("prescott", {"OPENBLAS_CORETYPE": "Prescott"}),
+                         ("1 thread", {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}),
+                         ("no avx", {"NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR"})]:
+        out = tmp_path / label.replace(" ", "_")
+        env = dict(os.environ, PYTHONPATH=str(REPO), **extra)
+        subprocess.run([sys.executable, "-m", "npusim", "run", str(PROGRAMS / "qwen3_decode.yaml"), "--preset",
+                        "tiny", "-q", "--no-plot", "--no-trace", "--out", str(out)], check=True, env=env)
+        reports[label] = (out / "report.json").read_bytes()
+    assert len(set(reports.values())) == 1, {k: hash(v) for k, v in reports.items()}

@@ -16,6 +16,7 @@ import re
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -129,6 +130,7 @@ class OutputDir:
             self.path.mkdir(parents=True, exist_ok=True)
             self._lock(self.path)
             self._check_contents()
+            _remove_stale_stages(self.path.parent)
         except OSError as exc:
             self.close()
             raise self._refuse(f"cannot create or open it: {exc.strerror}") from None
@@ -226,6 +228,29 @@ def _exchange(new: Path, target: Path) -> None:
     os.rename(target, parked)
     os.rename(new, target)
     os.rename(parked, new)  # as after an exchange: `new` holds the old set
+
+
+STALE_AFTER_S = 600.0  # a staging directory this old that no run holds was left by a killed run (kill -9)
+
+
+def _remove_stale_stages(parent: Path) -> None:
+    """Remove staging directories beside the output directory that a run killed outright left behind: old, and
+    not locked by any run."""
+    for stage in parent.glob(f"{STAGE_PREFIX}*"):
+        try:
+            if not stage.is_dir() or time.time() - stage.stat().st_mtime < STALE_AFTER_S:
+                continue
+            fd = os.open(stage, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a run is writing it
+        else:
+            _remove_set(stage, everything=True)
+        finally:
+            os.close(fd)
 
 
 def _remove_set(directory: Path, everything: bool = False) -> bool:
