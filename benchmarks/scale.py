@@ -8,7 +8,8 @@ run-size estimate uses (`npusim/interp/limits.py`).
 kernel reading a column block of a shared weight and a block of the rows an earlier kernel wrote (so the
 dependency finder sees reads, writes and overlaps on several tensors). `--ops M`: one kernel of about M ops (a
 loop of loads, multiplies and stores). Each case runs `npusim run --no-numerics` in a fresh child process of
-`--tree` (default: this checkout), timed, with the child's peak RSS. Nothing here asserts on time.
+`--tree` (default: this checkout; run from a temporary directory so that no other checkout shadows it),
+timed, with the child's peak RSS. Nothing here asserts on time.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def run_case(tree: Path, text: str, extra: list[str]) -> dict:
         start = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "npusim", "run", str(program), "--no-numerics", "-q",
                                  "--no-plot", "--out", str(Path(tmp) / "out"), *extra],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
         err = proc.stderr.read() if proc.stderr else ""

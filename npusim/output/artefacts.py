@@ -63,9 +63,9 @@ def _real(path: Path) -> Path:
 
 
 class OutputDir:
-    """The output directory of one run, from `open` to `commit`: checked, locked, and written through a
-    staging directory. Use as a context manager: leaving it without a commit removes the staging directory
-    (the old artefacts stay) and releases the lock."""
+    """The output directory of one run: checked and locked on entering, written through a staging directory,
+    its new set put in place by `commit`. Leaving it without a commit removes the staging directory (the old
+    artefacts stay); leaving it releases the lock."""
 
     def __init__(self, out: Path, inputs: list[Path], protected: list[Path]) -> None:
         self.shown = out  # as the user wrote it, for messages
