@@ -62,11 +62,11 @@ def child(args: argparse.Namespace) -> None:
                                     out=Path(out), quiet=True, plot=False, trace=False)).report
         result = {
             "wall_s": time.perf_counter() - start,
-            "tasks": report["total"]["tasks"],
-            "ops": report["ops"],
-            "cycles": {s["name"]: s["cycles"] for s in report["scopes"]} | {"total": report["total"]["cycles"]},
-            "sha256": {n: o["sha256"] for n, o in report["outputs"].items()},
-            "check": report.get("check", {}).get("passed"),
+            "tasks": report.total.tasks,
+            "ops": report.ops,
+            "cycles": {s.name: s.cycles for s in report.scopes} | {"total": report.total.cycles},
+            "sha256": {n: o.sha256 for n, o in report.outputs.items()},
+            "check": report.check.passed if report.check else None,
         }
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))

@@ -1,5 +1,6 @@
-"""Regenerate the figures the README shows: the timeline and utilisation plots of the default-size Qwen3-32B
-decode layer on ascend910b, and the comparison chart of the two initialisation variants.
+"""Regenerate the figures the README shows: the timeline, utilisation and per-kernel plots of the
+default-size Qwen3-32B decode layer on ascend910b, and the comparison chart of the two initialisation
+variants.
 
     python docs/make_figures.py        # writes docs/img/*.png (about a minute)
 """
@@ -10,7 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from npusim.run import RunOptions, compare, run
+from npusim.run import RunOptions, Side, compare, run
 
 REPO = Path(__file__).resolve().parents[1]
 IMG = REPO / "docs" / "img"
@@ -21,11 +22,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "qwen3"
         run(RunOptions(program=REPO / "programs" / "qwen3_decode.yaml", out=out, trace=False, quiet=True))
-        for name in ("timeline.png", "utilisation.png"):
+        for name in ("timeline.png", "utilisation.png", "kernels.png"):
             shutil.copyfile(out / name, IMG / f"qwen3_decode_{name}")
         opts = {"numerics": False, "plot": False, "trace": False, "quiet": True}
-        cmp = compare(RunOptions(program=REPO / "programs" / "qwen3_decode.yaml", **opts),
-                      RunOptions(program=REPO / "programs" / "qwen3_decode_full_init.yaml", **opts),
+        cmp = compare(Side(RunOptions(program=REPO / "programs" / "qwen3_decode.yaml", **opts)),
+                      Side(RunOptions(program=REPO / "programs" / "qwen3_decode_full_init.yaml", **opts)),
                       Path(tmp) / "compare")
         shutil.copyfile(cmp.out_dir / "compare.png", IMG / "compare_full_init.png")
     print(f"wrote {', '.join(sorted(p.name for p in IMG.glob('*.png')))} in {IMG}")

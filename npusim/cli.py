@@ -10,6 +10,7 @@ NPUSIM_DEBUG=1).
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 import traceback
@@ -27,7 +28,11 @@ from .frontend.expressions import ExprLimits
 from .frontend.yaml_source import YamlLimits
 from .interp import RunLimits
 from .output import artefacts
+from .references import REFERENCE_ATOL, REFERENCE_RTOL
 from .timing import DEFAULT_CONFIG, load_config, resolve_config_path
+
+TABLE_WIDTH = 100  # the console tables fit this many columns (output.table.WIDTH)
+FORMATS = click.Choice(["table", "csv", "json"])
 
 
 class _Console(Console):
@@ -39,8 +44,9 @@ class _Console(Console):
 
 
 def _console() -> Console:
-    """A console for tables: the terminal's width, or wide enough not to squash columns when piped."""
-    return _Console() if sys.stdout.isatty() else _Console(width=200)
+    """A console for tables: at least TABLE_WIDTH wide (a narrower terminal wraps lines instead of cutting
+    numbers), the terminal's width when it is wider."""
+    return _Console(width=max(Console().width, TABLE_WIDTH)) if sys.stdout.isatty() else _Console(width=TABLE_WIDTH)
 
 
 def _fail(message: str, code: int) -> None:
@@ -168,35 +174,53 @@ def main() -> None:
 @click.argument("program", type=click.Path(dir_okay=False))
 @run_options
 @click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="directory for the report (default reports/<program>[-<preset>])")
+              help="directory for the report (default reports/<program>[-<preset>][-<sets>]-<config>-<key>)")
 @click.option("--no-numerics", is_flag=True, help="timing only: skip the arithmetic (same timeline)")
 @click.option("--save-tensors", is_flag=True, help="also write inputs.npz and outputs.npz")
-@click.option("--no-plot", is_flag=True, help="do not draw timeline.png / utilisation.png")
+@click.option("--no-plot", is_flag=True, help="do not draw timeline.png / utilisation.png / kernels.png")
 @click.option("--no-trace", is_flag=True, help="do not write trace.json")
-@click.option("--trace-detail", type=click.Choice(["auto", "ops", "tasks"]), default="auto", show_default=True,
-              help="trace.json events: one per op and per task, or per task only; auto = ops up to 100 000 ops")
+@click.option("--trace-detail", type=click.Choice(["auto", "ops", "sample", "tasks"]), default="auto",
+              show_default=True, help="pipe slices in the trace: for every op, for every op of the first and last "
+              "task of each kernel, or none (tasks only); auto = every op up to 100 000 ops, else the sample")
+@click.option("--expect", type=click.Path(dir_okay=False), default=None,
+              help="check the outputs against saved values (an .npz as --save-tensors writes; docs/program-format.md)"
+                   " instead of the program's reference")
+@click.option("--rtol", type=click.FloatRange(0, 1e6), default=REFERENCE_RTOL, show_default=True,
+              help="relative tolerance of --expect")
+@click.option("--atol", type=click.FloatRange(0, 1e30), default=REFERENCE_ATOL, show_default=True,
+              help="absolute tolerance of --expect")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True,
+              help="stdout: the tables, the scope table as CSV, or report.json")
 @click.option("--max-trace-bytes", default=artefacts.MAX_TRACE_BYTES, show_default=True, type=click.IntRange(1),
-              help="a larger trace.json drops its op events, then is not written (said on stderr)")
-@click.option("--quiet", "-q", is_flag=True, help="no progress bar and no table")
+              help="a larger trace drops its op slices (to a sample, then to tasks), then is not written (said on "
+                   "stderr)")
+@click.option("--quiet", "-q", is_flag=True, help="no progress and no table")
 @guarded
 def run(program: str, out: str | None, no_numerics: bool, save_tensors: bool, no_plot: bool, no_trace: bool,
-        trace_detail: str, max_trace_bytes: int, quiet: bool, **kw: Any) -> None:
-    """Simulate PROGRAM: print the per-scope table and write report.json, plots and a Perfetto trace."""
-    from .output.table import print_summary
+        trace_detail: str, expect: str | None, rtol: float, atol: float, fmt: str, max_trace_bytes: int,
+        quiet: bool, **kw: Any) -> None:
+    """Simulate PROGRAM: print the per-scope and per-kernel tables and the critical path, and write report.json,
+    kernels.csv, instructions.csv, lines.csv, plots and a Perfetto trace."""
+    from .output.table import print_summary, report_json, scopes_csv
     from .run import run as run_program
 
     opts = make_options(program, kw, out=Path(out) if out else None, numerics=not no_numerics,
-                        save_tensors=save_tensors, plot=not no_plot, trace=not no_trace,
-                        trace_ops={"auto": None, "ops": True, "tasks": False}[trace_detail], quiet=quiet,
+                        save_tensors=save_tensors, plot=not no_plot, trace=not no_trace, trace_detail=trace_detail,
+                        expect=Path(expect) if expect else None, rtol=rtol, atol=atol, quiet=quiet,
                         max_trace_bytes=max_trace_bytes)
-    console = _console()
     result = run_program(opts)
-    if not quiet:
-        print_summary(result.report, console)
-        if result.out_dir is not None:
-            console.print(f"report: {result.out_dir / 'report.json'}")
-    check = result.report.check
-    if check is not None and not check.passed:
+    report = result.report
+    if fmt == "csv":
+        click.echo(scopes_csv(report), nl=False)
+    elif fmt == "json":
+        click.echo(report_json(report))
+    elif not quiet:
+        print_summary(report, _console())
+    if result.out_dir is not None and not quiet:
+        click.echo(f"report: {result.out_dir / 'report.json'}", err=fmt != "table")
+    if report.check is not None and not report.check.passed:
+        if fmt != "table":
+            click.echo(f"check against {report.check.reference} FAILED", err=True)
         sys.exit(3)
 
 
@@ -219,24 +243,65 @@ def validate(program: str, **kw: Any) -> None:
                f"{len(probe.tasks)} kernels checked on their first iterations)")
 
 
-@main.command()
-@click.argument("program_a", type=click.Path(dir_okay=False))
-@click.argument("program_b", type=click.Path(dir_okay=False))
-@run_options
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="directory for compare.json and compare.png (default reports/compare-<a>-vs-<b>)")
-@click.option("--no-numerics", is_flag=True, help="timing only (outputs cannot be compared)")
-@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
-@guarded
-def compare(program_a: str, program_b: str, out: str | None, no_numerics: bool, quiet: bool, **kw: Any) -> None:
-    """Run two programs and compare them scope by scope: latency, DMA bytes and transfers, output bits."""
-    from .output.compare import print_comparison
-    from .run import compare as compare_programs
+def _is_report(path: str) -> bool:
+    return path.endswith(".json")
 
-    opts_a = make_options(program_a, kw, numerics=not no_numerics, plot=False, trace=False, quiet=quiet)
-    opts_b = make_options(program_b, kw, numerics=not no_numerics, plot=False, trace=False, quiet=quiet)
-    result = compare_programs(opts_a, opts_b, Path(out) if out else None)
-    print_comparison(result, _console())
+
+@main.command()
+@click.argument("a", type=click.Path(dir_okay=False))
+@click.argument("b", type=click.Path(dir_okay=False), required=False)
+@run_options
+@click.option("--config-a", default=None, help="config of side A (default --config)")
+@click.option("--config-b", default=None, help="config of side B (default --config)")
+@click.option("--set-a", "sets_a", multiple=True, metavar="NAME=VALUE", help="a param override of side A only")
+@click.option("--set-b", "sets_b", multiple=True, metavar="NAME=VALUE", help="a param override of side B only")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="directory for compare.json and compare.png (default reports/compare-<a>-vs-<b>-<key>)")
+@click.option("--no-numerics", is_flag=True, help="timing only (outputs cannot be compared)")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True,
+              help="stdout: the tables, one CSV row per scope, or compare.json without the two reports")
+@click.option("--quiet", "-q", is_flag=True, help="no progress")
+@guarded
+def compare(a: str, b: str | None, config_a: str | None, config_b: str | None, sets_a: tuple[str, ...],
+            sets_b: tuple[str, ...], out: str | None, no_numerics: bool, fmt: str, quiet: bool, **kw: Any) -> None:
+    """Compare two runs scope by scope: latency, GM and on-chip traffic, output bits, checks.
+
+    A and B are programs or saved report.json files. One program with --config-a/--config-b or
+    --set-a/--set-b compares it with itself on two configs or with two param variants. Exit status 3 when
+    either side fails its check."""
+    from .output.compare import comparison_csv, print_comparison
+    from .run import Side
+    from .run import compare as compare_sides
+
+    varied = bool(config_a or config_b or sets_a or sets_b)
+    if b is None:
+        if _is_report(a) or not varied:
+            raise NpusimError("compare needs two programs, two report.json files, or one program with "
+                              "--config-a/--config-b or --set-a/--set-b")
+        b = a
+
+    def side(path: str, config: str | None, sets: tuple[str, ...], name: str) -> Side:
+        if _is_report(path):
+            if config or sets:
+                raise NpusimError(f"--config-{name}/--set-{name} vary a program's run; {name.upper()} ({path}) "
+                                  "is a saved report")
+            return Side(report_file=Path(path))
+        opts = make_options(path, {**kw, "config": config or kw["config"], "sets": (*kw["sets"], *sets)},
+                            numerics=not no_numerics, plot=False, trace=False, quiet=quiet)
+        return Side(options=opts)
+
+    result = compare_sides(side(a, config_a, sets_a, "a"), side(b, config_b, sets_b, "b"), Path(out) if out else None)
+    data = result.data
+    if fmt == "csv":
+        click.echo(comparison_csv(data), nl=False)
+    elif fmt == "json":
+        click.echo(json.dumps({k: v for k, v in data.items() if k != "reports"}, indent=2, allow_nan=False))
+    else:
+        print_comparison(result, _console())
+    if data["failed_checks"]:
+        failed = ", ".join(f"{k.upper()} ({data[k]['label']})" for k in data["failed_checks"])
+        click.echo(f"check FAILED on {failed}", err=True)
+        sys.exit(3)
 
 
 @main.group()

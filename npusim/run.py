@@ -1,13 +1,17 @@
 """One simulation run, end to end, as numbered stages: 1 load the program and the config, 2 draw the inputs,
-3 interpret (values and tasks), 4 simulate the timeline, 5 check against the reference, 6 report and write
-the artefacts. `compare` runs two of them side by side."""
+3 interpret (values and tasks), 4 simulate the timeline, 5 check against the reference (or the user's
+saved outputs, --expect), 6 report and write the artefacts. `compare` sets two runs or saved reports side
+by side."""
 
 from __future__ import annotations
 
 import ast
+import hashlib
+import json
+import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +21,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from .errors import NpusimError
 from .frontend import Program, load_program
 from .frontend.expressions import ExprLimits
 from .frontend.inputs import initial_values
@@ -25,17 +30,30 @@ from .graph import Execution
 from .interp import RunLimits, check_gm_budget, check_memory, execute
 from .interp.values import NeedsNumerics
 from .output import artefacts
-from .output.compare import Comparison, compare_runs
-from .output.report import Report, build_report
+from .output.compare import Comparison, compare_runs, load_report
+from .output.expect import expectation, load_expected
+from .output.report import Report, TraceSample, build_report
+from .references import REFERENCE_ATOL, REFERENCE_RTOL, Reference, check_fits, get_reference
 from .references import check as reference_check
-from .references import check_fits, get_reference
-from .timing import CONFIG_DIR, DEFAULT_CONFIG, HardwareConfig, Timeline, load_config, resolve_config_path, simulate
+from .timing import (
+    CONFIG_DIR,
+    DEFAULT_CONFIG,
+    HardwareConfig,
+    Timeline,
+    config_label,
+    config_sha256,
+    critical_path,
+    load_config,
+    resolve_config_path,
+    simulate,
+)
 
-TRACE_OPS_UP_TO = 100_000  # above this many ops trace.json holds task events only (unless asked for ops)
-# Bytes per trace.json event, to size a trace before it is written: measured on the Qwen3 tiny trace (139 task
-# slices of 375 B, 4486 op slices of 321 B, 518 dependency arrows of 227 B, 806 metadata events of 79 B for
-# its 72 cores; 1 672 499 bytes in all)
-TRACE_EVENT_BYTES = {"task": 380, "op": 320, "flow": 230, "core": 900}
+TRACE_OPS_UP_TO = 100_000  # above this many ops the trace holds the ops of a sample of tasks (unless asked)
+PROGRESS_EVERY_S = 10.0  # progress lines on a stderr that is not a terminal: one per this many seconds
+TraceDetail = Literal["auto", "ops", "sample", "tasks"]
+# Bytes of JSON per trace event as trace.event_count counts them (metadata included), to size a trace before it
+# is written: measured with every op, Qwen3 tiny 1 788 061 B / 6 217 events = 288, softmax 283, matmul 328
+TRACE_BYTES_PER_EVENT = 300
 
 
 @dataclass
@@ -50,9 +68,12 @@ class RunOptions:
     save_tensors: bool = False
     plot: bool = True
     trace: bool = True
-    trace_ops: bool | None = None  # op-level trace events; None: only if the run has <= TRACE_OPS_UP_TO ops
+    trace_detail: TraceDetail = "auto"  # auto: every op up to TRACE_OPS_UP_TO ops, a sample above
     quiet: bool = False
     check: bool = True
+    expect: Path | None = None  # saved outputs to check against instead of the program's reference
+    rtol: float = REFERENCE_RTOL
+    atol: float = REFERENCE_ATOL
     max_trace_bytes: int = artefacts.MAX_TRACE_BYTES
     run_limits: RunLimits = field(default_factory=RunLimits)
     yaml_limits: YamlLimits = field(default_factory=YamlLimits)
@@ -87,49 +108,60 @@ def tensors_read(program: Program) -> set[str]:
     return names
 
 
-def note(message: str) -> None:
-    """A line on stderr about what a run does differently from what was asked (always shown, even with -q)."""
-    print(f"npusim: {message}", file=sys.stderr, flush=True)
-
-
 class Progressor:
-    """Progress on stderr: a bar on a terminal; elsewhere (a log, a pipe) a line every LINE_EVERY_S seconds of
-    a phase that lasts that long, so a long run is never silent; nothing with --quiet."""
+    """Progress on stderr: a bar on a terminal; elsewhere (a CI log, a pipe) a line every PROGRESS_EVERY_S
+    seconds while a phase runs and one when a phase that printed ends, so a long run is never silent;
+    nothing with --quiet."""
 
-    LINE_EVERY_S = 10.0
-
-    def __init__(self, quiet: bool) -> None:
-        self.enabled = not quiet and sys.stderr.isatty()
-        self.lines = not quiet and not self.enabled
-        self.progress: Progress | None = None
+    def __init__(self, quiet: bool, clock: Callable[[], float] = time.monotonic) -> None:
+        self.quiet = quiet
+        self.terminal = sys.stderr.isatty()
+        self.clock = clock
 
     @contextmanager
     def phase(self, label: str, total: int | None) -> Iterator[Any]:
-        if self.lines:
-            yield self._line_ticker(label, total)
-            return
-        if not self.enabled:
+        if self.quiet:
             yield None
-            return
-        columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn()]
-        with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-            task = progress.add_task(label, total=total)
-            yield lambda n: progress.advance(task, n)
+        elif self.terminal:
+            columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TimeElapsedColumn()]
+            with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+                task = progress.add_task(label, total=total)
+                yield lambda n: progress.advance(task, n)
+        else:
+            lines = _ProgressLines(label, total, self.clock)
+            yield lines.tick
+            lines.finish()
 
-    def _line_ticker(self, label: str, total: int | None) -> Any:
-        start = time.monotonic()
-        state = {"done": 0, "next": start + self.LINE_EVERY_S}
 
-        def tick(n: int) -> None:
-            state["done"] += n
-            now = time.monotonic()
-            if now >= state["next"]:
-                state["next"] = now + self.LINE_EVERY_S
-                of = f"/{total}" if total else ""
-                note(f"{label}: {state['done']}{of} tasks, {now - start:.0f} s")
+class _ProgressLines:
+    """Periodic `npusim: <phase>: N[/total] tasks, T s` lines on stderr."""
 
-        return tick
+    def __init__(self, label: str, total: int | None, clock: Callable[[], float]) -> None:
+        self.label, self.total, self.clock = label, total, clock
+        self.begin = self.last = clock()
+        self.done = 0
+        self.printed = False
+
+    def _say(self, what: str) -> None:
+        print(f"npusim: {self.label}: {what}, {self.clock() - self.begin:.0f} s", file=sys.stderr, flush=True)
+        self.printed = True
+
+    def tick(self, n: int) -> None:
+        self.done += n
+        now = self.clock()
+        if now - self.last >= PROGRESS_EVERY_S:
+            self.last = now
+            self._say(f"{self.done}{f'/{self.total}' if self.total else ''} tasks")
+
+    def finish(self) -> None:
+        if self.printed:
+            self._say(f"done ({self.done} tasks)")
+
+
+def note(message: str) -> None:
+    """A line on stderr about what a run does differently from what was asked (always shown, even with -q)."""
+    print(f"npusim: {message}", file=sys.stderr, flush=True)
 
 
 def load(opts: RunOptions) -> tuple[Program, HardwareConfig]:
@@ -139,6 +171,31 @@ def load(opts: RunOptions) -> tuple[Program, HardwareConfig]:
         ref = get_reference(program.reference, program.reference_loc)
         check_fits(ref, {n: t.role for n, t in program.tensors.items()}, program.consts, program.reference_loc)
     return program, hw
+
+
+def _slug(text: str) -> str:
+    """A file-name-safe form of a name or value."""
+    return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", text).strip("._") or "x"
+
+
+def run_key(opts: RunOptions, config_digest: str) -> str:
+    """8 hex digits that tell runs apart: the program file (where it is), preset, overrides, the config's
+    resolved values and the seed. A rerun of the same thing gets the same key; a copied program, an edited
+    config that keeps its name or a different --set does not."""
+    ident = {"program": str(Path(opts.program).resolve()), "preset": opts.preset,
+             "overrides": sorted(opts.overrides.items()), "config": config_digest, "seed": opts.seed}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def default_out_dir(program: Program, opts: RunOptions, hw: HardwareConfig) -> Path:
+    """reports/<program>[-<preset>][-<name>=<value>...]-<config>[-timing]-<key>: the name says what ran
+    (`timing` for --no-numerics), the key (`run_key`) what the name cannot show; the overrides are left to
+    the key when they would make the name long."""
+    sets = "-".join(f"{k}={v}" for k, v in opts.overrides.items())
+    key = run_key(opts, config_sha256(hw))
+    parts = [program.name, opts.preset or "", sets if len(sets) <= 48 else "", hw.name,
+             "" if opts.numerics else "timing", key]
+    return Path("reports") / artefacts.safe_component("-".join(_slug(p) for p in parts if p))
 
 
 @dataclass
@@ -181,24 +238,34 @@ def _protected() -> list[Path]:
     return places + ([Path("configs")] if Path("configs").is_dir() else [])
 
 
-def output_dir(opts: RunOptions, program: Program, inputs: list[Path]) -> artefacts.OutputDir | None:
-    """The run's output directory (checked, not yet locked), or None when the run writes nothing."""
+def output_dir(opts: RunOptions, program: Program, hw: HardwareConfig) -> artefacts.OutputDir | None:
+    """The run's output directory (checked and locked on entering), or None when the run writes nothing. Its
+    inputs (program, config, --expect file) may not lie in it."""
     if opts.out is None and not (opts.plot or opts.trace or opts.save_tensors):
         return None
-    out = opts.out or artefacts.default_out_dir(program.name, opts.preset)
-    return artefacts.OutputDir(out, [*inputs, resolve_config_path(opts.config)], _protected())
+    out = opts.out or default_out_dir(program, opts, hw)
+    inputs = [Path(program.file), resolve_config_path(opts.config), *([opts.expect] if opts.expect else [])]
+    return artefacts.OutputDir(out, inputs, _protected())
 
 
 def run(opts: RunOptions) -> RunResult:
-    # 1. load, and lock the output directory before any work (a second run into it is refused at once)
+    # 1. load (and the user's saved outputs, so a bad file fails before the run); lock the output directory
+    # before any work (a second run into it is refused at once)
     program, hw = load(opts)
-    target = output_dir(opts, program, [Path(program.file)])
+    expected = None
+    if opts.expect is not None:
+        if not opts.numerics:
+            raise NpusimError("--expect compares computed outputs: it needs numerics (drop --no-numerics)")
+        expected = load_expected(opts.expect, program)
+    target = output_dir(opts, program, hw)
     with target if target is not None else nullcontext():
-        return _run(opts, program, hw, target)
+        return _run(opts, program, hw, expected, target)
 
 
-def _run(opts: RunOptions, program: Program, hw: HardwareConfig, target: artefacts.OutputDir | None) -> RunResult:
-    # 2. inputs: the GM budget first, then the quick pass, which also estimates the run's memory
+def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[str, np.ndarray] | None,
+         target: artefacts.OutputDir | None) -> RunResult:
+    # 2. inputs: the GM budget first, then the quick pass (every loop body once, no arithmetic: a shape or
+    # bounds error in the last kernel is reported in milliseconds), which also estimates the run's memory
     check_gm_budget(program, opts.run_limits, opts.numerics)
     quick_inputs = initial_values(program, opts.seed, only=tensors_read(program))
     quick = probe(program, quick_inputs, opts, numerics_later=opts.numerics)
@@ -213,24 +280,32 @@ def _run(opts: RunOptions, program: Program, hw: HardwareConfig, target: artefac
     with bar.phase("simulating tasks", len(execution.tasks)) as tick:
         timeline = simulate(execution.tasks, execution.instrs, hw, progress=tick)
 
-    # 5. check
+    # 5. check: against the user's saved outputs (--expect), else the program's reference
     roles = {name: t.role for name, t in program.tensors.items()}
     check = None
-    if opts.numerics and opts.check and program.reference:
+    reference: Reference | None = None
+    if expected is not None and opts.expect is not None:
+        reference = expectation(opts.expect, expected, opts.rtol, opts.atol)
+    elif program.reference:
+        reference = get_reference(program.reference)
+    if opts.numerics and opts.check and reference is not None:
         finals = {name: t.data for name, t in execution.tensors.items() if t.data is not None}
-        check = reference_check(get_reference(program.reference), inputs, program.consts, finals,
-                                where=program.reference_loc)
+        with bar.phase("checking outputs", None):
+            check = reference_check(reference, inputs, program.consts, finals, where=program.reference_loc)
 
     # 6. report and artefacts: the report lists what is about to be written; all are staged, then put in
     # place together
+    chain = critical_path(timeline)
     plan = _artefact_plan(opts, execution, timeline) if target is not None else _Plan()
     report = build_report(
-        program_file=program.file, params=program.params, config_name=hw.name, seed=opts.seed, execution=execution,
-        timeline=timeline, roles=roles, check=check, trace_events=plan.trace_events, artefacts=plan.files,
+        program_file=program.file, params=program.params, overrides=opts.overrides, config_name=hw.name,
+        config_path=config_label(resolve_config_path(opts.config)), config_sha256=config_sha256(hw), seed=opts.seed,
+        execution=execution, timeline=timeline, roles=roles, check=check, trace_events=plan.trace_events,
+        trace_sample=plan.trace_sample, artefacts=plan.files,
     )
     if target is not None:
-        with target.writing() as stage:
-            write_artefacts(stage, plan, program, execution, timeline, report, inputs)
+        with bar.phase("writing the report", None), target.writing() as stage:
+            write_artefacts(stage, plan, program, execution, timeline, report, inputs, chain)
         target.commit("report.json")
     return RunResult(program, hw, execution, timeline, report, target.shown if target is not None else None)
 
@@ -240,55 +315,84 @@ class _Plan:
     """Which artefacts a run writes."""
 
     files: list[str] = field(default_factory=list)
-    trace_events: Literal["ops", "tasks"] | None = None
+    trace_events: Literal["ops", "sample", "tasks"] | None = None
+    trace_file: str | None = None
+    trace_sample: TraceSample | None = None
 
 
-def trace_bytes(timeline: Timeline, op_events: bool) -> int:
-    """The size trace.json will have, from its event counts."""
-    tasks = sum((r.aic is not None) + (r.aiv is not None) for r in timeline.runs)
-    ops = sum(len(r.schedule.ops) for r in timeline.runs) if op_events else 0
-    flows = sum(len(d) for d in timeline.deps)
-    cores = timeline.hw.num_aic + timeline.hw.num_aiv
-    return (tasks * TRACE_EVENT_BYTES["task"] + ops * TRACE_EVENT_BYTES["op"] + flows * TRACE_EVENT_BYTES["flow"]
-            + cores * TRACE_EVENT_BYTES["core"])
+SUMMARY_CSVS = ["kernels.csv", "instructions.csv", "lines.csv"]
+PLOTS = ["timeline.png", "utilisation.png", "kernels.png"]
+_LESS_DETAIL = {"ops": "sample", "sample": "tasks", "tasks": None}  # how a trace over the size limit is reduced
 
 
 def _artefact_plan(opts: RunOptions, execution: Execution, timeline: Timeline) -> _Plan:
-    plan = _Plan()
+    plan = _Plan(files=list(SUMMARY_CSVS))
     if opts.plot:
-        plan.files += ["timeline.png", "utilisation.png"]
+        plan.files += PLOTS
     if opts.trace:
-        op_events = opts.trace_ops if opts.trace_ops is not None else execution.op_count <= TRACE_OPS_UP_TO
-        limit = opts.max_trace_bytes
-        if op_events and (size := trace_bytes(timeline, True)) > limit:
-            note(f"trace.json with op events would take about {size >> 20} MB, more than --max-trace-bytes "
-                 f"({limit >> 20} MB): it holds task events only")
-            op_events = False
-        if not op_events and (size := trace_bytes(timeline, False)) > limit:
-            note(f"trace.json would take about {size >> 20} MB even with task events only, more than "
-                 f"--max-trace-bytes ({limit >> 20} MB): not written")
-        else:
-            plan.trace_events = "ops" if op_events else "tasks"
-            plan.files.append("trace.json")
+        _plan_trace(opts, execution, timeline, plan)
     if opts.save_tensors and opts.numerics:
         plan.files += ["inputs.npz", "outputs.npz"]
     return plan
 
 
+def _plan_trace(opts: RunOptions, execution: Execution, timeline: Timeline, plan: _Plan) -> None:
+    """The trace's detail and file: as asked (auto: every op up to TRACE_OPS_UP_TO ops, else a sample), less
+    while it would be larger than --max-trace-bytes (each step said on stderr), or no trace at all."""
+    from .output import trace
+
+    detail: Literal["ops", "sample", "tasks"] | None = (
+        opts.trace_detail if opts.trace_detail != "auto" else "ops" if execution.op_count <= TRACE_OPS_UP_TO
+        else "sample")
+    while detail is not None:
+        with_ops = trace.op_tasks(execution, timeline, detail)
+        size = trace.event_count(timeline, with_ops) * TRACE_BYTES_PER_EVENT
+        if size <= opts.max_trace_bytes:
+            break
+        reduced = _LESS_DETAIL[detail]
+        note(f"the trace with {detail} detail would take about {size >> 20} MB, more than --max-trace-bytes "
+             f"({opts.max_trace_bytes >> 20} MB): " + (f"{reduced} detail instead" if reduced else "not written"))
+        detail = reduced
+    else:
+        return
+    plan.trace_events = detail
+    if detail == "sample":
+        plan.trace_sample = TraceSample(
+            rule=trace.SAMPLE_RULE, tasks=len(with_ops), of_tasks=len(timeline.runs),
+            ops=sum(len(timeline.runs[t].schedule.ops) for t in with_ops),
+            of_ops=sum(len(r.schedule.ops) for r in timeline.runs))
+    plan.trace_file = trace.file_name(timeline, with_ops)
+    plan.files.append(plan.trace_file)
+
+
+def _provenance(report: Report) -> dict[str, Any]:
+    """What the trace's metadata says about the run (the report's provenance fields)."""
+    return {k: getattr(report, k) for k in ("npusim_version", "program", "program_file", "preset", "overrides",
+                                            "config", "config_path", "config_sha256", "seed", "numerics")}
+
+
 def write_artefacts(out_dir: Path, plan: _Plan, program: Program, execution: Execution, timeline: Timeline,
-                    report: Report, inputs: dict[str, np.ndarray]) -> None:
+                    report: Report, inputs: dict[str, np.ndarray], chain: list[int]) -> None:
     """Every artefact of the plan into `out_dir` (a fresh staging directory); report.json's bytes are made
     first, so a report JSON cannot hold fails before anything is drawn."""
+    from .output.table import csv_text
+
     report_bytes = artefacts.json_bytes(report)
+    for name, rows in (("kernels.csv", report.kernels), ("instructions.csv", report.instructions),
+                       ("lines.csv", report.lines)):
+        text = csv_text(rows).encode()
+        artefacts.write_atomic(out_dir / name, lambda fh, text=text: fh.write(text))
     if "timeline.png" in plan.files:
         from .output import plots  # matplotlib is slow to import: only when drawing
 
-        plots.write_timeline(out_dir / "timeline.png", execution, timeline)
-        plots.write_utilisation(out_dir / "utilisation.png", execution, timeline)
-    if plan.trace_events is not None:
+        plots.write_timeline(out_dir / "timeline.png", execution, timeline, report)
+        plots.write_utilisation(out_dir / "utilisation.png", execution, timeline, report)
+        plots.write_kernels(out_dir / "kernels.png", report)
+    if plan.trace_events is not None and plan.trace_file is not None:
         from .output import trace
 
-        trace.write_trace(out_dir / "trace.json", execution, timeline, op_events=plan.trace_events == "ops")
+        trace.write_trace(out_dir / plan.trace_file, execution, timeline, chain, plan.trace_events,
+                          _provenance(report))
     if "inputs.npz" in plan.files:
         roles = {name: t.role for name, t in program.tensors.items()}
         artefacts.write_npz(out_dir / "inputs.npz", inputs)
@@ -297,16 +401,80 @@ def write_artefacts(out_dir: Path, plan: _Plan, program: Program, execution: Exe
     artefacts.write_atomic(out_dir / "report.json", lambda fh: fh.write(report_bytes))
 
 
-def compare(opts_a: RunOptions, opts_b: RunOptions, out: Path | None) -> Comparison:
-    """Run two programs with the same options and compare them scope by scope (compare.json, compare.png),
-    staged and put in place together like a run's artefacts."""
-    name_a, name_b = opts_a.program.stem, opts_b.program.stem
-    suffix = f"-{opts_a.preset}" if opts_a.preset else ""
-    default = Path("reports") / artefacts.safe_component(f"compare-{name_a}-vs-{name_b}{suffix}")
-    inputs = [opts_a.program, opts_b.program, resolve_config_path(opts_a.config)]
-    with artefacts.OutputDir(out or default, inputs, _protected()) as target:
+# --- compare ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Side:
+    """One side of a comparison: a program run with its options, or a saved report.json (read once)."""
+
+    options: RunOptions | None = None
+    report_file: Path | None = None
+    saved: Report | None = None
+
+    def identity(self) -> dict[str, Any]:
+        """What this side is, for the output directory's key."""
+        if self.report_file is not None:
+            return {"report": str(self.report_file.resolve())}
+        o = self.options
+        assert o is not None
+        return {"program": str(Path(o.program).resolve()), "preset": o.preset, "config": o.config,
+                "overrides": sorted(o.overrides.items()), "seed": o.seed}
+
+    def describe(self) -> dict[str, str]:
+        """Short descriptions of what can differ between two sides."""
+        if self.report_file is not None:
+            r = self.report()
+            return {"program": Path(r.program_file).stem, "preset": r.preset or "", "config": r.config,
+                    "set": " ".join(f"{k}={v}" for k, v in r.overrides.items()), "seed": f"seed {r.seed}",
+                    "report": self.report_file.parent.name or self.report_file.name}
+        o = self.options
+        assert o is not None
+        return {"program": Path(o.program).stem, "preset": o.preset or "", "config": Path(o.config).stem,
+                "set": " ".join(f"{k}={v}" for k, v in o.overrides.items()), "seed": f"seed {o.seed}"}
+
+    def inputs(self) -> list[Path]:
+        """The files this side reads (its report, or its program, config and --expect file)."""
+        if self.report_file is not None:
+            return [self.report_file]
+        o = self.options
+        assert o is not None
+        return [Path(o.program), resolve_config_path(o.config), *([o.expect] if o.expect else [])]
+
+    def report(self) -> Report:
+        if self.report_file is not None:
+            if self.saved is None:
+                self.saved = load_report(self.report_file)
+            return self.saved
+        assert self.options is not None
+        return run(self.options).report
+
+
+def labels(a: Side, b: Side) -> tuple[str, str]:
+    """Each side named by what differs between them (program, preset, config, --set, seed; for saved
+    reports that differ in none of these, their directories); A and B when nothing that shows does."""
+    da, db = a.describe(), b.describe()
+    keys = [k for k in dict.fromkeys([*da, *db]) if k != "report" and da.get(k, "") != db.get(k, "")]
+    if not keys and da.get("report", "") != db.get("report", ""):
+        keys = ["report"]
+    la = " ".join(da.get(k, "") or "-" for k in keys)
+    lb = " ".join(db.get(k, "") or "-" for k in keys)
+    return (la, lb) if keys and la != lb else ("A", "B")
+
+
+def compare(a: Side, b: Side, out: Path | None) -> Comparison:
+    """Two sides scope by scope (compare.json, compare.png), into reports/compare-<a>-vs-<b>-<key> by default,
+    staged and put in place together like a run's artefacts; no side's program, config or report may lie in
+    the output directory."""
+    label_a, label_b = labels(a, b)
+    if out is None:
+        key = hashlib.sha256(json.dumps([a.identity(), b.identity()], sort_keys=True).encode()).hexdigest()[:8]
+        name = f"compare-{_slug(label_a)[:40]}-vs-{_slug(label_b)[:40]}-{key}"
+        out = Path("reports") / artefacts.safe_component(name)
+    inputs = [p for s in (a, b) for p in s.inputs()]
+    with artefacts.OutputDir(out, inputs, _protected()) as target:
         with target.writing() as stage:
-            result = compare_runs(lambda: run(opts_a).report, lambda: run(opts_b).report, (name_a, name_b), stage)
+            result = compare_runs(a.report, b.report, (label_a, label_b), stage)
         target.commit("compare.json")
     result.out_dir = target.shown
     return result

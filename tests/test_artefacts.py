@@ -1,6 +1,7 @@
-"""The run artefacts (timeline.png, utilisation.png, trace.json, compare.png) checked for content: bars per
-task and core, picture sizes, trace events against the timeline they came from, and the utilisation curves
-against the totals they must add up to.
+"""The run artefacts (timeline.png, utilisation.png, kernels.png, trace.json[.gz], compare.png) checked for
+content: bars per task and core, legends, labels, picture sizes, trace events against the timeline they came
+from (op slices, the HBM counters, the critical path), and the utilisation curves against the totals they
+must add up to.
 
 Three runs: the Qwen3 decode layer and softmax (tiny presets) from programs/, and a synthetic program written
 here with mix kernels (AIC and AIV at once) and enough GM traffic on every AIV at once that HBM is shared and
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from npusim.output import plots, trace
+from npusim.output import plots, summaries, trace
 from npusim.run import RunOptions, RunResult, run
 
 ROOT = Path(__file__).parents[1]
@@ -127,7 +128,8 @@ def end_us(result: RunResult) -> float:
 
 def test_run_writes_every_artefact(result: RunResult) -> None:
     assert result.out_dir is not None
-    for name in ("timeline.png", "utilisation.png", "trace.json"):
+    for name in ("timeline.png", "utilisation.png", "kernels.png", "trace.json", "kernels.csv", "instructions.csv",
+                 "lines.csv"):
         assert name in result.report.artefacts
         assert (result.out_dir / name).stat().st_size > 0
     assert png_size(result.out_dir / "timeline.png")[0] == round(plots.WIDTH_IN * plots.DPI)
@@ -138,7 +140,7 @@ def test_run_writes_every_artefact(result: RunResult) -> None:
 
 def test_timeline_has_one_bar_per_task_and_core(result: RunResult, tmp_path: Path) -> None:
     ex, tl = result.execution, result.timeline
-    chart = plots.write_timeline(tmp_path / "timeline.png", ex, tl)
+    chart = plots.write_timeline(tmp_path / "timeline.png", ex, tl, result.report)
     mix = sum(t.core == "mix" for t in ex.tasks)
     assert chart.bars == len(ex.tasks) + mix == len(pairs(result))
     aic = sorted({r.aic for r in tl.runs if r.aic is not None})
@@ -162,8 +164,8 @@ def test_timeline_has_one_bar_per_task_and_core(result: RunResult, tmp_path: Pat
 
 
 def test_timeline_height_grows_with_rows(softmax: RunResult, demo: RunResult, tmp_path: Path) -> None:
-    small = plots.write_timeline(tmp_path / "small.png", softmax.execution, softmax.timeline)
-    large = plots.write_timeline(tmp_path / "large.png", demo.execution, demo.timeline)
+    small = plots.write_timeline(tmp_path / "small.png", softmax.execution, softmax.timeline, softmax.report)
+    large = plots.write_timeline(tmp_path / "large.png", demo.execution, demo.timeline, demo.report)
     assert len(large.rows) > len(small.rows)
     assert png_size(tmp_path / "large.png")[1] > png_size(tmp_path / "small.png")[1]
     assert plots.timeline_height(72, 1) > plots.timeline_height(40, 1) > plots.timeline_height(1, 1)
@@ -188,7 +190,7 @@ def test_scope_spans_follow_program_order(result: RunResult) -> None:
 
 def test_utilisation_curves_add_up(result: RunResult, tmp_path: Path) -> None:
     tl = result.timeline
-    util = plots.write_utilisation(tmp_path / "util.png", result.execution, tl, bins=250)
+    util = plots.write_utilisation(tmp_path / "util.png", result.execution, tl, result.report, bins=250)
     assert png_size(tmp_path / "util.png")[0] == round(plots.WIDTH_IN * plots.DPI)
     edges = util.edges_us
     assert len(edges) == 251 and edges[0] == 0 and edges[-1] == pytest.approx(end_us(result))
@@ -210,6 +212,19 @@ def test_utilisation_curves_add_up(result: RunResult, tmp_path: Path) -> None:
     for lane, values in util.busy.items():
         assert np.all(values >= -1e-12) and np.all(values <= 1 + 1e-9)
         assert float(np.sum(values)) * bin_cycles * cores[lane.split()[0]] == pytest.approx(expected[lane], rel=1e-9)
+    # active cores: adding up to the tasks' run times on each side; pipes over active cores: busy / active
+    occupied: dict[str, float] = defaultdict(float)
+    for r in tl.runs:
+        for side in ("aic", "aiv"):
+            occupied[side] += (r.end - r.start) if getattr(r, side) is not None else 0.0
+    for side in ("aic", "aiv"):
+        assert float(np.sum(util.active[side])) * bin_cycles * cores[side] == pytest.approx(occupied[side], rel=1e-9)
+    for lane, values in util.busy_active.items():
+        side = lane.split()[0]
+        on = util.active[side] > 0
+        assert np.allclose(values[on] * util.active[side][on], util.busy[lane][on], rtol=1e-9, atol=1e-12)
+        assert np.all(values[~on] == 0) and np.all(values <= 1 + 1e-9)
+        assert util.mean_active[lane] == pytest.approx(expected[lane] / occupied[side], rel=1e-9)
 
 
 def test_utilisation_shows_hbm_bound_scope(demo: RunResult) -> None:
@@ -250,17 +265,25 @@ def check_lanes(events: list[dict[str, Any]]) -> None:
             assert start >= end - EPS_US
 
 
+def chain_of(result: RunResult) -> list[int]:
+    return result.report.critical_path.task_ids
+
+
 def test_trace_content(result: RunResult, tmp_path: Path) -> None:
     ex, tl = result.execution, result.timeline
-    counts = trace.write_trace(tmp_path / "trace.json", ex, tl)
+    chain = chain_of(result)
+    counts = trace.write_trace(tmp_path / "trace.json", ex, tl, chain, "ops", {"seed": 0})
     doc = load_trace(tmp_path / "trace.json")
     assert doc["displayTimeUnit"] == "ns" and doc["otherData"]["tasks"] == len(tl.runs)
+    assert doc["otherData"]["seed"] == 0 and doc["otherData"]["op_events"] == "ops"
     events = doc["traceEvents"]
     meta = [e for e in events if e["ph"] == "M"]
     slices = [e for e in events if e["ph"] == "X"]
     tasks = [e for e in slices if e["cat"] == "task"]
     ops = [e for e in slices if e["cat"] == "op"]
-    assert len(meta) + len(slices) + 2 * counts["flow_events"] == len(events)
+    counters = [e for e in events if e["ph"] == "C"]
+    assert len(meta) + len(slices) + len(counters) + 2 * counts["flow_events"] + 2 * (len(chain) - 1) == len(events)
+    assert counts["counter_events"] == len(counters) and counts["critical_events"] == len(chain)
 
     process = {e["pid"]: e["args"]["name"] for e in meta if e["name"] == "process_name"}
     threads = {(e["pid"], e["tid"]): e["args"]["name"] for e in meta if e["name"] == "thread_name"}
@@ -294,8 +317,8 @@ def test_trace_content(result: RunResult, tmp_path: Path) -> None:
     check_lanes(events)
 
     # dependency flows: one start per edge, each with one finish of the same id, both inside their slices
-    starts = [e for e in events if e["ph"] == "s"]
-    finishes = {e["id"]: e for e in events if e["ph"] == "f"}
+    starts = [e for e in events if e["ph"] == "s" and e["cat"] == "dependency"]
+    finishes = {e["id"]: e for e in events if e["ph"] == "f" and e["cat"] == "dependency"}
     assert len(starts) == counts["flow_events"] == sum(len(d) for d in tl.deps) > 0
     assert len({e["id"] for e in starts}) == len(starts) == len(finishes)
     for s in starts:
@@ -312,7 +335,7 @@ def test_trace_content(result: RunResult, tmp_path: Path) -> None:
 
 def test_trace_tasks_only(result: RunResult, tmp_path: Path) -> None:
     ex, tl = result.execution, result.timeline
-    counts = trace.write_trace(tmp_path / "trace.json", ex, tl, op_events=False)
+    counts = trace.write_trace(tmp_path / "trace.json", ex, tl, chain_of(result), "tasks")
     events = load_trace(tmp_path / "trace.json")["traceEvents"]
     assert counts["op_events"] == 0 and not [e for e in events if e.get("cat") == "op"]
     assert counts["task_events"] == len(pairs(result))
@@ -321,7 +344,7 @@ def test_trace_tasks_only(result: RunResult, tmp_path: Path) -> None:
 
 def test_trace_mix_task_on_both_cores(demo: RunResult, tmp_path: Path) -> None:
     ex, tl = demo.execution, demo.timeline
-    trace.write_trace(tmp_path / "trace.json", ex, tl)
+    trace.write_trace(tmp_path / "trace.json", ex, tl, chain_of(demo))
     events = load_trace(tmp_path / "trace.json")["traceEvents"]
     for mix in (r for r in tl.runs if r.kind == "mix"):
         assert mix.aic is not None and mix.aiv is not None
@@ -334,40 +357,130 @@ def test_trace_mix_task_on_both_cores(demo: RunResult, tmp_path: Path) -> None:
         assert sorted(e["pid"] for e in tasks) == sorted(pid.values())
 
 
+def test_trace_sample_holds_the_first_and_last_task_of_each_kernel(result: RunResult, tmp_path: Path) -> None:
+    ex, tl = result.execution, result.timeline
+    counts = trace.write_trace(tmp_path / "trace.json", ex, tl, chain_of(result), "sample")
+    doc = load_trace(tmp_path / "trace.json")
+    by_kernel: dict[int, list[int]] = defaultdict(list)
+    for task in ex.tasks:
+        by_kernel[task.instr].append(task.id)
+    chosen = {t for ids in by_kernel.values() for t in (min(ids), max(ids))}
+    ops = [e for e in doc["traceEvents"] if e.get("cat") == "op"]
+    assert {e["args"]["task"] for e in ops} == {t for t in chosen if tl.runs[t].schedule.ops}
+    assert len(ops) == counts["op_events"] == sum(len(tl.runs[t].schedule.ops) for t in chosen)
+    sample = doc["otherData"]["op_sample"]
+    assert doc["otherData"]["op_events"] == "sample" and sample["rule"] == trace.SAMPLE_RULE
+    assert (sample["tasks"], sample["of_tasks"], sample["ops"]) == (len(chosen), len(tl.runs), len(ops))
+    assert sample["of_ops"] == sum(len(r.schedule.ops) for r in tl.runs)
+
+
+def test_trace_hbm_counters_and_critical_path(result: RunResult, tmp_path: Path) -> None:
+    """The HBM counter is the running tasks' demand capped at the limit, checked at every step against the
+    tasks running then; the critical path is one slice per task of the chain, joined by arrows."""
+    ex, tl = result.execution, result.timeline
+    chain = chain_of(result)
+    trace.write_trace(tmp_path / "trace.json", ex, tl, chain, "tasks")
+    events = load_trace(tmp_path / "trace.json")["traceEvents"]
+    limit = tl.hw.hbm_bytes_per_s / 1e9
+    used = [e for e in events if e["ph"] == "C" and e["name"] == "HBM in use GB/s"]
+    wanted = [e for e in events if e["ph"] == "C" and e["name"] == "HBM demand GB/s"]
+    assert len(used) == len(wanted) > 0 and all(e["pid"] == trace.CHIP_PID for e in used)
+    steps = summaries.hbm_steps(tl)
+    to_gbps = tl.hw.clock_hz / 1e9
+    assert [e["ts"] for e in used] == [round(t * 1e9 / tl.hw.clock_hz) / 1000 for t in steps.times]
+    assert [e["args"]["GB/s"] for e in used] == [round(v * to_gbps, 3) for v in steps.in_use]
+    assert [e["args"]["GB/s"] for e in wanted] == [round(v * to_gbps, 3) for v in steps.demand]
+    for i, (t0, t1) in enumerate(itertools.pairwise(steps.times)):  # the steps against the running tasks
+        mid = (t0 + t1) / 2
+        demand = sum(r.schedule.gm_bytes / r.schedule.cycles for r in tl.runs if r.start <= mid < r.end)
+        assert steps.demand[i] == pytest.approx(demand, rel=1e-9, abs=1e-9)
+        assert steps.in_use[i] == pytest.approx(min(demand, tl.hw.hbm_bytes_per_cycle), rel=1e-9, abs=1e-9)
+        assert used[i]["args"]["GB/s"] <= limit + 1e-3
+    assert used[-1]["args"]["GB/s"] == 0
+    crit = [e for e in events if e.get("cat") == "critical_path" and e["ph"] == "X"]
+    assert [e["args"]["task"] for e in crit] == chain and [e["name"] for e in crit] == [ex.tasks[t].kernel
+                                                                                        for t in chain]
+    arrows = [e for e in events if e.get("cat") == "critical_path" and e["ph"] == "s"]
+    assert [(e["args"]["from"], e["args"]["to"]) for e in arrows] == list(itertools.pairwise(chain))
+    marked = {e["args"]["task"] for e in events if e.get("cat") == "task" and e["args"].get("critical")}
+    assert marked == set(chain)
+
+
+def test_large_trace_is_gzipped_reproducibly(result: RunResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                             ) -> None:
+    import gzip
+
+    ex, tl = result.execution, result.timeline
+    with_ops = trace.op_tasks(ex, tl, "ops")
+    assert trace.file_name(tl, with_ops) == "trace.json"
+    monkeypatch.setattr(trace, "GZIP_ABOVE_EVENTS", trace.event_count(tl, with_ops) - 1)
+    assert trace.file_name(tl, with_ops) == "trace.json.gz"
+    chain = chain_of(result)
+    trace.write_trace(tmp_path / "trace.json", ex, tl, chain)
+    trace.write_trace(tmp_path / "a.json.gz", ex, tl, chain)
+    trace.write_trace(tmp_path / "b.json.gz", ex, tl, chain)
+    assert (tmp_path / "a.json.gz").read_bytes() == (tmp_path / "b.json.gz").read_bytes()  # no time or name
+    assert gzip.decompress((tmp_path / "a.json.gz").read_bytes()) == (tmp_path / "trace.json").read_bytes()
+    out = tmp_path / "run"
+    monkeypatch.setattr(trace, "GZIP_ABOVE_EVENTS", 0)
+    report = run(RunOptions(program=ROOT / "programs" / "softmax.yaml", preset="tiny", out=out, quiet=True,
+                            plot=False)).report
+    assert "trace.json.gz" in report.artefacts and (out / "trace.json.gz").exists()
+    assert not (out / "trace.json").exists()
+
+
 # --- compare.png -------------------------------------------------------------------------------------------
 
 
-def test_compare_chart(softmax: RunResult, demo: RunResult, tmp_path: Path) -> None:
+def test_compare_chart(softmax: RunResult, demo: RunResult, qwen3_tiny: RunResult, tmp_path: Path) -> None:
     same = plots.write_compare_chart(tmp_path / "same.png", softmax.report, softmax.report, "A", "B")
-    top = [s.name for s in softmax.report.scopes if "/" not in s.name]
-    assert same.rows == top and same.bars == 2 * 2 * len(top)
+    names = [s.name for s in softmax.report.scopes]
+    assert same.rows == names and same.bars == 4 * 2 * len(names) and same.labels == []
     assert png_size(tmp_path / "same.png") == same.size_px
-    # disjoint scope sets: every scope of either run gets its pair of bars in both panels
+    # disjoint scope sets: every scope of either run gets its pair of bars in all four panels
     mixed = plots.write_compare_chart(tmp_path / "mixed.png", softmax.report, demo.report, "softmax", "demo")
-    names = top + [s.name for s in demo.report.scopes if "/" not in s.name]
-    assert mixed.rows == names and mixed.bars == 2 * 2 * len(names)
+    names += [s.name for s in demo.report.scopes]
+    assert mixed.rows == names and mixed.bars == 4 * 2 * len(names)
     assert png_size(tmp_path / "mixed.png") == mixed.size_px
+    # nested scopes are on the chart, each change labelled (here: scope2/scratch_init's GM bytes halved)
+    report = qwen3_tiny.report
+    halved = report.model_copy(deep=True)
+    init = halved.scope("scope2/scratch_init")
+    init.dma.bytes = {p: n // 2 if p == "ub_to_gm" else n for p, n in init.dma.bytes.items()}
+    nested = plots.write_compare_chart(tmp_path / "nested.png", report, halved, "A" * 150, "Bb " * 60)
+    assert "scope2/scratch_init" in nested.rows and nested.labels == ["scope2/scratch_init gm_bytes -50.0%"]
+    # a title that fits: every line, drawn at the title's size, narrower than the figure
+    assert len(nested.title) > 4 and any(report.config_sha256[:12] in line for line in nested.title)
+    fig = plots._figure(plots.WIDTH_IN, 2.0)
+    renderer = fig.canvas.get_renderer()
+    for line in nested.title:
+        width_px = fig.text(0, 0, line, fontsize=plots.TITLE_PT).get_window_extent(renderer).width
+        assert width_px <= (plots.WIDTH_IN - 0.2) * plots.DPI, line
 
 
 def test_progress_bar_on_a_terminal_lines_elsewhere(monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    """A bar on a terminal; elsewhere a line every LINE_EVERY_S of a long phase and nothing for a short one;
-    nothing at all with --quiet."""
     import sys
 
-    from npusim.run import Progressor
+    from npusim.run import PROGRESS_EVERY_S, Progressor
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
-    with Progressor(quiet=False).phase("x", 3) as tick:
-        tick(3)  # a short phase (well under LINE_EVERY_S): silent
-    assert capsys.readouterr().err == ""
-    monkeypatch.setattr(Progressor, "LINE_EVERY_S", 0.0)
-    with Progressor(quiet=False).phase("simulating tasks", 3) as tick:
-        tick(2)
-    assert capsys.readouterr().err == "npusim: simulating tasks: 2/3 tasks, 0 s\n"
+    now = [0.0]
+    with Progressor(quiet=False, clock=lambda: now[0]).phase("simulating tasks", 300) as tick:
+        for _ in range(300):  # 300 tasks over 3.5 periods: a line at each period, then one at the end
+            now[0] += 3.5 * PROGRESS_EVERY_S / 300
+            tick(1)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("npusim: simulating tasks: ") and "/300 tasks, 10 s" in lines[0]
+    assert lines[-1] == "npusim: simulating tasks: done (300 tasks), 35 s"
+    with Progressor(quiet=False, clock=lambda: 0.0).phase("quick", 3) as tick:
+        tick(3)  # a phase shorter than one period stays silent
     with Progressor(quiet=True).phase("x", 3) as tick:
         assert tick is None  # --quiet: silent
+    assert capsys.readouterr().err == ""
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    with Progressor(quiet=True).phase("x", 3) as tick:
+        assert tick is None  # --quiet: silent
     with Progressor(quiet=False).phase("x", 3) as tick:
         assert callable(tick)
         tick(3)

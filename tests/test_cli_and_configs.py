@@ -4,6 +4,10 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import ml_dtypes
@@ -14,7 +18,7 @@ import yaml
 from npusim.cli import main
 from npusim.frontend import load_program
 from npusim.frontend.inputs import initial_values
-from npusim.timing import CONFIG_DIR, load_config
+from npusim.timing import CONFIG_DIR, config_label, load_config, resolve_config_path
 
 from .conftest import PROGRAMS, REPO
 
@@ -32,6 +36,35 @@ def test_shipped_configs_validate(cli) -> None:
         assert result.exit_code == 0, result.stderr
     hw = load_config("ascend910b")
     assert (hw.num_aic, hw.num_aiv, hw.clock_hz) == (24, 48, 1.85e9)
+
+
+def test_configs_ship_in_the_wheel(tmp_path: Path) -> None:
+    """A plain (non-editable) install carries the configs: the wheel built from a copy of the checkout holds
+    every top-level config as npusim/configs/NAME.yaml, byte for byte."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    shutil.copytree(REPO / "configs", src / "configs")
+    shutil.copytree(REPO / "npusim", src / "npusim", symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(src)],
+                   check=True, capture_output=True)
+    wheel = zipfile.ZipFile(next((tmp_path / "dist").glob("npusim-*.whl")))
+    shipped = sorted(p.name for p in (REPO / "configs").glob("*.yaml"))
+    assert shipped and sorted(n.split("/")[-1] for n in wheel.namelist() if n.startswith("npusim/configs/")) == shipped
+    for name in shipped:
+        assert wheel.read(f"npusim/configs/{name}") == (REPO / "configs" / name).read_bytes()
+
+
+def test_config_names_resolve_outside_a_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Away from a checkout's configs/, a name is the shipped config, labelled so that the label does not
+    depend on where npusim is installed; ./configs/NAME.yaml comes first when it exists."""
+    monkeypatch.chdir(tmp_path)
+    path = resolve_config_path("ascend950")
+    assert path == CONFIG_DIR / "ascend950.yaml" and config_label(path) == "<npusim>/configs/ascend950.yaml"
+    (tmp_path / "configs").mkdir()
+    shutil.copy(CONFIG_DIR / "ascend950.yaml", tmp_path / "configs" / "ascend950.yaml")
+    assert config_label(resolve_config_path("ascend950")) == "configs/ascend950.yaml"
 
 
 def test_config_show_resolves_names_and_paths(cli) -> None:
@@ -85,7 +118,8 @@ def test_run_writes_every_artefact_and_saves_tensors(cli, tmp_path: Path) -> Non
                                "--save-tensors", "--seed", "3"])
     assert result.exit_code == 0, result.stderr
     assert "check against reference softmax: passed" in result.output
-    assert sorted(p.name for p in out.iterdir()) == ["inputs.npz", "outputs.npz", "report.json", "timeline.png",
+    assert sorted(p.name for p in out.iterdir()) == ["inputs.npz", "instructions.csv", "kernels.csv", "kernels.png",
+                                                     "lines.csv", "outputs.npz", "report.json", "timeline.png",
                                                      "trace.json", "utilisation.png"]
     report = json.loads((out / "report.json").read_text())
     for key in ("program", "preset", "params", "config", "seed", "clock_hz", "numerics", "total", "scopes",
@@ -119,7 +153,8 @@ def test_rerun_into_a_report_directory_replaces_it(cli, tmp_path: Path) -> None:
     args = ["run", str(PROGRAMS / "matmul.yaml"), "--preset", "tiny", "--out", str(out), "-q"]
     assert cli.invoke(main, [*args, "--save-tensors"]).exit_code == 0
     assert cli.invoke(main, [*args, "--no-plot", "--no-trace"]).exit_code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["report.json"]  # stale artefacts of the first run are gone
+    # stale artefacts of the first run are gone: the report and its summaries remain
+    assert sorted(p.name for p in out.iterdir()) == ["instructions.csv", "kernels.csv", "lines.csv", "report.json"]
 
 
 def test_compare_runs_both_and_says_bits_are_identical(cli, tmp_path: Path) -> None:
@@ -132,8 +167,8 @@ def test_compare_runs_both_and_says_bits_are_identical(cli, tmp_path: Path) -> N
     assert data["outputs_identical"] is True
     rows = {r["name"]: r for r in data["scopes"]}
     init = rows["scope2/scratch_init"]
-    assert init["b"]["dma_transfers"] < init["a"]["dma_transfers"]
-    assert init["diff"]["dma_bytes"] == init["b"]["dma_bytes"] - init["a"]["dma_bytes"]
+    assert init["b"]["gm_transfers"] < init["a"]["gm_transfers"]
+    assert init["diff"]["gm_bytes"] == init["b"]["gm_bytes"] - init["a"]["gm_bytes"]
     for scope in ("scope1", "scope3"):
-        assert rows[scope]["a"]["dma_bytes"] == rows[scope]["b"]["dma_bytes"]
+        assert rows[scope]["a"]["gm_bytes"] == rows[scope]["b"]["gm_bytes"]
     assert (out / "compare.png").stat().st_size > 0

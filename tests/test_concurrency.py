@@ -43,8 +43,8 @@ def expected_sets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[st
         out = tmp_path_factory.mktemp(name) / "out"
         subprocess.run([*RUN, *extra, "--out", str(out)], check=True, env=env())
         sets[name] = digest(out)
-    assert sets["A"] != sets["B"] and set(sets["A"]) == {"report.json", "timeline.png", "utilisation.png",
-                                                          "trace.json"}
+    assert sets["A"] != sets["B"] and set(sets["A"]) == set(sets["B"])
+    assert {"report.json", "timeline.png", "utilisation.png", "trace.json", "kernels.csv"} <= set(sets["A"])
     return sets
 
 

@@ -2,7 +2,7 @@
 
 References: numpy's IEEE float32 arithmetic (bits), exact rational arithmetic rounded by the definition
 (`ref_round_fraction`), high-precision `decimal` for exp and rsqrt, the candidate-based `ref_cast`
-(see test_numerics.py) and a loop-by-loop re-statement of the row_sum tree.
+(see test_numerics.py), a loop-by-loop re-statement of the row_sum tree and of TCOLSUM's two orders.
 """
 
 from __future__ import annotations
@@ -549,6 +549,88 @@ def test_row_max_min():
     assert (nx.row_max(b).astype(np.float32) == b.astype(np.float32).max(axis=1, keepdims=True)).all()
     i = np.array([[3, -7, 2**31 - 1], [-(2**31), 0, 5]], dtype=np.int32)
     assert nx.row_max(i).tolist() == [[2**31 - 1], [5]] and nx.row_min(i).tolist() == [[-7], [-(2**31)]]
+
+
+def ref_col_sum(rows: list, add, binary: bool):
+    """TCOLSUM's order restated on Python lists (pto-isa TColSum.hpp BinarySum / SequentialSum): a list of
+    per-column scalars per row, `add` one rounded addition."""
+    if len(rows) == 1:
+        return rows[0]
+    if not binary:
+        out = rows[0]
+        for r in rows[1:]:
+            out = [add(a, b) for a, b in zip(out, r, strict=True)]
+        return out
+    level = [[add(a, b) for a, b in zip(rows[2 * i], rows[2 * i + 1], strict=True)] for i in range(len(rows) // 2)]
+    if len(rows) % 2:
+        level[0] = [add(a, b) for a, b in zip(level[0], rows[-1], strict=True)]
+    n = len(rows) // 2
+    while n > 1:
+        pairs = [[add(a, b) for a, b in zip(level[2 * i], level[2 * i + 1], strict=True)] for i in range(n // 2)]
+        level = pairs + level[n // 2:]
+        if n % 2:
+            level[0] = [add(a, b) for a, b in zip(level[0], level[n - 1], strict=True)]
+        n //= 2
+    return level[0]
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 5, 7, 8, 13, 64])
+@pytest.mark.parametrize("binary", [False, True])
+def test_col_sum_is_the_device_order(rows, binary):
+    rng = np.random.default_rng(rows)
+    x = (rng.standard_normal((rows, 9)) * 10.0 ** rng.integers(-6, 7, (rows, 9))).astype(np.float32)
+    got = nx.col_sum(x, binary=binary)
+    assert got.shape == (1, 9) and got.dtype == np.float32
+    want = ref_col_sum([[np.float32(v) for v in r] for r in x], add_f32, binary)
+    assert bits_of(got[0]).tolist() == [int(bits_of(np.float32(w))) for w in want]
+
+
+def test_col_sum_orders_differ_and_half_types_round_every_add():
+    rng = np.random.default_rng(21)
+    x = (rng.standard_normal((13, 64)) * 10.0 ** rng.integers(-6, 7, (13, 64))).astype(np.float32)
+    assert (nx.col_sum(x) != nx.col_sum(x, binary=True)).any()  # the data is sensitive to the order
+    h = rng.standard_normal((6, 20)).astype(np.float16)
+
+    def add_f16(a, b):
+        return np.float32(np.float16(np.float32(a) + np.float32(b)))
+
+    got = nx.col_sum(h, binary=True)
+    assert got.dtype == np.float16
+    want = ref_col_sum([[np.float32(v) for v in r] for r in h], add_f16, True)
+    assert got.astype(np.float32)[0].tolist() == want
+    i = np.array([[2**31 - 1, 5], [1, -7], [3, 2]], dtype=np.int32)
+    assert nx.col_sum(i).tolist() == [[-(2**31) + 3, 0]] and nx.col_sum(i, binary=True).tolist() == [[-(2**31) + 3, 0]]
+
+
+def test_col_max_min():
+    rng = np.random.default_rng(22)
+    x = rng.standard_normal((7, 6)).astype(np.float32)
+    x[3, 1] = np.nan
+    x[:, 2] = -0.0
+    x[:, 3] = 0.0
+    x[4, 3] = -0.0
+    mx, mn = nx.col_max(x), nx.col_min(x)
+    assert mx.shape == (1, 6) and mn.shape == (1, 6)
+    for c in (0, 4, 5):
+        assert mx[0, c] == max(x[:, c].tolist()) and mn[0, c] == min(x[:, c].tolist())
+    assert bits_of(mx[0, 1]) == CANON["fp32"] and bits_of(mn[0, 1]) == CANON["fp32"]
+    assert bits_of(mx[0, 2:4]).tolist() == [0x80000000, 0x00000000]
+    assert bits_of(mn[0, 2:4]).tolist() == [0x80000000, 0x80000000]
+    b = x[:, [0, 4]].astype(ml_dtypes.bfloat16)
+    assert nx.col_min(b).dtype == NP["bf16"]
+    assert (nx.col_min(b).astype(np.float32) == b.astype(np.float32).min(axis=0, keepdims=True)).all()
+    i = np.array([[3, -7], [2**31 - 1, -(2**31)]], dtype=np.int32)
+    assert nx.col_max(i).tolist() == [[2**31 - 1, -7]] and nx.col_min(i).tolist() == [[3, -(2**31)]]
+
+
+def test_row_broadcast_copies_bits():
+    v = from_bits(np.array([[0x7FA00001], [0x80000000], [0x3F800000]], dtype=np.uint32), "fp32").reshape(3, 1)
+    t = np.zeros((3, 5), dtype=np.float32)
+    got = nx.row_broadcast(t, v)
+    assert got.shape == (3, 5) and got.dtype == np.float32
+    assert bits_of(got).tolist() == [[0x7FA00001] * 5, [0x80000000] * 5, [0x3F800000] * 5]
+    with pytest.raises(ValueError, match="v must be"):
+        nx.row_broadcast(t, v[:2])
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -48,44 +48,60 @@ def program(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
 
 # --- configs: physically sensible ranges, with the reason -----------------------------------------------------
 
-@pytest.mark.parametrize(("old", "new", "where"), [
-    ("bytes_per_cycle: 128.2", "bytes_per_cycle: 1.0e-12",
-     r":31:22: dma\.gm_to_ub\.bytes_per_cycle: .*ge 0\.01.*slower than any DMA"),
-    ("fractal_k_bytes: 32", "fractal_k_bytes: 1",
-     r":\d+:20: cube\.fractal_k_bytes: .*multiple of 4.*whole number of elements"),
-    ("hbm_bytes_per_s: 1.6e12", "hbm_bytes_per_s: 5.0e-324", r":24:18: hbm_bytes_per_s: .*ge 1e\+09.*DDR channel"),
-    ("num_aiv: 48 ", "num_aiv: 12 ", r":15:10: num_aiv: 12 AIVs for 24 AICs; every AIC needs at least one AIV"),
-    ("clock_hz: 1.85e9", "clock_hz: .nan", r":13:11: clock_hz: "),
+def line_of(text: str, needle: str) -> int:
+    """The line (1-based) of the first occurrence of `needle` in `text`: where a located error must point."""
+    assert needle in text, needle
+    return text[: text.index(needle)].count("\n") + 1
+
+
+@pytest.mark.parametrize(("old", "new", "at", "message"), [
+    ("bytes_per_cycle: 128.2", "bytes_per_cycle: 1.0e-12", "1.0e-12",
+     r"dma\.gm_to_ub\.bytes_per_cycle: .*ge 0\.01.*slower than any DMA"),
+    ("fractal_k_bytes: 32", "fractal_k_bytes: 1", "fractal_k_bytes: 1",
+     r"cube\.fractal_k_bytes: .*multiple of 4.*whole number of elements"),
+    ("hbm_bytes_per_s: 1.6e12", "hbm_bytes_per_s: 5.0e-324", "5.0e-324", r"hbm_bytes_per_s: .*ge 1e\+09.*DDR channel"),
+    ("num_aiv: 48 ", "num_aiv: 12 ", "num_aiv: 12", r"num_aiv: 12 AIVs for 24 AICs; every AIC needs at least one AIV"),
+    ("clock_hz: 1.85e9", "clock_hz: .nan", "clock_hz: .nan", r"clock_hz: "),
 ])
-def test_config_values_out_of_range_are_refused_with_the_reason(cli, tmp_path: Path, old: str, new: str,
-                                                                 where: str) -> None:
+def test_config_values_out_of_range_are_refused_with_the_reason(cli, tmp_path: Path, old: str, new: str, at: str,
+                                                                 message: str) -> None:
     path = config(tmp_path, old, new)
-    fails(cli.invoke(main, ["config", "check", str(path)]), re.escape(str(path)) + where)
+    where = re.escape(f"{path}:{line_of(path.read_text(), at)}:") + r"\d+: "
+    fails(cli.invoke(main, ["config", "check", str(path)]), where + message)
     fails(cli.invoke(main, ["run", str(PROGRAMS / "matmul.yaml"), "--preset", "tiny", "--config", str(path),
-                            "--no-numerics", "-q", "--out", str(tmp_path / "o")]), re.escape(str(path)))
+                            "--no-numerics", "-q", "--out", str(tmp_path / "o")]), where)
 
 
-@pytest.mark.parametrize(("old", "new", "message"), [
-    ("vconv:", "vconvv:", r":101:5: vector\.intrinsics: unknown intrinsic 'vconvv' \(did you mean 'vconv'\?\)"),
-    ("    vconv: {", "    vfoo: {head_cycles: 1, cycles_per_repeat: 1, tail_cycles: 1}\n    vconv: {",
-     r":101:5: vector\.intrinsics: unknown intrinsic 'vfoo'"),
-    ("    vexp: {head_cycles: 13, cycles_per_repeat: 2, tail_cycles: 18, elements_per_slope: 64}", "",
-     r":81:5: vector\.intrinsics: no entry for 'vexp', which TEXP calls"),
-    ("  GM->L1: [gm_to_l1]\n", "", r":57:3: routes: no route GM->L1, which a run needs"),
-    ("  GM->L1: [gm_to_l1]", "  GM->L1: [gm_to_l2]",
-     r":58:12: routes: GM->L1 uses path 'gm_to_l2' \(did you mean 'gm_to_l1'\?\), which has no dma entry$"),
-    ("  GM->L1: [gm_to_l1]", "  GM->L1: [gm_to_ub]", r":5\d:\d+: routes: GM->L1 ends in UB, not L1$"),
-    ("{bf16: 1, fp16: 1, fp32: 2}", "{fp16: 1, fp32: 2}",
-     r":\d+:23: cube\.cycles_per_fractal: no rate for bf16 operands"),
-    ("ctrl_cycles: 1 ", "ctrl_cycles: true ", r":74:16: vector\.ctrl_cycles: Input should be a valid number, got True"),
-    ("num_aic: 24 ", 'num_aic: "24" ', r":14:11: num_aic: Input should be a valid integer, got '24'"),
+@pytest.mark.parametrize(("old", "new", "at", "message"), [
+    ("vconv:", "vconvv:", "vconvv:", r"vector\.intrinsics: unknown intrinsic 'vconvv' \(did you mean 'vconv'\?\)"),
+    ("    vconv: {", "    vfoo: {head_cycles: 1, cycles_per_repeat: 1, tail_cycles: 1}\n    vconv: {", "vfoo:",
+     r"vector\.intrinsics: unknown intrinsic 'vfoo'"),
+    ("    vexp: {", "    vexq: {", "vexq", r"vector\.intrinsics: unknown intrinsic 'vexq' \(did you mean 'vexp'\?\)"),
+    ("  GM->L1: [gm_to_l1]\n", "", "  GM->UB:", r"routes: no route GM->L1, which a run needs"),
+    ("  GM->L1: [gm_to_l1]", "  GM->L1: [gm_to_l2]", "gm_to_l2",
+     r"routes: GM->L1 uses path 'gm_to_l2' \(did you mean 'gm_to_l1'\?\), which has no dma entry$"),
+    ("  GM->L1: [gm_to_l1]", "  GM->L1: [gm_to_ub]", "GM->L1: [gm_to_ub]", r"routes: GM->L1 ends in UB, not L1$"),
+    ("{bf16: 1, fp16: 1, fp32: 2}", "{fp16: 1, fp32: 2}", "{fp16: 1, fp32: 2}",
+     r"cube\.cycles_per_fractal: no rate for bf16 operands"),
+    ("ctrl_cycles: 1 ", "ctrl_cycles: true ", "ctrl_cycles: true",
+     r"vector\.ctrl_cycles: Input should be a valid number, got True"),
+    ("num_aic: 24 ", 'num_aic: "24" ', 'num_aic: "24"', r"num_aic: Input should be a valid integer, got '24'"),
 ])
-def test_config_check_verifies_what_a_run_needs(cli, tmp_path: Path, old: str, new: str, message: str) -> None:
+def test_config_check_verifies_what_a_run_needs(cli, tmp_path: Path, old: str, new: str, at: str, message: str) -> None:
     """What `config check` passed and a run then failed on, unlocated: now refused by config check, located,
     and the message is short (a route error used to print the whole config)."""
     path = config(tmp_path, old, new)
-    line = fails(cli.invoke(main, ["config", "check", str(path)]), re.escape(str(path)) + message)
+    where = re.escape(f"{path}:{line_of(path.read_text(), at)}:") + r"\d+: "
+    line = fails(cli.invoke(main, ["config", "check", str(path)]), where + message)
     assert len(line) < 400 and "'description'" not in line
+
+
+def test_a_missing_intrinsic_is_named_with_the_instruction_that_calls_it(cli, tmp_path: Path) -> None:
+    text = re.sub(r"\n    vexp: \{[^\n]*", "", CONFIG, count=1)
+    path = program(tmp_path, text, "cfg.yaml")
+    fails(cli.invoke(main, ["config", "check", str(path)]),
+          re.escape(f"{path}:{line_of(text, '    vadd:')}:") + r"\d+: vector\.intrinsics: no entry for 'vexp', which "
+          r"TEXP uses")
 
 
 def test_shipped_configs_have_every_route_the_lowering_needs() -> None:
@@ -215,13 +231,15 @@ def test_preset_names_are_path_components(cli, tmp_path: Path, monkeypatch: pyte
 
 
 def test_default_out_dir_is_one_component_of_reports() -> None:
-    from npusim.output.artefacts import default_out_dir, safe_component
+    from npusim.output.artefacts import safe_component
 
-    assert default_out_dir("qwen3_decode", "tiny") == Path("reports/qwen3_decode-tiny")
-    for hostile in ("../../x", "/abs", "a\x00b", "a\udc80b", ".", "..", "-rf", "x" * 300):
+    for fine in ("qwen3_decode-tiny-ascend910b-1a2b3c4d", "m-max_seq=2048-x+y-ascend950-timing-00ff00ff"):
+        assert safe_component(fine) == fine  # the provenance names pass as they are
+    for hostile in ("../../x", "/abs", "a\x00b", "a\udc80b", ".", "..", "-rf", "x" * 300 + "-1a2b3c4d"):
         component = safe_component(hostile)
-        assert "/" not in component and component not in (".", "..") and len(component) <= 100
-        assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", component)
+        assert "/" not in component and component not in (".", "..") and len(component) <= 200
+        assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.=+-]*", component)
+    assert safe_component("x" * 300 + "-1a2b3c4d").endswith("-1a2b3c4d")  # a long name keeps its run key
 
 
 # --- numbers: nan, inf, huge integers ------------------------------------------------------------------------
@@ -392,14 +410,26 @@ def test_a_config_inside_out_is_never_deleted(cli, tmp_path: Path) -> None:
     assert (out / "trace.json").read_text() == CONFIG
 
 
-def test_compare_never_overwrites_its_program(cli, tmp_path: Path) -> None:
+def test_compare_never_overwrites_its_inputs(cli, tmp_path: Path) -> None:
+    """A side's program, or a saved report given as a side, inside --out: refused, and left as it was."""
     out = tmp_path / "o"
     out.mkdir()
-    b = out / "compare.json"
+    b = out / "b.yaml"
     b.write_text(MATMUL)
     fails(cli.invoke(main, ["compare", str(PROGRAMS / "matmul.yaml"), str(b), "--preset", "tiny", "--no-numerics",
-                            "-q", "--out", str(out)]), r"refusing to write where an input of this run is")
+                            "-q", "--out", str(out)]),
+          r"refusing to write where an input of this run is \(.*/o/b.yaml\)")
     assert b.read_text() == MATMUL
+    b.unlink()
+    saved = tmp_path / "saved"
+    assert cli.invoke(main, ["run", str(PROGRAMS / "matmul.yaml"), "--preset", "tiny", "--no-numerics", "-q",
+                             "--no-plot", "--no-trace", "--out", str(saved)]).exit_code == 0
+    report = out / "compare.json"
+    report.write_bytes((saved / "report.json").read_bytes())
+    before = report.read_bytes()
+    fails(cli.invoke(main, ["compare", str(saved / "report.json"), str(report), "-q", "--out", str(out)]),
+          r"refusing to write where an input of this run is \(.*/o/compare.json\)")
+    assert report.read_bytes() == before
 
 
 @pytest.mark.parametrize("target", ["configs/sub", "npusim/sub", "programs", "."])

@@ -129,22 +129,29 @@ def test_an_estimate_beyond_max_tasks_is_refused_at_once(cli, tmp_path: Path) ->
            "limit of 100" in result.stderr
 
 
-def test_a_trace_over_the_limit_drops_its_op_events_then_itself(cli, tmp_path: Path) -> None:
-    from npusim.run import RunOptions, run, trace_bytes
+def test_a_trace_over_the_limit_holds_less_then_nothing(cli, tmp_path: Path) -> None:
+    """Over --max-trace-bytes the trace drops to the op sample, then to tasks only, then is not written, each
+    step said on stderr; the size estimate is within a factor 2 of the file written."""
+    from npusim.output import trace
+    from npusim.run import TRACE_BYTES_PER_EVENT, RunOptions, run
 
-    opts = RunOptions(program=PROGRAMS / "softmax.yaml", preset="tiny", numerics=False, quiet=True, plot=False,
-                      out=tmp_path / "full")
-    full = run(opts)
-    with_ops, tasks_only = trace_bytes(full.timeline, True), trace_bytes(full.timeline, False)
+    full = run(RunOptions(program=PROGRAMS / "softmax.yaml", preset="tiny", numerics=False, quiet=True, plot=False,
+                          out=tmp_path / "full", trace_detail="ops"))
+    ex, tl = full.execution, full.timeline
+    size = {d: trace.event_count(tl, trace.op_tasks(ex, tl, d)) * TRACE_BYTES_PER_EVENT
+            for d in ("ops", "sample", "tasks")}
     written = (tmp_path / "full" / "trace.json").stat().st_size
-    assert full.report.trace_events == "ops" and 0.5 < written / with_ops < 2  # the size estimate is near
-    args = ["run", str(PROGRAMS / "softmax.yaml"), "--preset", "tiny", "--no-numerics", "-q", "--no-plot"]
-    result = cli.invoke(main, [*args, "--out", str(tmp_path / "a"), "--max-trace-bytes", str(with_ops - 1)])
-    assert result.exit_code == 0
-    assert result.stderr.startswith("npusim: trace.json with op events would take about ")
-    report = json.loads((tmp_path / "a" / "report.json").read_text())
-    assert report["trace_events"] == "tasks" and "trace.json" in report["artefacts"]
-    result = cli.invoke(main, [*args, "--out", str(tmp_path / "b"), "--max-trace-bytes", str(tasks_only - 1)])
-    assert result.exit_code == 0 and "even with task events only" in result.stderr
-    report = json.loads((tmp_path / "b" / "report.json").read_text())
-    assert report["trace_events"] is None and not (tmp_path / "b" / "trace.json").exists()
+    assert full.report.trace_events == "ops" and 0.5 < written / size["ops"] < 2
+    assert size["ops"] > size["sample"] > size["tasks"]
+    args = ["run", str(PROGRAMS / "softmax.yaml"), "--preset", "tiny", "--no-numerics", "-q", "--no-plot",
+            "--trace-detail", "ops"]
+    for limit, kept in ((size["ops"] - 1, "sample"), (size["sample"] - 1, "tasks"), (size["tasks"] - 1, None)):
+        out = tmp_path / str(limit)
+        result = cli.invoke(main, [*args, "--out", str(out), "--max-trace-bytes", str(limit)])
+        assert result.exit_code == 0, result.stderr
+        assert result.stderr.startswith("npusim: the trace with ops detail would take about ")
+        report = json.loads((out / "report.json").read_text())
+        assert report["trace_events"] == kept
+        assert (out / "trace.json").exists() == (kept is not None)
+        if kept is None:
+            assert "not written" in result.stderr.splitlines()[-1]

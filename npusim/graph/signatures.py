@@ -18,14 +18,16 @@ class TileSig(NamedTuple):
 
 
 class DmaSig(NamedTuple):
-    """A transfer between GM and an on-chip buffer: TLOAD (GM -> buf) or TSTORE (buf -> GM). The GM side is
-    `runs` contiguous runs of `run_bytes` each (a window of whole rows of a row-major tensor is one run)."""
+    """A transfer between GM and an on-chip buffer: TLOAD (GM -> buf) or TSTORE (buf -> GM). The device issues
+    `calls` DMA calls, one per slab of the window's outer dimensions (all but the last two); each moves `runs`
+    contiguous GM runs of `run_bytes` (a slab of whole rows of a row-major tensor is one run)."""
 
     key: Literal["TLOAD", "TSTORE"]
     tile: TileSig
     buf: Buffer
     runs: int
     run_bytes: int
+    calls: int = 1
 
 
 class MoveSig(NamedTuple):

@@ -549,7 +549,7 @@ class Interpreter:
             if src.__class__ is Tile:
                 self.own(src, instr, src_name)
                 self._window(instr, src.shape, shape, offset, f"tile {src_name}")
-                result = self.lower.extract(self.task, src, shape, offset, valid, iid)
+                result = self.lower.extract(self.task, src, shape, offset, valid, dynamic, iid)
             else:
                 view = as_view(src)
                 self._window(instr, view.shape, shape, offset, src_name)

@@ -65,8 +65,8 @@ class ComputeOp:
         return value if self.metadata_only else lower.move(task, value, "UB", iid)
 
     def infer(self, tiles: list[Tile], svals: tuple, shapes: dict[str, tuple[int, ...]]) -> Info:
-        """The result's signature by the op's shape rule; a result of the operand's shape (or its row
-        reduction) keeps the operand's valid shape."""
+        """The result's signature by the op's shape rule; a result of the operand's shape (or its row or column
+        reduction) keeps the operand's valid shape and its kind (a run-time valid shape stays one)."""
         spec = self.spec
         types: dict[str, Any] = {n: t.type() for (n, _), t in zip(self.values, tiles, strict=True)}
         types.update(zip((n for n, _ in self.scalars), svals, strict=True))
@@ -75,11 +75,13 @@ class ComputeOp:
         out_shape, out_dtype = spec.infer(**types)  # type: ignore[misc]
         valid, dynamic = None, False
         first = tiles[0].sig if tiles else None
-        if first is not None and not spec.reads_valid_shape and first.valid != first.shape:
+        if first is not None and not spec.reads_valid_shape:
             if first.shape == out_shape:
                 valid, dynamic = first.valid, first.dynamic
-            elif out_shape == (first.shape[0], 1):  # a row reduction keeps the valid rows
+            elif len(out_shape) == 2 and out_shape == (first.shape[0], 1):  # a row reduction keeps the valid rows
                 valid, dynamic = (first.valid[0], 1), first.dynamic
+            elif len(out_shape) == 2 and out_shape == (1, first.shape[-1]):  # a column reduction the valid columns
+                valid, dynamic = (1, first.valid[-1]), first.dynamic
         out_sig = tile_sig(out_shape, out_dtype, valid, dynamic)
         sig = ComputeSig(self.cost_key, out_sig, tuple(t.sig for t in tiles), self.options)
         nbytes = math.prod(out_shape) * itemsize(out_dtype)

@@ -42,6 +42,15 @@ def dma_runs(tensor_shape: tuple[int, ...], rect: tuple[int, ...]) -> tuple[int,
     return (total // run if run else 0), run
 
 
+def dma_calls(tensor_shape: tuple[int, ...], rect: tuple[int, ...]) -> tuple[int, int, int]:
+    """(DMA calls, contiguous runs per call, elements per run) of a window: the device issues one DMA call
+    per slab of the window's outer dimensions (pto-isa tload_common.hpp TLoadGm2ubNd2nd L71-83, the TStore
+    counterpart), each moving the slab's last two dimensions."""
+    if len(rect) <= 2:
+        return (1, *dma_runs(tensor_shape, rect))
+    return (math.prod(rect[:-2]), *dma_runs(tensor_shape[-2:], rect[-2:]))
+
+
 def core_kind(ops: list[OpRecord]) -> CoreKind:
     """A kernel touching only UB runs on an AIV, one touching only L1/L0* on an AIC, one touching both on an
     AIC + AIV pair."""
@@ -84,9 +93,9 @@ class Lowering:
         key = ("load", tensor.shape, tensor.dtype, shape, valid, dynamic, buf)
         info = self.sig_cache.get(key)
         if info is None:
-            runs, run_elems = dma_runs(tensor.shape, moved)
+            calls, runs, run_elems = dma_calls(tensor.shape, moved)
             tsig = tile_sig(shape, tensor.dtype, valid, dynamic)
-            dma = DmaSig("TLOAD", tsig, buf, runs, run_elems * itemsize(tensor.dtype))
+            dma = DmaSig("TLOAD", tsig, buf, runs, run_elems * itemsize(tensor.dtype), calls)
             info = self.sig_cache[key] = (tsig, dma, math.prod(shape) * itemsize(tensor.dtype))
         tsig, dma, nbytes = info  # type: ignore[misc]
         tile = Tile(data, tsig, buf, len(task.ops), task.id)
@@ -107,9 +116,9 @@ class Lowering:
         key = ("store", source.sig, source.buf, tensor.shape)
         dma = self.sig_cache.get(key)
         if dma is None:
-            runs, run_elems = dma_runs(tensor.shape, written)
+            calls, runs, run_elems = dma_calls(tensor.shape, written)
             dma = self.sig_cache[key] = DmaSig("TSTORE", source.sig, source.buf, runs,
-                                               run_elems * itemsize(tensor.dtype))
+                                               run_elems * itemsize(tensor.dtype), calls)
         task.ops.append(OpRecord(dma, iid, (source.op,), None, 0))  # type: ignore[arg-type]
 
     def move(self, task: Task, tile: Tile, buf: Buffer, iid: int) -> Tile:
@@ -124,13 +133,13 @@ class Lowering:
         return self.emit(task, tile.data, tile.sig, sig, iid, (tile.op,), buf)  # type: ignore[arg-type]
 
     def extract(self, task: Task, src: Tile, shape: tuple[int, ...], offset: tuple[int, ...],
-                valid: tuple[int, ...] | None, iid: int) -> Tile:
-        """slice of a tile: a vector copy of a window (TEXTRACT, Vec -> Vec)."""
+                valid: tuple[int, ...] | None, dynamic: bool, iid: int) -> Tile:
+        """slice of a tile: a vector copy of a window (TEXTRACT, Vec -> Vec) into a tile of the given kind."""
         src = self.move(task, src, "UB", iid)
         data = None
         if src.data is not None:
             data = np.array(src.data[tuple(slice(o, o + n) for o, n in zip(offset, shape, strict=True))])
-        sig = tile_sig(shape, src.dtype, valid if valid != shape else None)
+        sig = tile_sig(shape, src.dtype, valid if valid != shape else None, dynamic)
         return self.emit(task, data, sig, ComputeSig("TEXTRACT", sig, (src.sig,)), iid, (src.op,), "UB")
 
     def insert(self, task: Task, target: Tile, source: Tile, offset: tuple[int, ...], iid: int) -> Tile:

@@ -28,7 +28,8 @@ Contract (docs/sources.md DESIGN §4):
   An exact zero sum is +0 (the accumulator starts at +0).
 * ``row_sum`` uses a fixed pairwise tree in the operand dtype's arithmetic: pad each row with -0.0 to a
   multiple of 64 columns; add 64-column chunks pairwise (2i + 2i+1, an odd last chunk carried) until one
-  chunk remains; then add adjacent lanes (2i + 2i+1) six times (see ``row_sum``).
+  chunk remains; then add adjacent lanes (2i + 2i+1) six times (see ``row_sum``). ``col_sum`` adds rows in
+  the device's order: one after another, or (with a scratch tile) in pairs level by level (see ``col_sum``).
 """
 
 from .cast import cast
@@ -48,18 +49,19 @@ from .elementwise import (
     mul,
     neg,
     recip,
+    row_broadcast,
     row_expand,
     sqrt,
     sub,
 )
 from .formats import CAST_MODES, INT32_MAX, INT32_MIN, digest
 from .matmul import matmul, matmul_acc
-from .reductions import ROW_SUM_LANES, row_max, row_min, row_sum
+from .reductions import ROW_SUM_LANES, col_max, col_min, col_sum, row_max, row_min, row_sum
 from .transcendental import exp, rsqrt
 
 __all__ = [
     "BINARY_OPS", "CAST_MODES", "EXPAND_OPS", "INT32_MAX", "INT32_MIN", "PAD_VALUES", "ROW_SUM_LANES", "abs_", "add",
-    "binary_scalar", "cast", "col_expand", "digest", "div", "exp", "fill_pad", "full", "matmul", "matmul_acc",
-    "maximum", "minimum", "mul", "neg", "recip", "row_expand", "row_max", "row_min", "row_sum", "rsqrt", "sqrt",
-    "sub",
+    "binary_scalar", "cast", "col_expand", "col_max", "col_min", "col_sum", "digest", "div", "exp", "fill_pad",
+    "full", "matmul", "matmul_acc", "maximum", "minimum", "mul", "neg", "recip", "row_broadcast", "row_expand",
+    "row_max", "row_min", "row_sum", "rsqrt", "sqrt", "sub",
 ]

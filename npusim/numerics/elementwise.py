@@ -158,6 +158,15 @@ def row_expand(op_name: str, t: np.ndarray, v: np.ndarray) -> np.ndarray:
     return _expand("row_expand", op_name, t, v)
 
 
+def row_broadcast(t: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """v [M,1] copied into every column of a tile of t's shape [M,N] (a bit copy: NaN payloads kept)."""
+    check_2d("row_expand", t)
+    m, n = np.shape(t)
+    if np.shape(v) != (m, 1):
+        raise ValueError(f"row_expand: v must be {[m, 1]}, got {list(np.shape(v))}")
+    return np.repeat(np.asarray(v), n, axis=1)
+
+
 def col_expand(op_name: str, t: np.ndarray, v: np.ndarray) -> np.ndarray:
     """t [M,N] OP v [1,N], v broadcast down each column; op_name in add, sub, mul, div."""
     return _expand("col_expand", op_name, t, v)

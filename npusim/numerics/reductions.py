@@ -1,9 +1,11 @@
-"""Row reductions: `row_sum` as a fixed, documented pairwise tree, `row_max` and `row_min` exact."""
+"""Row and column reductions: `row_sum` as a fixed, documented pairwise tree, `col_sum` in the device's
+order (row by row, or pairs of rows level by level), the maxima and minima exact."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from .elementwise import add, maximum, minimum
 from .formats import canonical_nan_f32, check_2d, dtype_of, narrow, to_f32
 
 ROW_SUM_LANES = 64  # the width of the final in-lane tree of row_sum
@@ -85,3 +87,58 @@ def row_max(x: np.ndarray) -> np.ndarray:
 def row_min(x: np.ndarray) -> np.ndarray:
     """Minimum of each row -> [M,1], exact; NaN propagates (canonical); -0 beats +0."""
     return _row_extreme(x, "row_min")
+
+
+def col_sum(x: np.ndarray, binary: bool = False) -> np.ndarray:
+    """Sum of each column of x [M,N] -> [1,N], each '+' one IEEE add in the operand dtype (int32 wraps), in the
+    order of pto-isa's TCOLSUM (include/pto/npu/a2a3/TColSum.hpp):
+      sequential: s = r_0, then s = s + r_i for i = 1 .. M-1;
+      binary (a scratch tile given): t_i = r_{2i} + r_{2i+1} for i < M//2, and if M is odd t_0 = t_0 + r_{M-1};
+      then while n = (previous n)//2 > 1: t_i = t_{2i} + t_{2i+1} for i < n//2, and if n is odd
+      t_0 = t_0 + t_{n-1}; the result is t_0 (r_0 for one row).
+    """
+    check_2d("col_sum", x)
+    x = np.asarray(x)
+    rows = [x[i : i + 1] for i in range(x.shape[0])]
+    if x.shape[0] == 0:
+        raise ValueError("col_sum: empty columns")
+    if len(rows) == 1:
+        return np.array(rows[0])
+    if not binary:
+        acc = rows[0]
+        for r in rows[1:]:
+            acc = add(acc, r)
+        return acc
+    tmp = [add(rows[2 * i], rows[2 * i + 1]) for i in range(len(rows) // 2)]
+    if len(rows) % 2:
+        tmp[0] = add(tmp[0], rows[-1])
+    n = len(rows) // 2
+    while n > 1:
+        for i in range(n // 2):
+            tmp[i] = add(tmp[2 * i], tmp[2 * i + 1])
+        if n % 2:
+            tmp[0] = add(tmp[0], tmp[n - 1])
+        n //= 2
+    return tmp[0]
+
+
+def _col_extreme(x: np.ndarray, op: str) -> np.ndarray:
+    check_2d(op, x)
+    x = np.asarray(x)
+    if x.shape[0] == 0:
+        raise ValueError(f"{op}: empty columns")
+    pick = maximum if op == "col_max" else minimum
+    acc = x[0:1]
+    for i in range(1, x.shape[0]):
+        acc = pick(acc, x[i : i + 1])
+    return np.array(acc)
+
+
+def col_max(x: np.ndarray) -> np.ndarray:
+    """Maximum of each column -> [1,N], exact; NaN propagates (canonical); +0 beats -0."""
+    return _col_extreme(x, "col_max")
+
+
+def col_min(x: np.ndarray) -> np.ndarray:
+    """Minimum of each column -> [1,N], exact; NaN propagates (canonical); -0 beats +0."""
+    return _col_extreme(x, "col_min")

@@ -45,6 +45,25 @@ def infer_reduce(op: str, x: TileType) -> tuple[tuple[int, ...], str]:
     return (x.shape[0], 1), x.dtype
 
 
+def infer_col_reduce(op: str, x: TileType, tmp_tile: TileType | None = None) -> tuple[tuple[int, ...], str]:
+    """A column reduction [M, N] -> [1, N]; col_sum's optional scratch tile has the operand's shape and dtype."""
+    _need_2d(op, "tile", x)
+    if tmp_tile is not None and (tmp_tile.shape != x.shape or tmp_tile.dtype != x.dtype):
+        raise OpError(f"the scratch tile must be {x.dtype} {_fmt(x.shape)} like the operand, got "
+                      f"{tmp_tile.dtype} {_fmt(tmp_tile.shape)}")
+    return (1, x.shape[1]), x.dtype
+
+
+def infer_row_broadcast(op: str, t: TileType, v: TileType) -> tuple[tuple[int, ...], str]:
+    """row_expand: v [M, 1] over the shape of t [M, N]; the device's TROWEXPAND keeps one dtype."""
+    _need_2d(op, "tile", t)
+    if v.shape != (t.shape[0], 1):
+        raise OpError(f"the row vector must be [{t.shape[0]}, 1] for a {_fmt(t.shape)} tile, got {_fmt(v.shape)}")
+    if v.dtype != t.dtype:
+        raise OpError(f"t is {t.dtype} but v is {v.dtype}; cast one of them first")
+    return t.shape, v.dtype
+
+
 def infer_row_expand(op: str, t: TileType, v: TileType) -> tuple[tuple[int, ...], str]:
     _need_2d(op, "tile", t)
     if v.shape != (t.shape[0], 1):
@@ -97,8 +116,9 @@ def matmul_dims(lhs: TileType, rhs: TileType, b_trans: bool) -> tuple[int, int, 
 
 
 def infer_matmul(op: str, lhs: TileType, rhs: TileType, out_dtype: str | None, b_trans: bool):
+    """[M, N] in `out_dtype`, FP32 when not given: the cube accumulates in FP32 (L0C), as the numerics do."""
     m, _, n = matmul_dims(lhs, rhs, b_trans)
-    return (m, n), out_dtype or lhs.dtype
+    return (m, n), out_dtype or "fp32"
 
 
 def infer_matmul_acc(op: str, acc: TileType, lhs: TileType, rhs: TileType, b_trans: bool):

@@ -30,27 +30,28 @@ from npusim.errors import NpusimError, shown
 ARTEFACTS = frozenset({
     "report.json", "timeline.png", "utilisation.png", "trace.json", "inputs.npz", "outputs.npz",
     "compare.json", "compare.png",
+    "kernels.csv", "instructions.csv", "lines.csv", "kernels.png", "trace.json.gz",
 })
 STAGE_PREFIX = ".npusim-stage-"
 # A larger trace.json drops its op events, then is not written (said on stderr): a default that keeps the trace
 # small enough for Perfetto's web UI in a browser tab; --max-trace-bytes raises it
 MAX_TRACE_BYTES = 512 << 20
-_COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+_COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=+-]*")
+MAX_COMPONENT = 200  # characters of a report directory's name (file systems allow 255 bytes)
 
 committed: list[Path] = []  # the main artefact of every set this process has put in place (for the Ctrl-C line)
 
 
 def safe_component(name: str) -> str:
-    """`name` as one portable path component (letters, digits, '_', '-', '.'; no leading '.' or '-'; at most
-    100 characters): any other character becomes '_', so a name can never climb out of reports/."""
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:100]
+    """`name` as one portable path component: letters, digits and `_ . = + -`, not starting with '.' or '-'
+    (so never '.', '..' or an option), any other character made '_', and cut in the middle to MAX_COMPONENT
+    characters (its end, a run key, kept), so a name can never climb out of reports/ nor be too long."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.=+-]", "_", name)
     if not _COMPONENT.fullmatch(cleaned):
-        cleaned = ("_" + cleaned)[:100]
+        cleaned = "_" + cleaned
+    if len(cleaned) > MAX_COMPONENT:
+        cleaned = cleaned[: MAX_COMPONENT - 20] + "_" + cleaned[-19:]
     return cleaned
-
-
-def default_out_dir(program_name: str, preset: str | None) -> Path:
-    return Path("reports") / safe_component(f"{program_name}-{preset}" if preset else program_name)
 
 
 def _inside(path: Path, directory: Path) -> bool:

@@ -4,22 +4,27 @@ Configs live in `configs/NAME.yaml`; `--config` takes a name or a path. Unknown 
 suggestion), values are not coerced (strict mode), every number is checked against a physically sensible
 range whose reason the model states, and a bad value is reported with its key, value, range and reason.
 Loading also checks that the config has everything a run needs (`requirements.py`). Units are in the key
-names.
+names. The shipped configs are package data (`npusim/configs`, a link to the top-level
+`configs/` in a checkout), so an installed npusim finds them wherever it runs.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from npusim.errors import ConfigError, Location, did_you_mean
 from npusim.frontend.yaml_source import YamlDoc, YamlLimits, load_yaml, pydantic_message
 from npusim.vocabulary import MAX_BUFFER_BYTES, Buffer
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent.parent / "configs"
+CONFIG_DIR = Path(str(resources.files("npusim") / "configs"))  # the shipped configs, as package data
 DEFAULT_CONFIG = "ascend910b"
+
 
 
 def _bounded(kind: type, why: str, **bounds: float) -> Any:
@@ -30,6 +35,7 @@ def _bounded(kind: type, why: str, **bounds: float) -> Any:
 
 Cycles = _bounded(float, "a fixed cost in cycles: the documented ones are 0 to 300, 1e7 is 5 ms", ge=0, le=1e7)
 Micros = _bounded(float, "a runtime latency in us: the documented ones are 0.05 to 0.8, 1e4 is 10 ms", ge=0, le=1e4)
+Slope = _bounded(float, "cycles per repeat or register: the documented ones are below 10", ge=0, le=1e4)
 BufferBytes = _bounded(int, "an on-chip buffer: 1 KiB to 1 GiB (910B: 64 KiB to 512 KiB)", ge=1024,
                        le=MAX_BUFFER_BYTES)
 
@@ -48,24 +54,71 @@ class PathCost(_Strict):
                                      "B/cycle 16x the fastest documented path (256)", ge=0.01, le=4096)
 
 
+DtypeName = Literal["bf16", "fp16", "fp32", "int32"]
+
+
 class Intrinsic(_Strict):
-    """One vector intrinsic: head + cycles_per_repeat x repeats (+ tail when the pipe drains)."""
+    """One A2/A3 vector intrinsic: head + cycles_per_repeat x repeats (+ tail when the pipe drains). The slope
+    may depend on the element type (`cycles_per_repeat_by_dtype`, else `cycles_per_repeat`)."""
 
     head_cycles: Cycles
-    cycles_per_repeat: _bounded(float, "cycles per repeat: the documented ones are 0.9 to 7", ge=0, le=1e4)
+    cycles_per_repeat: Slope
     tail_cycles: Cycles
-    elements_per_slope: _bounded(int, "the slope is charged per this many active elements (910B: 64)", ge=1,
-                                 le=4096) | None = None
+    cycles_per_repeat_by_dtype: dict[DtypeName, Slope] = {}
+
+    def slope(self, dtype: str) -> float:
+        return self.cycles_per_repeat_by_dtype.get(dtype, self.cycles_per_repeat)  # type: ignore[call-overload]
+
+
+class UbCopy(_Strict):
+    """copy_ubuf_to_ubuf (a tile-to-tile copy inside UB): per call plus per 32-B block moved."""
+
+    cycles_per_call: Cycles
+    cycles_per_block: Cycles
+    block_bytes: _bounded(int, "the granule of a UB copy (910B: 32 B)", ge=1, le=4096)
 
 
 class Vector(_Strict):
+    """The A2/A3 vector unit: instructions are sequences of repeat / count-mode intrinsic calls."""
+
     bytes_per_repeat: _bounded(int, "a repeat is whole 32-B blocks (910B: 8 blocks, 256 B)", ge=32, le=4096,
                                multiple_of=32)
     max_repeat: _bounded(int, "the repeat field of an instruction (910B: 8 bits, 255)", ge=1, le=65535)
     ctrl_cycles: Cycles
     barrier_cycles: Cycles
     count_mode_floor_cycles: Cycles
+    flag_round_trip_cycles: Cycles  # set_flag/wait_flag V->S, a scalar read, S->V: the vector pipe drains
+    ub_copy: UbCopy
     intrinsics: dict[str, Intrinsic]
+
+
+class VfLoop(_Strict):
+    """The cost of one A5 vector function: a 1-D loop over the registers of a contiguous tile, or a 2-D loop
+    of rows x registers per row."""
+
+    start_1d_cycles: Cycles
+    cycles_per_register_1d: Slope
+    start_2d_cycles: Cycles
+    cycles_per_row_2d: Slope
+    cycles_per_register_2d: Slope
+
+
+class VfClass(VfLoop):
+    """A class of A5 vector functions with one loop body cost, per element type where it differs."""
+
+    by_dtype: dict[DtypeName, VfLoop] = {}
+
+    def loop(self, dtype: str) -> VfLoop:
+        return self.by_dtype.get(dtype, self)  # type: ignore[call-overload]
+
+
+class VectorFunctions(_Strict):
+    """The A5 vector unit: every vector instruction is one vector function (a register loop)."""
+
+    register_bytes: _bounded(int, "a vector register is whole 32-B blocks (950: 256 B)", ge=32, le=4096,
+                             multiple_of=32)
+    drain_cycles: Cycles  # the part of a function's start that overlaps a following function (its drain)
+    classes: dict[str, VfClass]
 
 
 class Cube(_Strict):
@@ -104,10 +157,23 @@ class HardwareConfig(_Strict):
     dma_block_bytes: _bounded(int, "the granule of a GM run (910B: 32 B)", ge=1, le=4096)
     dma: dict[str, PathCost]
     routes: dict[str, list[str]]
-    vector: Vector
+    isa: Literal["a2a3", "a5"]  # which instruction sequences the vector rules follow
+    vector: Vector | None = None  # a2a3: repeat / count-mode intrinsics
+    vector_functions: Annotated[VectorFunctions | None, Field(validate_default=True)] = None  # a5: vector functions
     cube: Cube
     scheduler: Scheduler
     reshape_cycles: Cycles
+
+    @field_validator("vector_functions")
+    @classmethod
+    def _one_vector_section(cls, value: VectorFunctions | None, info: ValidationInfo) -> VectorFunctions | None:
+        """isa a2a3 prices from `vector`, a5 from `vector_functions`: exactly the one its family uses."""
+        isa, vector = info.data.get("isa"), info.data.get("vector")
+        if isa == "a2a3" and (vector is None or value is not None):
+            raise ValueError("isa a2a3 takes a 'vector' section (intrinsics) and no 'vector_functions'")
+        if isa == "a5" and (value is None or vector is not None):
+            raise ValueError("isa a5 takes a 'vector_functions' section and no 'vector' (the A2/A3 intrinsics)")
+        return value
 
     def buffer_bytes(self, buf: Buffer) -> int:
         return {"UB": self.ub_bytes, "L1": self.l1_bytes, "L0A": self.l0a_bytes, "L0B": self.l0b_bytes,
@@ -122,8 +188,10 @@ class HardwareConfig(_Strict):
 
 
 def _describe(doc: YamlDoc, exc: ValidationError) -> ConfigError:
+    vf = ("vector_functions",)
     models = {(): HardwareConfig, ("dma", "*"): PathCost, ("vector",): Vector, ("vector", "intrinsics", "*"): Intrinsic,
-              ("cube",): Cube, ("scheduler",): Scheduler}
+              ("vector", "ub_copy"): UbCopy, vf: VectorFunctions, (*vf, "classes", "*"): VfClass,
+              (*vf, "classes", "*", "by_dtype", "*"): VfLoop, ("cube",): Cube, ("scheduler",): Scheduler}
     message, where = pydantic_message(doc, exc, models)
     return ConfigError(message, where)
 
@@ -144,6 +212,21 @@ def resolve_config_path(name_or_path: str) -> Path:
         f"no config named {name_or_path!r}{did_you_mean(name_or_path, known)}; known: {', '.join(known)} "
         "(or give a path to a YAML file)"
     )
+
+
+def config_label(path: Path) -> str:
+    """How a report names a config file: as found (relative to the working directory, or as given), and a
+    shipped config as `<npusim>/configs/NAME.yaml`, so the label does not depend on where npusim is installed."""
+    if path.resolve().parent == CONFIG_DIR.resolve() and not path.is_relative_to(Path("configs")):
+        return f"<npusim>/configs/{path.name}"
+    return str(path)
+
+
+def config_sha256(hw: HardwareConfig) -> str:
+    """sha256 of a config's resolved values (canonical JSON: sorted keys, no comments or formatting), so two
+    files that say the same thing hash the same and an edited copy that keeps its `name:` does not."""
+    text = json.dumps(hw.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def load_config(name_or_path: str = DEFAULT_CONFIG, limits: YamlLimits | None = None) -> HardwareConfig:

@@ -1,6 +1,7 @@
 """DMA cost rules: a transfer costs `startup + charged_bytes / bytes_per_cycle` per hop of the route the
 config gives from its source to its destination, each contiguous GM run charged in whole `dma_block_bytes`
-blocks, with a cross-core flag where the data changes core (AIC <-> AIV through GM on A2/A3)."""
+blocks, with a cross-core flag where the data changes core (AIC <-> AIV through GM on A2/A3). A window with
+outer dimensions is one such transfer per slab."""
 
 from __future__ import annotations
 
@@ -37,11 +38,13 @@ def route_steps(hw: HardwareConfig, src: Place, dst: Place, nbytes: int, charged
 
 
 def dma_steps(hw: HardwareConfig, sig: DmaSig) -> list[Step]:
-    """TLOAD (GM -> buffer) or TSTORE (buffer -> GM): each contiguous run moves whole blocks."""
+    """TLOAD (GM -> buffer) or TSTORE (buffer -> GM): one DMA call per slab of the window's outer dimensions,
+    each paying the path's startup (pto-isa tload_common.hpp L71-83; DEV tload c02, c06); each contiguous run
+    moves whole blocks."""
     block = hw.dma_block_bytes
     charged = sig.runs * (-(-sig.run_bytes // block) * block)
     src, dst = ("GM", sig.buf) if sig.key == "TLOAD" else (sig.buf, "GM")
-    return route_steps(hw, src, dst, sig.runs * sig.run_bytes, charged)
+    return route_steps(hw, src, dst, sig.runs * sig.run_bytes, charged) * sig.calls
 
 
 def move_steps(hw: HardwareConfig, sig: MoveSig) -> list[Step]:
