@@ -156,8 +156,8 @@ def test_configs_at_their_bounds_check_and_run_cleanly(tmp_path_factory: pytest.
 
 # --- special files ---------------------------------------------------------------------------------------------
 
-def _special(kind: str, tmp: Path) -> Path:
-    path = tmp / f"{kind}.yaml"
+def _special(kind: str, tmp: Path, suffix: str = ".yaml") -> Path:
+    path = tmp / f"{kind}{suffix}"
     if kind == "fifo":
         os.mkfifo(path)
     elif kind in ("dev_zero", "dev_null", "dev_urandom"):
@@ -185,10 +185,19 @@ SPECIAL = ["fifo", "dev_zero", "dev_null", "dev_urandom", "directory", "proc", "
 
 
 @pytest.mark.parametrize("kind", SPECIAL)
-@pytest.mark.parametrize("role", ["program", "config", "compare_b", "out"])
+@pytest.mark.parametrize("role", ["program", "config", "compare_b", "saved_report", "expect", "out"])
 def test_special_files_fail_fast_and_cleanly(tmp_path: Path, kind: str, role: str) -> None:
-    path = _special(kind, tmp_path)
-    if role == "out":
+    path = _special(kind, tmp_path, ".json" if role == "saved_report" else ".npz" if role == "expect" else ".yaml")
+    if path.suffix != ".json" and role == "saved_report":  # /dev/..., /proc/...: a saved report by name only
+        link = tmp_path / "report.json"
+        link.symlink_to(path)
+        path = link
+    if role == "saved_report":
+        args = ["compare", str(path), str(path), "-q", "--out", str(tmp_path / "out")]
+    elif role == "expect":
+        args = ["run", str(PROGRAMS / "matmul.yaml"), "--preset", "tiny", "--expect", str(path), "-q", "--out",
+                str(tmp_path / "out")]
+    elif role == "out":
         if kind == "directory":  # an empty directory is a fine --out
             return
         args = ["run", str(PROGRAMS / "matmul.yaml"), "--preset", "tiny", "--no-numerics", "-q", "--out", str(path)]

@@ -68,10 +68,10 @@ def _mark_location(file: str, mark: Any) -> Location:
     return Location(file, mark.line + 1, mark.column + 1) if mark is not None else Location(file)
 
 
-def read_text(path: Path, max_bytes: int, what: str = "file") -> str:
-    """Read a user file as UTF-8 text, refusing with one message what is not a regular file (a directory, a
-    FIFO that would block, a device such as /dev/zero that never ends), what is larger than `max_bytes` (read
-    with that bound, whatever st_size says: files in /proc report 0), and binary or undecodable text."""
+def read_bytes(path: Path, max_bytes: int, what: str = "file") -> bytes:
+    """A user file's bytes, refusing with one message what is not a regular file (a directory, a FIFO that
+    would block, a device such as /dev/zero that never ends) and what is larger than `max_bytes` (read with
+    that bound, whatever st_size says: files in /proc report 0)."""
     name = str(path)
     try:
         # O_NONBLOCK: opening a FIFO for reading must not wait for a writer; the type is checked on the open
@@ -82,12 +82,10 @@ def read_text(path: Path, max_bytes: int, what: str = "file") -> str:
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
-            raise NpusimError(f"{what} is a directory, expected a YAML file", Location(name))
+            raise NpusimError(f"{what} is a directory, expected a file", Location(name))
         if not stat.S_ISREG(info.st_mode):
             raise NpusimError(f"{what} is {_file_kind(info.st_mode)}, not a regular file", Location(name))
-        too_big = NpusimError(
-            f"{what} is more than the limit of {max_bytes} bytes (raise it with --max-yaml-bytes)", Location(name)
-        )
+        too_big = NpusimError(f"{what} is more than the limit of {max_bytes} bytes", Location(name))
         if info.st_size > max_bytes:
             raise too_big
         chunks, size = [], 0
@@ -103,7 +101,20 @@ def read_text(path: Path, max_bytes: int, what: str = "file") -> str:
         raise NpusimError(f"cannot read {what}: {exc.strerror}", Location(name)) from None
     finally:
         os.close(fd)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+def read_text(path: Path, max_bytes: int, what: str = "file") -> str:
+    """A user YAML file as UTF-8 text (`read_bytes`'s checks), refusing binary or undecodable files."""
+    try:
+        raw = read_bytes(path, max_bytes, what)
+    except NpusimError as exc:
+        if "more than the limit" in exc.message:
+            exc.message += " (raise it with --max-yaml-bytes)"
+        elif exc.message.endswith("expected a file"):
+            exc.message = exc.message.removesuffix("a file") + "a YAML file"
+        raise
+    name = str(path)
     if b"\x00" in raw:
         raise NpusimError(f"{what} looks binary (contains NUL bytes), expected YAML text", Location(name))
     try:
