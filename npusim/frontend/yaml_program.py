@@ -30,10 +30,15 @@ _LOOP_RE = re.compile(rf"^(for|parallel)\s+({_IDENT})\s+in\s+(range\s*\(.*\))$",
 _IF_RE = re.compile(r"^if\s+(.+)$", re.S)
 _CONTROL_FORMS = "scope NAME, incore [NAME], for V in range(...), parallel V in range(...), if EXPR, else"
 _RESERVED = set(OPS) | set(FUNCTIONS) | {"range", "True", "False"} | set(NUMPY_DTYPES)
-# A program's name and its presets' names name its default report directory, reports/NAME[-PRESET]: one path
-# component of portable characters, never '.', '..', a separator or a NUL
-_PATH_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
-_PATH_NAME_RULE = "letters, digits, '_', '-' and '.', not starting with '.' or '-', at most 100 characters"
+# A program's name and its presets' names name its default report directory (reports/NAME-PRESET-...; other
+# characters are made '_' there): printable, at most 100 characters, no path separator, not starting with '.'
+# or '-', so never '.', '..', '/abs' or '../x', a NUL or a lone surrogate
+_PATH_NAME_RULE = "printable, at most 100 characters, no '/' or '\\', not starting with '.' or '-'"
+
+
+def _usable_name(name: str) -> bool:
+    return (0 < len(name) <= 100 and name.isprintable() and not {"/", "\\"} & set(name)
+            and not name.startswith((".", "-")))
 
 
 
@@ -74,8 +79,8 @@ class ProgramFile(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _PATH_NAME.fullmatch(value):
-            raise ValueError(f"cannot name a report directory (use {_PATH_NAME_RULE})")
+        if not _usable_name(value):
+            raise ValueError(f"cannot name a report directory ({_PATH_NAME_RULE})")
         return value
 
 
@@ -133,8 +138,8 @@ def _check_names_and_numbers(pf: ProgramFile, doc: YamlDoc) -> None:
     """Preset names name report directories; params, preset values and numeric lets are 64-bit integers or
     finite floats (`.nan` and `.inf` are refused where they are written, not after the run)."""
     for name, values in pf.presets.items():
-        if not _PATH_NAME.fullmatch(name):
-            raise ProgramError(f"preset {shown(name)} cannot name a report directory (use {_PATH_NAME_RULE})",
+        if not _usable_name(name):
+            raise ProgramError(f"preset {shown(name)} cannot name a report directory ({_PATH_NAME_RULE})",
                                doc.where_key(("presets", name)))
         for key, value in values.items():
             if (problem := number_problem(value)) is not None:
