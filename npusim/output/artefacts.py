@@ -20,6 +20,7 @@ ARTEFACTS = frozenset({
     "report.json", "timeline.png", "utilisation.png", "trace.json", "inputs.npz", "outputs.npz",
     "compare.json", "compare.png",
     "kernels.csv", "instructions.csv", "lines.csv", "kernels.png", "trace.json.gz",
+    "sweep.csv", "sweep.json", "sweep.png", "tune.json",
 })
 
 

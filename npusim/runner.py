@@ -199,7 +199,7 @@ def validate(opts: RunOptions) -> tuple[Program, Execution]:
     return program, probe
 
 
-def _protected(program_file: str | Path) -> list[Path]:
+def protected_places(program_file: str | Path) -> list[Path]:
     """Places --out must never be in: the program's folder, the configs, the package."""
     return [Path(program_file).resolve().parent, CONFIG_DIR, Path(__file__).resolve().parent]
 
@@ -215,7 +215,7 @@ def run(opts: RunOptions) -> RunResult:
     out_dir = None
     if opts.out is not None or opts.plot or opts.trace or opts.save_tensors:
         out = opts.out or default_out_dir(program, opts, hw)
-        out_dir = artefacts.prepare_out_dir(out, _protected(program.file))
+        out_dir = artefacts.prepare_out_dir(out, protected_places(program.file))
 
     # 2. inputs: the GM budget first, then a quick pass (every loop body once, no arithmetic), so a shape or
     # bounds error in the last kernel is reported in milliseconds rather than after the whole run
@@ -394,6 +394,6 @@ def compare(a: Side, b: Side, out: Path | None) -> Comparison:
     if out is None:
         key = hashlib.sha256(json.dumps([a.identity(), b.identity()], sort_keys=True).encode()).hexdigest()[:8]
         out = Path("reports") / f"compare-{_slug(label_a)[:40]}-vs-{_slug(label_b)[:40]}-{key}"
-    protected = [p for s in (a, b) if s.options is not None for p in _protected(s.options.program)]
-    out_dir = artefacts.prepare_out_dir(out, protected or _protected(Path.cwd() / "report.json")[1:])
+    protected = [p for s in (a, b) if s.options is not None for p in protected_places(s.options.program)]
+    out_dir = artefacts.prepare_out_dir(out, protected or protected_places(Path.cwd() / "report.json")[1:])
     return compare_runs(a.report, b.report, (label_a, label_b), out_dir)
