@@ -55,7 +55,7 @@ def child(args: argparse.Namespace) -> None:
         get_reference("qwen3_decode").compute(inputs, program.consts)
         result = {"wall_s": time.perf_counter() - ready, "inputs_s": ready - start}
     else:
-        from npusim.run import RunOptions, run
+        from npusim.runner import RunOptions, run
 
         with tempfile.TemporaryDirectory() as out:
             report = run(RunOptions(program=PROGRAM, preset=PRESETS[args.case], numerics=args.mode == "numerics",

@@ -128,7 +128,7 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def make_options(program: str, kw: dict[str, Any], **extra: Any):
-    from .run import RunOptions
+    from .runner import RunOptions
 
     return RunOptions(
         program=Path(program),
@@ -207,7 +207,7 @@ def run(program: str, out: str | None, no_numerics: bool, save_tensors: bool, no
     """Simulate PROGRAM: print the per-scope and per-kernel tables and the critical path, and write report.json,
     kernels.csv, instructions.csv, lines.csv, plots and a Perfetto trace."""
     from .output.table import print_summary, report_json, scopes_csv
-    from .run import run as run_program
+    from .runner import run as run_program
 
     opts = make_options(program, kw, out=Path(out) if out else None, numerics=not no_numerics,
                         save_tensors=save_tensors, plot=not no_plot, trace=not no_trace, trace_detail=trace_detail,
@@ -235,7 +235,7 @@ def run(program: str, out: str | None, no_numerics: bool, save_tensors: bool, no
 @guarded
 def validate(program: str, **kw: Any) -> None:
     """Check PROGRAM without running it in full (syntax, names, shapes, bounds, buffer capacity)."""
-    from .run import validate as validate_program
+    from .runner import validate as validate_program
 
     prog, quick = validate_program(make_options(program, kw))
     if quick.execution is None:
@@ -275,8 +275,8 @@ def compare(a: str, b: str | None, config_a: str | None, config_b: str | None, s
     --set-a/--set-b compares it with itself on two configs or with two param variants. Exit status 3 when
     either side fails its check."""
     from .output.compare import comparison_csv, print_comparison
-    from .run import Side
-    from .run import compare as compare_sides
+    from .runner import Side
+    from .runner import compare as compare_sides
 
     varied = bool(config_a or config_b or sets_a or sets_b)
     if b is None:
@@ -336,6 +336,103 @@ def import_(program: str, output: str | None, sets: tuple[str, ...], inits: tupl
         raise ProgramError(f"{output}: no such directory {str(target.parent)!r}")
     write_atomic(target, lambda fh: fh.write(text.encode()))
     click.echo(f"{output}: written ({text.count(chr(10))} lines)")
+
+
+def _explore_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by sweep and tune."""
+    decorators = [
+        click.option("--preset", default=None, help="a preset of the program's params"),
+        click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="a param override of every variant"),
+        click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**63 - 1),
+                     help="seed of the input values (and of --sample / the search)"),
+        click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help="a local process pool, or a Ray cluster"),
+        click.option("--address", default=None, help="with --engine ray: the cluster (default: a local Ray instance)"),
+        click.option("--jobs", "workers", type=click.IntRange(1), default=None,
+                     help="local worker processes (default: cores, as memory allows)"),
+        click.option("--cache", type=click.Path(file_okay=False), default=None,
+                     help="where results are cached by content (default reports/.cache/variants)"),
+        click.option("--no-cache", is_flag=True, help="compute every variant anew"),
+        click.option("--out", type=click.Path(file_okay=False), default=None, help="directory for the results"),
+        click.option("--quiet", "-q", is_flag=True, help="no progress and no table"),
+    ]
+    for decorator in reversed(decorators):
+        fn = decorator(fn)
+    return fn
+
+
+def _cache_dir(cache: str | None, no_cache: bool) -> Path | None:
+    from .explore.sweep import DEFAULT_CACHE
+
+    return None if no_cache else Path(cache) if cache else DEFAULT_CACHE
+
+
+@main.command()
+@click.argument("program", type=click.Path(dir_okay=False))
+@click.option("--grid", "grids", multiple=True, metavar="NAME=V1,V2,...", help="values of a param (repeatable)")
+@click.option("--config", "configs", multiple=True, metavar="CONFIG", help="a config to run on (repeatable)")
+@click.option("--sample", type=click.IntRange(1), default=None, help="run N random variants of the grid")
+@click.option("--numerics", is_flag=True, help="compute values too (default: timing only)")
+@_explore_options
+@guarded
+def sweep(program: str, grids: tuple[str, ...], configs: tuple[str, ...], sample: int | None, numerics: bool,
+          preset: str | None, sets: tuple[str, ...], seed: int, engine: str, address: str | None,
+          workers: int | None, cache: str | None, no_cache: bool, out: str | None, quiet: bool) -> None:
+    """Run variants of PROGRAM over a grid of params and configs; write sweep.csv, sweep.json, sweep.png."""
+    from .explore.sweep import SweepSpec
+    from .explore.sweep import sweep as run_sweep
+    from .explore.variants import parse_grid
+    from .output.sweep import sweep_table
+
+    spec = SweepSpec(Path(program), parse_grid(list(grids)), list(configs) or [DEFAULT_CONFIG], preset,
+                     parse_overrides(list(sets)), numerics, seed, sample, engine, address, workers,  # type: ignore[arg-type]
+                     _cache_dir(cache, no_cache))
+    result = run_sweep(spec, Path(out) if out else None)
+    if not quiet:
+        console = _console()
+        console.print(sweep_table(result.rows))
+        infeasible = sum(r.status != "ok" for r in result.rows)
+        console.print(f"{len(result.rows)} variants ({infeasible} infeasible): {result.computed} run, "
+                      f"{result.cached} from the cache, {result.duplicates} identical to another, "
+                      f"in {result.wall_s:.1f} s on the {engine} engine")
+        console.print(f"written: {result.out_dir}/sweep.csv, sweep.json, sweep.png")
+
+
+@main.command()
+@click.argument("program", type=click.Path(dir_okay=False))
+@click.option("--param", "params", multiple=True, required=True, metavar="NAME[=V1,V2,...]",
+              help="a param to tune: its default times powers of two, or the values given (repeatable)")
+@click.option("--config", "config", default=DEFAULT_CONFIG, show_default=True, help="the config to tune for")
+@click.option("--trials", type=click.IntRange(1), default=30, show_default=True)
+@click.option("--batch", type=click.IntRange(1), default=4, show_default=True,
+              help="trials per round (run in parallel; the same search on any machine)")
+@_explore_options
+@guarded
+def tune(program: str, params: tuple[str, ...], config: str, trials: int, batch: int, preset: str | None,
+         sets: tuple[str, ...], seed: int, engine: str, address: str | None, workers: int | None, cache: str | None,
+         no_cache: bool, out: str | None, quiet: bool) -> None:
+    """Search PROGRAM's params for the lowest latency (optuna TPE, timing-only); print the best tiling."""
+    from .explore.tune import TuneSpec, parse_params
+    from .explore.tune import tune as run_tune
+
+    spec = TuneSpec(Path(program), parse_params(list(params)), config, preset, parse_overrides(list(sets)), trials,
+                    seed, batch, engine, address, workers, _cache_dir(cache, no_cache))  # type: ignore[arg-type]
+    result = run_tune(spec, Path(out) if out else None)
+    if quiet:
+        return
+    best, default = result.best, result.default
+
+    def tiling(values: dict) -> str:
+        return ", ".join(f"{k}={v}" for k, v in values.items())
+
+    feasible = sum(r.status == "ok" for r in result.trials)
+    click.echo(f"search space: {tiling({k: '|'.join(map(str, v)) for k, v in result.search_space.items()})}")
+    click.echo(f"{len(result.trials)} trials ({feasible} feasible) in {result.wall_s:.1f} s")
+    click.echo(f"defaults: {tiling(default.params)}: {default.total_us:.2f} µs")
+    click.echo(f"best:     {tiling(best.params)}: {best.total_us:.2f} µs ({result.gain_pct:.1f}% faster)")
+    if result.why:
+        click.echo(f"why: {result.why}")
+    click.echo(f"written: {result.out_dir}/tune.json")
 
 
 @main.group()

@@ -13,9 +13,9 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from npusim import __version__
 from npusim.cli import main
 from npusim.timing import CONFIG_DIR, config_sha256, load_config
+from npusim.version import __version__
 
 from .conftest import PROGRAMS
 

@@ -31,6 +31,7 @@ ARTEFACTS = frozenset({
     "report.json", "timeline.png", "utilisation.png", "trace.json", "inputs.npz", "outputs.npz",
     "compare.json", "compare.png",
     "kernels.csv", "instructions.csv", "lines.csv", "kernels.png", "trace.json.gz",
+    "sweep.csv", "sweep.json", "sweep.png", "tune.json",
 })
 STAGE_PREFIX = ".npusim-stage-"
 # A larger trace.json drops its op events, then is not written (said on stderr): a default that keeps the trace

@@ -234,7 +234,7 @@ def validate(opts: RunOptions) -> tuple[Program, Probe]:
     return program, quick
 
 
-def _protected() -> list[Path]:
+def protected_places() -> list[Path]:
     """Places --out must never be in, hold or be held by: the configs (npusim's and ./configs), the package."""
     places = [CONFIG_DIR, Path(__file__).resolve().parent]
     return places + ([Path("configs")] if Path("configs").is_dir() else [])
@@ -247,7 +247,7 @@ def output_dir(opts: RunOptions, program: Program, hw: HardwareConfig) -> artefa
         return None
     out = opts.out or default_out_dir(program, opts, hw)
     inputs = [Path(program.file), resolve_config_path(opts.config), *([opts.expect] if opts.expect else [])]
-    return artefacts.OutputDir(out, inputs, _protected())
+    return artefacts.OutputDir(out, inputs, protected_places())
 
 
 def run(opts: RunOptions) -> RunResult:
@@ -474,7 +474,7 @@ def compare(a: Side, b: Side, out: Path | None) -> Comparison:
         name = f"compare-{_slug(label_a)[:40]}-vs-{_slug(label_b)[:40]}-{key}"
         out = Path("reports") / artefacts.safe_component(name)
     inputs = [p for s in (a, b) for p in s.inputs()]
-    with artefacts.OutputDir(out, inputs, _protected()) as target:
+    with artefacts.OutputDir(out, inputs, protected_places()) as target:
         with target.writing() as stage:
             result = compare_runs(a.report, b.report, (label_a, label_b), stage)
         target.commit("compare.json")
