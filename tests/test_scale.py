@@ -133,7 +133,7 @@ def test_a_trace_over_the_limit_holds_less_then_nothing(cli, tmp_path: Path) -> 
     """Over --max-trace-bytes the trace drops to the op sample, then to tasks only, then is not written, each
     step said on stderr; the size estimate is within a factor 2 of the file written."""
     from npusim.output import trace
-    from npusim.run import TRACE_BYTES_PER_EVENT, RunOptions, run
+    from npusim.runner import TRACE_BYTES_PER_EVENT, RunOptions, run
 
     full = run(RunOptions(program=PROGRAMS / "softmax.yaml", preset="tiny", numerics=False, quiet=True, plot=False,
                           out=tmp_path / "full", trace_detail="ops"))
