@@ -85,10 +85,7 @@ def child(case: str, mode: str, repo: Path) -> None:
             "wall_s": time.perf_counter() - ready, "inputs_s": ready - start,
             "gm_mb": sum(math.prod(t.shape) * itemsize(t.dtype) for t in program.tensors.values()) / 2**20}
     else:
-        try:
-            from npusim.runner import RunOptions, run
-        except ImportError:
-            from npusim.run import RunOptions, run
+        from npusim.runner import RunOptions, run
 
         with tempfile.TemporaryDirectory() as out:
             report = run(RunOptions(program=program_file, preset=preset, overrides=overrides,

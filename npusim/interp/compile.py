@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from npusim.dtypes import NUMPY_DTYPES, itemsize, np_dtype
-from npusim.errors import Location, ProgramError
-from npusim.frontend.expressions import FUNCTIONS, Expr, ExprCompiler
+from npusim.dtypes import MAX_DIMS, NUMPY_DTYPES, itemsize, np_dtype
+from npusim.errors import Location, ProgramError, shown
+from npusim.frontend.expressions import FUNCTIONS, INT_MAX, INT_MIN, Expr, ExprCompiler
 from npusim.frontend.program import ForLoop, IfBlock, Instr, KernelBlock, OpCall, Program, ScalarAssign, ScopeBlock
 from npusim.graph import Execution, FinalTensor, InstrInfo, Task, coalesce
 
@@ -26,7 +26,7 @@ from .compute import ComputeOp
 from .limits import RunLimits, check_gm_budget
 from .lower import Lowering, core_kind
 from .replay import ReplayCache
-from .values import RUNTIME_ERRORS, GMTensor, GMView, Tile, as_view, fmt_shape, poison
+from .values import RUNTIME_ERRORS, GMTensor, GMView, NeedsNumerics, Tile, as_view, fmt_shape, poison
 
 Run = Callable[[], None]
 
@@ -65,6 +65,12 @@ class Interpreter:
         # timing-only runs replay repeated kernels from a template (replay.py); with numerics every op runs
         self.replay = ReplayCache(self) if replay and not numerics_on and not first_iterations_only else None
         self.next_tid = len(program.tensors)
+        self.readonly: set[int] = set()  # tensors of role input: no kernel may write them
+        self.written: dict[int, str] = {}  # tensor id -> the last kernel that wrote it (for `read` without numerics)
+        # the quick pass (first iterations only) estimates the whole run: tasks and ops, each loop's first
+        # iteration counted for all of its iterations
+        self.estimated_tasks = self.estimated_ops = 0
+        self.kernel_extra_ops = 0
         self._allocate(inputs)
         self.compiler = ExprCompiler(program.consts, (), self._compile_read, program.limits)
         self.body = self._compile_block(program.body, in_kernel=False)
@@ -79,6 +85,8 @@ class Interpreter:
             elif self.numerics:
                 data = poison(t.shape, t.dtype) if t.role == "scratch" else np.zeros(t.shape, np_dtype(t.dtype))
             tensor = GMTensor(t.name, t.shape, t.dtype, data, tid)
+            if t.role == "input":
+                self.readonly.add(tid)
             self.tensors[t.name] = tensor
             self.env[t.name] = tensor
             self.kinds[t.name] = "value"
@@ -97,6 +105,8 @@ class Interpreter:
             numerics=self.numerics,
             loop_iterations=self.iterations,
             op_count=sum(len(t.ops) for t in self.tasks),
+            estimated_tasks=self.estimated_tasks,
+            estimated_ops=self.estimated_ops,
         )
 
     # -- errors --
@@ -107,13 +117,19 @@ class Interpreter:
         ctx = self._context()
         return ProgramError(f"{message}" + (f" (at {ctx})" if ctx else ""), instr.loc)
 
+    def undefined(self, instr: Instr, exc: KeyError) -> Exception:
+        """A name the program defines, looked up where the run has not assigned it (only in an `if` branch not
+        taken or a loop that ran no iterations), as a located error; any other KeyError is a bug."""
+        name = exc.args[0] if exc.args else None
+        if isinstance(name, str) and name in self.kinds and name not in self.env:
+            return self.error(instr, f"{name!r} has no value when this line runs: it is assigned only in an 'if' "
+                                     "branch not taken or in a loop that ran no iterations")
+        return exc
+
     def located(self, instr: Instr, what: str, exc: Exception) -> ProgramError:
         """A Python-level failure while running an instruction, as a located program error."""
         if isinstance(exc, ZeroDivisionError):
             return self.error(instr, f"{what}: division by zero")
-        if isinstance(exc, KeyError):  # a name assigned only on a path this run did not take
-            return self.error(instr, f"{what}: {exc.args[0]!r} has no value here (it is assigned only on a path "
-                              "not taken)")
         return self.error(instr, f"{what}: {exc}")
 
     # -- compiling --
@@ -180,7 +196,11 @@ class Interpreter:
         fns = [e.fn for e in indices]
 
         def read(env: dict) -> Any:
-            target = env[name]
+            try:
+                target = env[name]
+            except KeyError:
+                raise ProgramError(f"read: {name!r} has no value when this line runs: it is assigned only in an "
+                                   "'if' branch not taken or in a loop that ran no iterations", loc) from None
             if isinstance(target, Tile):
                 raise ProgramError("read: reading a tile inside a kernel is not supported", loc)
             view = as_view(target)
@@ -188,8 +208,13 @@ class Interpreter:
             if len(idx) != len(view.shape) or any(not 0 <= i < d for i, d in zip(idx, view.shape, strict=True)):
                 raise ProgramError(f"read: index {list(idx)} is outside {name} of shape {fmt_shape(view.shape)}", loc)
             data = view.tensor.data
+            writer = None if self.numerics else self.written.get(view.tensor.tid)
+            if writer is not None:
+                raise NeedsNumerics(f"read: {name} is written by kernel {writer} before this read; its values exist "
+                                    "only in a run with numerics (drop --no-numerics)", loc)
             if data is None:
-                raise ProgramError(f"read: the values of {name} are not available without numerics", loc)
+                raise NeedsNumerics(f"read: {name} holds no values in a timing-only run (it is not an input); its "
+                                    "values exist only in a run with numerics (drop --no-numerics)", loc)
             value = data[tuple(o + i for o, i in zip(view.offset, idx, strict=True))]
             return int(value) if view.dtype == "int32" else float(value)
 
@@ -204,9 +229,12 @@ class Interpreter:
 
         def run() -> None:
             try:
-                env[target] = fn(env)
+                value = fn(env)
             except RUNTIME_ERRORS as exc:
                 raise self.located(instr, "expression", exc) from None
+            if value.__class__ is int and not INT_MIN <= value <= INT_MAX:
+                raise self.error(instr, f"{target} = {shown(value)} does not fit in a 64-bit integer")
+            env[target] = value
 
         return run
 
@@ -219,7 +247,7 @@ class Interpreter:
             try:
                 env[target] = env[source]
             except KeyError as exc:
-                raise self.located(instr, "alias", exc) from None
+                raise self.undefined(instr, exc) from None
 
         return run
 
@@ -230,7 +258,9 @@ class Interpreter:
         def rng() -> range:
             values = [e.fn(env) for e in exprs]
             if any(isinstance(v, bool) or not isinstance(v, int) for v in values):
-                raise self.error(instr, f"range arguments must be integers, got {values}")
+                raise self.error(instr, f"range arguments must be integers, got {shown(values)}")
+            if any(not INT_MIN <= v <= INT_MAX for v in values):
+                raise self.error(instr, f"range arguments must be 64-bit integers, got {shown(values)}")
             if len(values) == 3 and values[2] == 0:
                 raise self.error(instr, "range step must not be zero")
             return range(*values)
@@ -248,7 +278,7 @@ class Interpreter:
                 rng = rng_fn()
             except RUNTIME_ERRORS as exc:
                 raise self.located(instr, "loop", exc) from None
-            n = len(rng)
+            n = trip_count(rng)  # len() fails beyond 2**63 iterations
             if n > self.limits.max_loop_iterations:
                 raise self.error(
                     instr, f"loop of {n} iterations exceeds the limit of {self.limits.max_loop_iterations} "
@@ -256,12 +286,13 @@ class Interpreter:
                 )
             if self.first_only:
                 rng = rng[:1]
-            self.iterations += len(rng)
+            self.iterations += min(n, len(rng))
             if self.iterations > self.limits.max_loop_iterations:
                 raise self.error(
                     instr, f"the run exceeds {self.limits.max_loop_iterations} loop iterations in total "
                     "(raise it with --max-loop-iterations)"
                 )
+            before = self._estimate() if self.first_only else (0, 0)
             self.loop_vars.append(var)
             try:
                 for v in rng:
@@ -270,8 +301,25 @@ class Interpreter:
                         f()
             finally:
                 self.loop_vars.pop()
+            if self.first_only and n > 1:
+                self._extrapolate(before, n)
 
         return run
+
+    def _estimate(self) -> tuple[int, int]:
+        """(tasks, ops) estimated so far, the ops of the kernel being built included."""
+        if self.task is not None:
+            return self.estimated_tasks, len(self.task.ops) + self.kernel_extra_ops
+        return self.estimated_tasks, self.estimated_ops
+
+    def _extrapolate(self, before: tuple[int, int], n: int) -> None:
+        """After the one iteration the quick pass runs of an n-iteration loop: count it n times."""
+        tasks, ops = self._estimate()
+        if self.task is not None:
+            self.kernel_extra_ops += (ops - before[1]) * (n - 1)
+        else:
+            self.estimated_tasks += (tasks - before[0]) * (n - 1)
+            self.estimated_ops += (ops - before[1]) * (n - 1)
 
     def _compile_if(self, instr: IfBlock, in_kernel: bool) -> Run:
         cond = self._expr(instr.cond, instr).fn
@@ -324,6 +372,12 @@ class Interpreter:
             else:
                 self.replay.kernel(iid, instr.body, task, interpret)
             self.tasks.append(task)
+            self.estimated_tasks += 1
+            self.estimated_ops += len(task.ops) + self.kernel_extra_ops
+            self.kernel_extra_ops = 0
+            if not self.numerics:
+                for tid, _, _ in task.writes:
+                    self.written[tid] = task.kernel
             if self.progress:
                 self.progress(1)
 
@@ -421,9 +475,12 @@ class Interpreter:
         (and positive ones for shapes). Constant lists are checked once, here, before anything runs."""
         def check(shape: tuple[int, ...]) -> tuple[int, ...]:
             if any(d.__class__ is not int for d in shape):
-                raise self.error(instr, f"{instr.spec.name}: {what} {list(shape)} must hold integers")
+                raise self.error(instr, f"{instr.spec.name}: {what} {shown(list(shape))} must hold integers")
             if positive and any(d < 1 for d in shape):
-                raise self.error(instr, f"{instr.spec.name}: {what} {list(shape)} must be positive")
+                raise self.error(instr, f"{instr.spec.name}: {what} {shown(list(shape))} must be positive")
+            if positive and not 1 <= len(shape) <= MAX_DIMS:
+                raise self.error(instr, f"{instr.spec.name}: {what} {shown(list(shape))} must have 1 to {MAX_DIMS} "
+                                        "dimensions")
             return shape
 
         if all(e.is_const for e in exprs):
@@ -496,6 +553,8 @@ class Interpreter:
                 shape = get_shape()
                 offset = get_offset()
                 valid = get_valid() if get_valid else None
+            except KeyError as exc:
+                raise self.undefined(instr, exc) from None
             except RUNTIME_ERRORS as exc:
                 raise self.located(instr, "slice", exc) from None
             if valid is not None and (
@@ -533,6 +592,8 @@ class Interpreter:
                 target = env[target_name]
                 source = env[source_name]
                 offset = get_offset()
+            except KeyError as exc:
+                raise self.undefined(instr, exc) from None
             except RUNTIME_ERRORS as exc:
                 raise self.located(instr, "assemble", exc) from None
             if source.__class__ is not Tile:
@@ -549,6 +610,9 @@ class Interpreter:
             else:
                 written = source.sig.valid
                 view = as_view(target)
+                if view.tensor.tid in self.readonly:
+                    raise self.error(instr, f"assemble: {target_name} is an input tensor (role: input), which "
+                                     "kernels only read; declare it inout to write it")
                 self._window(instr, view.shape, written, offset, target_name)
                 abs_offset = tuple([a + b for a, b in zip(view.offset, offset, strict=True)])
                 self.lower.store(self.task, view.tensor, abs_offset, source, written, iid)
@@ -557,6 +621,13 @@ class Interpreter:
                 env[result_name] = result
 
         return run
+
+
+def trip_count(r: range) -> int:
+    """The number of iterations of a range, however large (len() stops at 2**63 - 1)."""
+    if r.step > 0:
+        return max(0, (r.stop - r.start + r.step - 1) // r.step)
+    return max(0, (r.start - r.stop - r.step - 1) // -r.step)
 
 
 def _matmul_operand_names(body: list[Instr]) -> set[str]:
