@@ -16,11 +16,10 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
-from rich.console import Console
 
 from .errors import NpusimError, interruption
 from .frontend import parse_inits, parse_overrides
@@ -31,21 +30,25 @@ from .output import artefacts
 from .references import REFERENCE_ATOL, REFERENCE_RTOL
 from .timing import DEFAULT_CONFIG, load_config, resolve_config_path
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 TABLE_WIDTH = 100  # the console tables fit this many columns (output.table.WIDTH)
 FORMATS = click.Choice(["table", "csv", "json"])
 
 
-class _Console(Console):
-    def on_broken_pipe(self) -> None:
-        """The reader of the table has gone (`npusim run ... | head`): the run is done and its report written,
-        so stop printing and end normally (rich's default exits 1)."""
-        self.quiet = True
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
 def _console() -> Console:
     """A console for tables: at least TABLE_WIDTH wide (a narrower terminal wraps lines instead of cutting
-    numbers), the terminal's width when it is wider."""
+    numbers), the terminal's width when it is wider. (rich is imported here, not at start-up.)"""
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            """The reader of the table has gone (`npusim run ... | head`): the run is done and its report
+            written, so stop printing and end normally (rich's default exits 1)."""
+            self.quiet = True
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
     return _Console(width=max(Console().width, TABLE_WIDTH)) if sys.stdout.isatty() else _Console(width=TABLE_WIDTH)
 
 

@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -18,8 +19,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from .errors import NpusimError
 from .frontend import Program, load_program
@@ -33,7 +32,7 @@ from .output import artefacts
 from .output.compare import Comparison, compare_runs, load_report
 from .output.expect import expectation, load_expected
 from .output.report import Report, TraceSample, build_report
-from .references import REFERENCE_ATOL, REFERENCE_RTOL, Reference, check_fits, get_reference
+from .references import REFERENCE_ATOL, REFERENCE_RTOL, Reference, check_fits, compute_expected, get_reference
 from .references import check as reference_check
 from .timing import (
     CONFIG_DIR,
@@ -124,6 +123,16 @@ class Progressor:
         if self.quiet:
             yield None
         elif self.terminal:
+            from rich.console import Console  # rich only for a bar on a terminal (start-up time)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                        TimeElapsedColumn()]
             with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
@@ -275,6 +284,16 @@ def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[
         check_memory(program, quick.execution, opts.run_limits, opts.numerics)
     inputs = initial_values(program, opts.seed) if opts.numerics else quick_inputs
 
+    # the check's reference (the user's saved outputs with --expect, else the program's own) is computed on a
+    # second thread while the interpreter runs: it needs only the inputs, and numpy releases the GIL
+    reference: Reference | None = None
+    if expected is not None and opts.expect is not None:
+        reference = expectation(opts.expect, expected, opts.rtol, opts.atol)
+    elif program.reference:
+        reference = get_reference(program.reference)
+    beside = _Beside(compute_expected, reference, inputs, program.consts, program.reference_loc) \
+        if opts.numerics and opts.check and reference is not None else None
+
     # 3. interpret, 4. simulate
     bar = Progressor(opts.quiet)
     with bar.phase("interpreting kernels", None) as tick:
@@ -285,15 +304,11 @@ def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[
     # 5. check: against the user's saved outputs (--expect), else the program's reference
     roles = {name: t.role for name, t in program.tensors.items()}
     check = None
-    reference: Reference | None = None
-    if expected is not None and opts.expect is not None:
-        reference = expectation(opts.expect, expected, opts.rtol, opts.atol)
-    elif program.reference:
-        reference = get_reference(program.reference)
-    if opts.numerics and opts.check and reference is not None:
+    if beside is not None and reference is not None:
         finals = {name: t.data for name, t in execution.tensors.items() if t.data is not None}
         with bar.phase("checking outputs", None):
-            check = reference_check(reference, inputs, program.consts, finals, where=program.reference_loc)
+            check = reference_check(reference, inputs, program.consts, finals, where=program.reference_loc,
+                                    expected=beside.result())
 
     # 6. report and artefacts: the report lists what is about to be written; all are staged, then put in
     # place together
@@ -310,6 +325,29 @@ def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[
             write_artefacts(stage, plan, program, execution, timeline, report, inputs, chain)
         target.commit("report.json")
     return RunResult(program, hw, execution, timeline, report, target.shown if target is not None else None)
+
+
+class _Beside:
+    """fn(*args) on a daemon thread (an interrupted run does not wait for it); `result()` waits and returns
+    its value or raises its exception."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args), name="npusim-reference", daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[..., Any], args: tuple) -> None:
+        try:
+            self._value = fn(*args)
+        except BaseException as exc:  # handed to the caller of result()
+            self._error = exc
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 @dataclass

@@ -25,6 +25,7 @@ from npusim.graph import Execution, FinalTensor, InstrInfo, Task, coalesce
 from .compute import ComputeOp
 from .limits import RunLimits, check_gm_budget
 from .lower import Lowering, core_kind
+from .replay import ReplayCache
 from .values import RUNTIME_ERRORS, GMTensor, GMView, NeedsNumerics, Tile, as_view, fmt_shape, poison
 
 Run = Callable[[], None]
@@ -41,6 +42,7 @@ class Interpreter:
         limits: RunLimits | None = None,
         first_iterations_only: bool = False,
         progress: Callable[[int], None] | None = None,
+        replay: bool = True,
     ) -> None:
         self.program = program
         self.numerics = numerics_on
@@ -59,6 +61,9 @@ class Interpreter:
         self.iterations = 0
         self.l1_names: set[str] = set()  # names loaded for the cube in the kernel being compiled
         self.lower = Lowering(numerics_on)
+        self.iid_of: dict[int, int] = {}  # id(instruction) -> its index in the instruction table
+        # timing-only runs replay repeated kernels from a template (replay.py); with numerics every op runs
+        self.replay = ReplayCache(self) if replay and not numerics_on and not first_iterations_only else None
         self.next_tid = len(program.tensors)
         self.readonly: set[int] = set()  # tensors of role input: no kernel may write them
         self.written: dict[int, str] = {}  # tensor id -> the last kernel that wrote it (for `read` without numerics)
@@ -130,6 +135,7 @@ class Interpreter:
     # -- compiling --
     def _register(self, instr: Instr, op: str) -> int:
         self.instrs.append(InstrInfo(instr.loc, instr.text, op))
+        self.iid_of[id(instr)] = len(self.instrs) - 1
         return len(self.instrs) - 1
 
     def _compile_block(self, instrs: list[Instr], in_kernel: bool) -> list[Run]:
@@ -361,15 +367,10 @@ class Interpreter:
             scopes = tuple("/".join(self.scope_stack[: i + 1]) for i in range(len(self.scope_stack)))
             name = instr.name or f"{self.scope_stack[-1] if self.scope_stack else 'kernel'}@{instr.loc.line}"
             task = Task(len(self.tasks), name, scopes, iid, self._context())
-            self.task = task
-            try:
-                for f in body:
-                    f()
-            finally:
-                self.task = None
-            task.reads = coalesce(task.reads)
-            task.writes = coalesce(task.writes)
-            task.core = core_kind(task.ops)
+            if self.replay is None:
+                interpret(task)
+            else:
+                self.replay.kernel(iid, instr.body, task, interpret)
             self.tasks.append(task)
             self.estimated_tasks += 1
             self.estimated_ops += len(task.ops) + self.kernel_extra_ops
@@ -379,6 +380,20 @@ class Interpreter:
                     self.written[tid] = task.kernel
             if self.progress:
                 self.progress(1)
+
+        def interpret(task: Task) -> tuple[list, list]:
+            """Run the body into `task`; returns its footprint as recorded, before coalescing."""
+            self.task = task
+            try:
+                for f in body:
+                    f()
+            finally:
+                self.task = None
+            raw = (task.reads, task.writes)
+            task.reads = coalesce(task.reads)
+            task.writes = coalesce(task.writes)
+            task.core = core_kind(task.ops)
+            return raw
 
         return run
 
@@ -633,9 +648,10 @@ def _matmul_operand_names(body: list[Instr]) -> set[str]:
 
 def execute(program: Program, inputs: dict[str, np.ndarray], numerics_on: bool = True,
             limits: RunLimits | None = None, first_iterations_only: bool = False,
-            progress: Callable[[int], None] | None = None) -> Execution:
+            progress: Callable[[int], None] | None = None, replay: bool = True) -> Execution:
     """Run `program` on `inputs`. Inout tensors are copied (the originals stay the initial values);
-    input tensors are shared read-only."""
+    input tensors are shared read-only. `replay=False` interprets every kernel execution in full (the
+    replay of timing-only runs gives the same tasks; tests compare the two)."""
     working = {}
     for name, value in inputs.items():
         if numerics_on and program.tensors[name].role == "inout":
@@ -643,6 +659,6 @@ def execute(program: Program, inputs: dict[str, np.ndarray], numerics_on: bool =
         else:
             value.flags.writeable = False
             working[name] = value
-    interp = Interpreter(program, working, numerics_on, limits, first_iterations_only, progress)
+    interp = Interpreter(program, working, numerics_on, limits, first_iterations_only, progress, replay)
     return interp.run()
 
