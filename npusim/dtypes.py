@@ -25,6 +25,7 @@ FP8_DTYPES = ("fp8e4m3fn", "fp8e5m2")
 INT_DTYPES = ("int8", "int32", "int64")
 VECTOR_DTYPES = (*FLOAT_DTYPES, "int32")  # what vector arithmetic is defined on
 CUBE_OPERAND_DTYPES = (*FLOAT_DTYPES, "int8", *FP8_DTYPES)
+MAX_DIMS = 32  # dimensions of a tensor or tile: numpy 1.x arrays have at most 32 (numpy 2.x: 64)
 
 
 def itemsize(dtype: str) -> int:

@@ -16,6 +16,8 @@ Buffer = Literal["UB", "L1", "L0A", "L0B", "L0C"]
 BUFFERS: tuple[Buffer, ...] = get_args(Buffer)
 Place = Literal["GM", "UB", "L1", "L0A", "L0B", "L0C"]  # a buffer or global memory
 
+MAX_BUFFER_BYTES = 1 << 30  # the largest on-chip buffer a config may declare: a bigger tile fits no core
+
 Side = Literal["aic", "aiv"]  # which core of an AIC + AIV cluster runs something
 CoreKind = Literal["aic", "aiv", "mix"]  # what a kernel needs: the cube side, the vector side, or both
 SplitMode = Literal["none", "up_down", "left_right"]  # how a mix kernel's vector work is split across 2 AIVs

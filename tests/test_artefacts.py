@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from npusim.output import plots, summaries, trace
-from npusim.run import RunOptions, RunResult, run
+from npusim.runner import RunOptions, RunResult, run
 
 ROOT = Path(__file__).parents[1]
 EPS_US = 0.5e-3 + 1e-9  # trace times are whole ns: up to half a ns off the timeline
@@ -462,7 +462,7 @@ def test_progress_bar_on_a_terminal_lines_elsewhere(monkeypatch: pytest.MonkeyPa
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     import sys
 
-    from npusim.run import PROGRESS_EVERY_S, Progressor
+    from npusim.runner import PROGRESS_EVERY_S, Progressor
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
     now = [0.0]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from npusim.cli import main
-from npusim.run import RunOptions, run
+from npusim.runner import RunOptions, run
 
 from .conftest import PROGRAMS
 

@@ -14,7 +14,7 @@ from npusim.errors import NpusimError
 from npusim.frontend import load_program
 from npusim.interp import execute
 from npusim.output.summaries import bound
-from npusim.run import RunOptions, run
+from npusim.runner import RunOptions, run
 from npusim.timing import load_config, schedule_kernel, simulate
 from npusim.timing.costs import CostModel
 from npusim.timing.lanes import both_lanes

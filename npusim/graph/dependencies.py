@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import numpy as np
-
 from .tasks import Region, Task
 
 
@@ -74,42 +72,95 @@ def _covers(lo: tuple[int, ...], hi: tuple[int, ...], elo: tuple[int, ...], ehi:
     return all(not (c < a or b < d) for a, b, c, d in zip(lo, hi, elo, ehi, strict=True))
 
 
-class _TensorLog:
-    """Per tensor: the rectangles read and written so far and by which task. Each time the log has doubled,
-    the next write prunes the entries it covers (amortised O(1) per access): later accesses depend on that
-    write, which already depends on them, so they add nothing."""
+class _Entry:
+    """One access in a tensor's log: a rectangle, the task, and whether it wrote."""
 
-    VECTORISE_FROM = 64
+    __slots__ = ("hi", "is_write", "lo", "task")
+
+    def __init__(self, lo: tuple[int, ...], hi: tuple[int, ...], task: int, is_write: bool) -> None:
+        self.lo, self.hi, self.task, self.is_write = lo, hi, task, is_write
+
+
+class _Index:
+    """Entries bucketed by their interval on one axis (buckets `width` wide); an entry spanning more than
+    MAX_SPAN buckets is kept in a short list that every query scans. A query looks only at the buckets its
+    own interval touches."""
+
+    MAX_SPAN = 4
+
+    def __init__(self, axis: int, width: int) -> None:
+        self.axis, self.width = axis, width
+        self.buckets: dict[int, list[_Entry]] = defaultdict(list)
+        self.wide: list[_Entry] = []
+
+    def add(self, e: _Entry) -> None:
+        first, last = e.lo[self.axis] // self.width, (e.hi[self.axis] - 1) // self.width
+        if last - first >= self.MAX_SPAN:
+            self.wide.append(e)
+            return
+        for b in range(first, last + 1):
+            self.buckets[b].append(e)
+
+    def overlapping(self, lo: tuple[int, ...], hi: tuple[int, ...], found: set[int]) -> None:
+        first, last = lo[self.axis] // self.width, (hi[self.axis] - 1) // self.width
+        buckets = self.buckets
+        if last - first < len(buckets):
+            lists = [buckets[b] for b in range(first, last + 1) if b in buckets]
+        else:
+            lists = [entries for b, entries in buckets.items() if first <= b <= last]
+        for entries in (*lists, self.wide):
+            for e in entries:
+                if e.task not in found and _overlaps(e.lo, e.hi, lo, hi):
+                    found.add(e.task)
+
+
+class _TensorLog:
+    """Per tensor: the rectangles read and written so far and by which task, indexed (reads and writes apart)
+    by their interval on the tensor's most telling axis. Each time the log has doubled, the next write prunes
+    the entries it covers (amortised O(1) per access): later accesses depend on that write, which already
+    depends on them, so they add nothing."""
+
     PRUNE_FROM = 32
 
-    def __init__(self) -> None:
-        self.entries: list[tuple[tuple[int, ...], tuple[int, ...], int, bool]] = []
+    def __init__(self, axis: int, width: int) -> None:
+        self.axis, self.width = axis, width
+        self.entries: list[_Entry] = []
         self.prune_at = self.PRUNE_FROM
-        self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.reads, self.writes = _Index(axis, width), _Index(axis, width)
 
     def add(self, lo: tuple[int, ...], hi: tuple[int, ...], task: int, is_write: bool) -> None:
         if is_write and len(self.entries) >= self.prune_at:
-            self.entries = [e for e in self.entries if not _covers(lo, hi, e[0], e[1])]
+            self.entries = [e for e in self.entries if not _covers(lo, hi, e.lo, e.hi)]
             self.prune_at = max(self.PRUNE_FROM, 2 * len(self.entries))
-        self.entries.append((lo, hi, task, is_write))
-        self._arrays = None
+            self.reads, self.writes = _Index(self.axis, self.width), _Index(self.axis, self.width)
+            for e in self.entries:
+                (self.writes if e.is_write else self.reads).add(e)
+        e = _Entry(lo, hi, task, is_write)
+        self.entries.append(e)
+        (self.writes if is_write else self.reads).add(e)
 
-    def overlapping(self, lo: tuple[int, ...], hi: tuple[int, ...], writes_only: bool) -> list[int]:
-        entries = self.entries
-        if len(entries) < self.VECTORISE_FROM:
-            return [t for elo, ehi, t, w in entries if (w or not writes_only) and _overlaps(elo, ehi, lo, hi)]
-        if self._arrays is None:
-            self._arrays = (
-                np.array([e[0] for e in entries], dtype=np.int64),
-                np.array([e[1] for e in entries], dtype=np.int64),
-                np.array([e[2] for e in entries], dtype=np.int64),
-                np.array([e[3] for e in entries], dtype=bool),
-            )
-        alo, ahi, atask, awrite = self._arrays
-        mask = np.all((alo < np.asarray(hi)) & (np.asarray(lo) < ahi), axis=1)
-        if writes_only:
-            mask &= awrite
-        return atask[mask].tolist()
+    def overlapping(self, lo: tuple[int, ...], hi: tuple[int, ...], writes_only: bool, found: set[int]) -> None:
+        """Add to `found` every task with an entry overlapping the rectangle (written ones only if asked)."""
+        self.writes.overlapping(lo, hi, found)
+        if not writes_only:
+            self.reads.overlapping(lo, hi, found)
+
+
+def _layout(tasks: list[Task]) -> dict[int, tuple[int, int]]:
+    """Per tensor, the axis its accesses differ most along (the most distinct intervals) and a bucket width
+    on it (the median access extent), from every access of the run."""
+    spans: dict[int, list[list[tuple[int, int]]]] = {}
+    for task in tasks:
+        for tid, lo, hi in (*task.reads, *task.writes):
+            axes = spans.setdefault(tid, [[] for _ in lo])
+            for axis, interval in zip(axes, zip(lo, hi, strict=True), strict=False):
+                axis.append(interval)
+    layout = {}
+    for tid, axes in spans.items():
+        axis = max(range(len(axes)), key=lambda a: (len(set(axes[a])), -a))
+        extents = sorted(h - lo for lo, h in axes[axis])
+        layout[tid] = (axis, max(1, extents[len(extents) // 2]))
+    return layout
 
 
 def dependencies(tasks: list[Task]) -> list[tuple[int, ...]]:
@@ -120,8 +171,10 @@ def dependencies(tasks: list[Task]) -> list[tuple[int, ...]]:
     writes (RAW, WAW), every earlier reader of a region it writes (WAR), and the dispatches its explicit
     `after` names; a dispatch in a manual scope neither looks its footprint up nor enters it (PyPTO
     `pl.manual_scope`: only explicit edges order it). Each task waits for every task of the dispatches its
-    own dispatch waits for."""
-    logs: dict[int, _TensorLog] = defaultdict(_TensorLog)
+    own dispatch waits for. Near-linear in the accesses: each query looks at the entries of the buckets its
+    interval touches."""
+    layout = _layout(tasks)
+    logs: dict[int, _TensorLog] = {tid: _TensorLog(*axis_width) for tid, axis_width in layout.items()}
     members: dict[int, list[int]] = defaultdict(list)  # dispatch -> its tasks
     preds: list[tuple[int, ...]] = []
     i = 0
@@ -134,9 +187,9 @@ def dependencies(tasks: list[Task]) -> list[tuple[int, ...]]:
         if not manual:
             for task in group:
                 for tid, lo, hi in task.reads:
-                    found.update(logs[tid].overlapping(lo, hi, writes_only=True))
+                    logs[tid].overlapping(lo, hi, True, found)
                 for tid, lo, hi in task.writes:
-                    found.update(logs[tid].overlapping(lo, hi, writes_only=False))
+                    logs[tid].overlapping(lo, hi, False, found)
         found.discard(d)
         waits = tuple(sorted(t for p in found for t in members[p]))
         for task in group:

@@ -94,3 +94,5 @@ class Execution:
     numerics: bool
     loop_iterations: int = 0
     op_count: int = 0
+    estimated_tasks: int = 0  # of a quick pass (first iterations only): the tasks and ops of the whole run,
+    estimated_ops: int = 0  # each loop's first iteration counted for all its iterations

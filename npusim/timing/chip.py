@@ -15,7 +15,7 @@ import simpy
 from npusim.graph import InstrInfo, Task, dependencies
 from npusim.vocabulary import CoreKind, Side
 
-from .costs import CostModel
+from .costs import CostError, CostModel
 from .hardware import HardwareConfig
 from .hbm import SharedHBM
 from .kernel import KernelSchedule, schedule_kernel
@@ -132,6 +132,19 @@ class Chip:
         return finished
 
 
+def _located(exc: CostError, task: Task, cost: CostModel, instrs: list[InstrInfo]) -> CostError:
+    """An op the config cannot price, at the instruction of the op that failed."""
+    if exc.location is not None:
+        return exc
+    for op in task.ops:
+        try:
+            cost.steps(op.sig)
+        except CostError:
+            info = instrs[op.instr]
+            return CostError(f"{info.op}: {exc.message} (kernel {task.kernel})", info.loc)
+    return CostError(f"kernel {task.kernel}: {exc.message}", instrs[task.instr].loc)
+
+
 def simulate(tasks: list[Task], instrs: list[InstrInfo], hw: HardwareConfig,
              progress: Callable[[int], None] | None = None) -> Timeline:
     """Run the task graph on the chip described by `hw`: schedule each distinct kernel once, find the
@@ -143,7 +156,10 @@ def simulate(tasks: list[Task], instrs: list[InstrInfo], hw: HardwareConfig,
         key = (tuple(task.ops), task.lanes)
         sched = cache.get(key)
         if sched is None:
-            sched = schedule_kernel(task, cost, instrs)
+            try:
+                sched = schedule_kernel(task, cost, instrs)
+            except CostError as exc:
+                raise _located(exc, task, cost, instrs) from None
             cache[key] = sched = both_lanes(sched) if task.lanes == 2 else sched
         schedules.append(sched)
     deps = dependencies(tasks)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from npusim.frontend.program import ForLoop, IfBlock, Instr, KernelBlock, ManualBlock, ScopeBlock
-from npusim.run import RunOptions, RunResult, run
+from npusim.runner import RunOptions, RunResult, run
 
 HERE = Path(__file__).resolve().parent
 PROGRAMS = HERE / "programs"

@@ -126,8 +126,8 @@ def test_a_name_assigned_on_a_path_not_taken_is_located(tmp_path: Path, cli) -> 
     path = write(tmp_path, "prog.py", TEMPLATE.replace("BODY", body))
     result = cli.invoke(main, ["run", str(path), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
-    assert result.output == f"error: {path}:16:21: assemble: 'k' has no value here (it is assigned only on a " \
-        "path not taken)\n"
+    assert result.output == f"error: {path}:16:21: 'k' has no value when this line runs: it is assigned only in an " \
+        "'if' branch not taken or in a loop that ran no iterations\n"
 
 
 def test_deep_nesting_is_bounded(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from npusim.frontend import load_program
-from npusim.run import RunOptions, run
+from npusim.runner import RunOptions, run
 
 from .helpers import HERE
 from .test_yaml_writer import same_instrs

@@ -13,7 +13,7 @@ from npusim.frontend import load_program
 from npusim.frontend.program import ForLoop, IfBlock, Instr, KernelBlock, OpCall, Program, ScalarAssign, ScopeBlock
 from npusim.frontend.pypto import import_pypto
 from npusim.frontend.pypto.to_yaml import to_yaml
-from npusim.run import RunOptions, run
+from npusim.runner import RunOptions, run
 
 from .helpers import HERE, PROGRAMS
 
