@@ -100,6 +100,8 @@ UNSUPPORTED: dict[str, str] = {
         "row_expand_expdif", "fmod", "fmods", "sin", "cos", "set_validshape", "write", "batch_matmul",
         "reinterpret_view", "fillpad_expand")},
     **{n: "task-dependency plumbing" for n in ("no_dep", "submit", "spmd_submit")},
+    **{n: "task-id arrays (pl.array); deps= takes task ids bound by `with ... as tid` or pl.system.task_dummy"
+       for n in ("array.create", "array.get", "array.set")},
     **{n: "a runtime query" for n in ("get_subblock_idx", "available_cluster_count", "available_aiv_count")},
 }
 
