@@ -297,3 +297,16 @@ def test_a_valid_window_may_reach_past_the_tensor(tmp_path: Path) -> None:
     bad = program(tmp_path, "  - incore k:\n    - t = slice(x, [16, 64], [0, 0], valid_shape=[9, 64])\n", tensors, "b")
     with pytest.raises(NpusimError, match="outside x"):
         execute(load_program(bad), {}, numerics_on=False)
+
+
+def test_a_timing_only_run_reads_an_input_through_a_second_name(tmp_path: Path) -> None:
+    """The PyPTO importer renames a parameter that shadows a name (`post_2 = post`); a `read` of the second name
+    steers control flow, so a timing-only run loads the input behind it (pypto-lib HEAD hc_post.py)."""
+    body = ("  - n2 = n\n  - k = read(n2, [0])\n  - for i in range(k):\n    - incore copy:\n"
+            "      - t = slice(x, [16, 128], [i * 16, 0])\n      - y = assemble(y, t, [i * 16, 0])\n")
+    tensors = ("  n: {shape: [1], dtype: int32, role: input, init: 'full(3)'}\n"
+               "  x: {shape: [64, 128], dtype: fp32, role: input, init: zeros}\n"
+               "  y: {shape: [64, 128], dtype: fp32, role: output}")
+    r = run(RunOptions(program=program(tmp_path, body, tensors), out=tmp_path / "o", quiet=True, plot=False,
+                       trace=False, numerics=False))
+    assert len(r.execution.tasks) == 3
