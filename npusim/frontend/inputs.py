@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import ml_dtypes
 import numpy as np
 
 from npusim.dtypes import np_dtype
@@ -106,7 +107,8 @@ def _check_range(tensor: Tensor, rule: InitRule, text: str) -> None:
     if tensor.dtype == "int32":
         limits = (-(2.0**31), 2.0**31 - 1)
     else:
-        top = float(np.finfo(np_dtype(tensor.dtype)).max)
+        # ml_dtypes' finfo: numpy's knows bfloat16 only from ml_dtypes 0.7 on
+        top = float(ml_dtypes.finfo(np_dtype(tensor.dtype)).max)
         limits = (-top, top)
     if lo < limits[0] or hi > limits[1]:
         raise ProgramError(
