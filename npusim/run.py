@@ -56,6 +56,7 @@ TraceDetail = Literal["auto", "ops", "sample", "tasks"]
 class RunOptions:
     program: Path
     config: str = DEFAULT_CONFIG
+    runtime: str | None = None  # a runtime generation of the config other than its `runtime:`
     preset: str | None = None
     overrides: dict[str, int | float] = field(default_factory=dict)
     seed: int = 0
@@ -157,6 +158,8 @@ class _ProgressLines:
 def load(opts: RunOptions) -> tuple[Program, HardwareConfig]:
     program = load_program(opts.program, opts.preset, opts.overrides, opts.yaml_limits, opts.expr_limits)
     hw = load_config(opts.config, opts.yaml_limits)
+    if opts.runtime is not None:
+        hw = hw.with_runtime(opts.runtime)
     return program, hw
 
 
@@ -180,7 +183,7 @@ def default_out_dir(program: Program, opts: RunOptions, hw: HardwareConfig) -> P
     the key when they would make the name long."""
     sets = "-".join(f"{k}={v}" for k, v in opts.overrides.items())
     key = run_key(opts, config_sha256(hw))
-    parts = [program.name, opts.preset or "", sets if len(sets) <= 48 else "", hw.name,
+    parts = [program.name, opts.preset or "", sets if len(sets) <= 48 else "", hw.name, opts.runtime or "",
              "" if opts.numerics else "timing", key]
     return Path("reports") / "-".join(_slug(p) for p in parts if p)
 
@@ -193,7 +196,7 @@ def validate(opts: RunOptions) -> tuple[Program, Execution]:
     needed = tensors_read(program)
     inputs = initial_values(program, opts.seed, only=needed)
     probe = execute(program, inputs, numerics_on=False, limits=opts.run_limits, first_iterations_only=True)
-    simulate(probe.tasks, probe.instrs, hw)
+    simulate(probe.tasks, probe.instrs, hw, gm_shapes=probe.gm_shapes)
     return program, probe
 
 
@@ -228,7 +231,7 @@ def run(opts: RunOptions) -> RunResult:
     with bar.phase("interpreting kernels", None) as tick:
         execution = execute(program, inputs, numerics_on=opts.numerics, limits=opts.run_limits, progress=tick)
     with bar.phase("simulating tasks", len(execution.tasks)) as tick:
-        timeline = simulate(execution.tasks, execution.instrs, hw, progress=tick)
+        timeline = simulate(execution.tasks, execution.instrs, hw, progress=tick, gm_shapes=execution.gm_shapes)
 
     # 5. check: against the user's saved outputs (--expect), else the program's reference
     roles = {name: t.role for name, t in program.tensors.items()}
@@ -248,7 +251,8 @@ def run(opts: RunOptions) -> RunResult:
     plan = _artefact_plan(opts, execution, timeline) if out_dir is not None else _Plan()
     report = build_report(
         program_file=program.file, params=program.params, overrides=opts.overrides, config_name=hw.name,
-        config_path=config_label(resolve_config_path(opts.config)), config_sha256=config_sha256(hw), seed=opts.seed,
+        config_path=config_label(resolve_config_path(opts.config)), config_sha256=config_sha256(hw), runtime=hw.runtime,
+        seed=opts.seed,
         execution=execution, timeline=timeline, roles=roles, check=check, trace_events=plan.trace_events,
         trace_sample=plan.trace_sample, artefacts=plan.files,
     )
@@ -300,7 +304,7 @@ def _artefact_plan(opts: RunOptions, execution: Execution, timeline: Timeline) -
 def _provenance(report: Report) -> dict[str, Any]:
     """What the trace's metadata says about the run (the report's provenance fields)."""
     return {k: getattr(report, k) for k in ("npusim_version", "program", "program_file", "preset", "overrides",
-                                            "config", "config_path", "config_sha256", "seed", "numerics")}
+                                            "config", "config_path", "config_sha256", "runtime", "seed", "numerics")}
 
 
 def write_artefacts(out_dir: Path, plan: _Plan, program: Program, execution: Execution, timeline: Timeline,

@@ -75,7 +75,8 @@ def _covers(lo: tuple[int, ...], hi: tuple[int, ...], elo: tuple[int, ...], ehi:
 class _TensorLog:
     """Per tensor: the rectangles read and written so far and by which task. Each time the log has doubled,
     the next write prunes the entries it covers (amortised O(1) per access): later accesses depend on that
-    write, which already depends on them, so they add nothing."""
+    write, which already depends on them, so they add nothing. Large logs are also kept as numpy arrays,
+    appended to in place (capacity doubling), for vectorised overlap queries."""
 
     VECTORISE_FROM = 64
     PRUNE_FROM = 32
@@ -84,30 +85,50 @@ class _TensorLog:
         self.entries: list[tuple[tuple[int, ...], tuple[int, ...], int, bool]] = []
         self.prune_at = self.PRUNE_FROM
         self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._filled = 0  # entries mirrored in the arrays
 
     def add(self, lo: tuple[int, ...], hi: tuple[int, ...], task: int, is_write: bool) -> None:
         if is_write and len(self.entries) >= self.prune_at:
             self.entries = [e for e in self.entries if not _covers(lo, hi, e[0], e[1])]
             self.prune_at = max(self.PRUNE_FROM, 2 * len(self.entries))
+            self._arrays, self._filled = None, 0
         self.entries.append((lo, hi, task, is_write))
-        self._arrays = None
+
+    def _sync(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The arrays holding every entry (grown and filled in place)."""
+        entries, n = self.entries, len(self.entries)
+        arrays = self._arrays
+        if arrays is None or len(arrays[2]) < n:
+            cap = max(2 * n, self.VECTORISE_FROM)
+            ndim = len(entries[0][0])
+            grown = (np.empty((cap, ndim), np.int64), np.empty((cap, ndim), np.int64), np.empty(cap, np.int64),
+                     np.empty(cap, bool))
+            if arrays is not None:
+                for new, old in zip(grown, arrays, strict=True):
+                    new[: self._filled] = old[: self._filled]
+            else:
+                self._filled = 0
+            arrays = self._arrays = grown
+        if self._filled < n:
+            new_entries = entries[self._filled:]
+            alo, ahi, atask, awrite = arrays
+            alo[self._filled:n] = [e[0] for e in new_entries]
+            ahi[self._filled:n] = [e[1] for e in new_entries]
+            atask[self._filled:n] = [e[2] for e in new_entries]
+            awrite[self._filled:n] = [e[3] for e in new_entries]
+            self._filled = n
+        return arrays
 
     def overlapping(self, lo: tuple[int, ...], hi: tuple[int, ...], writes_only: bool) -> list[int]:
         entries = self.entries
         if len(entries) < self.VECTORISE_FROM:
             return [t for elo, ehi, t, w in entries if (w or not writes_only) and _overlaps(elo, ehi, lo, hi)]
-        if self._arrays is None:
-            self._arrays = (
-                np.array([e[0] for e in entries], dtype=np.int64),
-                np.array([e[1] for e in entries], dtype=np.int64),
-                np.array([e[2] for e in entries], dtype=np.int64),
-                np.array([e[3] for e in entries], dtype=bool),
-            )
-        alo, ahi, atask, awrite = self._arrays
-        mask = np.all((alo < np.asarray(hi)) & (np.asarray(lo) < ahi), axis=1)
+        alo, ahi, atask, awrite = self._sync()
+        n = len(entries)
+        mask = np.all((alo[:n] < np.asarray(hi)) & (np.asarray(lo) < ahi[:n]), axis=1)
         if writes_only:
-            mask &= awrite
-        return atask[mask].tolist()
+            mask &= awrite[:n]
+        return atask[:n][mask].tolist()
 
 
 def dependencies(tasks: list[Task]) -> list[tuple[int, ...]]:

@@ -33,10 +33,19 @@ class _Strict(BaseModel):
 
 
 class PathCost(_Strict):
-    """One data path: each transfer costs startup_cycles + charged_bytes / bytes_per_cycle."""
+    """One data path. A transfer (one DMA call) occupies the path's engine for `issue_cycles + charged_bytes /
+    rate`, and its data arrive `latency_cycles` after the engine is done (`l2_hit_latency_cycles` instead for a
+    GM read whose data are in L2); the engine takes the next transfer meanwhile. The rate is `bytes_per_cycle`,
+    or `short_run_bytes_per_cycle` for a GM -> L1 (ND -> NZ) transfer whose contiguous GM runs are no longer
+    than one L2 line. A GM write holds its engine until the write is acknowledged: at least
+    `write_completion_cycles`."""
 
-    startup_cycles: Cycles
+    issue_cycles: Cycles
     bytes_per_cycle: Rate
+    write_completion_cycles: Cycles = 0.0  # GM writes: the engine holds a store at least this long (its write ack)
+    latency_cycles: Cycles = 0.0
+    l2_hit_latency_cycles: Cycles | None = None  # GM reads only
+    short_run_bytes_per_cycle: Rate | None = None  # GM reads only
 
 
 DtypeName = Literal["bf16", "fp16", "fp32", "int32"]
@@ -112,14 +121,37 @@ class Cube(_Strict):
     cycles_per_fractal: dict[Literal["bf16", "fp16", "fp32"], Annotated[float, Field(gt=0, le=1e3)]]
 
 
-class Scheduler(_Strict):
-    orchestrator_submit_us: Micros
+class Hbm(_Strict):
+    """HBM as the cores see it: the read bandwidth all of them together achieve, shared by every running task's
+    traffic that misses L2."""
+
+    read_bytes_per_s: Annotated[float, Field(gt=0, le=1e15)]
+
+
+class L2(_Strict):
+    """The chip's L2 cache in front of HBM: its size, its line, and the sector a read fills (docs/timing-model.md,
+    L2)."""
+
+    bytes: Annotated[int, Field(ge=0, le=1 << 40)]
+    line_bytes: Annotated[int, Field(ge=32, le=1 << 16)]
+    sector_bytes: Annotated[int, Field(ge=32, le=1 << 16)]
+
+
+class Runtime(_Strict):
+    """One generation of the AICPU runtime (simpler): an orchestrator thread submitting tasks in program order,
+    scheduler threads each owning a contiguous block of clusters and spending CPU time on every subtask it
+    dispatches and every completion it handles, and the per-task costs on the AICore side."""
+
+    description: str = ""
+    orchestrator_submit_us: Micros  # per task, in program order
     scheduler_threads: Annotated[int, Field(ge=1, le=64)]
-    dispatch_cpu_us: Micros
-    dispatch_latency_us: Micros
-    completion_latency_us: Micros
-    task_switch_us: Micros
-    cross_core_sync_cycles: Cycles
+    dispatch_us: Micros  # scheduler-thread time per dispatched subtask (one per core a task runs on)
+    completion_us: Micros  # scheduler-thread time per completed subtask (fan-out included)
+    pre_dispatch: bool  # a busy core may hold one more task, started when the running one ends
+    dispatch_latency_us: Micros  # dispatch -> start on an idle core
+    task_switch_us: Micros  # end of the running task -> start of the pre-dispatched one
+    finish_latency_us: Micros  # AICore end -> the scheduler thread sees the completion
+    exec_fixed_us: Micros  # per task, between the AICore's start and end stamps, outside the kernel's ops
 
 
 class HardwareConfig(_Strict):
@@ -133,7 +165,8 @@ class HardwareConfig(_Strict):
     l0a_bytes: Annotated[int, Field(ge=1024, le=1 << 30)]
     l0b_bytes: Annotated[int, Field(ge=1024, le=1 << 30)]
     l0c_bytes: Annotated[int, Field(ge=1024, le=1 << 30)]
-    hbm_bytes_per_s: Annotated[float, Field(gt=0, le=1e15)]
+    hbm: Hbm
+    l2: L2
     dma_block_bytes: Annotated[int, Field(ge=1, le=4096)]
     dma: dict[str, PathCost]
     routes: dict[str, list[str]]
@@ -141,7 +174,9 @@ class HardwareConfig(_Strict):
     vector: Vector | None = None  # a2a3: repeat / count-mode intrinsics
     vector_functions: Annotated[VectorFunctions | None, Field(validate_default=True)] = None  # a5: vector functions
     cube: Cube
-    scheduler: Scheduler
+    cross_core_sync_cycles: Cycles  # an AIC <-> AIV flag where data change core
+    runtime: str  # the runtime generation a run uses (npusim run --runtime picks another of `runtimes`)
+    runtimes: dict[str, Runtime]
     reshape_cycles: Cycles
 
     @model_validator(mode="after")
@@ -156,6 +191,18 @@ class HardwareConfig(_Strict):
             for hop in hops:
                 if hop not in self.dma:
                     raise ValueError(f"routes: {route} uses path {hop!r}, which has no dma entry")
+        for name, path in self.dma.items():
+            reads_gm = name.startswith("gm_")
+            if reads_gm and path.l2_hit_latency_cycles is None:
+                raise ValueError(f"dma: {name} reads GM and needs l2_hit_latency_cycles")
+            if not reads_gm and (path.l2_hit_latency_cycles is not None or path.short_run_bytes_per_cycle is not None):
+                raise ValueError(f"dma: {name} does not read GM: l2_hit_latency_cycles and short_run_bytes_per_cycle "
+                                 "apply to GM reads only")
+            if path.write_completion_cycles and not name.endswith("_gm"):
+                raise ValueError(f"dma: {name} does not write GM: write_completion_cycles applies to GM writes only")
+        if self.runtime not in self.runtimes:
+            raise ValueError(f"runtime: {self.runtime!r} is not one of runtimes "
+                             f"({', '.join(self.runtimes)}){did_you_mean(self.runtime, self.runtimes)}")
         return self
 
     @field_validator("vector_functions")
@@ -174,8 +221,24 @@ class HardwareConfig(_Strict):
                 "L0C": self.l0c_bytes}[buf]
 
     @property
+    def hbm_bytes_per_s(self) -> float:
+        return self.hbm.read_bytes_per_s
+
+    @property
     def hbm_bytes_per_cycle(self) -> float:
-        return self.hbm_bytes_per_s / self.clock_hz
+        return self.hbm.read_bytes_per_s / self.clock_hz
+
+    @property
+    def active_runtime(self) -> Runtime:
+        """The runtime generation this config runs with (`runtime:`)."""
+        return self.runtimes[self.runtime]
+
+    def with_runtime(self, name: str) -> HardwareConfig:
+        """The same chip under another of its runtime generations (`npusim run --runtime NAME`)."""
+        if name not in self.runtimes:
+            raise ConfigError(f"--runtime: {self.name} has no runtime {name!r}{did_you_mean(name, self.runtimes)}; "
+                              f"runtimes: {', '.join(self.runtimes)}")
+        return self.model_copy(update={"runtime": name})
 
     def us_to_cycles(self, us: float) -> float:
         return us * 1e-6 * self.clock_hz
@@ -185,7 +248,8 @@ def _describe(doc: YamlDoc, exc: ValidationError) -> ConfigError:
     vf = ("vector_functions",)
     models = {(): HardwareConfig, ("dma", "*"): PathCost, ("vector",): Vector, ("vector", "intrinsics", "*"): Intrinsic,
               ("vector", "ub_copy"): UbCopy, vf: VectorFunctions, (*vf, "classes", "*"): VfClass,
-              (*vf, "classes", "*", "by_dtype", "*"): VfLoop, ("cube",): Cube, ("scheduler",): Scheduler}
+              (*vf, "classes", "*", "by_dtype", "*"): VfLoop, ("cube",): Cube, ("hbm",): Hbm, ("l2",): L2,
+              ("runtimes", "*"): Runtime}
     message, where = pydantic_message(doc, exc, models)
     return ConfigError(message, where)
 
