@@ -1,6 +1,6 @@
-"""Timing: every expected cycle count here is worked out by hand from the config's numbers (startup +
-bytes / rate for DMA, head + fractals for the cube, head + slope x repeats + tail for the vector pipe), never
-taken from an earlier run."""
+"""Timing: every expected cycle count here is worked out by hand from the config's numbers (issue + bytes / rate
+on the engine and latency to the data for DMA, head + fractals for the cube, head + slope x repeats + tail for the
+vector pipe; the runtime's per-task times for the chip), never taken from an earlier run."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from npusim.run import RunOptions, run
 from npusim.timing import CapacityError, load_config, schedule_kernel, simulate
 from npusim.timing.costs import CostModel
 
-from .conftest import PROGRAMS
+from .conftest import PROGRAMS, fast_config
 
 HW = load_config("ascend910b")
 
@@ -33,9 +33,23 @@ def kernel_tasks(path: Path):
     return execute(prog, {}, numerics_on=False)
 
 
-def dma(path: str, nbytes: int) -> float:
+def dma(path: str, nbytes: int, short_runs: bool = False) -> float:
+    """Engine cycles of one transfer (a GM write at least its write completion)."""
     d = HW.dma[path]
-    return d.startup_cycles + nbytes / d.bytes_per_cycle
+    rate = d.short_run_bytes_per_cycle if short_runs else d.bytes_per_cycle
+    return max(d.issue_cycles + nbytes / rate, d.write_completion_cycles)
+
+
+def arrival(path: str, nbytes: int, source: str = "hbm", short_runs: bool = False) -> float:
+    """One transfer alone: engine cycles, then the latency until its data are usable."""
+    d = HW.dma[path]
+    latency = d.l2_hit_latency_cycles if source == "l2" else d.latency_cycles
+    return dma(path, nbytes, short_runs) + latency
+
+
+def fast_hw(tmp_path: Path):
+    """ascend910b under the tests' near-free runtime (conftest.FAST_RUNTIME)."""
+    return load_config(str(fast_config(tmp_path)))
 
 
 def test_one_dma_load(tmp_path: Path) -> None:
@@ -43,10 +57,12 @@ def test_one_dma_load(tmp_path: Path) -> None:
                    "  x: {shape: [64, 128], dtype: fp32, role: input, init: zeros}")
     ex = kernel_tasks(path)
     sched = schedule_kernel(ex.tasks[0], CostModel(HW), ex.instrs)
-    assert sched.cycles == pytest.approx(265 + 16 * 128 * 4 / 128.2)
-    assert sched.cycles == pytest.approx(dma("gm_to_ub", 8192))
+    # issue 20 + 8192 B at 128.2 B/cycle on MTE2, then the HBM latency 245: alone, DEV's 265 + B/128.2
+    assert sched.cycles == pytest.approx(20 + 16 * 128 * 4 / 128.2 + 245) == pytest.approx(265 + 8192 / 128.2)
+    assert sched.cycles == pytest.approx(arrival("gm_to_ub", 8192))
     assert sched.dma_bytes == {"gm_to_ub": 8192} and sched.dma_transfers == {"gm_to_ub": 1}
-    assert sched.busy["mte2"] == pytest.approx(sched.cycles)
+    assert sched.busy["mte2"] == pytest.approx(dma("gm_to_ub", 8192))  # the engine is free during the latency
+    assert sched.gm_bytes == 8192 and sched.l2_hit_bytes == 0
 
 
 def test_matmul_16x128x64_bf16(tmp_path: Path) -> None:
@@ -63,9 +79,11 @@ def test_matmul_16x128x64_bf16(tmp_path: Path) -> None:
     # 6 + ceil(16/16) * ceil(128 / (32 B / 2 B)) * ceil(64/16) = 6 + 1 * 8 * 4
     assert cost.isolated_cycles(mad.sig) == 6 + 1 * 8 * 4 == 38
     sched = schedule_kernel(ex.tasks[0], cost, ex.instrs)
-    load_a, load_b = dma("gm_to_l1", 16 * 128 * 2), dma("gm_to_l1", 128 * 64 * 2)  # both on the AIC's MTE2
+    # both loads on the AIC's MTE2, each one contiguous run (the long-run rate); b's data arrive its latency later
+    load_a, load_b = dma("gm_to_l1", 16 * 128 * 2), arrival("gm_to_l1", 128 * 64 * 2)
     move_b = dma("l1_to_l0b", 128 * 64 * 2)  # L1 -> L0B after b arrives (L0A's move of a is done by then)
     assert sched.cycles == pytest.approx(load_a + load_b + move_b + 38)
+    assert load_a + load_b == pytest.approx(85 + 4096 / 50 + 85 + 16384 / 50 + 415)
     assert sched.busy["cube"] == 38
     assert sched.busy["mte1"] == pytest.approx(dma("l1_to_l0a", 4096) + move_b)
 
@@ -95,7 +113,7 @@ def test_exp_16x64_fp32(tmp_path: Path) -> None:
     assert expected == 13 + 2 * 16 + 18
     assert cost.isolated_cycles(ex.tasks[0].ops[1].sig) == expected
     sched = schedule_kernel(ex.tasks[0], cost, ex.instrs)
-    assert sched.cycles == pytest.approx(dma("gm_to_ub", 4096) + expected)
+    assert sched.cycles == pytest.approx(arrival("gm_to_ub", 4096) + expected)
     assert sched.busy["vector"] == pytest.approx(expected)
 
 
@@ -117,17 +135,23 @@ def _three_kernels(tmp_path: Path) -> Path:
 
 def test_raw_pair_serialises_and_independent_kernel_overlaps(tmp_path: Path) -> None:
     ex = kernel_tasks(_three_kernels(tmp_path))
-    tl = simulate(ex.tasks, ex.instrs, HW)
+    hw = fast_hw(tmp_path)
+    tl = simulate(ex.tasks, ex.instrs, hw, gm_shapes=ex.gm_shapes)
     producer, consumer, independent = tl.runs
     assert tl.deps == [(), (0,), ()]
-    s = HW.scheduler
-    # the consumer is dispatched only after the producer's completion reaches the scheduler
-    earliest = producer.end + HW.us_to_cycles(s.completion_latency_us + s.dispatch_cpu_us + s.dispatch_latency_us)
+    rt = hw.active_runtime
+    # the consumer is dispatched only after the producer's completion reaches a scheduler thread and is handled
+    earliest = producer.end + hw.us_to_cycles(rt.finish_latency_us + rt.completion_us + rt.dispatch_us
+                                              + rt.dispatch_latency_us)
     assert consumer.start == pytest.approx(earliest)
+    assert consumer.ready == pytest.approx(producer.end + hw.us_to_cycles(rt.finish_latency_us + rt.completion_us))
     assert independent.start < producer.end and independent.aiv != producer.aiv
     # each ran alone on an idle core with HBM to spare: its length is its standalone schedule
     for r in tl.runs:
         assert r.end - r.start == pytest.approx(r.schedule.cycles)
+    # the consumer re-reads the scratch tensor the producer has just written: an L2 hit; the others read HBM
+    assert consumer.schedule.l2_hit_bytes == 16 * 64 * 4 and consumer.schedule.gm_bytes == 16 * 64 * 4  # its store
+    assert producer.schedule.l2_hit_bytes == 0 and producer.schedule.gm_bytes == 2 * 16 * 64 * 4
 
 
 def test_48_dma_heavy_kernels_are_bound_by_hbm(tmp_path: Path) -> None:
@@ -137,10 +161,12 @@ def test_48_dma_heavy_kernels_are_bound_by_hbm(tmp_path: Path) -> None:
     tensor = f"  x: {{shape: [{48 * chunks * rows}, 128], dtype: fp32, role: input, init: zeros}}"
     path = program(tmp_path, body, tensor)
     ex = kernel_tasks(path)
-    tl = simulate(ex.tasks, ex.instrs, HW)
+    hw = fast_hw(tmp_path)
+    tl = simulate(ex.tasks, ex.instrs, hw, gm_shapes=ex.gm_shapes)
     total_bytes = 48 * chunks * rows * 128 * 4
-    hbm_bound = total_bytes / (HW.hbm_bytes_per_s / HW.clock_hz)
-    alone = chunks * dma("gm_to_ub", rows * 128 * 4)
+    hbm_bound = total_bytes / (hw.hbm_bytes_per_s / hw.clock_hz)
+    assert hw.hbm_bytes_per_s == 1.45e12  # the achievable all-core read bandwidth (DM M1)
+    alone = chunks * dma("gm_to_ub", rows * 128 * 4) + HW.dma["gm_to_ub"].latency_cycles  # nothing reads t
     span = max(r.end for r in tl.runs) - min(r.start for r in tl.runs)
     assert alone < hbm_bound  # without sharing, 48 cores could finish far sooner than HBM allows
     assert span >= hbm_bound * (1 - 1e-9)
@@ -241,7 +267,10 @@ def test_a_window_with_outer_dimensions_is_one_dma_per_slab(tmp_path: Path) -> N
                    "  x: {shape: [4, 32, 64], dtype: fp32, role: input, init: zeros}")
     ex = kernel_tasks(path)
     sched = schedule_kernel(ex.tasks[0], CostModel(HW), ex.instrs)
-    assert sched.cycles == pytest.approx(4 * dma("gm_to_ub", 32 * 64 * 4)) == pytest.approx(4 * (265 + 8192 / 128.2))
+    # each slab waits for the previous one's data (DEV c02, c06, c08: the calls of one TLOAD do not overlap)
+    assert sched.cycles == pytest.approx(4 * arrival("gm_to_ub", 32 * 64 * 4))
+    assert sched.cycles == pytest.approx(4 * (265 + 8192 / 128.2))
+    assert sched.busy["mte2"] == pytest.approx(4 * (20 + 8192 / 128.2))
     assert sched.dma_transfers == {"gm_to_ub": 4} and sched.dma_bytes == {"gm_to_ub": 4 * 8192}
 
 
@@ -294,11 +323,11 @@ def _matmul_store(tmp_path: Path, out_dtype: str | None, tensor_dtype: str) -> P
     arg = f", out_dtype={out_dtype}" if out_dtype else ""
     return program(
         tmp_path,
-        "  - incore mm:\n    - a = slice(x, [16, 128], [0, 0])\n    - b = slice(w, [128, 64], [0, 0])\n"
+        "  - incore mm:\n    - a = slice(x, [16, 128], [0, 0])\n    - b = slice(w, [128, 256], [0, 0])\n"
         f"    - c = matmul(a, b{arg})\n    - y = assemble(y, c, [0, 0])\n",
         "  x: {shape: [16, 128], dtype: bf16, role: input, init: \"uniform(-1, 1)\"}\n"
-        "  w: {shape: [128, 64], dtype: bf16, role: input, init: \"uniform(-1, 1)\"}\n"
-        f"  y: {{shape: [16, 64], dtype: {tensor_dtype}, role: output}}",
+        "  w: {shape: [128, 256], dtype: bf16, role: input, init: \"uniform(-1, 1)\"}\n"
+        f"  y: {{shape: [16, 256], dtype: {tensor_dtype}, role: output}}",
         name=f"mm_{out_dtype}_{tensor_dtype}",
     )
 
@@ -310,12 +339,13 @@ def test_matmul_without_out_dtype_is_fp32_in_shape_timing_traffic_and_buffers(tm
     fp32 = kernel_tasks(_matmul_store(tmp_path, "fp32", "fp32"))
     bf16 = kernel_tasks(_matmul_store(tmp_path, "bf16", "bf16"))
     mad = next(op for op in default.tasks[0].ops if op.sig.key == "TMATMUL")
-    assert mad.sig.out.dtype == "fp32" and mad.buf == "L0C" and mad.nbytes == 16 * 64 * 4
+    assert mad.sig.out.dtype == "fp32" and mad.buf == "L0C" and mad.nbytes == 16 * 256 * 4
     cost = CostModel(HW)
     s_default, s_fp32, s_bf16 = (schedule_kernel(e.tasks[0], cost, e.instrs) for e in (default, fp32, bf16))
-    assert s_default.dma_bytes["l0c_to_gm"] == 16 * 64 * 4 and s_bf16.dma_bytes["l0c_to_gm"] == 16 * 64 * 2
-    assert s_default.busy["fixpipe"] == pytest.approx(dma("l0c_to_gm", 16 * 64 * 4))
-    assert s_default.peak_bytes["L0C"] == 16 * 64 * 4
+    assert s_default.dma_bytes["l0c_to_gm"] == 16 * 256 * 4 and s_bf16.dma_bytes["l0c_to_gm"] == 16 * 256 * 2
+    assert s_default.busy["fixpipe"] == pytest.approx(dma("l0c_to_gm", 16 * 256 * 4))
+    assert s_default.busy["fixpipe"] == pytest.approx(192 + 16384 / 81.3)
+    assert s_default.peak_bytes["L0C"] == 16 * 256 * 4
     assert s_default.cycles == s_fp32.cycles != s_bf16.cycles
     runs = [run(RunOptions(program=_matmul_store(tmp_path, dt, "fp32"), out=tmp_path / f"o{dt}", quiet=True,
                            plot=False, trace=False)).report for dt in (None, "fp32")]

@@ -175,8 +175,8 @@ class HardwareConfig(_Strict):
     vector_functions: Annotated[VectorFunctions | None, Field(validate_default=True)] = None  # a5: vector functions
     cube: Cube
     cross_core_sync_cycles: Cycles  # an AIC <-> AIV flag where data change core
-    runtime: str  # the runtime generation a run uses (npusim run --runtime picks another of `runtimes`)
     runtimes: dict[str, Runtime]
+    runtime: str  # the runtime generation a run uses (npusim run --runtime picks another of `runtimes`)
     reshape_cycles: Cycles
 
     @model_validator(mode="after")
@@ -200,10 +200,15 @@ class HardwareConfig(_Strict):
                                  "apply to GM reads only")
             if path.write_completion_cycles and not name.endswith("_gm"):
                 raise ValueError(f"dma: {name} does not write GM: write_completion_cycles applies to GM writes only")
-        if self.runtime not in self.runtimes:
-            raise ValueError(f"runtime: {self.runtime!r} is not one of runtimes "
-                             f"({', '.join(self.runtimes)}){did_you_mean(self.runtime, self.runtimes)}")
         return self
+
+    @field_validator("runtime")
+    @classmethod
+    def _a_known_runtime(cls, value: str, info: ValidationInfo) -> str:
+        known = info.data.get("runtimes")
+        if known is not None and value not in known:
+            raise ValueError(f"not one of runtimes ({', '.join(known)}){did_you_mean(value, known)}")
+        return value
 
     @field_validator("vector_functions")
     @classmethod
