@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -350,3 +351,130 @@ def test_matmul_without_out_dtype_is_fp32_in_shape_timing_traffic_and_buffers(tm
     runs = [run(RunOptions(program=_matmul_store(tmp_path, dt, "fp32"), out=tmp_path / f"o{dt}", quiet=True,
                            plot=False, trace=False)).report for dt in (None, "fp32")]
     assert runs[0].outputs["y"].dtype == "fp32" and runs[0].outputs["y"].sha256 == runs[1].outputs["y"].sha256
+
+
+# --- DMA rates by run length, stores held to their write, buffering as the program asks ---------------------
+
+
+def test_gm_to_l1_short_runs_and_a_store_held_to_its_write(tmp_path: Path) -> None:
+    """GM -> L1 (ND -> NZ): a window whose GM runs are at most one L2 line (512 B) moves at the short-run rate
+    (S1 ddr_rate 32), longer runs at the contiguous rate; a tiny UB -> GM store holds MTE3 to its write
+    completion (277 cycles, DM M2 / K1)."""
+    costs = _costs(tmp_path, "  - incore k:\n    - a = slice(w, [64, 64], [0, 0])\n"
+                   "    - b = slice(w, [64, 256], [0, 0])\n    - c = slice(w, [16, 512], [0, 0])\n"
+                   "    - d = slice(w, [512, 64], [0, 0])\n    - m = matmul(a, b)\n    - n = matmul(c, d)\n"
+                   "    - v = slice(x, [1, 64], [0, 0])\n    - y = assemble(y, v, [0, 0])\n",
+                   "  w: {shape: [512, 8192], dtype: bf16, role: input, init: zeros}\n"
+                   "  x: {shape: [1, 64], dtype: fp32, role: input, init: zeros}\n"
+                   "  y: {shape: [1, 64], dtype: fp32, role: output}")
+    l1 = HW.dma["gm_to_l1"]
+    assert (l1.issue_cycles, l1.short_run_bytes_per_cycle, l1.bytes_per_cycle, l1.latency_cycles) == (85, 32, 50, 415)
+    assert costs["a"] == pytest.approx(85 + 64 * 64 * 2 / 32 + 415)  # 64 runs of 128 B
+    assert costs["b"] == pytest.approx(85 + 64 * 256 * 2 / 32 + 415)  # 64 runs of 512 B: one line each
+    assert costs["c"] == pytest.approx(85 + 16 * 512 * 2 / 50 + 415)  # 16 runs of 1 KiB
+    assert costs["d"] == pytest.approx(85 + 512 * 64 * 2 / 32 + 415)
+    assert costs["y"] == 277 > 192 + 256 / 109.7  # the store alone
+
+
+LOOP = ("  - incore k:\n    - for i in {rng}:\n      - t = slice(x, [16, 64], [i * 16, 0])\n"
+        "      - u = exp(t)\n")
+
+
+def _loop_cycles(stages: int, n: int) -> float:
+    """The loop of LOOP by hand: load i may start when MTE2 is free and the slot it takes is free (the exp of
+    the load `stages` productions before it has ended); exp i continues the vector stream (no head) when its
+    data are there by the previous exp's end, else it starts when they arrive, after the stream's tail, and
+    pays a head; the last exp's tail ends the kernel."""
+    g, vexp = HW.dma["gm_to_ub"], HW.vector.intrinsics["vexp"]
+    occupancy, latency = g.issue_cycles + 16 * 64 * 4 / g.bytes_per_cycle, g.latency_cycles
+    work = vexp.cycles_per_repeat * 16
+    engine, exp_end, ends = 0.0, 0.0, []
+    for i in range(n):
+        start = max(engine, ends[i - stages] if i >= stages else 0.0)
+        engine = start + occupancy
+        arrival = engine + latency
+        if i and arrival <= exp_end:
+            exp_end += work
+        else:
+            exp_end = max(arrival, exp_end + vexp.tail_cycles if i else 0.0) + vexp.head_cycles + work
+        ends.append(exp_end)
+    return exp_end + vexp.tail_cycles
+
+
+@pytest.mark.parametrize(("rng", "stages"), [("range(8)", 1), ("pipeline(8, stage=2)", 2),
+                                             ("pipeline(0, 8, 1, stage=4)", 4)])
+def test_a_loop_has_the_buffer_slots_it_asks_for(tmp_path: Path, rng: str, stages: int) -> None:
+    """A plain loop is single-buffered: load i + 1 waits until the exp reading load i has ended, so each
+    iteration pays the load's latency; pipeline(..., stage=F) gives its tiles F slots."""
+    ex = kernel_tasks(program(tmp_path, LOOP.format(rng=rng), "  x: {shape: [128, 64], dtype: fp32, role: input, "
+                              "init: zeros}"))
+    assert {ex.instrs[op.instr].stages for op in ex.tasks[0].ops} == {stages}
+    sched = schedule_kernel(ex.tasks[0], CostModel(HW), ex.instrs)
+    assert sched.cycles == pytest.approx(_loop_cycles(stages, 8))
+    if stages == 1:  # the latency is paid every iteration
+        assert sched.cycles > 8 * HW.dma["gm_to_ub"].latency_cycles
+    assert sched.peak_bytes["UB"] == 2 * 16 * 64 * 4 * stages  # t and u live at once, and F - 1 more of each
+
+
+def test_buffer_capacity_counts_every_stage(tmp_path: Path) -> None:
+    """F copies of a pipelined loop's tiles must fit: a [184, 128] FP32 tile (94 208 B) twice fills the 188 416 B
+    of UB exactly; [185, 128] twice does not, and the error says which loop's stages are the cause."""
+    body = "  - incore k:\n    - for i in pipeline(4, stage=2):\n      - t = slice(x, [{r}, 128], [0, 0])\n"
+    tensors = "  x: {shape: [200, 128], dtype: fp32, role: input, init: zeros}"
+    assert HW.ub_bytes == 2 * 184 * 128 * 4
+    fits = kernel_tasks(program(tmp_path, body.format(r=184), tensors, name="fits"))
+    assert schedule_kernel(fits.tasks[0], CostModel(HW), fits.instrs).peak_bytes["UB"] == HW.ub_bytes
+    over = kernel_tasks(program(tmp_path, body.format(r=185), tensors, name="over"))
+    with pytest.raises(CapacityError) as err:
+        schedule_kernel(over.tasks[0], CostModel(HW), over.instrs)
+    assert err.value.message == (
+        f"kernel k: its live tiles need {2 * 185 * 128 * 4} bytes of UB ({185 * 128 * 4} of them for the extra "
+        f"buffer slots that pipelined loops ask for, e.g. 2 for line 7: ask for fewer stages), the ascend910b core "
+        f"has {HW.ub_bytes} (tile the data smaller or reuse buffers)")
+    single = kernel_tasks(program(tmp_path, body.format(r=185).replace("pipeline(4, stage=2)", "range(4)"), tensors,
+                                  name="single"))
+    assert schedule_kernel(single.tasks[0], CostModel(HW), single.instrs).peak_bytes["UB"] == 185 * 128 * 4
+
+
+@pytest.mark.parametrize(("head", "message"), [
+    ("parallel i in pipeline(4, stage=2)", "pipeline(...) buffers a kernel's sequential loop: write 'for V in "
+                                           "pipeline(...)'"),
+    ("for i in pipeline(4)", "pipeline(...) takes one keyword, stage=F (the buffer slots of the loop's tiles); "
+                             "got none"),
+    ("for i in pipeline(4, slots=2)", "pipeline(...) takes one keyword, stage=F (the buffer slots of the loop's "
+                                      "tiles); got slots"),
+    ("for i in pipeline(4, stage=0)", "pipeline: stage must be a constant integer from 1 to 16, got 0 = 0"),
+    ("for i in pipeline(4, stage=S + 1.5)", "pipeline: stage must be a constant integer from 1 to 16, got S + 1.5 "
+                                            "= 3.5"),
+    ("for i in range(4, stage=2)", "a loop needs range(stop), range(start, stop) or range(start, stop, step)"),
+])
+def test_bad_pipeline_loops_are_located_errors(tmp_path: Path, head: str, message: str) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(f"name: p\nparams: {{S: 2}}\ntensors:\n  x: {{shape: [64, 64], dtype: fp32, role: input, "
+                    f"init: zeros}}\nbody:\n  - incore k:\n    - {head}:\n"
+                    f"      - t = slice(x, [16, 64], [i * 16, 0])\n")
+    with pytest.raises(NpusimError) as err:
+        load_program(path)
+    assert err.value.message == message and err.value.location.line == 7
+
+
+def test_a_pipeline_outside_a_kernel_is_an_error(tmp_path: Path) -> None:
+    path = program(tmp_path, "  - for i in pipeline(2, stage=2):\n    - incore k:\n      - t = slice(x, [16, 64], "
+                   "[i * 16, 0])\n", "  x: {shape: [64, 64], dtype: fp32, role: input, init: zeros}")
+    with pytest.raises(NpusimError, match=re.escape("pipeline(...) gives a kernel's tiles buffer slots: use it inside "
+                                                    "an 'incore:' block")):
+        kernel_tasks(path)
+
+
+def test_stages_of_nested_loops(tmp_path: Path) -> None:
+    """An op's stages are those of the innermost pipelined loop around it in its kernel (a plain loop nested in a
+    pipeline keeps them); a stage count may be a param."""
+    path = program(tmp_path, "  - incore k:\n    - a = slice(x, [16, 64], [0, 0])\n"
+                   "    - for i in pipeline(2, stage=S):\n      - for j in range(2):\n"
+                   "        - b = slice(x, [16, 64], [j * 16, 0])\n      - for j2 in pipeline(2, stage=3):\n"
+                   "        - c = slice(x, [16, 64], [j2 * 16, 0])\n",
+                   "  x: {shape: [64, 64], dtype: fp32, role: input, init: zeros}")
+    path.write_text(path.read_text().replace("name: t\n", "name: t\nparams: {S: 2}\n"))
+    ex = kernel_tasks(path)
+    stages = {ex.instrs[op.instr].text.split("=")[0].strip(): ex.instrs[op.instr].stages for op in ex.tasks[0].ops}
+    assert stages == {"a": 1, "b": 2, "c": 3}
