@@ -59,7 +59,7 @@ POINTS = [
     Point("R1 scope 3 refactored, 1651 tasks: total test time", SCOPE3, "refactor", APRIL_10, "test_time", 3284.44,
           f"DM §2 R1: {PR90}"),
 ]
-# Published but not asserted, with the reason (docs/timing-model.md §6).
+# Published but not asserted, with the reason (docs/timing-model.md §8).
 LISTED = [
     Point("R1 per-task latency, 33 411 tasks", SCOPE3, None, APRIL_10, "latency", 3.93, f"DM §2 R1: {PR90}"),
     Point("R1 per-task latency, 1651 tasks", SCOPE3, "refactor", APRIL_10, "latency", 44.58, f"DM §2 R1: {PR90}"),

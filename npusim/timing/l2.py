@@ -1,4 +1,4 @@
-"""L2 residency of GM data, in program order: which GM reads hit the chip's L2 (docs/timing-model.md, L2).
+"""L2 residency of GM data, in program order: which GM reads hit the chip's L2 (docs/timing-model.md §6.3).
 
 The L2 is tracked per sector (`l2.sector_bytes`: a read fills the sectors it touches, not whole lines) of every
 GM tensor. Every DMA op's window, read or written, is touched in program order (tasks in submission order, ops
