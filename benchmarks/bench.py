@@ -1,12 +1,21 @@
 """Wall time and peak memory of `npusim run` on the Qwen3-32B decode layer, against a plain numpy
-evaluation of the same layer (the reference implementation over whole tensors).
+evaluation of the same layer (the reference implementation over whole tensors), and how both scale.
 
-    python benchmarks/bench.py [--cases tiny,default,full_max_seq] [--repeat N] [--no-append]
+    python benchmarks/bench.py [--cases tiny,default,full_max_seq] [--no-scaling] [--repeat 3]
+                               [--base DIR --base-python PY] [--sweep N] [--no-append] [--label TEXT]
 
-Each case runs in a fresh child process (so its peak RSS is its own); the table is printed and appended to
-benchmarks/README.md with the machine's CPU and the date. Results also go to benchmarks/out/*.json, with
-the outputs' sha256 and the per-scope cycles, so two versions can be compared for identical results.
-Nothing here asserts on time: the numbers are for people.
+Each measurement runs in a fresh child process (so its peak RSS is its own) and the median of `--repeat`
+runs is shown. With `--base`, every measurement is paired: the checkout in DIR (run by PY, e.g. its own
+venv's python) and this checkout run alternately, so a machine shared with other work slows both alike;
+before each run the parent writes `--pretouch-mb` of memory and frees it, so both start with the same
+free memory rather than one paying to evict the page cache. Tables: the three presets (run with numerics,
+timing only, numpy), the scaling over max_seq 1k-16k and batch 16-64 with the linear extrapolation of each
+end from its two neighbours, start-up (`npusim --help`, `npusim validate` of a small program, wall and
+CPU), and a sweep: N timing-only variants of the full layer (max_seq 1024 + 64 i) on a pool of one process
+per core, each process importing npusim once. The tables are printed and appended to benchmarks/README.md
+with the machine and the date; raw results (with outputs' sha256 and per-scope cycles, so two versions can
+be compared for identical results) go to benchmarks/out/*.json. Nothing here asserts on time: the numbers
+are for people.
 """
 
 from __future__ import annotations
@@ -16,16 +25,21 @@ import datetime
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-PROGRAM = REPO / "programs" / "qwen3_decode.yaml"
-PRESETS = {"tiny": "tiny", "default": None, "full_max_seq": "full_max_seq"}
+PROGRAM = "programs/qwen3_decode.yaml"
+PRESETS = {"tiny", "full_max_seq"}
+MODES = ("numerics", "timing", "numpy")
+SCALING = ["max_seq=1024", "max_seq=2048", "default", "max_seq=8192", "max_seq=16384", "batch=32", "batch=64"]
+START_UP = {"--help": ["--help"], "validate matmul": ["validate", "programs/matmul.yaml"]}
 
 
 def cpu_name() -> str:
@@ -38,28 +52,45 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def child(args: argparse.Namespace) -> None:
+def case_options(case: str) -> tuple[str | None, dict[str, int]]:
+    """A case as (preset, --set overrides): a preset name, `default`, or `name=value[,name=value]`."""
+    if case == "default":
+        return None, {}
+    if case in PRESETS:
+        return case, {}
+    return None, {k: int(v) for k, v in (kv.split("=") for kv in case.split(","))}
+
+
+def child(case: str, mode: str, repo: Path) -> None:
     """Run one case in this process and print a JSON line: wall time, peak RSS, digests, cycles."""
     import resource
 
-    sys.path.insert(0, str(REPO))  # benchmark the checkout this script lives in, not an installed copy
+    sys.path.insert(0, str(repo))  # benchmark the checkout asked for, not an installed copy
+    preset, overrides = case_options(case)
+    program_file = repo / PROGRAM
     start = time.perf_counter()
-    if args.mode == "numpy":
+    if mode == "numpy":
+        import math
+
+        from npusim.dtypes import itemsize
         from npusim.frontend import load_program
         from npusim.frontend.inputs import initial_values
         from npusim.references import get_reference
 
-        program = load_program(PROGRAM, PRESETS[args.case])
+        program = load_program(program_file, preset, overrides)
         inputs = initial_values(program, 0)
         ready = time.perf_counter()
         get_reference("qwen3_decode").compute(inputs, program.consts)
-        result = {"wall_s": time.perf_counter() - ready, "inputs_s": ready - start}
+        result: dict[str, Any] = {
+            "wall_s": time.perf_counter() - ready, "inputs_s": ready - start,
+            "gm_mb": sum(math.prod(t.shape) * itemsize(t.dtype) for t in program.tensors.values()) / 2**20}
     else:
-        from npusim.run import RunOptions, run
+        from npusim.runner import RunOptions, run
 
         with tempfile.TemporaryDirectory() as out:
-            report = run(RunOptions(program=PROGRAM, preset=PRESETS[args.case], numerics=args.mode == "numerics",
-                                    out=Path(out), quiet=True, plot=False, trace=False)).report
+            report = run(RunOptions(program=program_file, preset=preset, overrides=overrides,
+                                    numerics=mode == "numerics", out=Path(out), quiet=True, plot=False,
+                                    trace=False)).report
         result = {
             "wall_s": time.perf_counter() - start,
             "tasks": report.total.tasks,
@@ -72,58 +103,182 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
-def measure(case: str, mode: str, repeat: int) -> dict:
-    """The best of `repeat` runs (wall time), each in a fresh process."""
-    best: dict | None = None
-    for _ in range(repeat):
-        proc = subprocess.run([sys.executable, __file__, "--child", case, mode], capture_output=True, text=True,
-                              cwd=REPO, check=False)
-        if proc.returncode != 0:
-            raise SystemExit(f"{case}/{mode} failed:\n{proc.stderr}")
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-        if best is None or result["wall_s"] < best["wall_s"]:
-            best = result
-    assert best is not None
-    return best
+def pretouch(mb: int) -> None:
+    """Write `mb` MiB and free it: the kernel reclaims page cache now, not during the measured run."""
+    if mb > 0:
+        block = bytearray(mb * 2**20)
+        for i in range(0, len(block), 4096):
+            block[i] = 1
+        del block
+
+
+def once(python: str, repo: Path, case: str, mode: str, pretouch_mb: int) -> dict:
+    pretouch(pretouch_mb)
+    begin = time.perf_counter()
+    proc = subprocess.run([python, str(Path(__file__).resolve()), "--child", case, mode, str(repo)],
+                          capture_output=True, text=True, cwd=repo, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{repo} {case}/{mode} failed:\n{proc.stderr}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["process_s"] = time.perf_counter() - begin
+    return result
+
+
+def median_of(runs: list[dict]) -> dict:
+    """The run with the median wall time, with the median of every timing and the largest peak RSS."""
+    runs = sorted(runs, key=lambda r: r["wall_s"])
+    out = dict(runs[len(runs) // 2])
+    for key in ("wall_s", "process_s", "inputs_s"):
+        if key in out:
+            out[key] = statistics.median(r[key] for r in runs)
+    out["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    out["walls"] = [round(r["wall_s"], 3) for r in runs]
+    return out
+
+
+def measure(sides: dict[str, tuple[str, Path]], cases: list[str], repeat: int, pretouch_mb: int) -> dict:
+    """results[side][case][mode]: the median of `repeat` runs, the sides alternating run by run."""
+    raw: dict[str, dict[str, dict[str, list[dict]]]] = {s: {} for s in sides}
+    for case in cases:
+        for mode in MODES:
+            for _ in range(repeat):
+                for side, (python, repo) in sides.items():
+                    raw[side].setdefault(case, {}).setdefault(mode, []).append(
+                        once(python, repo, case, mode, pretouch_mb))
+            line = " · ".join(f"{s} {median_of(raw[s][case][mode])['wall_s']:.2f} s" for s in sides)
+            print(f"  {case} {mode}: {line}", flush=True)
+    return {s: {c: {m: median_of(runs) for m, runs in per.items()} for c, per in raw[s].items()} for s in raw}
+
+
+def start_up(python: str, repo: Path, repeat: int) -> dict[str, dict[str, float]]:
+    """Median wall and CPU seconds of the start-up commands (`python -m npusim ...` in the checkout)."""
+    import resource
+
+    out = {}
+    for name, argv in START_UP.items():
+        walls, cpus = [], []
+        for _ in range(repeat):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            begin = time.perf_counter()
+            proc = subprocess.run([python, "-m", "npusim", *argv], capture_output=True, cwd=repo, check=False)
+            walls.append(time.perf_counter() - begin)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+            if proc.returncode != 0:
+                raise SystemExit(f"{repo}: npusim {' '.join(argv)} failed:\n{proc.stderr.decode()}")
+        out[name] = {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus)}
+    return out
+
+
+def _sweep_one(repo: str, max_seq: int) -> float:
+    sys.path.insert(0, repo)
+    try:
+        from npusim.runner import RunOptions, run
+    except ImportError:
+        from npusim.run import RunOptions, run
+    begin = time.perf_counter()
+    run(RunOptions(program=Path(repo) / PROGRAM, overrides={"max_seq": max_seq}, numerics=False, quiet=True,
+                   plot=False, trace=False))
+    return time.perf_counter() - begin
+
+
+def sweep(python: str, repo: Path, n: int) -> dict[str, float]:
+    """Wall time of `n` timing-only variants on a pool of one process per core (run by `python`)."""
+    script = (f"import sys, time; sys.path.insert(0, {str(HERE)!r}); import bench\n"
+              "from concurrent.futures import ProcessPoolExecutor\n"
+              "begin = time.perf_counter()\n"
+              "with ProcessPoolExecutor() as pool:\n"
+              f"    each = list(pool.map(bench._sweep_one, [{str(repo)!r}] * {n},\n"
+              f"                         [1024 + 64 * i for i in range({n})]))\n"
+              "print(time.perf_counter() - begin, sum(each) / len(each))\n")
+    proc = subprocess.run([python, "-c", script], capture_output=True, text=True, cwd=repo, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{repo}: sweep failed:\n{proc.stderr}")
+    total, each = (float(x) for x in proc.stdout.split())
+    return {"variants": n, "wall_s": total, "per_variant_s": each}
+
+
+def preset_rows(side: str, results: dict, cases: list[str]) -> list[str]:
+    rows = []
+    for case in cases:
+        r = results[case]
+        num, tim, ref = r["numerics"], r["timing"], r["numpy"]
+        rows.append(
+            f"| {side} | {case} | {num['tasks']} | {num['ops']} | {num['wall_s']:.2f} | {num['peak_rss_mb']:.0f} | "
+            f"{ref['gm_mb']:.0f} | {tim['wall_s']:.2f} | {tim['process_s']:.2f} | {tim['peak_rss_mb']:.0f} | "
+            f"{ref['wall_s']:.3f} | {num['wall_s'] / ref['wall_s']:.1f}x | "
+            f"{'passed' if num['check'] else 'FAILED'} |")
+    return rows
+
+
+def extrapolations(results: dict) -> list[str]:
+    """Each end of the scaling range against the straight line through its two neighbours."""
+    lines = []
+    for end, (a, b), (xa, xb, x) in (("max_seq=16384", ("default", "max_seq=8192"), (4096, 8192, 16384)),
+                                     ("batch=64", ("default", "batch=32"), (16, 32, 64))):
+        if end not in results or a not in results or b not in results:
+            continue
+        for mode, key in (("numerics", "wall_s"), ("timing", "wall_s"), ("numerics", "peak_rss_mb")):
+            ya, yb, y = results[a][mode][key], results[b][mode][key], results[end][mode][key]
+            line = ya + (yb - ya) * (x - xa) / (xb - xa)
+            lines.append(f"{end} {mode} {'time' if key == 'wall_s' else 'memory'}: {y:.2f} measured, "
+                         f"{line:.2f} on the line through {a} and {b}: {y / line:.2f}x")
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", default="tiny,default,full_max_seq")
-    parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--no-append", action="store_true", help="do not append the table to benchmarks/README.md")
-    parser.add_argument("--label", default="", help="a note for the table (e.g. the commit)")
-    parser.add_argument("--child", nargs=2, metavar=("CASE", "MODE"), help=argparse.SUPPRESS)
+    parser.add_argument("--no-scaling", action="store_true", help="skip the max_seq / batch scaling table")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (the median is shown)")
+    parser.add_argument("--base", type=Path, default=None, help="a checkout to pair every measurement with")
+    parser.add_argument("--base-python", default=sys.executable, help="the python that runs --base")
+    parser.add_argument("--sweep", type=int, default=20, help="timing-only variants in the sweep (0: none)")
+    parser.add_argument("--pretouch-mb", type=int, default=3072, help="memory written and freed before each run")
+    parser.add_argument("--no-append", action="store_true", help="do not append the tables to benchmarks/README.md")
+    parser.add_argument("--label", default="", help="a note for the tables (e.g. the commits)")
+    parser.add_argument("--child", nargs=3, metavar=("CASE", "MODE", "REPO"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(argparse.Namespace(case=args.child[0], mode=args.child[1]))
+        child(args.child[0], args.child[1], Path(args.child[2]))
         return
 
-    rows, results = [], {}
-    for case in args.cases.split(","):
-        numerics = measure(case, "numerics", args.repeat)
-        timing = measure(case, "timing", args.repeat)
-        numpy_eval = measure(case, "numpy", args.repeat)
-        results[case] = {"numerics": numerics, "no_numerics": timing, "numpy": numpy_eval}
-        rows.append(
-            f"| {case} | {numerics['tasks']} | {numerics['ops']} | {numerics['wall_s']:.2f} | "
-            f"{numerics['peak_rss_mb']:.0f} | {timing['wall_s']:.2f} | {timing['peak_rss_mb']:.0f} | "
-            f"{numerics['wall_s'] / timing['wall_s']:.1f}x | {numpy_eval['wall_s']:.3f} | "
-            f"{numerics['wall_s'] / numpy_eval['wall_s']:.1f}x | {'passed' if numerics['check'] else 'FAILED'} |"
-        )
-        print(rows[-1], flush=True)
+    sides: dict[str, tuple[str, Path]] = {}
+    if args.base is not None:
+        sides["before"] = (args.base_python, args.base.resolve())
+    sides["after" if args.base is not None else "this"] = (sys.executable, REPO)
+    cases = args.cases.split(",")
+    scaling = [] if args.no_scaling else [c for c in SCALING if c not in cases]
+    results = measure(sides, cases + scaling, args.repeat, args.pretouch_mb)
+    starts = {side: start_up(python, repo, 3 * args.repeat) for side, (python, repo) in sides.items()}
+    sweeps = {side: sweep(python, repo, args.sweep) for side, (python, repo) in sides.items()} if args.sweep else {}
+
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    header = (
-        f"\n### {stamp} · {cpu_name()} · {os.cpu_count()} cores · Python {platform.python_version()}"
-        + (f" · {args.label}" if args.label else "")
-        + "\n\n| case | tasks | ops | run s | peak MB | --no-numerics s | peak MB | speed-up | numpy s | "
-        "run / numpy | check |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
-    )
-    table = header + "\n".join(rows) + "\n"
+    loadavg = f" · load {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    head = (f"\n### {stamp} · {cpu_name()} · {os.cpu_count()} cores · Python {platform.python_version()}{loadavg}"
+            + (f" · {args.label}" if args.label else "")
+            + f"\n\nMedian of {args.repeat} runs" + (", before and after alternating" if args.base else "") + ".\n")
+    columns = ("\n| side | case | tasks | ops | run s | peak MB | GM MB | timing-only s | with start-up s | peak MB | "
+               "numpy s | run / numpy | check |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+    table = head + columns + "\n".join(row for side in sides for row in preset_rows(side, results[side], cases))
+    if scaling:
+        order = [c for c in SCALING if c in results[next(iter(sides))]]
+        table += "\n\nScaling (default = max_seq 4096, batch 16):\n" + columns + "\n".join(
+            row for side in sides for row in preset_rows(side, results[side], order))
+        for side in sides:
+            table += "\n\n" + "\n".join(f"- {side}: {line}" for line in extrapolations(results[side]))
+    table += f"\n\nStart-up (median of {3 * args.repeat}):\n\n| side | command | wall s | CPU s |\n" \
+        + "|---|---|---|---|\n" + "\n".join(f"| {side} | npusim {name} | {v['wall_s']:.3f} | {v['cpu_s']:.3f} |"
+                                     for side, per in starts.items() for name, v in per.items()) + "\n"
+    for side, v in sweeps.items():
+        table += (f"\nSweep ({side}): {v['variants']} timing-only variants of the full layer in {v['wall_s']:.1f} s on "
+                  f"{os.cpu_count()} processes ({v['per_variant_s']:.2f} s each in its process; 100 variants: "
+                  f"~{v['wall_s'] * 100 / v['variants']:.0f} s)\n")
     print(table)
     out = HERE / "out"
     out.mkdir(exist_ok=True)
-    (out / f"bench-{stamp.replace(' ', '_').replace(':', '')}.json").write_text(json.dumps(results, indent=2))
+    (out / f"bench-{stamp.replace(' ', '_').replace(':', '')}.json").write_text(
+        json.dumps({"results": results, "start_up": starts, "sweep": sweeps}, indent=2))
     if not args.no_append:
         with (HERE / "README.md").open("a") as fh:
             fh.write(table)

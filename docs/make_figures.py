@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from npusim.run import RunOptions, Side, compare, run
+from npusim.runner import RunOptions, Side, compare, run
 
 REPO = Path(__file__).resolve().parents[1]
 IMG = REPO / "docs" / "img"

@@ -12,6 +12,7 @@ NUMPY_DTYPES: dict[str, np.dtype] = {
     "int32": np.dtype(np.int32),
 }
 FLOAT_DTYPES = ("bf16", "fp16", "fp32")
+MAX_DIMS = 32  # dimensions of a tensor or tile: numpy 1.x arrays have at most 32 (numpy 2.x: 64)
 
 
 def itemsize(dtype: str) -> int:

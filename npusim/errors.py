@@ -1,10 +1,15 @@
-"""User-facing errors: one located message and exit status 2, never a traceback."""
+"""User-facing errors: one located message and exit status 2, never a traceback; the interruptions (Ctrl-C,
+SIGTERM) that end a run with 130 or 143; and `shown`, the repr of a user's value that is safe to put in
+a one-line message whatever the value is (an integer of a million digits, a string of control characters)."""
 
 from __future__ import annotations
 
 import difflib
+import signal
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,49 @@ class ConfigError(NpusimError):
 
 class LimitError(NpusimError):
     """A run that would exceed one of npusim's resource limits."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt so the same clean-up runs."""
+
+
+def terminate_like_ctrl_c() -> None:
+    """Make SIGTERM end the process the way Ctrl-C does (staged artefacts removed, locks released)."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def interruption(exc: KeyboardInterrupt, written: list[str]) -> tuple[str, int]:
+    """The one line and exit status of an interrupted command: 130 for Ctrl-C, 143 for SIGTERM (128 + the
+    signal number, as a shell reports it); `written` are the reports committed before the interruption."""
+    word, code = ("terminated", 128 + signal.SIGTERM) if isinstance(exc, Terminated) else ("interrupted", 130)
+    if written:
+        return f"{word} after the report was written: {', '.join(written)}", code
+    return f"{word}: no report written", code
+
+
+_MAX_SHOWN = 60
+
+
+def shown(value: Any, limit: int = _MAX_SHOWN) -> str:
+    """repr(value) cut to `limit` characters. An int too long for Python to print (over
+    sys.get_int_max_str_digits() digits) is described by its size instead of raising ValueError."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 3 * _int_digit_limit():
+        return f"<an integer of about {int(value.bit_length() * 0.30103)} digits>"
+    try:
+        text = repr(value)
+    except ValueError:  # a container holding such an int
+        text = f"<a {type(value).__name__} holding an integer too long to print>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _int_digit_limit() -> int:
+    get = getattr(sys, "get_int_max_str_digits", None)
+    limit = get() if get is not None else 0
+    return limit if limit > 0 else 1 << 40
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:

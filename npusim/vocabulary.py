@@ -18,6 +18,7 @@ BUFFERS: tuple[Buffer, ...] = get_args(Buffer)
 Place = Literal["GM", "UB", "L1", "L0A", "L0B", "L0C"]  # a buffer or global memory
 
 GmSource = Literal["hbm", "l2"]  # where a GM read's data come from: HBM (not in L2) or an L2 hit
+MAX_BUFFER_BYTES = 1 << 30  # the largest on-chip buffer a config may declare: a bigger tile fits no core
 
 Side = Literal["aic", "aiv"]  # which core of an AIC + AIV cluster runs something
 CoreKind = Literal["aic", "aiv", "mix"]  # what a kernel needs: the cube side, the vector side, or both

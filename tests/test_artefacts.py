@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from npusim.output import plots, summaries, trace
-from npusim.run import RunOptions, RunResult, run
+from npusim.runner import RunOptions, RunResult, run
 
 from .conftest import fast_config
 
@@ -465,7 +465,7 @@ def test_progress_bar_on_a_terminal_lines_elsewhere(monkeypatch: pytest.MonkeyPa
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     import sys
 
-    from npusim.run import PROGRESS_EVERY_S, Progressor
+    from npusim.runner import PROGRESS_EVERY_S, Progressor
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
     now = [0.0]

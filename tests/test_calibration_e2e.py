@@ -13,7 +13,7 @@ from functools import cache
 import pytest
 
 from npusim.output.report import Report
-from npusim.run import RunOptions, run
+from npusim.runner import RunOptions, run
 
 from .conftest import PROGRAMS
 

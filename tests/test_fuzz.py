@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from npusim.cli import main
+from npusim.frontend.yaml_source import parse_yaml
 from npusim.timing import CONFIG_DIR
 
 from .conftest import PROGRAMS
@@ -65,7 +66,7 @@ def mutated_yaml(draw: st.DrawFn, files: list[Path]) -> str:
         if draw(st.booleans()):
             del lines[draw(st.integers(0, len(lines) - 1))]
         return "\n".join(lines)
-    data = yaml.safe_load(text)
+    data = parse_yaml(text, "fuzz").data  # as npusim reads it: 1.85e9 is a number (PyYAML's YAML 1.1: a string)
     paths = [p for p in _paths(data) if p]
     path = draw(st.sampled_from(paths))
     parent, key = _get(data, path[:-1]), path[-1]

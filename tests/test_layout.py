@@ -15,8 +15,9 @@ PACKAGE = REPO / "npusim"
 # vocabulary every stage shares; the top (run, cli) drives the pipeline. The references (independent
 # implementations that check outputs) may import only `common`, and only `output` and later may use them.
 STAGES = ["common", "numerics", "ops", "frontend", "graph", "interp", "timing", "output", "top"]
-COMMON = {"npusim", "npusim.errors", "npusim.dtypes", "npusim.vocabulary"}
-TOP = {"npusim.run", "npusim.cli", "npusim.__main__"}
+COMMON = {"npusim.errors", "npusim.dtypes", "npusim.vocabulary", "npusim.version"}
+# the package itself is the notebook API (`npusim.run`, `npusim.sweep`), imported lazily
+TOP = {"npusim", "npusim.api", "npusim.runner", "npusim.cli", "npusim.__main__"}
 
 
 def module_name(path: Path) -> str:
@@ -29,7 +30,7 @@ def module_name(path: Path) -> str:
 def stage_of(module: str) -> str:
     if module in COMMON:
         return "common"
-    if module in TOP:
+    if module in TOP or module.startswith("npusim.explore"):
         return "top"
     parts = module.split(".")
     if len(parts) > 1 and parts[1] in (*STAGES, "references"):

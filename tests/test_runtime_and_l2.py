@@ -13,7 +13,7 @@ import pytest
 from npusim.cli import main
 from npusim.frontend import load_program
 from npusim.interp import execute
-from npusim.run import RunOptions, run
+from npusim.runner import RunOptions, run
 from npusim.timing import load_config, simulate
 from npusim.timing.hardware import L2, Runtime
 from npusim.timing.l2 import L2Residency

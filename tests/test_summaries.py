@@ -18,7 +18,7 @@ from rich.console import Console
 from npusim.output import plots, summaries
 from npusim.output.report import Report
 from npusim.output.table import WIDTH, critical_path_lines, print_summary, print_table, scope_table
-from npusim.run import RunOptions, RunResult, run
+from npusim.runner import RunOptions, RunResult, run
 from npusim.timing import load_config
 from npusim.vocabulary import PIPES, touches_gm
 

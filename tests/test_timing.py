@@ -14,7 +14,7 @@ import pytest
 from npusim.errors import NpusimError
 from npusim.frontend import load_program
 from npusim.interp import execute
-from npusim.run import RunOptions, run
+from npusim.runner import RunOptions, run
 from npusim.timing import CapacityError, load_config, schedule_kernel, simulate
 from npusim.timing.costs import CostModel
 

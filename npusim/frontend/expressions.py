@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from npusim.errors import Location, ProgramError, did_you_mean
+from npusim.errors import Location, ProgramError, did_you_mean, shown
 
 Env = dict[str, Any]
 Compiled = tuple[Callable[[Env], Any], Any]  # (closure, folded constant or None)
@@ -48,6 +48,17 @@ _CMPOPS: dict[type, Callable[[Any, Any], bool]] = {
 }
 FUNCTIONS: dict[str, Callable[..., Any]] = {"min": min, "max": max, "abs": abs, "sqrt": math.sqrt}
 _FUNCTION_ARITY = {"min": (2, 16), "max": (2, 16), "abs": (1, 1), "sqrt": (1, 1)}
+
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # scalar integers are 64-bit, as on the device's scalar unit
+
+
+def number_problem(value: Any) -> str | None:
+    """Why a scalar value cannot be used (an integer beyond 64 bits, a NaN or infinite float), or None."""
+    if value.__class__ is int and not INT_MIN <= value <= INT_MAX:
+        return f"{shown(value)} does not fit in a 64-bit integer"
+    if value.__class__ is float and not math.isfinite(value):
+        return f"{value} is not a finite number"
+    return None
 
 
 
@@ -148,6 +159,9 @@ class ExprCompiler:
     def _constant(self, node: ast.Constant, text: str, loc: Location) -> Compiled:
         value = node.value
         if isinstance(value, bool | int | float):
+            problem = number_problem(value)
+            if problem is not None:
+                raise self._fail(f"literal {problem}", node, loc)
             return (lambda env: value), value
         raise self._fail(f"literal {value!r} is not allowed in an expression (only numbers)", node, loc)
 
@@ -157,7 +171,16 @@ class ExprCompiler:
             value = self.consts[name]
             return (lambda env: value), value
         if name in self.runtime_names:
-            return (lambda env: env[name]), None
+            undefined = self._fail(f"{name!r} has no value when this line runs: it is assigned only in an 'if' "
+                                   "branch not taken or in a loop that ran no iterations", node, loc)
+
+            def get(env: Env) -> Any:
+                try:
+                    return env[name]
+                except KeyError:
+                    raise undefined from None
+
+            return get, None
         known = list(self.consts) + list(self.runtime_names)
         raise self._fail(f"unknown name {name!r}{did_you_mean(name, known)}", node, loc)
 
@@ -267,6 +290,9 @@ class ExprCompiler:
             raise self._fail("division by zero", node, loc) from None
         except (OverflowError, ValueError, TypeError) as exc:
             raise self._fail(f"cannot evaluate: {exc}", node, loc) from None
+        problem = number_problem(value)
+        if problem is not None:
+            raise self._fail(f"cannot evaluate: {problem}", node, loc)
         return (lambda env: value), value
 
     def _compile_read(self, node: ast.Call, text: str, loc: Location) -> Callable[[Env], Any]:

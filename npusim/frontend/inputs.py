@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import ml_dtypes
 import numpy as np
 
 from npusim.dtypes import np_dtype
@@ -71,7 +72,48 @@ def parse_init(tensor: Tensor, program: Program) -> InitRule:
             raise ProgramError(f"tensor {tensor.name}: randint bounds outside int32", tensor.loc)
     if kind == "normal" and args[1] < 0:
         raise ProgramError(f"tensor {tensor.name}: normal std must be >= 0", tensor.loc)
-    return InitRule(kind, args, float(scale), divide)
+    rule = InitRule(kind, args, float(scale), divide)
+    _check_range(tensor, rule, text)
+    return rule
+
+
+NORMAL_SPAN = 10.0  # normal draws are taken to lie within mean +- 10 std (a float32 draw beyond is below 1e-22)
+
+
+def _value_range(rule: InitRule) -> tuple[float, float]:
+    """The smallest and largest value a rule can draw, after its scale."""
+    if rule.kind == "uniform":
+        lo, hi = rule.args
+    elif rule.kind == "normal":
+        lo, hi = rule.args[0] - NORMAL_SPAN * rule.args[1], rule.args[0] + NORMAL_SPAN * rule.args[1]
+    else:
+        lo = hi = {"ones": 1.0, "zeros": 0.0}.get(rule.kind, rule.args[0] if rule.args else 0.0)
+    ends = [lo / rule.scale, hi / rule.scale] if rule.divide else [lo * rule.scale, hi * rule.scale]
+    return min(ends), max(ends)
+
+
+def _check_range(tensor: Tensor, rule: InitRule, text: str) -> None:
+    """Every value a rule draws must be a finite number of the tensor's dtype: computed in float32 (the
+    operands too) and then rounded to the dtype, or rounded to an int32 (randint's bounds are checked above)."""
+    if rule.kind == "randint":
+        return
+    f32 = float(np.finfo(np.float32).max)
+    operands = [*rule.args, rule.scale]
+    if rule.kind == "uniform":
+        operands.append(rule.args[1] - rule.args[0])
+    if any(not np.isfinite(a) or abs(a) > f32 for a in operands):
+        raise ProgramError(f"tensor {tensor.name}: init {text!r} needs numbers beyond float32", tensor.loc)
+    lo, hi = (float(np.float32(v)) if abs(v) <= f32 else v for v in _value_range(rule))  # as float32 has them
+    if tensor.dtype == "int32":
+        limits = (-(2.0**31), 2.0**31 - 1)
+    else:
+        # ml_dtypes' finfo: numpy's knows bfloat16 only from ml_dtypes 0.7 on
+        top = float(ml_dtypes.finfo(np_dtype(tensor.dtype)).max)
+        limits = (-top, top)
+    if lo < limits[0] or hi > limits[1]:
+        raise ProgramError(
+            f"tensor {tensor.name}: init {text!r} draws values in [{lo:g}, {hi:g}], beyond {tensor.dtype} "
+            f"([{limits[0]:g}, {limits[1]:g}])", tensor.loc)
 
 
 def _filler(rule: InitRule, rng: np.random.Generator) -> Callable[[int], np.ndarray]:

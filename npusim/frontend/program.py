@@ -90,3 +90,4 @@ class Program:
     body: list[Instr]
     limits: ExprLimits
     presets: dict[str, dict[str, int | float]] = field(default_factory=dict)  # named param overrides
+    reference_loc: Location | None = None  # where the program names its reference

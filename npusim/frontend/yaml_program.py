@@ -10,15 +10,15 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from npusim.dtypes import NUMPY_DTYPES
-from npusim.errors import Location, ProgramError, did_you_mean
+from npusim.dtypes import MAX_DIMS, NUMPY_DTYPES
+from npusim.errors import Location, ProgramError, did_you_mean, shown
 from npusim.ops import OPS, REQUIRED
 
-from .expressions import FUNCTIONS, ExprCompiler, ExprLimits, parse_python
+from .expressions import FUNCTIONS, ExprCompiler, ExprLimits, number_problem, parse_python
 from .params import resolve_params
 from .program import ForLoop, IfBlock, Instr, KernelBlock, OpCall, Program, ScalarAssign, ScopeBlock, Tensor
 from .yaml_source import YamlDoc, YamlLimits, load_yaml, pydantic_message
@@ -32,6 +32,17 @@ _CONTROL_FORMS = ("scope NAME, incore [NAME], for V in range(...), for V in pipe
                   "parallel V in range(...), if EXPR, else")
 MAX_STAGES = 16  # buffer slots a pipelined loop may ask for
 _RESERVED = set(OPS) | set(FUNCTIONS) | {"range", "pipeline", "True", "False"} | set(NUMPY_DTYPES)
+# A program's name and its presets' names name its default report directory (reports/NAME-PRESET-...; other
+# characters are made '_' there): printable, at most 100 characters, no path separator, not starting with '.'
+# or '-', so never '.', '..', '/abs' or '../x', a NUL or a lone surrogate
+_PATH_NAME_RULE = "printable, at most 100 characters, no '/' or '\\', not starting with '.' or '-'"
+
+
+def _usable_name(name: str) -> bool:
+    return (0 < len(name) <= 100 and name.isprintable() and not {"/", "\\"} & set(name)
+            and not name.startswith((".", "-")))
+
+
 
 
 # --- the file schema ----------------------------------------------------------------------------------
@@ -42,7 +53,7 @@ class _Strict(BaseModel):
 
 
 class TensorDecl(_Strict):
-    shape: list[int | str]
+    shape: Annotated[list[int | str], Field(min_length=1, max_length=MAX_DIMS)]
     dtype: Literal["bf16", "fp16", "fp32", "int32"]
     role: Literal["input", "output", "inout", "scratch"]
     init: str | None = None
@@ -64,7 +75,14 @@ class ProgramFile(_Strict):
     def _identifiers(cls, value: dict[str, Any]) -> dict[str, Any]:
         for key in value:
             if not re.fullmatch(_IDENT, key) or key in _RESERVED:
-                raise ValueError(f"{key!r} is not a usable name (identifiers only; not an op, dtype or builtin)")
+                raise ValueError(f"{shown(key)} is not a usable name (identifiers only; not an op, dtype or builtin)")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _usable_name(value):
+            raise ValueError(f"cannot name a report directory ({_PATH_NAME_RULE})")
         return value
 
 
@@ -93,6 +111,7 @@ def load_program(
         pf = ProgramFile.model_validate(doc.data)
     except ValidationError as exc:
         raise _pydantic_error(doc, exc) from None
+    _check_names_and_numbers(pf, doc)
     params = resolve_params(pf.params, pf.presets, preset, overrides or {},
                             lambda key: doc.where(("presets", preset, key)))
     consts: dict[str, int | float] = dict(params)
@@ -110,10 +129,27 @@ def load_program(
         consts=consts,
         tensors=tensors,
         reference=pf.reference,
+        reference_loc=doc.where(("reference",)) if pf.reference is not None else None,
         body=body,
         limits=expr_limits,
         presets=pf.presets,
     )
+
+
+def _check_names_and_numbers(pf: ProgramFile, doc: YamlDoc) -> None:
+    """Preset names name report directories; params, preset values and numeric lets are 64-bit integers or
+    finite floats (`.nan` and `.inf` are refused where they are written, not after the run)."""
+    for name, values in pf.presets.items():
+        if not _usable_name(name):
+            raise ProgramError(f"preset {shown(name)} cannot name a report directory ({_PATH_NAME_RULE})",
+                               doc.where_key(("presets", name)))
+        for key, value in values.items():
+            if (problem := number_problem(value)) is not None:
+                raise ProgramError(f"preset {name}: {key}: {problem}", doc.where(("presets", name, key)))
+    for section, values in (("params", pf.params), ("let", pf.let)):
+        for key, value in values.items():
+            if not isinstance(value, str) and (problem := number_problem(value)) is not None:
+                raise ProgramError(f"{section} {key}: {problem}", doc.where((section, key)))
 
 
 def _evaluate_lets(pf: ProgramFile, doc: YamlDoc, compiler: ExprCompiler, consts: dict[str, int | float]) -> None:
@@ -133,7 +169,7 @@ def _check_requirements(pf: ProgramFile, doc: YamlDoc, compiler: ExprCompiler, c
         where = doc.where(("require", i))
         if not compiler.compile_text(source, where).const:
             names = sorted({n.id for n in ast.walk(ast.parse(source, mode="eval")) if isinstance(n, ast.Name)})
-            values = ", ".join(f"{n}={consts[n]}" for n in names if n in consts)
+            values = ", ".join(f"{n}={shown(consts[n])}" for n in names if n in consts)
             raise ProgramError(f"requirement failed: {source} ({values})", where)
 
 
@@ -148,7 +184,7 @@ def _tensors(pf: ProgramFile, doc: YamlDoc, compiler: ExprCompiler, consts: dict
             value = compiler.compile_text(dim, doc.where(("tensors", name, "shape", i))).const
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ProgramError(
-                    f"tensor {name}: dimension {i} is {value!r}; dimensions must be positive integers",
+                    f"tensor {name}: dimension {i} is {shown(value)}; dimensions must be positive integers",
                     doc.where(("tensors", name, "shape", i)),
                 )
             shape.append(value)

@@ -7,6 +7,9 @@ are errors rather than silent overwrites, and alias expansion is bounded (an "al
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,7 @@ import numpy as np
 import yaml
 from pydantic import ValidationError
 
-from npusim.errors import Location, NpusimError, did_you_mean
+from npusim.errors import Location, NpusimError, did_you_mean, shown
 
 PathKey = tuple[str | int, ...]
 
@@ -65,21 +68,53 @@ def _mark_location(file: str, mark: Any) -> Location:
     return Location(file, mark.line + 1, mark.column + 1) if mark is not None else Location(file)
 
 
-def read_text(path: Path, max_bytes: int, what: str = "file") -> str:
-    """Read a user file as UTF-8 text, refusing huge, binary or undecodable files with one message."""
+def read_bytes(path: Path, max_bytes: int, what: str = "file") -> bytes:
+    """A user file's bytes, refusing with one message what is not a regular file (a directory, a FIFO that
+    would block, a device such as /dev/zero that never ends) and what is larger than `max_bytes` (read with
+    that bound, whatever st_size says: files in /proc report 0)."""
     name = str(path)
     try:
-        size = path.stat().st_size
+        # O_NONBLOCK: opening a FIFO for reading must not wait for a writer; the type is checked on the open
+        # descriptor, so a file swapped after a check cannot slip through
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:
         raise NpusimError(f"cannot read {what}: {exc.strerror}", Location(name)) from None
-    if path.is_dir():
-        raise NpusimError(f"{what} is a directory, expected a YAML file", Location(name))
-    if size > max_bytes:
-        raise NpusimError(
-            f"{what} is {size} bytes, more than the limit of {max_bytes} (raise it with --max-yaml-bytes)",
-            Location(name),
-        )
-    raw = path.read_bytes()
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise NpusimError(f"{what} is a directory, expected a file", Location(name))
+        if not stat.S_ISREG(info.st_mode):
+            raise NpusimError(f"{what} is {_file_kind(info.st_mode)}, not a regular file", Location(name))
+        too_big = NpusimError(f"{what} is more than the limit of {max_bytes} bytes", Location(name))
+        if info.st_size > max_bytes:
+            raise too_big
+        chunks, size = [], 0
+        while size <= max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > max_bytes:
+            raise too_big
+    except OSError as exc:
+        raise NpusimError(f"cannot read {what}: {exc.strerror}", Location(name)) from None
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def read_text(path: Path, max_bytes: int, what: str = "file") -> str:
+    """A user YAML file as UTF-8 text (`read_bytes`'s checks), refusing binary or undecodable files."""
+    try:
+        raw = read_bytes(path, max_bytes, what)
+    except NpusimError as exc:
+        if "more than the limit" in exc.message:
+            exc.message += " (raise it with --max-yaml-bytes)"
+        elif exc.message.endswith("expected a file"):
+            exc.message = exc.message.removesuffix("a file") + "a YAML file"
+        raise
+    name = str(path)
     if b"\x00" in raw:
         raise NpusimError(f"{what} looks binary (contains NUL bytes), expected YAML text", Location(name))
     try:
@@ -87,6 +122,12 @@ def read_text(path: Path, max_bytes: int, what: str = "file") -> str:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise NpusimError(f"{what} is not valid UTF-8 text (byte {exc.start})", Location(name, line)) from None
+
+
+def _file_kind(mode: int) -> str:
+    kinds = [(stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket")]
+    return next((text for test, text in kinds if test(mode)), "a special file")
 
 
 def parse_yaml(text: str, file: str, limits: YamlLimits = YamlLimits()) -> YamlDoc:
@@ -147,7 +188,8 @@ class _TooManyNodes(Exception):
 
 class _BoundedLoader(yaml.SafeLoader):
     """PyYAML's safe loader, counting nodes as it composes them: a file of millions of tiny values is refused
-    before it becomes millions of Python objects."""
+    before it becomes millions of Python objects. Floats are read as YAML 1.2 writes them, `1.85e9` and
+    `1e-6` too (YAML 1.1 wants `1.85e+9`), so that values are never numbers in a string."""
 
     def __init__(self, text: str, max_nodes: int) -> None:
         super().__init__(text)
@@ -191,7 +233,7 @@ class _Converter:
             loc = Location(loc.file, loc.line, loc.col + 1)  # point into the quoted text, not at the quote
         self.locations[path] = loc
         if isinstance(node, yaml.ScalarNode):
-            value = self.constructor.construct_object(node)
+            value = self._scalar(node)
             if isinstance(value, str) and len(value) > self.limits.max_string_chars:
                 raise self.fail(
                     f"string of {len(value)} characters is longer than the limit of "
@@ -221,13 +263,26 @@ class _Converter:
     def _key(self, node: yaml.Node) -> Any:
         if node.tag not in _STANDARD_TAGS:
             raise self.fail(f"YAML tag {node.tag!r} is not allowed: only plain YAML values are", node)
-        return self.constructor.construct_object(node)
+        return self._scalar(node)
 
+    def _scalar(self, node: yaml.Node) -> Any:
+        """A scalar's value; an integer literal too long for Python to convert (4300 digits) is refused."""
+        try:
+            return self.constructor.construct_object(node)
+        except ValueError:
+            raise self.fail(f"number of {len(node.value)} characters is too long to read", node) from None
+
+
+_BoundedLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"),
+)
 
 _UNION_TAGS = {"int", "str", "float", "bool", "list", "dict"}
 
 
-_BOUND_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+_BOUND_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "multiple_of", "finite_number"}
 
 
 def _model_at(models: dict[tuple, Any], parent: tuple) -> Any:
@@ -236,18 +291,20 @@ def _model_at(models: dict[tuple, Any], parent: tuple) -> Any:
 
 
 def _field_bounds(models: dict[tuple, Any], path: tuple) -> str:
-    """'ge 1, le 4096': every bound declared on the field at `path`, not only the one that was violated."""
+    """'ge 1, le 4096: why': every bound declared on the field at `path`, not only the one that was violated,
+    and the reason for the range when the model gives one."""
     model = _model_at(models, path[:-1])
     field = model.model_fields.get(str(path[-1])) if model is not None else None
     if field is None:
         return ""
     parts = []
     for meta in field.metadata:
-        for name in ("ge", "gt", "le", "lt"):
+        for name in ("ge", "gt", "le", "lt", "multiple_of"):
             value = getattr(meta, name, None)
             if value is not None:
-                parts.append(f"{name} {value:g}")
-    return ", ".join(parts)
+                parts.append(f"{name.replace('_', ' ')} {value:g}")
+    reason = f": {field.description}" if field.description else ""
+    return ", ".join(parts) + reason
 
 
 def key_path(path: tuple) -> str:
@@ -275,7 +332,8 @@ def pydantic_message(doc: YamlDoc, exc: ValidationError, models: dict[tuple, Any
     if err["type"] == "missing":
         return f"missing required key {key!r}", doc.where(path[:-1])
     bounds = _field_bounds(models, path) if err["type"] in _BOUND_ERRORS else ""
-    value = repr(err.get("input"))
-    value = value if len(value) <= 60 else value[:57] + "..."
     msg = err["msg"].removeprefix("Value error, ")
+    if not path:  # a check of the whole document: its input is the whole file, not worth repeating
+        return msg, doc.where(path)
+    value = shown(err.get("input"))
     return f"{dotted}: {msg}, got {value}" + (f" (allowed: {bounds})" if bounds else ""), doc.where(path)

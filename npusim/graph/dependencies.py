@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import numpy as np
-
 from .tasks import Region, Task
 
 
@@ -72,76 +70,110 @@ def _covers(lo: tuple[int, ...], hi: tuple[int, ...], elo: tuple[int, ...], ehi:
     return all(not (c < a or b < d) for a, b, c, d in zip(lo, hi, elo, ehi, strict=True))
 
 
-class _TensorLog:
-    """Per tensor: the rectangles read and written so far and by which task. Each time the log has doubled,
-    the next write prunes the entries it covers (amortised O(1) per access): later accesses depend on that
-    write, which already depends on them, so they add nothing. Large logs are also kept as numpy arrays,
-    appended to in place (capacity doubling), for vectorised overlap queries."""
+class _Entry:
+    """One access in a tensor's log: a rectangle, the task, and whether it wrote."""
 
-    VECTORISE_FROM = 64
+    __slots__ = ("hi", "is_write", "lo", "task")
+
+    def __init__(self, lo: tuple[int, ...], hi: tuple[int, ...], task: int, is_write: bool) -> None:
+        self.lo, self.hi, self.task, self.is_write = lo, hi, task, is_write
+
+
+class _Index:
+    """Entries bucketed by their interval on one axis (buckets `width` wide); an entry spanning more than
+    MAX_SPAN buckets is kept in a short list that every query scans. A query looks only at the buckets its
+    own interval touches."""
+
+    MAX_SPAN = 4
+
+    def __init__(self, axis: int, width: int) -> None:
+        self.axis, self.width = axis, width
+        self.buckets: dict[int, list[_Entry]] = defaultdict(list)
+        self.wide: list[_Entry] = []
+
+    def add(self, e: _Entry) -> None:
+        first, last = e.lo[self.axis] // self.width, (e.hi[self.axis] - 1) // self.width
+        if last - first >= self.MAX_SPAN:
+            self.wide.append(e)
+            return
+        for b in range(first, last + 1):
+            self.buckets[b].append(e)
+
+    def overlapping(self, lo: tuple[int, ...], hi: tuple[int, ...], found: set[int]) -> None:
+        first, last = lo[self.axis] // self.width, (hi[self.axis] - 1) // self.width
+        buckets = self.buckets
+        if last - first < len(buckets):
+            lists = [buckets[b] for b in range(first, last + 1) if b in buckets]
+        else:
+            lists = [entries for b, entries in buckets.items() if first <= b <= last]
+        for entries in (*lists, self.wide):
+            for e in entries:
+                if e.task not in found and _overlaps(e.lo, e.hi, lo, hi):
+                    found.add(e.task)
+
+
+class _TensorLog:
+    """Per tensor: the rectangles read and written so far and by which task, indexed (reads and writes apart)
+    by their interval on the tensor's most telling axis. Each time the log has doubled, the next write prunes
+    the entries it covers (amortised O(1) per access): later accesses depend on that write, which already
+    depends on them, so they add nothing."""
+
     PRUNE_FROM = 32
 
-    def __init__(self) -> None:
-        self.entries: list[tuple[tuple[int, ...], tuple[int, ...], int, bool]] = []
+    def __init__(self, axis: int, width: int) -> None:
+        self.axis, self.width = axis, width
+        self.entries: list[_Entry] = []
         self.prune_at = self.PRUNE_FROM
-        self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
-        self._filled = 0  # entries mirrored in the arrays
+        self.reads, self.writes = _Index(axis, width), _Index(axis, width)
 
     def add(self, lo: tuple[int, ...], hi: tuple[int, ...], task: int, is_write: bool) -> None:
         if is_write and len(self.entries) >= self.prune_at:
-            self.entries = [e for e in self.entries if not _covers(lo, hi, e[0], e[1])]
+            self.entries = [e for e in self.entries if not _covers(lo, hi, e.lo, e.hi)]
             self.prune_at = max(self.PRUNE_FROM, 2 * len(self.entries))
-            self._arrays, self._filled = None, 0
-        self.entries.append((lo, hi, task, is_write))
+            self.reads, self.writes = _Index(self.axis, self.width), _Index(self.axis, self.width)
+            for e in self.entries:
+                (self.writes if e.is_write else self.reads).add(e)
+        e = _Entry(lo, hi, task, is_write)
+        self.entries.append(e)
+        (self.writes if is_write else self.reads).add(e)
 
-    def _sync(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The arrays holding every entry (grown and filled in place)."""
-        entries, n = self.entries, len(self.entries)
-        arrays = self._arrays
-        if arrays is None or len(arrays[2]) < n:
-            cap = max(2 * n, self.VECTORISE_FROM)
-            ndim = len(entries[0][0])
-            grown = (np.empty((cap, ndim), np.int64), np.empty((cap, ndim), np.int64), np.empty(cap, np.int64),
-                     np.empty(cap, bool))
-            if arrays is not None:
-                for new, old in zip(grown, arrays, strict=True):
-                    new[: self._filled] = old[: self._filled]
-            else:
-                self._filled = 0
-            arrays = self._arrays = grown
-        if self._filled < n:
-            new_entries = entries[self._filled:]
-            alo, ahi, atask, awrite = arrays
-            alo[self._filled:n] = [e[0] for e in new_entries]
-            ahi[self._filled:n] = [e[1] for e in new_entries]
-            atask[self._filled:n] = [e[2] for e in new_entries]
-            awrite[self._filled:n] = [e[3] for e in new_entries]
-            self._filled = n
-        return arrays
+    def overlapping(self, lo: tuple[int, ...], hi: tuple[int, ...], writes_only: bool, found: set[int]) -> None:
+        """Add to `found` every task with an entry overlapping the rectangle (written ones only if asked)."""
+        self.writes.overlapping(lo, hi, found)
+        if not writes_only:
+            self.reads.overlapping(lo, hi, found)
 
-    def overlapping(self, lo: tuple[int, ...], hi: tuple[int, ...], writes_only: bool) -> list[int]:
-        entries = self.entries
-        if len(entries) < self.VECTORISE_FROM:
-            return [t for elo, ehi, t, w in entries if (w or not writes_only) and _overlaps(elo, ehi, lo, hi)]
-        alo, ahi, atask, awrite = self._sync()
-        n = len(entries)
-        mask = np.all((alo[:n] < np.asarray(hi)) & (np.asarray(lo) < ahi[:n]), axis=1)
-        if writes_only:
-            mask &= awrite[:n]
-        return atask[:n][mask].tolist()
+
+def _layout(tasks: list[Task]) -> dict[int, tuple[int, int]]:
+    """Per tensor, the axis its accesses differ most along (the most distinct intervals) and a bucket width
+    on it (the median access extent), from every access of the run."""
+    spans: dict[int, list[list[tuple[int, int]]]] = {}
+    for task in tasks:
+        for tid, lo, hi in (*task.reads, *task.writes):
+            axes = spans.setdefault(tid, [[] for _ in lo])
+            for axis, interval in zip(axes, zip(lo, hi, strict=True), strict=False):
+                axis.append(interval)
+    layout = {}
+    for tid, axes in spans.items():
+        axis = max(range(len(axes)), key=lambda a: (len(set(axes[a])), -a))
+        extents = sorted(h - lo for lo, h in axes[axis])
+        layout[tid] = (axis, max(1, extents[len(extents) // 2]))
+    return layout
 
 
 def dependencies(tasks: list[Task]) -> list[tuple[int, ...]]:
     """For each task, the earlier tasks it must wait for: every earlier writer of a region it reads or
-    writes (RAW, WAW) and every earlier reader of a region it writes (WAR)."""
-    logs: dict[int, _TensorLog] = defaultdict(_TensorLog)
+    writes (RAW, WAW) and every earlier reader of a region it writes (WAR). Near-linear in the accesses: each
+    query looks at the entries of the buckets its interval touches."""
+    layout = _layout(tasks)
+    logs: dict[int, _TensorLog] = {tid: _TensorLog(*axis_width) for tid, axis_width in layout.items()}
     preds: list[tuple[int, ...]] = []
     for task in tasks:
         found: set[int] = set()
         for tid, lo, hi in task.reads:
-            found.update(logs[tid].overlapping(lo, hi, writes_only=True))
+            logs[tid].overlapping(lo, hi, True, found)
         for tid, lo, hi in task.writes:
-            found.update(logs[tid].overlapping(lo, hi, writes_only=False))
+            logs[tid].overlapping(lo, hi, False, found)
         found.discard(task.id)
         preds.append(tuple(sorted(found)))
         for tid, lo, hi in task.reads:

@@ -90,3 +90,5 @@ class Execution:
     loop_iterations: int = 0
     op_count: int = 0
     gm_shapes: dict[int, tuple[tuple[int, ...], str]] = field(default_factory=dict)  # tensor id -> (shape, dtype)
+    estimated_tasks: int = 0  # of a quick pass (first iterations only): the tasks and ops of the whole run,
+    estimated_ops: int = 0  # each loop's first iteration counted for all its iterations

@@ -16,16 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from npusim.dtypes import NUMPY_DTYPES, itemsize, np_dtype
-from npusim.errors import Location, ProgramError
-from npusim.frontend.expressions import FUNCTIONS, Expr, ExprCompiler
+from npusim.dtypes import MAX_DIMS, NUMPY_DTYPES, itemsize, np_dtype
+from npusim.errors import Location, ProgramError, shown
+from npusim.frontend.expressions import FUNCTIONS, INT_MAX, INT_MIN, Expr, ExprCompiler
 from npusim.frontend.program import ForLoop, IfBlock, Instr, KernelBlock, OpCall, Program, ScalarAssign, ScopeBlock
 from npusim.graph import Execution, FinalTensor, InstrInfo, Task, coalesce
 
 from .compute import ComputeOp
 from .limits import RunLimits, check_gm_budget
 from .lower import Lowering, core_kind
-from .values import RUNTIME_ERRORS, GMTensor, GMView, Tile, as_view, fmt_shape, poison
+from .replay import ReplayCache
+from .values import RUNTIME_ERRORS, GMTensor, GMView, NeedsNumerics, Tile, as_view, fmt_shape, poison
 
 Run = Callable[[], None]
 
@@ -41,6 +42,7 @@ class Interpreter:
         limits: RunLimits | None = None,
         first_iterations_only: bool = False,
         progress: Callable[[int], None] | None = None,
+        replay: bool = True,
     ) -> None:
         self.program = program
         self.numerics = numerics_on
@@ -60,8 +62,17 @@ class Interpreter:
         self.iterations = 0
         self.l1_names: set[str] = set()  # names loaded for the cube in the kernel being compiled
         self.lower = Lowering(numerics_on)
+        self.iid_of: dict[int, int] = {}  # id(instruction) -> its index in the instruction table
+        # timing-only runs replay repeated kernels from a template (replay.py); with numerics every op runs
+        self.replay = ReplayCache(self) if replay and not numerics_on and not first_iterations_only else None
         self.next_tid = len(program.tensors)
         self.gm_shapes: dict[int, tuple[tuple[int, ...], str]] = {}  # every GM tensor by id: shape, dtype
+        self.readonly: set[int] = set()  # tensors of role input: no kernel may write them
+        self.written: dict[int, str] = {}  # tensor id -> the last kernel that wrote it (for `read` without numerics)
+        # the quick pass (first iterations only) estimates the whole run: tasks and ops, each loop's first
+        # iteration counted for all of its iterations
+        self.estimated_tasks = self.estimated_ops = 0
+        self.kernel_extra_ops = 0
         self._allocate(inputs)
         self.compiler = ExprCompiler(program.consts, (), self._compile_read, program.limits)
         self.body = self._compile_block(program.body, in_kernel=False)
@@ -77,6 +88,8 @@ class Interpreter:
                 data = poison(t.shape, t.dtype) if t.role == "scratch" else np.zeros(t.shape, np_dtype(t.dtype))
             tensor = GMTensor(t.name, t.shape, t.dtype, data, tid)
             self.gm_shapes[tid] = (t.shape, t.dtype)
+            if t.role == "input":
+                self.readonly.add(tid)
             self.tensors[t.name] = tensor
             self.env[t.name] = tensor
             self.kinds[t.name] = "value"
@@ -96,6 +109,8 @@ class Interpreter:
             loop_iterations=self.iterations,
             op_count=sum(len(t.ops) for t in self.tasks),
             gm_shapes=self.gm_shapes,
+            estimated_tasks=self.estimated_tasks,
+            estimated_ops=self.estimated_ops,
         )
 
     # -- errors --
@@ -106,6 +121,15 @@ class Interpreter:
         ctx = self._context()
         return ProgramError(f"{message}" + (f" (at {ctx})" if ctx else ""), instr.loc)
 
+    def undefined(self, instr: Instr, exc: KeyError) -> Exception:
+        """A name the program defines, looked up where the run has not assigned it (only in an `if` branch not
+        taken or a loop that ran no iterations), as a located error; any other KeyError is a bug."""
+        name = exc.args[0] if exc.args else None
+        if isinstance(name, str) and name in self.kinds and name not in self.env:
+            return self.error(instr, f"{name!r} has no value when this line runs: it is assigned only in an 'if' "
+                                     "branch not taken or in a loop that ran no iterations")
+        return exc
+
     def located(self, instr: Instr, what: str, exc: Exception) -> ProgramError:
         """A Python-level failure while running an instruction, as a located program error."""
         if isinstance(exc, ZeroDivisionError):
@@ -115,6 +139,7 @@ class Interpreter:
     # -- compiling --
     def _register(self, instr: Instr, op: str) -> int:
         self.instrs.append(InstrInfo(instr.loc, instr.text, op, self.stages[-1]))
+        self.iid_of[id(instr)] = len(self.instrs) - 1
         return len(self.instrs) - 1
 
     def _compile_block(self, instrs: list[Instr], in_kernel: bool) -> list[Run]:
@@ -175,7 +200,11 @@ class Interpreter:
         fns = [e.fn for e in indices]
 
         def read(env: dict) -> Any:
-            target = env[name]
+            try:
+                target = env[name]
+            except KeyError:
+                raise ProgramError(f"read: {name!r} has no value when this line runs: it is assigned only in an "
+                                   "'if' branch not taken or in a loop that ran no iterations", loc) from None
             if isinstance(target, Tile):
                 raise ProgramError("read: reading a tile inside a kernel is not supported", loc)
             view = as_view(target)
@@ -183,8 +212,13 @@ class Interpreter:
             if len(idx) != len(view.shape) or any(not 0 <= i < d for i, d in zip(idx, view.shape, strict=True)):
                 raise ProgramError(f"read: index {list(idx)} is outside {name} of shape {fmt_shape(view.shape)}", loc)
             data = view.tensor.data
+            writer = None if self.numerics else self.written.get(view.tensor.tid)
+            if writer is not None:
+                raise NeedsNumerics(f"read: {name} is written by kernel {writer} before this read; its values exist "
+                                    "only in a run with numerics (drop --no-numerics)", loc)
             if data is None:
-                raise ProgramError(f"read: the values of {name} are not available without numerics", loc)
+                raise NeedsNumerics(f"read: {name} holds no values in a timing-only run (it is not an input); its "
+                                    "values exist only in a run with numerics (drop --no-numerics)", loc)
             value = data[tuple(o + i for o, i in zip(view.offset, idx, strict=True))]
             return int(value) if view.dtype == "int32" else float(value)
 
@@ -199,9 +233,12 @@ class Interpreter:
 
         def run() -> None:
             try:
-                env[target] = fn(env)
+                value = fn(env)
             except RUNTIME_ERRORS as exc:
                 raise self.located(instr, "expression", exc) from None
+            if value.__class__ is int and not INT_MIN <= value <= INT_MAX:
+                raise self.error(instr, f"{target} = {shown(value)} does not fit in a 64-bit integer")
+            env[target] = value
 
         return run
 
@@ -211,7 +248,10 @@ class Interpreter:
         env, target = self.env, instr.target
 
         def run() -> None:
-            env[target] = env[source]
+            try:
+                env[target] = env[source]
+            except KeyError as exc:
+                raise self.undefined(instr, exc) from None
 
         return run
 
@@ -222,7 +262,9 @@ class Interpreter:
         def rng() -> range:
             values = [e.fn(env) for e in exprs]
             if any(isinstance(v, bool) or not isinstance(v, int) for v in values):
-                raise self.error(instr, f"range arguments must be integers, got {values}")
+                raise self.error(instr, f"range arguments must be integers, got {shown(values)}")
+            if any(not INT_MIN <= v <= INT_MAX for v in values):
+                raise self.error(instr, f"range arguments must be 64-bit integers, got {shown(values)}")
             if len(values) == 3 and values[2] == 0:
                 raise self.error(instr, "range step must not be zero")
             return range(*values)
@@ -247,7 +289,7 @@ class Interpreter:
                 rng = rng_fn()
             except RUNTIME_ERRORS as exc:
                 raise self.located(instr, "loop", exc) from None
-            n = len(rng)
+            n = trip_count(rng)  # len() fails beyond 2**63 iterations
             if n > self.limits.max_loop_iterations:
                 raise self.error(
                     instr, f"loop of {n} iterations exceeds the limit of {self.limits.max_loop_iterations} "
@@ -255,12 +297,13 @@ class Interpreter:
                 )
             if self.first_only:
                 rng = rng[:1]
-            self.iterations += len(rng)
+            self.iterations += min(n, len(rng))
             if self.iterations > self.limits.max_loop_iterations:
                 raise self.error(
                     instr, f"the run exceeds {self.limits.max_loop_iterations} loop iterations in total "
                     "(raise it with --max-loop-iterations)"
                 )
+            before = self._estimate() if self.first_only else (0, 0)
             self.loop_vars.append(var)
             try:
                 for v in rng:
@@ -269,8 +312,25 @@ class Interpreter:
                         f()
             finally:
                 self.loop_vars.pop()
+            if self.first_only and n > 1:
+                self._extrapolate(before, n)
 
         return run
+
+    def _estimate(self) -> tuple[int, int]:
+        """(tasks, ops) estimated so far, the ops of the kernel being built included."""
+        if self.task is not None:
+            return self.estimated_tasks, len(self.task.ops) + self.kernel_extra_ops
+        return self.estimated_tasks, self.estimated_ops
+
+    def _extrapolate(self, before: tuple[int, int], n: int) -> None:
+        """After the one iteration the quick pass runs of an n-iteration loop: count it n times."""
+        tasks, ops = self._estimate()
+        if self.task is not None:
+            self.kernel_extra_ops += (ops - before[1]) * (n - 1)
+        else:
+            self.estimated_tasks += (tasks - before[0]) * (n - 1)
+            self.estimated_ops += (ops - before[1]) * (n - 1)
 
     def _compile_if(self, instr: IfBlock, in_kernel: bool) -> Run:
         cond = self._expr(instr.cond, instr).fn
@@ -318,18 +378,33 @@ class Interpreter:
             scopes = tuple("/".join(self.scope_stack[: i + 1]) for i in range(len(self.scope_stack)))
             name = instr.name or f"{self.scope_stack[-1] if self.scope_stack else 'kernel'}@{instr.loc.line}"
             task = Task(len(self.tasks), name, scopes, iid, self._context())
+            if self.replay is None:
+                interpret(task)
+            else:
+                self.replay.kernel(iid, instr.body, task, interpret)
+            self.tasks.append(task)
+            self.estimated_tasks += 1
+            self.estimated_ops += len(task.ops) + self.kernel_extra_ops
+            self.kernel_extra_ops = 0
+            if not self.numerics:
+                for tid, _, _ in task.writes:
+                    self.written[tid] = task.kernel
+            if self.progress:
+                self.progress(1)
+
+        def interpret(task: Task) -> tuple[list, list]:
+            """Run the body into `task`; returns its footprint as recorded, before coalescing."""
             self.task = task
             try:
                 for f in body:
                     f()
             finally:
                 self.task = None
+            raw = (task.reads, task.writes)
             task.reads = coalesce(task.reads)
             task.writes = coalesce(task.writes)
             task.core = core_kind(task.ops)
-            self.tasks.append(task)
-            if self.progress:
-                self.progress(1)
+            return raw
 
         return run
 
@@ -411,9 +486,12 @@ class Interpreter:
         (and positive ones for shapes). Constant lists are checked once, here, before anything runs."""
         def check(shape: tuple[int, ...]) -> tuple[int, ...]:
             if any(d.__class__ is not int for d in shape):
-                raise self.error(instr, f"{instr.spec.name}: {what} {list(shape)} must hold integers")
+                raise self.error(instr, f"{instr.spec.name}: {what} {shown(list(shape))} must hold integers")
             if positive and any(d < 1 for d in shape):
-                raise self.error(instr, f"{instr.spec.name}: {what} {list(shape)} must be positive")
+                raise self.error(instr, f"{instr.spec.name}: {what} {shown(list(shape))} must be positive")
+            if positive and not 1 <= len(shape) <= MAX_DIMS:
+                raise self.error(instr, f"{instr.spec.name}: {what} {shown(list(shape))} must have 1 to {MAX_DIMS} "
+                                        "dimensions")
             return shape
 
         if all(e.is_const for e in exprs):
@@ -482,11 +560,13 @@ class Interpreter:
         target = instr.target
 
         def run() -> None:
-            src = env[src_name]
             try:
+                src = env[src_name]
                 shape = get_shape()
                 offset = get_offset()
                 valid = get_valid() if get_valid else None
+            except KeyError as exc:
+                raise self.undefined(instr, exc) from None
             except RUNTIME_ERRORS as exc:
                 raise self.located(instr, "slice", exc) from None
             if valid is not None and (
@@ -520,10 +600,12 @@ class Interpreter:
         result_name = instr.target
 
         def run() -> None:
-            target = env[target_name]
-            source = env[source_name]
             try:
+                target = env[target_name]
+                source = env[source_name]
                 offset = get_offset()
+            except KeyError as exc:
+                raise self.undefined(instr, exc) from None
             except RUNTIME_ERRORS as exc:
                 raise self.located(instr, "assemble", exc) from None
             if source.__class__ is not Tile:
@@ -540,6 +622,9 @@ class Interpreter:
             else:
                 written = source.sig.valid
                 view = as_view(target)
+                if view.tensor.tid in self.readonly:
+                    raise self.error(instr, f"assemble: {target_name} is an input tensor (role: input), which "
+                                     "kernels only read; declare it inout to write it")
                 self._window(instr, view.shape, written, offset, target_name)
                 abs_offset = tuple([a + b for a, b in zip(view.offset, offset, strict=True)])
                 self.lower.store(self.task, view.tensor, abs_offset, source, written, iid)
@@ -548,6 +633,13 @@ class Interpreter:
                 env[result_name] = result
 
         return run
+
+
+def trip_count(r: range) -> int:
+    """The number of iterations of a range, however large (len() stops at 2**63 - 1)."""
+    if r.step > 0:
+        return max(0, (r.stop - r.start + r.step - 1) // r.step)
+    return max(0, (r.start - r.stop - r.step - 1) // -r.step)
 
 
 def _matmul_operand_names(body: list[Instr]) -> set[str]:
@@ -568,9 +660,10 @@ def _matmul_operand_names(body: list[Instr]) -> set[str]:
 
 def execute(program: Program, inputs: dict[str, np.ndarray], numerics_on: bool = True,
             limits: RunLimits | None = None, first_iterations_only: bool = False,
-            progress: Callable[[int], None] | None = None) -> Execution:
+            progress: Callable[[int], None] | None = None, replay: bool = True) -> Execution:
     """Run `program` on `inputs`. Inout tensors are copied (the originals stay the initial values);
-    input tensors are shared read-only."""
+    input tensors are shared read-only. `replay=False` interprets every kernel execution in full (the
+    replay of timing-only runs gives the same tasks; tests compare the two)."""
     working = {}
     for name, value in inputs.items():
         if numerics_on and program.tensors[name].role == "inout":
@@ -578,6 +671,6 @@ def execute(program: Program, inputs: dict[str, np.ndarray], numerics_on: bool =
         else:
             value.flags.writeable = False
             working[name] = value
-    interp = Interpreter(program, working, numerics_on, limits, first_iterations_only, progress)
+    interp = Interpreter(program, working, numerics_on, limits, first_iterations_only, progress, replay)
     return interp.run()
 

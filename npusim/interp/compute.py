@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 from npusim.dtypes import itemsize
 from npusim.frontend.program import OpCall
 from npusim.graph import ComputeSig, OpRecord, TileSig
-from npusim.vocabulary import Buffer
+from npusim.ops import OpError
+from npusim.vocabulary import MAX_BUFFER_BYTES, Buffer
 
-from .values import RUNTIME_ERRORS, Tile, as_view, tile_sig
+from .values import RUNTIME_ERRORS, Tile, as_view, fmt_shape, tile_sig
 
 if TYPE_CHECKING:
     from .compile import Interpreter
@@ -83,7 +84,11 @@ class ComputeOp:
                 valid, dynamic = (1, first.valid[-1]), first.dynamic
         out_sig = tile_sig(out_shape, out_dtype, valid, dynamic)
         sig = ComputeSig(self.cost_key, out_sig, tuple(t.sig for t in tiles), self.options)
-        return out_sig, sig, math.prod(out_shape) * itemsize(out_dtype)
+        nbytes = math.prod(out_shape) * itemsize(out_dtype)
+        if nbytes > MAX_BUFFER_BYTES:
+            raise OpError(f"its result {fmt_shape(out_shape)} {out_dtype} is {nbytes} bytes, more than any core's "
+                          f"buffer can hold ({MAX_BUFFER_BYTES})")
+        return out_sig, sig, nbytes
 
     def values_of(self, tiles: list[Tile], svals: tuple, shapes: dict[str, tuple[int, ...]]) -> Any:
         """The op's numerics on its operands' values."""
@@ -119,6 +124,8 @@ class ComputeOp:
             data = None
             if interp.numerics and all(t.data is not None for t in tiles):
                 data = self.values_of(tiles, svals, shapes)
+        except KeyError as exc:
+            raise interp.undefined(self.instr, exc) from None
         except RUNTIME_ERRORS as exc:
             raise interp.located(self.instr, self.spec.name, exc) from None
         buf = tiles[0].buf if self.metadata_only and tiles else ("L0C" if self.cube else "UB")

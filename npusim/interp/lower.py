@@ -11,9 +11,21 @@ import numpy as np
 
 from npusim.dtypes import itemsize
 from npusim.graph import ComputeSig, DmaSig, GmAccess, MoveSig, OpRecord, OpSig, Task, TileSig
-from npusim.vocabulary import BUFFER_SIDE, Buffer, CoreKind
+from npusim.vocabulary import BUFFER_SIDE, Buffer, CoreKind, Place
 
 from .values import GMTensor, Tile, poison, tile_sig
+
+# Every move between places the lowering emits for a program the hardware can run: a config must give a route
+# for each (timing/requirements.py checks it when the config is loaded). Other moves (an accumulator loaded
+# into L0C) have no hardware path and fail, located at their instruction, when the kernel is priced.
+ROUTES: frozenset[tuple[Place, Place]] = frozenset({
+    ("GM", "UB"), ("GM", "L1"),  # slice in a kernel: into L1 for a matmul operand, else UB
+    ("UB", "GM"), ("L0C", "GM"),  # assemble into GM: from UB (MTE3) or L0C (FIXPIPE)
+    ("L1", "UB"), ("L0C", "UB"),  # a vector op, a store, a slice or an insert of an L1 or L0C tile
+    ("UB", "L1"),  # a cube operand made on the vector side
+    ("L1", "L0A"), ("L1", "L0B"),  # cube operands
+    ("L0C", "L0A"), ("L0C", "L0B"),  # a matmul result as a cube operand
+})
 
 
 @functools.lru_cache(maxsize=4096)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from npusim.dtypes import FLOAT_DTYPES, np_dtype
+from npusim.errors import ProgramError
 from npusim.graph import TileSig
 from npusim.ops import OpError, TileType
 from npusim.vocabulary import Buffer
@@ -61,6 +62,11 @@ class Tile:
 
 
 Value = GMTensor | GMView | Tile
+
+
+class NeedsNumerics(ProgramError):
+    """A `read` of values that only a run with numerics has (a tensor a kernel wrote, an output): an error in a
+    timing-only run; the quick check pass of a run with numerics stops there and leaves the rest to the run."""
 
 # What running an instruction on bad input can raise (a shape rule, an expression, numpy): turned into one
 # located program error, never a traceback.

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from npusim.errors import Location, NpusimError
+from npusim.frontend.yaml_source import read_bytes
 from npusim.vocabulary import touches_gm
 
 from .report import Report, Summary
@@ -44,12 +45,11 @@ class Comparison:
 def load_report(path: Path) -> Report:
     """A saved report.json, or one located error saying why it is not one."""
     where = Location(str(path))
-    if not path.is_file():
+    if not path.exists():
         raise NpusimError("no such report file", where)
-    if path.stat().st_size > MAX_REPORT_BYTES:
-        raise NpusimError(f"larger than {MAX_REPORT_BYTES >> 20} MiB: not an npusim report.json", where)
+    raw = read_bytes(path, MAX_REPORT_BYTES, "report")  # a regular file, read with a bound
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise NpusimError("not UTF-8 text: not an npusim report.json", where) from None
     except json.JSONDecodeError as exc:

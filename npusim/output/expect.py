@@ -29,8 +29,8 @@ def _error(path: Path, message: str) -> NpusimError:
 def load_expected(path: Path, program: Program) -> dict[str, np.ndarray]:
     """The saved values of the outputs an npz names, as arrays of the tensors' dtypes; every problem (not an
     npz, a name that is not an output, a wrong shape or storage dtype) is one located error."""
-    if not path.is_file():
-        raise _error(path, "no such file")
+    if not path.is_file():  # np.load would wait on a FIFO and read /dev/zero forever
+        raise _error(path, "not a regular file" if path.exists() else "no such file")
     outputs = {n: t for n, t in program.tensors.items() if t.role in ("output", "inout")}
     try:
         with np.load(path, allow_pickle=False) as npz:

@@ -615,7 +615,7 @@ def write_compare_chart(path: Path, report_a: Report, report_b: Report, label_a:
             ax.set_xlim(0, max(float(max(va.max(initial=0), vb.max(initial=0))), 1e-9) * 1.3)
             ax.set_xlabel(xlabel)
             ax.grid(axis="x", linewidth=0.3, alpha=0.5)
-            ax.set_ylim(n - 0.5, -0.5)
+            ax.set_ylim(max(n, 1) - 0.5, -0.5)  # one empty row for a run without scopes
             for i, m in enumerate(names):
                 if "/" not in m and i:
                     ax.axhline(i - 0.5, color="0.5", linewidth=0.6)  # a rule above each top-level scope

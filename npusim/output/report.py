@@ -14,11 +14,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from npusim import __version__
 from npusim.graph import Execution
 from npusim.numerics import digest
 from npusim.references import CheckResult
 from npusim.timing import TaskRun, Timeline, critical_path
+from npusim.version import __version__
 from npusim.vocabulary import PIPES, Side
 
 from . import summaries

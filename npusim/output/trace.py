@@ -31,9 +31,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from npusim import __version__
 from npusim.graph import Execution, result_tile
 from npusim.timing import TaskRun, Timeline
+from npusim.version import __version__
 from npusim.vocabulary import PIPES
 
 from .artefacts import write_atomic

@@ -1,5 +1,6 @@
 """References of the example programs (matmul, rms_norm, softmax): whole-tensor numpy in float64, with
-the programs' BF16 rounding points (numpy/ml_dtypes round to nearest even, as torch does)."""
+the programs' BF16 rounding points (numpy/ml_dtypes round to nearest even, as torch does). Matmuls and exp
+go through `fixed_order`, so the expected values are the same on every machine and thread count."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 
 import ml_dtypes
 import numpy as np
+
+from . import fixed_order
 
 Inputs = dict[str, np.ndarray]
 
@@ -21,7 +24,7 @@ def to_bf16(x: np.ndarray) -> np.ndarray:
 
 
 def matmul(inputs: Inputs, consts: dict[str, Any]) -> dict[str, np.ndarray]:
-    c = _f64(inputs["a"]) @ _f64(inputs["b"])
+    c = fixed_order.matmul(inputs["a"], inputs["b"])
     return {"c32": c, "c": to_bf16(c)}
 
 
@@ -33,19 +36,20 @@ def rms_norm(inputs: Inputs, consts: dict[str, Any]) -> dict[str, np.ndarray]:
 
 def online_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, tile: int) -> np.ndarray:
     """softmax(q k^T * scale) v over the rows of k and v, in blocks of `tile` positions: per block the exp
-    scores are rounded to BF16 (and summed as such), then blocks combine with the online-softmax rescaling."""
+    scores are rounded to BF16 (and summed as such), then blocks combine with the online-softmax rescaling
+    (its factors exp rounded to FP32)."""
     o = m = l_sum = None
     for s0 in range(0, k.shape[0], tile):
-        scores = (q @ k[s0 : s0 + tile].T) * scale
+        scores = fixed_order.matmul(q, k[s0 : s0 + tile].T) * scale
         mb = scores.max(axis=1, keepdims=True)
-        p = to_bf16(np.exp(scores - mb))
+        p = to_bf16(fixed_order.exp_f32(scores - mb))
         lb = p.sum(axis=1, keepdims=True)
-        ob = p @ v[s0 : s0 + tile]
+        ob = fixed_order.matmul(p, v[s0 : s0 + tile])
         if o is None:
             o, m, l_sum = ob, mb, lb
             continue
         m_new = np.maximum(m, mb)
-        alpha, beta = np.exp(m - m_new), np.exp(mb - m_new)
+        alpha, beta = fixed_order.exp_f32(m - m_new), fixed_order.exp_f32(mb - m_new)
         o, l_sum, m = o * alpha + ob * beta, l_sum * alpha + lb * beta, m_new
     return o / l_sum
 

@@ -23,7 +23,7 @@ import simpy
 from npusim.graph import InstrInfo, Task, dependencies
 from npusim.vocabulary import CoreKind, GmSource, Side
 
-from .costs import CostModel
+from .costs import CostError, CostModel
 from .hardware import HardwareConfig
 from .hbm import SharedHBM
 from .kernel import KernelSchedule, schedule_kernel
@@ -261,6 +261,19 @@ class Chip:
         return finished
 
 
+def _located(exc: CostError, task: Task, cost: CostModel, instrs: list[InstrInfo]) -> CostError:
+    """An op the config cannot price, at the instruction of the op that failed."""
+    if exc.location is not None:
+        return exc
+    for op in task.ops:
+        try:
+            cost.steps(op.sig)
+        except CostError:
+            info = instrs[op.instr]
+            return CostError(f"{info.op}: {exc.message} (kernel {task.kernel})", info.loc)
+    return CostError(f"kernel {task.kernel}: {exc.message}", instrs[task.instr].loc)
+
+
 def schedules_of(tasks: list[Task], instrs: list[InstrInfo], hw: HardwareConfig,
                  sources: list[tuple[GmSource | None, ...] | None]) -> tuple[list[KernelSchedule], int]:
     """Each task's standalone schedule, computed once per distinct op list and GM-read sources."""
@@ -271,7 +284,10 @@ def schedules_of(tasks: list[Task], instrs: list[InstrInfo], hw: HardwareConfig,
         key = (tuple(task.ops), src)
         sched = cache.get(key)
         if sched is None:
-            sched = cache[key] = schedule_kernel(task, cost, instrs, src)
+            try:
+                sched = cache[key] = schedule_kernel(task, cost, instrs, src)
+            except CostError as exc:
+                raise _located(exc, task, cost, instrs) from None
         schedules.append(sched)
     return schedules, len(cache)
 

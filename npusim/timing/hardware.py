@@ -1,8 +1,10 @@
 """Hardware configs: pydantic models of every parameter the cost rules and the timing engine use.
 
 Configs live in `configs/NAME.yaml`; `--config` takes a name or a path. Unknown keys are errors (with a
-suggestion), every number is range-checked, and a bad value is reported with its key, value and range.
-Units are in the key names. The shipped configs are package data (`npusim/configs`, a link to the top-level
+suggestion), values are not coerced (strict mode), every number is checked against a physically sensible
+range whose reason the model states, and a bad value is reported with its key, value, range and reason.
+Loading also checks that the config has everything a run needs (`requirements.py`). Units are in the key
+names. The shipped configs are package data (`npusim/configs`, a link to the top-level
 `configs/` in a checkout), so an installed npusim finds them wherever it runs.
 """
 
@@ -12,24 +14,38 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from npusim.errors import ConfigError, Location, did_you_mean
 from npusim.frontend.yaml_source import YamlDoc, YamlLimits, load_yaml, pydantic_message
-from npusim.vocabulary import BUFFERS, PATHS, Buffer
+from npusim.vocabulary import MAX_BUFFER_BYTES, Buffer
 
 CONFIG_DIR = Path(str(resources.files("npusim") / "configs"))  # the shipped configs, as package data
 DEFAULT_CONFIG = "ascend910b"
 
-Cycles = Annotated[float, Field(ge=0, le=1e7)]
-Rate = Annotated[float, Field(gt=0, le=1e6)]
-Micros = Annotated[float, Field(ge=0, le=1e4)]
+
+
+def _bounded(kind: type, why: str, **bounds: float) -> Any:
+    """A number in a physically sensible range, with the reason the range is what it is (shown in messages).
+    NaN and infinity are never in range."""
+    return Annotated[kind, Field(allow_inf_nan=False, description=why, **bounds)]
+
+
+Cycles = _bounded(float, "a fixed cost in cycles: the documented ones are 0 to 500, 1e7 is 5 ms", ge=0, le=1e7)
+Micros = _bounded(float, "a runtime cost in us: the documented ones are 0.05 to 2.2, 1e4 is 10 ms", ge=0, le=1e4)
+Rate = _bounded(float, "0.01 B/cycle (20 MB/s at 2 GHz) is slower than any DMA engine and 4096 B/cycle 16x the "
+                       "fastest documented path (256)", ge=0.01, le=4096)
+Slope = _bounded(float, "cycles per repeat or register: the documented ones are below 10", ge=0, le=1e4)
+BufferBytes = _bounded(int, "an on-chip buffer: 1 KiB to 1 GiB (910B: 64 KiB to 512 KiB)", ge=1024,
+                       le=MAX_BUFFER_BYTES)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Unknown keys are errors, and values are not coerced: `true` and "24" are not numbers."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class PathCost(_Strict):
@@ -56,9 +72,9 @@ class Intrinsic(_Strict):
     may depend on the element type (`cycles_per_repeat_by_dtype`, else `cycles_per_repeat`)."""
 
     head_cycles: Cycles
-    cycles_per_repeat: Annotated[float, Field(ge=0, le=1e4)]
+    cycles_per_repeat: Slope
     tail_cycles: Cycles
-    cycles_per_repeat_by_dtype: dict[DtypeName, Annotated[float, Field(ge=0, le=1e4)]] = {}
+    cycles_per_repeat_by_dtype: dict[DtypeName, Slope] = {}
 
     def slope(self, dtype: str) -> float:
         return self.cycles_per_repeat_by_dtype.get(dtype, self.cycles_per_repeat)  # type: ignore[call-overload]
@@ -69,14 +85,15 @@ class UbCopy(_Strict):
 
     cycles_per_call: Cycles
     cycles_per_block: Cycles
-    block_bytes: Annotated[int, Field(ge=1, le=4096)]
+    block_bytes: _bounded(int, "the granule of a UB copy (910B: 32 B)", ge=1, le=4096)
 
 
 class Vector(_Strict):
     """The A2/A3 vector unit: instructions are sequences of repeat / count-mode intrinsic calls."""
 
-    bytes_per_repeat: Annotated[int, Field(ge=32, le=4096)]
-    max_repeat: Annotated[int, Field(ge=1, le=65535)]
+    bytes_per_repeat: _bounded(int, "a repeat is whole 32-B blocks (910B: 8 blocks, 256 B)", ge=32, le=4096,
+                               multiple_of=32)
+    max_repeat: _bounded(int, "the repeat field of an instruction (910B: 8 bits, 255)", ge=1, le=65535)
     ctrl_cycles: Cycles
     barrier_cycles: Cycles
     count_mode_floor_cycles: Cycles
@@ -90,10 +107,10 @@ class VfLoop(_Strict):
     of rows x registers per row."""
 
     start_1d_cycles: Cycles
-    cycles_per_register_1d: Annotated[float, Field(ge=0, le=1e4)]
+    cycles_per_register_1d: Slope
     start_2d_cycles: Cycles
-    cycles_per_row_2d: Annotated[float, Field(ge=0, le=1e4)]
-    cycles_per_register_2d: Annotated[float, Field(ge=0, le=1e4)]
+    cycles_per_row_2d: Slope
+    cycles_per_register_2d: Slope
 
 
 class VfClass(VfLoop):
@@ -108,33 +125,37 @@ class VfClass(VfLoop):
 class VectorFunctions(_Strict):
     """The A5 vector unit: every vector instruction is one vector function (a register loop)."""
 
-    register_bytes: Annotated[int, Field(ge=32, le=4096)]
+    register_bytes: _bounded(int, "a vector register is whole 32-B blocks (950: 256 B)", ge=32, le=4096,
+                             multiple_of=32)
     drain_cycles: Cycles  # the part of a function's start that overlaps a following function (its drain)
     classes: dict[str, VfClass]
 
 
 class Cube(_Strict):
     head_cycles: Cycles
-    fractal_m: Annotated[int, Field(ge=1, le=1024)]
-    fractal_n: Annotated[int, Field(ge=1, le=1024)]
-    fractal_k_bytes: Annotated[int, Field(ge=1, le=4096)]
-    cycles_per_fractal: dict[Literal["bf16", "fp16", "fp32"], Annotated[float, Field(gt=0, le=1e3)]]
+    fractal_m: _bounded(int, "rows of a cube fractal (910B: 16)", ge=1, le=1024)
+    fractal_n: _bounded(int, "columns of a cube fractal (910B: 16)", ge=1, le=1024)
+    fractal_k_bytes: _bounded(int, "k0 = fractal_k_bytes / element size must be a whole number of elements of "
+                                   "the widest cube operand, fp32 (910B: 32 B)", ge=4, le=4096, multiple_of=4)
+    cycles_per_fractal: dict[Literal["bf16", "fp16", "fp32"],
+                             _bounded(float, "cycles per fractal (910B: 1 or 2)", gt=0, le=1e3)]
 
 
 class Hbm(_Strict):
     """HBM as the cores see it: the read bandwidth all of them together achieve, shared by every running task's
     traffic that misses L2."""
 
-    read_bytes_per_s: Annotated[float, Field(gt=0, le=1e15)]
+    read_bytes_per_s: _bounded(float, "1 GB/s (one DDR channel) to 1 PB/s (910B: 1.45 TB/s achievable)", ge=1e9,
+                               le=1e15)
 
 
 class L2(_Strict):
-    """The chip's L2 cache in front of HBM: its size, its line, and the sector a read fills (docs/timing-model.md,
-    L2)."""
+    """The chip's L2 cache in front of HBM: its size, its line, and the sector a read fills (docs/timing-model.md
+    §6.3)."""
 
-    bytes: Annotated[int, Field(ge=0, le=1 << 40)]
-    line_bytes: Annotated[int, Field(ge=32, le=1 << 16)]
-    sector_bytes: Annotated[int, Field(ge=32, le=1 << 16)]
+    bytes: _bounded(int, "0 (no L2) to 1 TiB (910B: 192 MiB)", ge=0, le=1 << 40)
+    line_bytes: _bounded(int, "32 B to 64 KiB (910B: 512 B)", ge=32, le=1 << 16)
+    sector_bytes: _bounded(int, "32 B to 64 KiB (910B: 128 B)", ge=32, le=1 << 16)
 
 
 class Runtime(_Strict):
@@ -144,7 +165,7 @@ class Runtime(_Strict):
 
     description: str = ""
     orchestrator_submit_us: Micros  # per task, in program order
-    scheduler_threads: Annotated[int, Field(ge=1, le=64)]
+    scheduler_threads: _bounded(int, "AICPU scheduler threads (910B: 3)", ge=1, le=64)
     dispatch_us: Micros  # scheduler-thread time per dispatched subtask (one per core a task runs on)
     completion_us: Micros  # scheduler-thread time per completed subtask (fan-out included)
     pre_dispatch: bool  # a busy core may hold one more task, started when the running one ends
@@ -157,17 +178,18 @@ class Runtime(_Strict):
 class HardwareConfig(_Strict):
     name: str
     description: str = ""
-    clock_hz: Annotated[float, Field(ge=1e8, le=1e10)]
-    num_aic: Annotated[int, Field(ge=1, le=4096)]
-    num_aiv: Annotated[int, Field(ge=1, le=8192)]
-    ub_bytes: Annotated[int, Field(ge=1024, le=1 << 30)]
-    l1_bytes: Annotated[int, Field(ge=1024, le=1 << 30)]
-    l0a_bytes: Annotated[int, Field(ge=1024, le=1 << 30)]
-    l0b_bytes: Annotated[int, Field(ge=1024, le=1 << 30)]
-    l0c_bytes: Annotated[int, Field(ge=1024, le=1 << 30)]
+    clock_hz: _bounded(float, "100 MHz to 10 GHz (910B: 1.85 GHz)", ge=1e8, le=1e10)
+    num_aic: _bounded(int, "cube cores (910B: 24)", ge=1, le=4096)
+    num_aiv: _bounded(int, "vector cores (910B: 48), at least one per AIC: a mix kernel runs on an AIC and an AIV "
+                           "of its cluster", ge=1, le=8192)
+    ub_bytes: BufferBytes
+    l1_bytes: BufferBytes
+    l0a_bytes: BufferBytes
+    l0b_bytes: BufferBytes
+    l0c_bytes: BufferBytes
     hbm: Hbm
     l2: L2
-    dma_block_bytes: Annotated[int, Field(ge=1, le=4096)]
+    dma_block_bytes: _bounded(int, "the granule of a GM run (910B: 32 B)", ge=1, le=4096)
     dma: dict[str, PathCost]
     routes: dict[str, list[str]]
     isa: Literal["a2a3", "a5"]  # which instruction sequences the vector rules follow
@@ -178,29 +200,6 @@ class HardwareConfig(_Strict):
     runtimes: dict[str, Runtime]
     runtime: str  # the runtime generation a run uses (npusim run --runtime picks another of `runtimes`)
     reshape_cycles: Cycles
-
-    @model_validator(mode="after")
-    def _paths_routes_and_isa(self) -> HardwareConfig:
-        for name in self.dma:
-            if name not in PATHS:
-                raise ValueError(f"dma: unknown path {name!r}{did_you_mean(name, PATHS)}; paths: {', '.join(PATHS)}")
-        for route, hops in self.routes.items():
-            src, _, dst = route.partition("->")
-            if src not in (*BUFFERS, "GM") or dst not in (*BUFFERS, "GM") or not hops:
-                raise ValueError(f"routes: {route!r} must be 'SRC->DST' over GM, {', '.join(BUFFERS)}")
-            for hop in hops:
-                if hop not in self.dma:
-                    raise ValueError(f"routes: {route} uses path {hop!r}, which has no dma entry")
-        for name, path in self.dma.items():
-            reads_gm = name.startswith("gm_")
-            if reads_gm and path.l2_hit_latency_cycles is None:
-                raise ValueError(f"dma: {name} reads GM and needs l2_hit_latency_cycles")
-            if not reads_gm and (path.l2_hit_latency_cycles is not None or path.short_run_bytes_per_cycle is not None):
-                raise ValueError(f"dma: {name} does not read GM: l2_hit_latency_cycles and short_run_bytes_per_cycle "
-                                 "apply to GM reads only")
-            if path.write_completion_cycles and not name.endswith("_gm"):
-                raise ValueError(f"dma: {name} does not write GM: write_completion_cycles applies to GM writes only")
-        return self
 
     @field_validator("runtime")
     @classmethod
@@ -298,6 +297,10 @@ def load_config(name_or_path: str = DEFAULT_CONFIG, limits: YamlLimits | None = 
     if not isinstance(doc.data, dict):
         raise ConfigError("a config is a YAML mapping", Location(str(path), 1, 1))
     try:
-        return HardwareConfig.model_validate(doc.data)
+        hw = HardwareConfig.model_validate(doc.data)
     except ValidationError as exc:
         raise _describe(doc, exc) from None
+    from .requirements import check_requirements  # it reads the cost rules, which import this module
+
+    check_requirements(hw, doc)
+    return hw

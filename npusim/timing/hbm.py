@@ -3,6 +3,7 @@ resource class with named fields whose loop is a simpy process."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import simpy
@@ -23,7 +24,14 @@ class SharedHBM:
     demand (GM bytes per cycle at full speed); bandwidth is split max-min fairly and a task progresses at
     the fraction of its demand it receives."""
 
+    # A job is done when less than this many standalone cycles are left (the resolution results were computed
+    # with), or when the time it still needs is below the clock's resolution at the current time: then it could
+    # never finish, since now + remaining / rate == now (a livelock at large times, e.g. very slow DMA paths).
+    DONE_BELOW_CYCLES = 1e-6
+
     def __init__(self, env: simpy.Environment, bytes_per_cycle: float) -> None:
+        if not (bytes_per_cycle > 0 and math.isfinite(bytes_per_cycle)):
+            raise ValueError(f"HBM bandwidth must be positive and finite, got {bytes_per_cycle} B/cycle")
         self.env = env
         self.capacity = bytes_per_cycle
         self.jobs: dict[int, _Job] = {}
@@ -73,6 +81,8 @@ class SharedHBM:
             if self.wake.triggered:
                 self.wake = self.env.event()
             self._advance()
-            for key in [k for k, job in self.jobs.items() if job.remaining <= 1e-6]:
+            now = self.env.now
+            for key in [k for k, job in self.jobs.items()
+                        if job.remaining <= self.DONE_BELOW_CYCLES or now + job.remaining / job.rate <= now]:
                 self.jobs.pop(key).done.succeed()
             self._share()

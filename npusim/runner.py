@@ -10,16 +10,15 @@ import hashlib
 import json
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from .errors import NpusimError
 from .frontend import Program, load_program
@@ -27,12 +26,13 @@ from .frontend.expressions import ExprLimits
 from .frontend.inputs import initial_values
 from .frontend.yaml_source import YamlLimits
 from .graph import Execution
-from .interp import RunLimits, check_gm_budget, execute
+from .interp import RunLimits, check_gm_budget, check_memory, execute
+from .interp.values import NeedsNumerics
 from .output import artefacts
 from .output.compare import Comparison, compare_runs, load_report
 from .output.expect import expectation, load_expected
 from .output.report import Report, TraceSample, build_report
-from .references import REFERENCE_ATOL, REFERENCE_RTOL, Reference, get_reference
+from .references import REFERENCE_ATOL, REFERENCE_RTOL, Reference, check_fits, compute_expected, get_reference
 from .references import check as reference_check
 from .timing import (
     CONFIG_DIR,
@@ -50,6 +50,9 @@ from .timing import (
 TRACE_OPS_UP_TO = 100_000  # above this many ops the trace holds the ops of a sample of tasks (unless asked)
 PROGRESS_EVERY_S = 10.0  # progress lines on a stderr that is not a terminal: one per this many seconds
 TraceDetail = Literal["auto", "ops", "sample", "tasks"]
+# Bytes of JSON per trace event as trace.event_count counts them (metadata included), to size a trace before it
+# is written: measured with every op, Qwen3 tiny 1 788 061 B / 6 217 events = 288, softmax 283, matmul 328
+TRACE_BYTES_PER_EVENT = 300
 
 
 @dataclass
@@ -59,6 +62,7 @@ class RunOptions:
     runtime: str | None = None  # a runtime generation of the config other than its `runtime:`
     preset: str | None = None
     overrides: dict[str, int | float] = field(default_factory=dict)
+    inits: dict[str, str] = field(default_factory=dict)  # --init NAME=RULE: tensor init rules replaced
     seed: int = 0
     numerics: bool = True
     out: Path | None = None
@@ -71,6 +75,7 @@ class RunOptions:
     expect: Path | None = None  # saved outputs to check against instead of the program's reference
     rtol: float = REFERENCE_RTOL
     atol: float = REFERENCE_ATOL
+    max_trace_bytes: int = artefacts.MAX_TRACE_BYTES
     run_limits: RunLimits = field(default_factory=RunLimits)
     yaml_limits: YamlLimits = field(default_factory=YamlLimits)
     expr_limits: ExprLimits = field(default_factory=ExprLimits)
@@ -119,6 +124,16 @@ class Progressor:
         if self.quiet:
             yield None
         elif self.terminal:
+            from rich.console import Console  # rich only for a bar on a terminal (start-up time)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                        TimeElapsedColumn()]
             with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
@@ -155,11 +170,20 @@ class _ProgressLines:
             self._say(f"done ({self.done} tasks)")
 
 
+def note(message: str) -> None:
+    """A line on stderr about what a run does differently from what was asked (always shown, even with -q)."""
+    print(f"npusim: {message}", file=sys.stderr, flush=True)
+
+
 def load(opts: RunOptions) -> tuple[Program, HardwareConfig]:
-    program = load_program(opts.program, opts.preset, opts.overrides, opts.yaml_limits, opts.expr_limits)
+    program = load_program(opts.program, opts.preset, opts.overrides, opts.yaml_limits, opts.expr_limits,
+                           opts.inits)
     hw = load_config(opts.config, opts.yaml_limits)
     if opts.runtime is not None:
         hw = hw.with_runtime(opts.runtime)
+    if program.reference:
+        ref = get_reference(program.reference, program.reference_loc)
+        check_fits(ref, {n: t.role for n, t in program.tensors.items()}, program.consts, program.reference_loc)
     return program, hw
 
 
@@ -185,46 +209,93 @@ def default_out_dir(program: Program, opts: RunOptions, hw: HardwareConfig) -> P
     key = run_key(opts, config_sha256(hw))
     parts = [program.name, opts.preset or "", sets if len(sets) <= 48 else "", hw.name, opts.runtime or "",
              "" if opts.numerics else "timing", key]
-    return Path("reports") / "-".join(_slug(p) for p in parts if p)
+    return Path("reports") / artefacts.safe_component("-".join(_slug(p) for p in parts if p))
 
 
-def validate(opts: RunOptions) -> tuple[Program, Execution]:
+@dataclass
+class Probe:
+    """The quick pass: every loop body once, without arithmetic (None where the program reads values that
+    only numerics have, and the pass stopped there)."""
+
+    execution: Execution | None
+    stopped: NeedsNumerics | None = None
+
+
+def probe(program: Program, inputs: dict[str, np.ndarray], opts: RunOptions, numerics_later: bool) -> Probe:
+    """Run every loop body once without arithmetic (on `inputs`, the values of the tensors the program reads):
+    a shape or bounds error in the last kernel is found in milliseconds, and the run's tasks and ops are
+    estimated. A `read` of values only numerics has ends it early when numerics follow (the run checks the
+    rest), and is the error otherwise."""
+    try:
+        return Probe(execute(program, inputs, numerics_on=False, limits=opts.run_limits, first_iterations_only=True))
+    except NeedsNumerics as exc:
+        if not numerics_later:
+            raise
+        return Probe(None, exc)
+
+
+def validate(opts: RunOptions) -> tuple[Program, Probe]:
     """Load and check a program without running it in full: every loop body runs once, shapes and bounds
     are checked on the way, and the kernels' buffer use is checked against the config."""
     program, hw = load(opts)
     check_gm_budget(program, opts.run_limits, numerics_on=False)
-    needed = tensors_read(program)
-    inputs = initial_values(program, opts.seed, only=needed)
-    probe = execute(program, inputs, numerics_on=False, limits=opts.run_limits, first_iterations_only=True)
-    simulate(probe.tasks, probe.instrs, hw, gm_shapes=probe.gm_shapes)
-    return program, probe
+    quick = probe(program, initial_values(program, opts.seed, only=tensors_read(program)), opts,
+                  numerics_later=True)
+    if quick.execution is not None:
+        simulate(quick.execution.tasks, quick.execution.instrs, hw, gm_shapes=quick.execution.gm_shapes)
+    return program, quick
 
 
-def _protected(program_file: str | Path) -> list[Path]:
-    """Places --out must never be in: the program's folder, the configs, the package."""
-    return [Path(program_file).resolve().parent, CONFIG_DIR, Path(__file__).resolve().parent]
+def protected_places() -> list[Path]:
+    """Places --out must never be in, hold or be held by: the configs (npusim's and ./configs), the package."""
+    places = [CONFIG_DIR, Path(__file__).resolve().parent]
+    return places + ([Path("configs")] if Path("configs").is_dir() else [])
+
+
+def output_dir(opts: RunOptions, program: Program, hw: HardwareConfig) -> artefacts.OutputDir | None:
+    """The run's output directory (checked and locked on entering), or None when the run writes nothing. Its
+    inputs (program, config, --expect file) may not lie in it."""
+    if opts.out is None and not (opts.plot or opts.trace or opts.save_tensors):
+        return None
+    out = opts.out or default_out_dir(program, opts, hw)
+    inputs = [Path(program.file), resolve_config_path(opts.config), *([opts.expect] if opts.expect else [])]
+    return artefacts.OutputDir(out, inputs, protected_places())
 
 
 def run(opts: RunOptions) -> RunResult:
-    # 1. load (and the user's saved outputs, so a bad file fails before the run)
+    # 1. load (and the user's saved outputs, so a bad file fails before the run); lock the output directory
+    # before any work (a second run into it is refused at once)
     program, hw = load(opts)
     expected = None
     if opts.expect is not None:
         if not opts.numerics:
             raise NpusimError("--expect compares computed outputs: it needs numerics (drop --no-numerics)")
         expected = load_expected(opts.expect, program)
-    out_dir = None
-    if opts.out is not None or opts.plot or opts.trace or opts.save_tensors:
-        out = opts.out or default_out_dir(program, opts, hw)
-        out_dir = artefacts.prepare_out_dir(out, _protected(program.file))
+    target = output_dir(opts, program, hw)
+    with target if target is not None else nullcontext():
+        return _run(opts, program, hw, expected, target)
 
-    # 2. inputs: the GM budget first, then a quick pass (every loop body once, no arithmetic), so a shape or
-    # bounds error in the last kernel is reported in milliseconds rather than after the whole run
+
+def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[str, np.ndarray] | None,
+         target: artefacts.OutputDir | None) -> RunResult:
+    # 2. inputs: the GM budget first, then the quick pass (every loop body once, no arithmetic: a shape or
+    # bounds error in the last kernel is reported in milliseconds), which also estimates the run's memory
     check_gm_budget(program, opts.run_limits, opts.numerics)
-    needed = tensors_read(program)
-    quick_inputs = initial_values(program, opts.seed, only=needed)
-    execute(program, quick_inputs, numerics_on=False, limits=opts.run_limits, first_iterations_only=True)
+    quick_inputs = initial_values(program, opts.seed, only=tensors_read(program))
+    quick = probe(program, quick_inputs, opts, numerics_later=opts.numerics)
+    if quick.execution is not None:
+        check_memory(program, quick.execution, opts.run_limits, opts.numerics)
     inputs = initial_values(program, opts.seed) if opts.numerics else quick_inputs
+
+    # the check's reference (the user's saved outputs with --expect, else the program's own) is computed on a
+    # second thread while the interpreter runs: it needs only the inputs, and numpy releases the GIL
+    reference: Reference | None = None
+    if expected is not None and opts.expect is not None:
+        reference = expectation(opts.expect, expected, opts.rtol, opts.atol)
+    elif program.reference:
+        reference = get_reference(program.reference)
+    beside = _Beside(compute_expected, reference, inputs, program.consts, program.reference_loc) \
+        if opts.numerics and opts.check and reference is not None else None
 
     # 3. interpret, 4. simulate
     bar = Progressor(opts.quiet)
@@ -236,19 +307,16 @@ def run(opts: RunOptions) -> RunResult:
     # 5. check: against the user's saved outputs (--expect), else the program's reference
     roles = {name: t.role for name, t in program.tensors.items()}
     check = None
-    reference: Reference | None = None
-    if expected is not None and opts.expect is not None:
-        reference = expectation(opts.expect, expected, opts.rtol, opts.atol)
-    elif program.reference:
-        reference = get_reference(program.reference)
-    if opts.numerics and opts.check and reference is not None:
+    if beside is not None and reference is not None:
         finals = {name: t.data for name, t in execution.tensors.items() if t.data is not None}
         with bar.phase("checking outputs", None):
-            check = reference_check(reference, inputs, program.consts, finals)
+            check = reference_check(reference, inputs, program.consts, finals, where=program.reference_loc,
+                                    expected=beside.result())
 
-    # 6. report and artefacts: the report lists what is about to be written, and is written last
+    # 6. report and artefacts: the report lists what is about to be written; all are staged, then put in
+    # place together
     chain = critical_path(timeline)
-    plan = _artefact_plan(opts, execution, timeline) if out_dir is not None else _Plan()
+    plan = _artefact_plan(opts, execution, timeline) if target is not None else _Plan()
     report = build_report(
         program_file=program.file, params=program.params, overrides=opts.overrides, config_name=hw.name,
         config_path=config_label(resolve_config_path(opts.config)), config_sha256=config_sha256(hw), runtime=hw.runtime,
@@ -256,10 +324,34 @@ def run(opts: RunOptions) -> RunResult:
         execution=execution, timeline=timeline, roles=roles, check=check, trace_events=plan.trace_events,
         trace_sample=plan.trace_sample, artefacts=plan.files,
     )
-    if out_dir is not None:
-        with bar.phase("writing the report", None):
-            write_artefacts(out_dir, plan, program, execution, timeline, report, inputs, chain)
-    return RunResult(program, hw, execution, timeline, report, out_dir)
+    if target is not None:
+        with bar.phase("writing the report", None), target.writing() as stage:
+            write_artefacts(stage, plan, program, execution, timeline, report, inputs, chain)
+        target.commit("report.json")
+    return RunResult(program, hw, execution, timeline, report, target.shown if target is not None else None)
+
+
+class _Beside:
+    """fn(*args) on a daemon thread (an interrupted run does not wait for it); `result()` waits and returns
+    its value or raises its exception."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args), name="npusim-reference", daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[..., Any], args: tuple) -> None:
+        try:
+            self._value = fn(*args)
+        except BaseException as exc:  # handed to the caller of result()
+            self._error = exc
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 @dataclass
@@ -274,7 +366,7 @@ class _Plan:
 
 SUMMARY_CSVS = ["kernels.csv", "instructions.csv", "lines.csv"]
 PLOTS = ["timeline.png", "utilisation.png", "kernels.png"]
-_ALL_ARTEFACTS = [*SUMMARY_CSVS, *PLOTS, "trace.json", "trace.json.gz", "inputs.npz", "outputs.npz"]
+_LESS_DETAIL = {"ops": "sample", "sample": "tasks", "tasks": None}  # how a trace over the size limit is reduced
 
 
 def _artefact_plan(opts: RunOptions, execution: Execution, timeline: Timeline) -> _Plan:
@@ -282,23 +374,39 @@ def _artefact_plan(opts: RunOptions, execution: Execution, timeline: Timeline) -
     if opts.plot:
         plan.files += PLOTS
     if opts.trace:
-        from .output import trace
-
-        detail = opts.trace_detail
-        if detail == "auto":
-            detail = "ops" if execution.op_count <= TRACE_OPS_UP_TO else "sample"
-        plan.trace_events = detail
-        with_ops = trace.op_tasks(execution, timeline, detail)
-        if detail == "sample":
-            plan.trace_sample = TraceSample(
-                rule=trace.SAMPLE_RULE, tasks=len(with_ops), of_tasks=len(timeline.runs),
-                ops=sum(len(timeline.runs[t].schedule.ops) for t in with_ops),
-                of_ops=sum(len(r.schedule.ops) for r in timeline.runs))
-        plan.trace_file = trace.file_name(timeline, with_ops)
-        plan.files.append(plan.trace_file)
+        _plan_trace(opts, execution, timeline, plan)
     if opts.save_tensors and opts.numerics:
         plan.files += ["inputs.npz", "outputs.npz"]
     return plan
+
+
+def _plan_trace(opts: RunOptions, execution: Execution, timeline: Timeline, plan: _Plan) -> None:
+    """The trace's detail and file: as asked (auto: every op up to TRACE_OPS_UP_TO ops, else a sample), less
+    while it would be larger than --max-trace-bytes (each step said on stderr), or no trace at all."""
+    from .output import trace
+
+    detail: Literal["ops", "sample", "tasks"] | None = (
+        opts.trace_detail if opts.trace_detail != "auto" else "ops" if execution.op_count <= TRACE_OPS_UP_TO
+        else "sample")
+    while detail is not None:
+        with_ops = trace.op_tasks(execution, timeline, detail)
+        size = trace.event_count(timeline, with_ops) * TRACE_BYTES_PER_EVENT
+        if size <= opts.max_trace_bytes:
+            break
+        reduced = _LESS_DETAIL[detail]
+        note(f"the trace with {detail} detail would take about {size >> 20} MB, more than --max-trace-bytes "
+             f"({opts.max_trace_bytes >> 20} MB): " + (f"{reduced} detail instead" if reduced else "not written"))
+        detail = reduced
+    else:
+        return
+    plan.trace_events = detail
+    if detail == "sample":
+        plan.trace_sample = TraceSample(
+            rule=trace.SAMPLE_RULE, tasks=len(with_ops), of_tasks=len(timeline.runs),
+            ops=sum(len(timeline.runs[t].schedule.ops) for t in with_ops),
+            of_ops=sum(len(r.schedule.ops) for r in timeline.runs))
+    plan.trace_file = trace.file_name(timeline, with_ops)
+    plan.files.append(plan.trace_file)
 
 
 def _provenance(report: Report) -> dict[str, Any]:
@@ -309,10 +417,11 @@ def _provenance(report: Report) -> dict[str, Any]:
 
 def write_artefacts(out_dir: Path, plan: _Plan, program: Program, execution: Execution, timeline: Timeline,
                     report: Report, inputs: dict[str, np.ndarray], chain: list[int]) -> None:
-    """Summaries, plots, trace and tensors first, report.json last: a directory with a report.json is complete."""
+    """Every artefact of the plan into `out_dir` (a fresh staging directory); report.json's bytes are made
+    first, so a report JSON cannot hold fails before anything is drawn."""
     from .output.table import csv_text
 
-    artefacts.remove_stale(out_dir, ["report.json"])
+    report_bytes = artefacts.json_bytes(report)
     for name, rows in (("kernels.csv", report.kernels), ("instructions.csv", report.instructions),
                        ("lines.csv", report.lines)):
         text = csv_text(rows).encode()
@@ -333,8 +442,7 @@ def write_artefacts(out_dir: Path, plan: _Plan, program: Program, execution: Exe
         artefacts.write_npz(out_dir / "inputs.npz", inputs)
         finals = {n: t.data for n, t in execution.tensors.items() if roles.get(n) in ("output", "inout")}
         artefacts.write_npz(out_dir / "outputs.npz", finals)
-    artefacts.remove_stale(out_dir, [s for s in _ALL_ARTEFACTS if s not in plan.files])
-    artefacts.write_json(out_dir / "report.json", report)
+    artefacts.write_atomic(out_dir / "report.json", lambda fh: fh.write(report_bytes))
 
 
 # --- compare ---------------------------------------------------------------------------------------------
@@ -369,6 +477,14 @@ class Side:
         return {"program": Path(o.program).stem, "preset": o.preset or "", "config": Path(o.config).stem,
                 "set": " ".join(f"{k}={v}" for k, v in o.overrides.items()), "seed": f"seed {o.seed}"}
 
+    def inputs(self) -> list[Path]:
+        """The files this side reads (its report, or its program, config and --expect file)."""
+        if self.report_file is not None:
+            return [self.report_file]
+        o = self.options
+        assert o is not None
+        return [Path(o.program), resolve_config_path(o.config), *([o.expect] if o.expect else [])]
+
     def report(self) -> Report:
         if self.report_file is not None:
             if self.saved is None:
@@ -391,11 +507,18 @@ def labels(a: Side, b: Side) -> tuple[str, str]:
 
 
 def compare(a: Side, b: Side, out: Path | None) -> Comparison:
-    """Two sides scope by scope (compare.json, compare.png), into reports/compare-<a>-vs-<b>-<key> by default."""
+    """Two sides scope by scope (compare.json, compare.png), into reports/compare-<a>-vs-<b>-<key> by default,
+    staged and put in place together like a run's artefacts; no side's program, config or report may lie in
+    the output directory."""
     label_a, label_b = labels(a, b)
     if out is None:
         key = hashlib.sha256(json.dumps([a.identity(), b.identity()], sort_keys=True).encode()).hexdigest()[:8]
-        out = Path("reports") / f"compare-{_slug(label_a)[:40]}-vs-{_slug(label_b)[:40]}-{key}"
-    protected = [p for s in (a, b) if s.options is not None for p in _protected(s.options.program)]
-    out_dir = artefacts.prepare_out_dir(out, protected or _protected(Path.cwd() / "report.json")[1:])
-    return compare_runs(a.report, b.report, (label_a, label_b), out_dir)
+        name = f"compare-{_slug(label_a)[:40]}-vs-{_slug(label_b)[:40]}-{key}"
+        out = Path("reports") / artefacts.safe_component(name)
+    inputs = [p for s in (a, b) for p in s.inputs()]
+    with artefacts.OutputDir(out, inputs, protected_places()) as target:
+        with target.writing() as stage:
+            result = compare_runs(a.report, b.report, (label_a, label_b), stage)
+        target.commit("compare.json")
+    result.out_dir = target.shown
+    return result

@@ -1,0 +1,154 @@
+"""The importer's own statement tree, between the Python syntax and npusim's program model: PyPTO's
+tensor-level program after nested calls are flattened (one op per statement), before the kernel structure
+is final. Chunked loops, `auto_incore` regions and kernels are explicit here so the passes that mirror
+PyPTO's (chunk splitting and interchange, outlining) can rewrite them; every statement keeps its `.py`
+location. Expressions are npusim expression syntax trees over the importer's variable names."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from npusim.errors import Location
+
+Origin = Literal["original", "chunk_outer", "chunk_inner", "chunk_remainder"]
+
+
+class Dim(int):
+    """A static dimension: its value, and the npusim expression (text) it was written as, so that shapes the
+    importer derives (an escaping tile's GM tensor) stay expressions of the params."""
+
+    expr: str
+
+    def __new__(cls, value: int, expr: str | None = None) -> Dim:
+        obj = super().__new__(cls, value)
+        obj.expr = expr if expr is not None else str(value)
+        return obj
+
+
+def dim_expr(d: int) -> str:
+    return d.expr if isinstance(d, Dim) else str(d)
+
+
+@dataclass(frozen=True)
+class ScalarType:
+    pass
+
+
+@dataclass(frozen=True)
+class ValueType:
+    """A tensor-level value (a GM tensor, a view, or a tile once inside a kernel): static shape and dtype."""
+
+    shape: tuple[int, ...]
+    dtype: str
+
+
+Type = ScalarType | ValueType
+SCALAR = ScalarType()
+
+
+@dataclass
+class Stmt:
+    loc: Location
+
+
+@dataclass
+class OpStmt(Stmt):
+    """`target = op(args)`: `args` maps each npusim parameter to an expression node or a constant."""
+
+    target: str | None
+    op: str
+    args: dict[str, Any]
+    pl_name: str  # the PyPTO op as written (for messages): `pl.slice`
+
+
+@dataclass
+class ScalarStmt(Stmt):
+    """`target = expr`: a scalar, or (`expr` a Name of a value) a second name for a value."""
+
+    target: str
+    expr: ast.expr
+
+
+@dataclass
+class ForStmt(Stmt):
+    var: str
+    start: ast.expr
+    stop: ast.expr
+    step: ast.expr
+    parallel: bool
+    body: list[Stmt]
+    chunk: int | None = None
+    origin: Origin = "original"
+    stages: int = 1
+    prologue: list[ScalarStmt] = field(default_factory=list)  # bindings at the top of each iteration
+    text: str = ""
+
+
+@dataclass
+class IfStmt(Stmt):
+    cond: ast.expr
+    then: list[Stmt]
+    orelse: list[Stmt] = field(default_factory=list)
+    guard: bool = False  # an importer-made guard around a chunk remainder (never part of a kernel group)
+
+
+@dataclass
+class KernelStmt(Stmt):
+    """`with pl.incore():` (auto=False) or `with pl.auto_incore():` (auto=True) before expansion."""
+
+    name: str | None
+    body: list[Stmt]
+    auto: bool = False
+    text: str = ""
+
+
+@dataclass
+class ScopeStmt(Stmt):
+    """A named region from a `# Scope N:` comment."""
+
+    name: str
+    body: list[Stmt]
+
+
+def children(stmt: Stmt) -> list[list[Stmt]]:
+    """The statement lists directly inside `stmt`."""
+    if isinstance(stmt, ForStmt):
+        return [stmt.body]
+    if isinstance(stmt, IfStmt):
+        return [stmt.then, stmt.orelse]
+    if isinstance(stmt, KernelStmt | ScopeStmt):
+        return [stmt.body]
+    return []
+
+
+def walk(stmts: list[Stmt]):
+    """Every statement, depth first, in program order (loop prologues before bodies)."""
+    for s in stmts:
+        yield s
+        if isinstance(s, ForStmt):
+            yield from s.prologue
+        for block in children(s):
+            yield from walk(block)
+
+
+def names_read(stmt: Stmt) -> set[str]:
+    """Names a statement itself reads (not its nested blocks)."""
+    nodes: list[Any] = []
+    if isinstance(stmt, OpStmt):
+        nodes = [v for v in stmt.args.values() if isinstance(v, ast.AST)]
+    elif isinstance(stmt, ScalarStmt):
+        nodes = [stmt.expr]
+    elif isinstance(stmt, ForStmt):
+        nodes = [stmt.start, stmt.stop, stmt.step]
+    elif isinstance(stmt, IfStmt):
+        nodes = [stmt.cond]
+    out: set[str] = set()
+    for node in nodes:
+        out.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name))
+    return out
+
+
+def name(id_: str) -> ast.Name:
+    return ast.Name(id=id_, ctx=ast.Load())

@@ -1,0 +1,113 @@
+"""PyPTO's names for things, mapped onto npusim's: each op of `pypto.language` (at pypto b2104ad64, the
+compiler of the seed-era programs) with its parameter names in PyPTO's positional order, the npusim op it
+becomes and how its arguments are renamed; the dtypes and enum members; and the PyPTO ops npusim cannot run
+yet, each with the reason the located error gives. Source of the signatures: pypto b2104ad64
+`python/pypto/language/op/unified_ops.py`, `tensor_ops.py`, `tile_ops.py` (docs/pypto.md lists them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+_ANY = object()  # a dropped argument may take any value
+
+
+@dataclass(frozen=True)
+class PlOp:
+    """One PyPTO op: `params` in PyPTO's positional order; `rename` maps a PyPTO parameter to the npusim op's
+    (unlisted ones keep their name); `dropped` lists PyPTO parameters npusim has no use for, each with the
+    one value it accepts (`_ANY`: any value, e.g. a reduction's scratch tile); `special` names a translator
+    rule for ops that are not one npusim op call (scalar `min`, `read`, `create_tensor` in a kernel, ...)."""
+
+    npusim: str
+    params: tuple[str, ...]
+    rename: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    dropped: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    special: str | None = None
+    aliases: tuple[str, ...] = ()  # other accepted keyword names of the first parameter (IR spellings)
+
+
+def _op(npusim: str, params: tuple[str, ...], rename: dict[str, str] | None = None,
+        dropped: dict[str, Any] | None = None, special: str | None = None,
+        aliases: tuple[str, ...] = ()) -> PlOp:
+    return PlOp(npusim, params, MappingProxyType(rename or {}), MappingProxyType(dropped or {}), special, aliases)
+
+
+def _unary(name: str) -> PlOp:
+    return _op(name, ("input",), {"input": "x"}, aliases=("tensor", "tile"))
+
+
+def _binary(name: str) -> PlOp:
+    return _op(name, ("lhs", "rhs"))
+
+
+def _expand(name: str) -> PlOp:
+    return _op(name, ("lhs", "rhs"), {"lhs": "t", "rhs": "v"})
+
+
+OPS: dict[str, PlOp] = {
+    **{n: _binary(n) for n in ("add", "sub", "mul", "div", "maximum", "minimum")},
+    **{n: _unary(n) for n in ("neg", "abs", "exp", "sqrt", "recip", "rsqrt")},
+    **{n: _op(n, ("input", "tmp_tile"), {"input": "x"}, {"tmp_tile": _ANY}, aliases=("tensor", "tile"))
+       for n in ("row_sum", "row_max", "row_min")},
+    **{f"{k}_expand_{o}": _expand(f"{k}_expand_{o}") for k in ("row", "col") for o in ("add", "sub", "mul", "div")},
+    "slice": _op("slice", ("input", "shape", "offset", "valid_shape"), {"input": "t"}, aliases=("tensor", "tile")),
+    "assemble": _op("assemble", ("target", "source", "offset")),
+    "full": _op("full", ("shape", "dtype", "value")),
+    "cast": _op("cast", ("input", "target_type", "mode"), {"input": "x"}, special="cast",
+                aliases=("tensor", "tile")),
+    "reshape": _op("reshape", ("input", "shape"), {"input": "t"}, aliases=("tensor", "tile")),
+    "fillpad": _op("fillpad", ("value", "pad_value"), {"value": "t"}, aliases=("tensor", "tile")),
+    "matmul": _op("matmul", ("lhs", "rhs", "out_dtype", "a_trans", "b_trans", "c_matrix_nz"),
+                  dropped={"a_trans": False, "c_matrix_nz": False}, special="matmul"),
+    "matmul_acc": _op("matmul_acc", ("acc", "lhs", "rhs", "a_trans", "b_trans"), dropped={"a_trans": False}),
+    "create_tensor": _op("create_tensor", ("shape", "dtype", "layout"), dropped={"layout": "ND"},
+                         special="create_tensor"),
+    "read": _op("read", ("src", "offset"), special="read", aliases=("tensor", "tile", "indices")),
+    "dim": _op("dim", ("tensor", "axis"), special="dim"),
+    "min": _op("min", ("lhs", "rhs"), special="scalar_min_max"),
+    "max": _op("max", ("lhs", "rhs"), special="scalar_min_max"),
+}
+# `pl.tensor.X` spellings that differ from `pl.X`
+TENSOR_NAMESPACE = {"create": "create_tensor"}
+
+# PyPTO ops npusim has no equivalent for yet: the located error names the op and says why.
+UNSUPPORTED: dict[str, str] = {
+    **{n: "a gather/scatter op" for n in ("gather", "scatter", "scatter_update", "mgather", "mscatter",
+                                          "paged_gather", "gather_row", "gatherb")},
+    **{n: "explicit tile-level programming" for n in ("load", "store", "move", "create_tile", "tpush_to_aiv",
+                                                      "tpush_to_aic", "tpop_from_aic", "tpop_from_aiv",
+                                                      "tfree_to_aic", "tfree_to_aiv", "reserve_buffer",
+                                                      "import_peer_buffer", "aic_initialize_pipe",
+                                                      "aiv_initialize_pipe", "create_l1", "aiv_shard", "aic_gather")},
+    **{n: "a sorting op" for n in ("sort32", "mrgsort")},
+    **{n: "an op npusim's op table does not have" for n in (
+        "concat", "transpose", "log", "relu", "cmp", "cmps", "sel", "sels", "rem", "rems", "and_", "ands", "or_",
+        "ors", "xor", "xors", "shl", "shls", "shr", "shrs", "not_", "addc", "subc", "addsc", "subsc", "lrelu",
+        "prelu", "matmul_bias", "gemv", "gemv_acc", "gemv_bias", "expands", "row_expand", "col_expand",
+        "maxs", "mins", "sum", "arange", "ci", "col_sum", "col_max", "col_min", "col_expand_expdif",
+        "row_expand_expdif", "fmod", "fmods", "sin", "cos", "set_validshape", "write", "batch_matmul",
+        "reinterpret_view", "fillpad_expand")},
+    **{n: "task-dependency plumbing" for n in ("task_dummy", "no_dep", "submit", "spmd_submit")},
+    **{n: "a runtime query" for n in ("get_block_idx", "get_block_num", "get_subblock_idx")},
+}
+
+DTYPES = {"FP32": "fp32", "BF16": "bf16", "FP16": "fp16", "INT32": "int32"}
+UNSUPPORTED_DTYPES = ("FP4", "FP8E4M3FN", "FP8E5M2", "FP8E8M0", "HF4", "HF8", "INT4", "INT8", "INT16", "INT64",
+                      "UINT4", "UINT8", "UINT16", "UINT32", "UINT64", "BOOL", "TASK_ID")
+TORCH_DTYPES = {"float32": "fp32", "float": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16",
+                "int32": "int32"}
+PAD_VALUES = {"zero": "zero", "max": "max", "min": "min"}
+CAST_MODES = ("round", "rint", "floor", "ceil", "trunc")
+
+# Loop iterators and the keywords each accepts (SEED parser `_parse_range_call`; pipeline is pypto HEAD's).
+LOOPS = {"range": False, "parallel": True, "unroll": False, "pipeline": False}
+LOOP_KEYWORDS = {"chunk", "chunk_policy", "init_values", "stage", "attrs"}
+
+# Kernel scopes: `with pl.<name>(...)` and the keywords each takes.
+SCOPES = {"incore": ("split", "name_hint"), "auto_incore": ("split", "name_hint"),
+          "at": ("level", "role", "optimization", "split", "name_hint")}
+UNSUPPORTED_SCOPES = {"cluster": "a cluster scope (co-scheduled AIC+AIV groups)",
+                      "spmd": "an SPMD dispatch (issue 12)", "manual_scope": "a manual dependency scope (issue 12)",
+                      "scope": "a runtime scope (issue 12)", "split_aiv": "explicit AIV-lane regions"}

@@ -1,0 +1,649 @@
+"""Kernel replay for timing-only runs: a kernel is interpreted once per distinct *structure* and its later
+executions are replayed from that template, without walking their ops.
+
+A kernel's op records, core kind and loop-iteration count depend only on the scalars that reach its shapes,
+valid shapes, scalar operands, loop bounds, conditions and tile windows (its *structural* scalars), and on the
+shapes, dtypes and aliasing of the GM values it names. A static dataflow pass over the kernel body finds
+them; every other scalar it reads (a *symbolic* one) reaches only GM offsets, through sums and products by
+integer constants, so each GM window of a replayed execution is the template's window shifted by
+`sum(coefficient * change)` plus the change of its view's offset. The replay shifts the template's
+footprint (re-coalescing it only when one tensor's windows shift unequally), checks the shifted windows
+against their views as the interpreter would, and leaves the names the kernel assigns as the interpreter
+would have left them. Anything the pass cannot follow (a `read` in the kernel, a name bound to GM on one path
+and a tile on another, a GM window it cannot shift) is interpreted every time; a replay whose windows would
+leave their views is interpreted instead, so the error is the interpreter's own.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from npusim.errors import ProgramError
+from npusim.frontend.expressions import FUNCTIONS
+from npusim.frontend.program import ForLoop, IfBlock, Instr, OpCall, ScalarAssign, ScopeBlock
+from npusim.graph import DmaSig, GmAccess, Region, Task, coalesce
+
+from .values import GMTensor, GMView, Tile, as_view
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .compile import Interpreter
+
+Form = dict[str, int]  # a scalar as sum(coefficient * symbolic scalar) + a part fixed by the structure
+Coeffs = tuple[tuple[tuple[str, int], ...], ...]  # one form per dimension of a GM window's offset
+_UNDEF = object()  # analysis: not assigned yet (a name the kernel assigns before it reads it, if at all)
+_FRESH = object()  # run time: the value of such a name while a template is recorded
+_SKIPPED_KINDS = ("dtype", "dtype_opt", "choice", "flag")
+_MAX_PASSES = 64
+
+
+class _Restart(Exception):
+    """Symbolic scalars found to reach the kernel's structure: the pass starts again with them structural."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+
+
+class _NotReplayable(Exception):
+    """A kernel the pass cannot follow: it is interpreted at every execution."""
+
+
+@dataclass(frozen=True)
+class Access:
+    """A GM-access instruction: the interface name it reads or writes through, how its window's offset moves
+    with the symbolic scalars, and whether its window is checked against the view (slice, assemble)."""
+
+    binding: str
+    coeffs: Coeffs
+    checked: bool
+
+
+@dataclass
+class Plan:
+    """What the dataflow pass found for one kernel."""
+
+    scalars: tuple[str, ...]  # interface scalar names the kernel may read before assigning, sorted
+    values: tuple[str, ...]  # interface GM names it may read before assigning, sorted
+    structural: frozenset[str]
+    fresh: tuple[str, ...]  # names it assigns before any read on every path
+    assigned_scalars: tuple[str, ...]
+    assigned_values: tuple[str, ...]
+    accesses: dict[int, Access]
+    exits: dict[str, Form]  # scalar names it may assign: their value at the kernel's end
+
+
+def _names_in(node: Any) -> list[str]:
+    """Names an expression reads (the callee of a call is not a name read)."""
+    if not isinstance(node, ast.AST):
+        return []
+    out: list[str] = []
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.Call):
+            if isinstance(n.func, ast.Name) and n.func.id == "read":
+                raise _NotReplayable  # a kernel's control flow steered by GM values
+            stack.extend(n.args)
+            continue
+        if isinstance(n, ast.Name):
+            out.append(n.id)
+        stack.extend(ast.iter_child_nodes(n))
+    return out
+
+
+def _instr_reads(instr: Instr) -> list[str]:
+    if isinstance(instr, OpCall):
+        return [name for p in instr.spec.params if p.kind not in _SKIPPED_KINDS
+                for name in _names_in(instr.args.get(p.name))]
+    if isinstance(instr, ScalarAssign):
+        return _names_in(instr.expr)
+    if isinstance(instr, ForLoop):
+        return [n for a in instr.range_args for n in _names_in(a)]
+    if isinstance(instr, IfBlock):
+        return _names_in(instr.cond)
+    return []
+
+
+class _Analyzer:
+    """The dataflow pass over one kernel body (see the module docstring)."""
+
+    def __init__(self, interp: Interpreter, body: list[Instr], loop_vars: set[str]) -> None:
+        self.interp = interp
+        self.consts = interp.program.consts
+        self.kinds = interp.kinds
+        self.body = body
+        self.reads: set[str] = set()
+        self.assigned: set[str] = set()
+        self._definite(body, set())
+        # an enclosing loop variable the kernel reassigns is read by the task's context
+        self.reads |= self.assigned & loop_vars
+        self.structural: set[str] = set()
+        self.accesses: dict[int, Access] = {}
+
+    # -- which names are read before they are assigned (definite assignment) --
+    def _definite(self, body: list[Instr], done: set[str]) -> set[str]:
+        for instr in body:
+            for name in _instr_reads(instr):
+                if name not in done and name not in self.consts:
+                    self.reads.add(name)
+            if isinstance(instr, OpCall | ScalarAssign):
+                if instr.target is not None:
+                    self.assigned.add(instr.target)
+                    done = done | {instr.target}
+            elif isinstance(instr, ForLoop):
+                self.assigned.add(instr.var)
+                after = self._definite(instr.body, done | {instr.var})
+                if self._runs(instr):
+                    done = after
+            elif isinstance(instr, IfBlock):
+                done = self._definite(instr.then, set(done)) & self._definite(instr.orelse, set(done))
+            elif isinstance(instr, ScopeBlock):
+                done = self._definite(instr.body, done)
+            else:
+                raise _NotReplayable
+        return done
+
+    def _const(self, node: Any) -> Any:
+        """The value of an expression made of literals and params only, else None."""
+        if not isinstance(node, ast.AST):
+            return node
+        if any(n not in self.consts for n in _names_in(node)):
+            return None
+        try:
+            return self.interp.compiler.compile_node(node, "", self.body[0].loc).const
+        except ProgramError:
+            return None
+
+    def _runs(self, loop: ForLoop) -> bool:
+        """A loop whose range is a constant and not empty: its body runs at least once."""
+        args = [self._const(a) for a in loop.range_args]
+        if any(a.__class__ is not int for a in args):
+            return False
+        try:
+            return len(range(*args)) > 0
+        except ValueError:
+            return False
+
+    # -- the abstract pass --
+    def plan(self) -> Plan:
+        for _ in range(_MAX_PASSES):
+            try:
+                env = self._pass()
+            except _Restart as r:
+                self.structural |= r.names
+                continue
+            scalars = sorted(n for n in self.reads if self.kinds.get(n) == "scalar")
+            values = sorted(n for n in self.reads if self.kinds.get(n) == "value")
+            if len(scalars) + len(values) != len(self.reads):
+                raise _NotReplayable
+            return Plan(
+                scalars=tuple(scalars), values=tuple(values), structural=frozenset(self.structural),
+                fresh=tuple(sorted(self.assigned - self.reads)),
+                assigned_scalars=tuple(sorted(n for n in self.assigned if self.kinds.get(n) == "scalar")),
+                assigned_values=tuple(sorted(n for n in self.assigned if self.kinds.get(n) == "value")),
+                accesses=dict(self.accesses),
+                exits={n: env[n] for n in self.assigned if self.kinds.get(n) == "scalar" and env[n] is not _UNDEF},
+            )
+        raise _NotReplayable
+
+    def _pass(self) -> dict[str, Any]:
+        self.accesses = {}
+        env: dict[str, Any] = {}
+        for name in self.reads:
+            if self.kinds.get(name) == "scalar":
+                env[name] = {} if name in self.structural else {name: 1}
+            else:
+                env[name] = ("gm", name)
+        for name in self.assigned - self.reads:
+            env[name] = _UNDEF
+        self._block(self.body, env)
+        return env
+
+    def _block(self, body: list[Instr], env: dict[str, Any]) -> None:
+        for instr in body:
+            self._instr(instr, env)
+
+    def _instr(self, instr: Instr, env: dict[str, Any]) -> None:
+        if isinstance(instr, OpCall):
+            if instr.spec.name in FUNCTIONS and instr.target is not None and not self.interp._reads_a_value(instr):
+                for p in instr.spec.params:  # a scalar function of scalars (abs, sqrt): not affine
+                    self._structural(self._form(instr.args.get(p.name), env))
+                env[instr.target] = {}
+            else:
+                self._op(instr, env)
+        elif isinstance(instr, ScalarAssign):
+            if isinstance(instr.expr, ast.Name) and self.kinds.get(instr.expr.id) == "value":
+                env[instr.target] = self._binding(instr.expr.id, env)
+            else:
+                env[instr.target] = self._form(instr.expr, env)
+        elif isinstance(instr, ForLoop):
+            for a in instr.range_args:
+                self._structural(self._form(a, env))
+            for _ in range(_MAX_PASSES):
+                after = dict(env)
+                after[instr.var] = {}
+                self._block(instr.body, after)
+                joined = self._join(env, after)
+                if joined == env:
+                    break
+                env.update(joined)
+            else:
+                raise _NotReplayable
+        elif isinstance(instr, IfBlock):
+            self._structural(self._form(instr.cond, env))
+            then, orelse = dict(env), dict(env)
+            self._block(instr.then, then)
+            self._block(instr.orelse, orelse)
+            env.update(self._join(then, orelse))
+        elif isinstance(instr, ScopeBlock):
+            self._block(instr.body, env)
+        else:
+            raise _NotReplayable
+
+    @staticmethod
+    def _join(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for name, x in a.items():
+            y = b[name]
+            if x is _UNDEF or x == y:
+                out[name] = y
+            elif y is _UNDEF:
+                out[name] = x
+            elif isinstance(x, dict) and isinstance(y, dict):
+                raise _Restart(set(x) | set(y))
+            else:
+                raise _NotReplayable  # a value bound to different things on different paths
+        return out
+
+    @staticmethod
+    def _structural(form: Form) -> None:
+        if form:
+            raise _Restart(set(form))
+
+    def _binding(self, name: str, env: dict[str, Any]) -> Any:
+        b = env.get(name, _UNDEF)
+        if b is _UNDEF or isinstance(b, dict):
+            raise _NotReplayable
+        return b
+
+    def _form(self, node: Any, env: dict[str, Any]) -> Form:
+        if not isinstance(node, ast.AST) or isinstance(node, ast.Constant):
+            return {}
+        if isinstance(node, ast.Name):
+            if node.id in self.consts:
+                return {}
+            form = env.get(node.id, _UNDEF)
+            if not isinstance(form, dict):
+                raise _NotReplayable
+            return form
+        if isinstance(node, ast.BinOp):
+            left, right = self._form(node.left, env), self._form(node.right, env)
+            if isinstance(node.op, ast.Add | ast.Sub):
+                sign = 1 if isinstance(node.op, ast.Add) else -1
+                out = dict(left)
+                for v, c in right.items():
+                    out[v] = out.get(v, 0) + sign * c
+                return {v: c for v, c in out.items() if c}
+            if isinstance(node.op, ast.Mult) and (not left or not right):
+                form, other = (left, node.right) if left else (right, node.left)
+                if not form:
+                    return {}
+                factor = self._const(other)
+                if factor.__class__ is int:
+                    return {v: c * factor for v, c in form.items() if c * factor}
+            self._structural(left | right)
+            return {}
+        if isinstance(node, ast.UnaryOp):
+            form = self._form(node.operand, env)
+            if isinstance(node.op, ast.USub):
+                return {v: -c for v, c in form.items()}
+            if isinstance(node.op, ast.UAdd):
+                return form
+            self._structural(form)
+            return {}
+        if isinstance(node, ast.Compare | ast.BoolOp | ast.Call):
+            parts = [node.left, *node.comparators] if isinstance(node, ast.Compare) else \
+                node.values if isinstance(node, ast.BoolOp) else node.args
+            for part in parts:
+                self._structural(self._form(part, env))
+            return {}
+        raise _NotReplayable
+
+    def _op(self, instr: OpCall, env: dict[str, Any]) -> None:
+        spec, lowering = instr.spec, instr.spec.lowering
+        iid = self.interp.iid_of[id(instr)]
+        bindings: dict[str, Any] = {}
+        for p in spec.params:
+            node = instr.args.get(p.name)
+            if not isinstance(node, ast.AST) or p.kind in _SKIPPED_KINDS:
+                continue
+            if p.kind in ("value", "value_or_scalar") and isinstance(node, ast.Name) \
+                    and self.kinds.get(node.id) == "value":
+                bindings[p.name] = self._binding(node.id, env)
+            elif p.kind in ("value_or_scalar", "scalar"):
+                self._structural(self._form(node, env))
+            elif p.kind in ("shape", "shape_opt"):
+                if p.name == "offset" and lowering in ("slice", "assemble"):
+                    continue
+                for e in getattr(node, "elts", ()):
+                    self._structural(self._form(e, env))
+            else:
+                raise _NotReplayable
+        result: Any = "tile"
+        if lowering in ("slice", "assemble"):
+            where = bindings.get("t" if lowering == "slice" else "target")
+            forms = [self._form(e, env) for e in getattr(instr.args.get("offset"), "elts", ())]
+            if where is None:
+                raise _NotReplayable
+            if where == "tile":
+                for form in forms:
+                    self._structural(form)
+            else:
+                self._access(iid, where, forms, True)
+                if lowering == "assemble":
+                    result = where
+        elif lowering == "compute":
+            gm = {b for b in bindings.values() if b != "tile"}
+            if len(gm) > 1:
+                raise _NotReplayable
+            for b in gm:
+                self._access(iid, b, [], False)
+        else:
+            raise _NotReplayable
+        if instr.target is not None:
+            env[instr.target] = result
+
+    def _access(self, iid: int, binding: Any, forms: list[Form], checked: bool) -> None:
+        coeffs = tuple(tuple(sorted(f.items())) for f in forms)
+        self.accesses[iid] = Access(binding[1], coeffs, checked)
+
+
+# -- templates and their replay ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Entry:
+    """The values a kernel execution starts from, as the replay needs them."""
+
+    symbolic: dict[str, int]
+    objects: dict[str, GMTensor | GMView]  # interface GM names -> their values
+
+
+@dataclass(frozen=True)
+class _Group:
+    """The instructions of a template that access GM through one name with one offset form: they move
+    together. `bounds`: for checked windows, the lowest offsets and highest ends (relative to the view) the
+    template reached, and the view's shape."""
+
+    binding: str
+    coeffs: Coeffs
+    bounds: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None
+
+
+@dataclass
+class Template:
+    """One interpreted execution of a kernel, to be replayed for executions of the same structure."""
+
+    ops: list
+    core: Any
+    iterations: int
+    reads: list[Region]
+    writes: list[Region]
+    raw: list[tuple[int, bool, Region]]  # (group, is a write, window) in program order
+    accesses: list[tuple[int, int, bool, Region]]  # per DMA op in op order (L2 model): (op, group, write, window)
+    entry: _Entry
+    groups: list[_Group]
+    by_tensor: dict[int, tuple[int, ...]]  # template tensor id -> the groups accessing it
+    exits: list[tuple[str, str, Any]]  # (name, how, what)
+
+
+@dataclass
+class ReplayCache:
+    """Plans per kernel, templates per (kernel, structure), and the replay of an execution."""
+
+    interp: Interpreter
+    plans: dict[int, Plan | None] = field(default_factory=dict)
+    templates: dict[tuple, Template | None] = field(default_factory=dict)
+    replayed: int = 0
+
+    def kernel(self, iid: int, body: list[Instr], task: Task, interpret: Callable[[Task], tuple[list, list]]) -> None:
+        """Run one kernel execution into `task`: replayed when a template fits, else interpreted."""
+        interp = self.interp
+        if iid not in self.plans:
+            try:
+                self.plans[iid] = _Analyzer(interp, body, set(interp.loop_vars)).plan()
+            except _NotReplayable:
+                self.plans[iid] = None
+        plan = self.plans[iid]
+        keyed = _key(plan, interp.env) if plan is not None else None
+        if keyed is None:
+            interpret(task)
+            return
+        key, entry = keyed
+        tkey = (iid, key)
+        if tkey in self.templates:
+            tmpl = self.templates[tkey]
+            if tmpl is not None and _apply(tmpl, plan, entry, task, interp):  # type: ignore[arg-type]
+                self.replayed += 1
+                return
+            interpret(task)
+            return
+        self.templates[tkey] = _record(plan, entry, task, interp, interpret)  # type: ignore[arg-type]
+
+
+def _key(plan: Plan, env: dict[str, Any]) -> tuple[tuple, _Entry] | None:
+    """What fixes the structure of an execution, and the values it shifts by; None for one to interpret."""
+    parts: list[Any] = []
+    symbolic: dict[str, int] = {}
+    for name in plan.scalars:
+        value = env.get(name, _UNDEF)
+        if value is _UNDEF:
+            parts.append(None)
+        elif name in plan.structural:
+            parts.append((value.__class__, value))
+        elif value.__class__ is int:
+            symbolic[name] = value
+        else:
+            return None
+    objects: dict[str, GMTensor | GMView] = {}
+    seen_objects: list[Any] = []
+    seen_tensors: list[Any] = []
+    for name in plan.values:
+        value = env.get(name, _UNDEF)
+        if value is _UNDEF:
+            parts.append(None)
+            continue
+        if value.__class__ is not GMTensor and value.__class__ is not GMView:
+            return None  # a tile from elsewhere: the interpreter reports it
+        view = as_view(value)
+        tensor = view.tensor
+        same_object = next((i for i, o in enumerate(seen_objects) if o is value), len(seen_objects))
+        same_tensor = next((i for i, t in enumerate(seen_tensors) if t is tensor), len(seen_tensors))
+        seen_objects.append(value)
+        seen_tensors.append(tensor)
+        parts.append((view.shape, tensor.shape, tensor.dtype, same_object, same_tensor))
+        objects[name] = value
+    return tuple(parts), _Entry(symbolic, objects)
+
+
+def _record(plan: Plan, entry: _Entry, task: Task, interp: Interpreter,
+            interpret: Callable[[Task], tuple[list, list]]) -> Template | None:
+    """Interpret `task`, keeping what replaying it takes; None when this execution cannot be a template."""
+    env = interp.env
+    saved = {name: env.get(name, _UNDEF) for name in plan.fresh}
+    for name in plan.fresh:
+        env[name] = _FRESH
+    iterations = interp.iterations
+    try:
+        raw_reads, raw_writes = interpret(task)
+    finally:
+        unassigned = {name for name in plan.fresh if env.get(name) is _FRESH}
+        for name in unassigned:
+            if saved[name] is _UNDEF:
+                del env[name]
+            else:
+                env[name] = saved[name]
+    return _template(plan, entry, task, interp, raw_reads, raw_writes, interp.iterations - iterations, unassigned)
+
+
+def _template(plan: Plan, entry: _Entry, task: Task, interp: Interpreter, raw_reads: list[Region],
+              raw_writes: list[Region], iterations: int, unassigned: set[str]) -> Template | None:
+    env = interp.env
+    # which instruction made each window: loads and stores record one window each, in program order
+    load_ids, store_ids = [], []
+    for op in task.ops:
+        sig = op.sig
+        if sig.__class__ is DmaSig:
+            if 0 in sig.tile.valid:
+                return None  # a window with nothing in it leaves no footprint to shift
+            (load_ids if sig.key == "TLOAD" else store_ids).append((op.instr, sig.tile.shape))
+    if len(load_ids) != len(raw_reads) or len(store_ids) != len(raw_writes):
+        return None
+    offsets = {name: as_view(obj).offset for name, obj in entry.objects.items()}
+    tids = {name: as_view(obj).tensor.tid for name, obj in entry.objects.items()}
+    group_of: dict[tuple[str, Coeffs, bool], int] = {}
+    lows: list[list[int] | None] = []
+    highs: list[list[int] | None] = []
+    raw: list[tuple[int, bool, Region]] = []
+    by_tensor: dict[int, set[int]] = {}
+    for is_write, ids, regions in ((False, load_ids, raw_reads), (True, store_ids, raw_writes)):
+        for (iid, shape), region in zip(ids, regions, strict=True):
+            access = plan.accesses.get(iid)
+            if access is None or access.binding not in offsets or tids[access.binding] != region[0]:
+                return None
+            g = group_of.setdefault((access.binding, access.coeffs, access.checked), len(group_of))
+            if g == len(lows):
+                lows.append(None)
+                highs.append(None)
+            raw.append((g, is_write, region))
+            by_tensor.setdefault(region[0], set()).add(g)
+            if access.checked:
+                rel = [lo - b for lo, b in zip(region[1], offsets[access.binding], strict=True)]
+                size = [h - lo for lo, h in zip(region[1], region[2], strict=True)] if is_write else shape
+                top = [r + n for r, n in zip(rel, size, strict=True)]
+                lo_, hi_ = lows[g], highs[g]
+                lows[g] = rel if lo_ is None else [min(a, b) for a, b in zip(lo_, rel, strict=True)]
+                highs[g] = top if hi_ is None else [max(a, b) for a, b in zip(hi_, top, strict=True)]
+    # each op's GM window (task.accesses, in op order) with the group that moves it: the k-th read access is
+    # the k-th load window above, the k-th write access the k-th store window
+    by_kind: dict[bool, list[int]] = {False: [g for g, w, _ in raw if not w], True: [g for g, w, _ in raw if w]}
+    if [a.region for a in task.accesses if not a.write] != raw_reads or \
+            [a.region for a in task.accesses if a.write] != raw_writes:
+        return None
+    seen = {False: 0, True: 0}
+    accesses: list[tuple[int, int, bool, Region]] = []
+    for a in task.accesses:
+        accesses.append((a.op, by_kind[a.write][seen[a.write]], a.write, a.region))
+        seen[a.write] += 1
+    groups = []
+    for (binding, coeffs, checked), g in group_of.items():
+        low, high = lows[g], highs[g]
+        bounds = (tuple(low), tuple(high), as_view(entry.objects[binding]).shape) \
+            if checked and low is not None and high is not None else None
+        groups.append(_Group(binding, coeffs if any(coeffs) else (), bounds))
+    exits: list[tuple[str, str, Any]] = []
+    for name in plan.assigned_scalars:
+        if name in unassigned or name not in env:
+            continue
+        value, form = env[name], plan.exits.get(name, {})
+        if form and value.__class__ is not int:
+            return None
+        exits.append((name, "scalar", (value, tuple(form.items()))))
+    for name in plan.assigned_values:
+        if name in unassigned or name not in env:
+            continue
+        value = env[name]
+        if value.__class__ is Tile:
+            if value.owner != task.id:
+                return None
+            exits.append((name, "tile", (value.sig, value.buf, value.op)))
+            continue
+        source = next((n for n, obj in entry.objects.items() if obj is value), None)
+        if source is None:
+            return None
+        exits.append((name, "entry", source))
+    return Template(task.ops, task.core, iterations, list(task.reads), list(task.writes), raw, accesses, entry, groups,
+                    {t: tuple(sorted(s)) for t, s in by_tensor.items()}, exits)
+
+
+def _apply(tmpl: Template, plan: Plan, entry: _Entry, task: Task, interp: Interpreter) -> bool:
+    """Fill `task` from the template for this entry; False (nothing changed) when its windows would leave
+    their views or the loop budget would run out: the interpreter then runs it and says so."""
+    if interp.iterations + tmpl.iterations > interp.limits.max_loop_iterations:
+        return False
+    base = tmpl.entry
+    delta = {v: x - base.symbolic[v] for v, x in entry.symbolic.items() if x != base.symbolic[v]}
+    shifts: list[tuple[int, ...]] = []
+    tid_map: dict[int, int] = {}
+    moved = relabel = False
+    for group in tmpl.groups:
+        new_view, old_view = as_view(entry.objects[group.binding]), as_view(base.objects[group.binding])
+        old_tid, new_tid = old_view.tensor.tid, new_view.tensor.tid
+        tid_map[old_tid] = new_tid
+        relabel = relabel or old_tid != new_tid
+        shift = tuple([n - o for n, o in zip(new_view.offset, old_view.offset, strict=True)])
+        if delta and group.coeffs:
+            rel = [sum([c * delta.get(v, 0) for v, c in dim]) for dim in group.coeffs]
+            if group.bounds is not None:
+                lo, hi, dims = group.bounds
+                if any(a + r < 0 for a, r in zip(lo, rel, strict=True)) or \
+                        any(a + r > d for a, r, d in zip(hi, rel, dims, strict=True)):
+                    return False
+            shift = tuple([s + r for s, r in zip(shift, rel, strict=True)])
+        moved = moved or any(shift)
+        shifts.append(shift)
+    if not moved and not relabel:
+        reads, writes = list(tmpl.reads), list(tmpl.writes)
+        accesses = [GmAccess(op, region, is_write) for op, _, is_write, region in tmpl.accesses]
+    else:
+        accesses = []
+        for op, g, is_write, (tid, lo, hi) in tmpl.accesses:
+            s = shifts[g]
+            accesses.append(GmAccess(op, (tid_map[tid], tuple([a + b for a, b in zip(lo, s, strict=True)]),
+                                          tuple([a + b for a, b in zip(hi, s, strict=True)])), is_write))
+        per_tensor: dict[int, tuple[int, ...]] = {}
+        for tid, groups in tmpl.by_tensor.items():
+            first = shifts[groups[0]]
+            if any(shifts[g] != first for g in groups[1:]):
+                break
+            per_tensor[tid] = first
+        if len(per_tensor) == len(tmpl.by_tensor):
+            reads = _moved(tmpl.reads, per_tensor, tid_map)
+            writes = _moved(tmpl.writes, per_tensor, tid_map)
+        else:
+            raw_reads, raw_writes = [], []
+            for g, is_write, (tid, lo, hi) in tmpl.raw:
+                s = shifts[g]
+                region = (tid_map[tid], tuple([a + b for a, b in zip(lo, s, strict=True)]),
+                          tuple([a + b for a, b in zip(hi, s, strict=True)]))
+                (raw_writes if is_write else raw_reads).append(region)
+            reads, writes = coalesce(raw_reads), coalesce(raw_writes)
+    env = interp.env
+    for name, how, what in tmpl.exits:
+        if how == "scalar":
+            value, form = what
+            env[name] = value + sum(c * delta.get(v, 0) for v, c in form) if delta else value
+        elif how == "tile":
+            sig, buf, op = what
+            env[name] = Tile(None, sig, buf, op, task.id)
+        else:
+            env[name] = entry.objects[what]
+    interp.iterations += tmpl.iterations
+    task.ops, task.core, task.reads, task.writes, task.accesses = tmpl.ops, tmpl.core, reads, writes, accesses
+    return True
+
+
+def _moved(regions: list[Region], shifts: dict[int, tuple[int, ...]], tid_map: dict[int, int]) -> list[Region]:
+    """Coalesced windows each moved with its tensor: coalescing commutes with a shift common to one tensor's
+    windows, and its result is sorted, so sorting the moved windows gives what coalescing them would."""
+    out = []
+    for tid, lo, hi in regions:
+        s = shifts[tid]
+        if any(s):
+            lo = tuple([a + b for a, b in zip(lo, s, strict=True)])
+            hi = tuple([a + b for a, b in zip(hi, s, strict=True)])
+        out.append((tid_map[tid], lo, hi))
+    return sorted(out) if len(out) > 1 else out

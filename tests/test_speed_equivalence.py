@@ -1,0 +1,243 @@
+"""Speed without changed results. Kernel replay (npusim/interp/replay.py) gives exactly the tasks full
+interpretation gives: every task's op records, core kind, GM footprint, scopes and context, the loop-iteration
+count and the same error, on every shipped program and on generated programs whose kernels read scalars that
+reach offsets (affinely or not), loop bounds, conditions, valid shapes and tile windows, write through views
+and fresh tensors, leave scalars behind for later kernels, and step outside their tensors in later
+iterations. The reference check, which measures only the elements whose bits differ, finds what measuring
+whole blocks finds."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from npusim.dtypes import np_dtype
+from npusim.errors import NpusimError
+from npusim.frontend import load_program
+from npusim.frontend.inputs import initial_values
+from npusim.graph import Execution, Task
+from npusim.interp import execute
+from npusim.interp.compile import Interpreter
+from npusim.references import Reference, check
+
+from .conftest import PROGRAMS
+
+_runner = importlib.import_module("npusim.runner" if importlib.util.find_spec("npusim.runner") else "npusim.run")
+
+
+def _outcome(path: Path, preset: str | None, replay: bool) -> tuple[str, Execution | str, int]:
+    """The execution (or the error) of a timing-only run, and how many kernel executions were replayed."""
+    program = load_program(path, preset)
+    inputs = initial_values(program, 0, only=_runner.tensors_read(program))
+    interp = Interpreter(program, inputs, numerics_on=False, replay=replay)
+    try:
+        execution = interp.run()
+    except NpusimError as exc:
+        return "error", str(exc), 0
+    return "ok", execution, interp.replay.replayed if interp.replay else 0
+
+
+def _assert_same(a: Execution, b: Execution) -> None:
+    """Every field of every task and of the execution (fields added later are compared too)."""
+    assert len(a.tasks) == len(b.tasks)
+    for x, y in zip(a.tasks, b.tasks, strict=True):
+        for f in dataclasses.fields(Task):
+            assert getattr(x, f.name) == getattr(y, f.name), f"task {x.id} ({x.kernel}): {f.name} differs"
+    for f in dataclasses.fields(Execution):
+        if f.name not in ("tasks", "tensors"):
+            assert getattr(a, f.name) == getattr(b, f.name), f"execution: {f.name} differs"
+    assert a.tensors.keys() == b.tensors.keys()
+    for name, t in a.tensors.items():
+        u = b.tensors[name]
+        assert (t.shape, t.dtype) == (u.shape, u.dtype) and (t.data is None) == (u.data is None)
+        assert t.data is None or np.array_equal(t.data, u.data)
+
+
+# every shipped program at every preset; the full-size layer variants once each (the PyPTO file has no presets)
+SHIPPED = sorted({(p, preset) for p in PROGRAMS.glob("*.yaml") for preset in (None, "tiny")}
+                 | {(PROGRAMS / "qwen3_decode.yaml", "full_max_seq")} | {(p, None) for p in PROGRAMS.glob("*.py")},
+                 key=lambda c: (c[0].name, c[1] or ""))
+
+
+@pytest.mark.parametrize(("path", "preset"), SHIPPED, ids=[f"{p.name}-{s}" for p, s in SHIPPED])
+def test_replay_matches_interpretation_on_shipped_programs(path: Path, preset: str | None) -> None:
+    full_kind, full, _ = _outcome(path, preset, replay=False)
+    kind, replayed, count = _outcome(path, preset, replay=True)
+    assert full_kind == kind == "ok"
+    assert isinstance(full, Execution) and isinstance(replayed, Execution)
+    _assert_same(full, replayed)
+    if len(full.tasks) > 8:
+        assert count > 0, "nothing was replayed"
+
+
+def test_replay_of_the_decode_layer_interprets_one_execution_per_distinct_op_list() -> None:
+    program = load_program(PROGRAMS / "qwen3_decode.yaml", "full_max_seq")
+    interp = Interpreter(program, initial_values(program, 0, only={"seq_lens"}), numerics_on=False)
+    execution = interp.run()
+    distinct = len({tuple(t.ops) for t in execution.tasks})
+    assert interp.replay is not None
+    assert len(execution.tasks) - interp.replay.replayed == distinct
+
+
+# -- generated programs ------------------------------------------------------------------------------------
+
+ROWS, COLS = 64, 48
+
+
+@st.composite
+def _expr(draw: st.DrawFn, names: list[str], depth: int = 2) -> str:
+    """A small integer expression over `names`: sums, products by constants, and non-affine forms."""
+    if depth == 0 or draw(st.integers(0, 2)) == 0:
+        return draw(st.sampled_from([*names, "0", "1", "2", "3"]))
+    a, b = draw(_expr(names, depth - 1)), draw(_expr(names, depth - 1))
+    form = draw(st.sampled_from(["{a} + {b}", "{a} - {b}", "{a} * 2", "2 * {a} + {b}", "{a} * {b}",
+                                 "{a} // 2", "{a} % 3", "min({a}, {b})", "({a} - {b}) * -1", "max({a}, 1)"]))
+    return form.format(a=a, b=b)
+
+
+@st.composite
+def generated_program(draw: st.DrawFn) -> str:
+    """A YAML program: an outer loop around orchestration scalars, views and fresh tensors, and one or two
+    kernels that read them in offsets, bounds, conditions and shapes."""
+    n = draw(st.integers(2, 6))
+    lines = ["name: generated", f"params: {{N: {n}}}", "tensors:",
+             f"  a: {{shape: [{ROWS}, {COLS}], dtype: fp32, role: input, init: ones}}",
+             f"  b: {{shape: [{ROWS}, {COLS}], dtype: fp32, role: output}}",
+             "body:", "  - carried = 0", "  - for i in range(N):"]
+    outer = ["i", "carried"]
+    body = [f"o = {draw(_expr(outer))}", "k = i % 2"]
+    names = [*outer, "o", "k"]
+    view_rows = draw(st.integers(4, ROWS))
+    body.append(f"va = slice(a, [{view_rows}, {COLS}], [{draw(_expr(names, 1))}, 0])")
+    if draw(st.booleans()):
+        body.append(f"fresh = create_tensor([{ROWS}, {COLS}], fp32)")
+        target = "fresh"
+    else:
+        target = draw(st.sampled_from(["b", "vb"]))
+        body.append(f"vb = slice(b, [{view_rows}, {COLS}], [{draw(_expr(names, 1))}, 0])")
+    for kernel in range(draw(st.integers(1, 2))):
+        h, w = draw(st.sampled_from([1, 2, 4])), draw(st.sampled_from([8, 16]))
+        src = draw(st.sampled_from(["a", "va"]))
+        kbody = []
+        inner = list(names)
+        if draw(st.booleans()):  # abs is a tile op too: of scalars, a scalar function
+            kbody.append(f"m = abs({draw(_expr(inner, 1))} - 2)")
+            inner.append("m")
+        if draw(st.booleans()):
+            bound = draw(st.sampled_from(["2", "k + 1", "o % 3", "N - i"]))
+            kbody.append(f"for j in range({bound}):")
+            indent, inner = "  ", [*names, "j"]
+        else:
+            indent = ""
+        guard = draw(st.sampled_from(["", f"if {draw(_expr(inner, 1))} < 3:"]))
+        if guard:
+            kbody.append(indent + guard)
+            indent += "  "
+        valid = draw(st.sampled_from(["", f", valid_shape=[{h}, min({w}, {draw(_expr(inner, 1))} + 1)]"]))
+        kbody += [indent + f"x = slice({src}, [{h}, {w}], [{draw(_expr(inner))}, {draw(_expr(inner, 1))}]{valid})",
+                  indent + "y = add(x, x)"]
+        if draw(st.booleans()):
+            kbody.append(indent + f"y = slice(y, [1, 8], [0, {draw(st.sampled_from(['0', 'k * 8', 'o % 2']))}])")
+        if draw(st.booleans()):
+            kbody.append(indent + f"alias = {target}")
+            dest = "alias"
+        else:
+            dest = target
+        kbody.append(indent + f"{dest} = assemble({dest}, y, [{draw(_expr(inner))}, {draw(_expr(inner, 1))}])")
+        kbody.append(indent + f"left = {draw(st.sampled_from(inner))} + {draw(st.integers(0, 3))}")
+        body.append(f"incore k{kernel}:")
+        body += ["  " + line for line in kbody]
+    # what the kernels left behind, seen in a footprint: a kernel reading at row `left`
+    body += ["incore probe:", f"  p = slice(a, [1, 8], [max(0, min(left, {ROWS - 1})), 0])",
+             "  q = add(p, p)", "  b = assemble(b, q, [0, 0])"]
+    body.append("carried = left" if draw(st.booleans()) else "carried = carried + 1")
+    reset = ["left = 0"] if draw(st.booleans()) else []  # else `left` may carry over from an earlier kernel
+    lines += [_nest(line) for line in [*reset, *body]]
+    return "\n".join(lines) + "\n"
+
+
+def _nest(line: str) -> str:
+    """A body line (indented by two spaces per level) as a YAML list item inside the outer loop."""
+    depth = (len(line) - len(line.lstrip(" "))) // 2
+    return "  " * (depth + 2) + "- " + line.lstrip(" ")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(generated_program())
+def test_replay_matches_interpretation_on_generated_programs(tmp_path_factory: pytest.TempPathFactory,
+                                                             text: str) -> None:
+    path = tmp_path_factory.mktemp("replay") / "program.yaml"
+    path.write_text(text)
+    try:
+        load_program(path, None)
+    except NpusimError:
+        return  # a program the generator got wrong (e.g. a name assigned only later): nothing to compare
+    full_kind, full, _ = _outcome(path, None, replay=False)
+    kind, replayed, _ = _outcome(path, None, replay=True)
+    assert kind == full_kind, (full, replayed, text)
+    if kind == "error":
+        assert replayed == full, text
+    else:
+        assert isinstance(full, Execution) and isinstance(replayed, Execution)
+        _assert_same(full, replayed)
+
+
+def test_the_replay_is_off_with_numerics() -> None:
+    program = load_program(PROGRAMS / "matmul.yaml", "tiny")
+    interp = Interpreter(program, initial_values(program, 0), numerics_on=True)
+    assert interp.replay is None
+    assert execute(program, initial_values(program, 0), numerics_on=False).tasks
+
+
+# -- the reference check's comparison on the bits --------------------------------------------------------
+
+
+def _check_over_whole_blocks(expected: np.ndarray, actual: np.ndarray, block: int, rtol: float, atol: float
+                             ) -> tuple[int, float, float]:
+    """The check as first written: a block of identical bits is skipped, any other block is measured whole."""
+    got_flat, want_flat = actual.reshape(-1), expected.reshape(-1)
+    mismatches, max_abs, max_rel = 0, 0.0, 0.0
+    for s in range(0, got_flat.size, block):
+        if np.array_equal(got_flat[s : s + block].view(np.uint8), want_flat[s : s + block].view(np.uint8)):
+            continue
+        got, want = got_flat[s : s + block].astype(np.float64), want_flat[s : s + block].astype(np.float64)
+        err = np.abs(got - want)
+        mismatches += int(np.count_nonzero(~(err <= atol + rtol * np.abs(want))))
+        max_abs = max(max_abs, float(np.max(err, initial=0.0)))
+        sized = np.abs(want) >= atol
+        max_rel = max(max_rel, float(np.max(err[sized] / np.abs(want[sized]), initial=0.0)))
+        if np.isnan(err).any():
+            max_abs = max_rel = float("inf")
+    return mismatches, max_abs, max_rel
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["bf16", "fp32", "int32"]), st.integers(1, 64),
+       st.floats(0, 0.5), st.floats(0, 1e-2))
+def test_the_check_measures_only_what_differs_and_finds_the_same(seed: int, dtype: str, block: int,
+                                                                 changed: float, tol: float) -> None:
+    rng = np.random.default_rng(seed)
+    want = (rng.random(300) - 0.5) * 4
+    if dtype == "int32":
+        want = (want * 100).astype(np.int32)
+    else:
+        want[rng.random(300) < 0.05] = rng.choice([np.nan, np.inf, -np.inf, 0.0])
+        want = want.astype(np_dtype(dtype))
+    got = want.copy()
+    hit = rng.random(300) < changed
+    with np.errstate(invalid="ignore"):  # inf * (1 + e) stays non-finite
+        got[hit] = (want[hit].astype(np.float64) * (1 + rng.normal(0, 1e-2, hit.sum()))).astype(got.dtype)
+    ref = Reference("t", lambda inputs, consts: {"x": want}, rtol=tol, atol=tol)
+    with np.errstate(invalid="ignore"):  # inf * 0 where a tolerance is 0: NaN, counted as a mismatch
+        result = check(ref, {}, {}, {"x": got}, block=block).outputs["x"]
+        mismatches, max_abs, max_rel = _check_over_whole_blocks(want, got, block, tol, tol)
+    assert result.mismatches == mismatches
+    assert result.max_abs_err == (max_abs if np.isfinite(max_abs) else None)
+    assert result.max_rel_err == (max_rel if np.isfinite(max_rel) else None)
