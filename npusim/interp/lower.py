@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from npusim.dtypes import itemsize
-from npusim.graph import ComputeSig, DmaSig, MoveSig, OpRecord, OpSig, Task, TileSig
+from npusim.graph import ComputeSig, DmaSig, GmAccess, MoveSig, OpRecord, OpSig, Task, TileSig
 from npusim.vocabulary import BUFFER_SIDE, Buffer, CoreKind, Place
 
 from .values import GMTensor, Tile, poison, tile_sig
@@ -89,7 +89,9 @@ class Lowering:
                 data = poison(shape, tensor.dtype)
                 data[tuple(slice(0, v) for v in valid)] = tensor.data[region]
         if 0 not in moved:
-            task.reads.append((tensor.tid, offset, hi))
+            region = (tensor.tid, offset, hi)
+            task.reads.append(region)
+            task.accesses.append(GmAccess(len(task.ops), region, False))
         key = ("load", tensor.shape, tensor.dtype, shape, valid, dynamic, buf)
         info = self.sig_cache.get(key)
         if info is None:
@@ -112,7 +114,9 @@ class Lowering:
             tensor.data[tuple(slice(o, h) for o, h in zip(offset, hi, strict=True))] = \
                 source.data[tuple(slice(0, w) for w in written)]
         if 0 not in written:
-            task.writes.append((tensor.tid, offset, hi))
+            region = (tensor.tid, offset, hi)
+            task.writes.append(region)
+            task.accesses.append(GmAccess(len(task.ops), region, True))
         key = ("store", source.sig, source.buf, tensor.shape)
         dma = self.sig_cache.get(key)
         if dma is None:
