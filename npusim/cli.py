@@ -103,6 +103,8 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     decorators = [
         click.option("--config", "config", default=DEFAULT_CONFIG, show_default=True,
                      help="hardware config: a name in configs/ or a path to a YAML file"),
+        click.option("--runtime", default=None, metavar="NAME",
+                     help="the AICPU runtime generation: one of the config's runtimes (default its runtime:)"),
         click.option("--preset", default=None, help="a preset of the program's params (e.g. tiny)"),
         click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
                      help="override a param: a number, or true/false for a boolean param (repeatable)"),
@@ -136,6 +138,7 @@ def make_options(program: str, kw: dict[str, Any], **extra: Any):
     return RunOptions(
         program=Path(program),
         config=kw["config"],
+        runtime=kw["runtime"],
         preset=kw["preset"],
         overrides=parse_overrides(list(kw["sets"])),
         inits=parse_inits(list(kw["inits"])),

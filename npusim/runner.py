@@ -60,6 +60,7 @@ TRACE_BYTES_PER_EVENT = 300
 class RunOptions:
     program: Path
     config: str = DEFAULT_CONFIG
+    runtime: str | None = None  # a runtime generation of the config other than its `runtime:`
     preset: str | None = None
     overrides: dict[str, int | float] = field(default_factory=dict)
     inits: dict[str, str] = field(default_factory=dict)  # --init NAME=RULE: tensor init rules replaced
@@ -189,6 +190,8 @@ def load(opts: RunOptions) -> tuple[Program, HardwareConfig]:
     program = load_program(opts.program, opts.preset, opts.overrides, opts.yaml_limits, opts.expr_limits,
                            opts.inits)
     hw = load_config(opts.config, opts.yaml_limits)
+    if opts.runtime is not None:
+        hw = hw.with_runtime(opts.runtime)
     if program.reference:
         ref = get_reference(program.reference, program.reference_loc)
         check_fits(ref, {n: t.role for n, t in program.tensors.items()}, program.consts, program.reference_loc)
@@ -215,7 +218,7 @@ def default_out_dir(program: Program, opts: RunOptions, hw: HardwareConfig) -> P
     the key when they would make the name long."""
     sets = "-".join(f"{k}={v}" for k, v in opts.overrides.items())
     key = run_key(opts, config_sha256(hw))
-    parts = [program.name, opts.preset or "", sets if len(sets) <= 48 else "", hw.name,
+    parts = [program.name, opts.preset or "", sets if len(sets) <= 48 else "", hw.name, opts.runtime or "",
              "" if opts.numerics else "timing", key]
     return Path("reports") / artefacts.safe_component("-".join(_slug(p) for p in parts if p))
 
@@ -250,7 +253,7 @@ def validate(opts: RunOptions) -> tuple[Program, Probe]:
     quick = probe(program, initial_values(program, opts.seed, only=tensors_read(program)), opts,
                   numerics_later=True)
     if quick.execution is not None:
-        simulate(quick.execution.tasks, quick.execution.instrs, hw)
+        simulate(quick.execution.tasks, quick.execution.instrs, hw, gm_shapes=quick.execution.gm_shapes)
     return program, quick
 
 
@@ -310,7 +313,7 @@ def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[
     with bar.phase("interpreting kernels", None) as tick:
         execution = execute(program, inputs, numerics_on=opts.numerics, limits=opts.run_limits, progress=tick)
     with bar.phase("simulating tasks", len(execution.tasks)) as tick:
-        timeline = simulate(execution.tasks, execution.instrs, hw, progress=tick)
+        timeline = simulate(execution.tasks, execution.instrs, hw, progress=tick, gm_shapes=execution.gm_shapes)
 
     # 5. check: against the user's saved outputs (--expect), else the program's reference
     roles = {name: t.role for name, t in program.tensors.items()}
@@ -327,7 +330,8 @@ def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[
     plan = _artefact_plan(opts, execution, timeline) if target is not None else _Plan()
     report = build_report(
         program_file=program.file, params=program.params, overrides=opts.overrides, config_name=hw.name,
-        config_path=config_label(resolve_config_path(opts.config)), config_sha256=config_sha256(hw), seed=opts.seed,
+        config_path=config_label(resolve_config_path(opts.config)), config_sha256=config_sha256(hw), runtime=hw.runtime,
+        seed=opts.seed,
         execution=execution, timeline=timeline, roles=roles, check=check, trace_events=plan.trace_events,
         trace_sample=plan.trace_sample, artefacts=plan.files,
     )
@@ -419,7 +423,7 @@ def _plan_trace(opts: RunOptions, execution: Execution, timeline: Timeline, plan
 def _provenance(report: Report) -> dict[str, Any]:
     """What the trace's metadata says about the run (the report's provenance fields)."""
     return {k: getattr(report, k) for k in ("npusim_version", "program", "program_file", "preset", "overrides",
-                                            "config", "config_path", "config_sha256", "seed", "numerics")}
+                                            "config", "config_path", "config_sha256", "runtime", "seed", "numerics")}
 
 
 def write_artefacts(out_dir: Path, plan: _Plan, program: Program, execution: Execution, timeline: Timeline,

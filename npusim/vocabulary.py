@@ -1,4 +1,5 @@
-"""The names every stage shares, defined once: pipes, on-chip buffers, DMA paths, core sides and kinds.
+"""The names every stage shares, defined once: pipes, on-chip buffers, DMA paths, where GM data come from, core
+sides and kinds.
 
 The pipes and the paths follow pto-isa's perf-sim stages (docs/sources.md, PF §1): a TLOAD into UB runs on
 the AIV's MTE2, into L1 on the AIC's MTE2; a TSTORE from UB on MTE3, from L0C on FIXPIPE; L1 -> L0A/L0B on
@@ -16,6 +17,7 @@ Buffer = Literal["UB", "L1", "L0A", "L0B", "L0C"]
 BUFFERS: tuple[Buffer, ...] = get_args(Buffer)
 Place = Literal["GM", "UB", "L1", "L0A", "L0B", "L0C"]  # a buffer or global memory
 
+GmSource = Literal["hbm", "l2"]  # where a GM read's data come from: HBM (not in L2) or an L2 hit
 MAX_BUFFER_BYTES = 1 << 30  # the largest on-chip buffer a config may declare: a bigger tile fits no core
 
 Side = Literal["aic", "aiv"]  # which core of an AIC + AIV cluster runs something

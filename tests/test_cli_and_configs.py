@@ -79,11 +79,15 @@ def test_config_show_resolves_names_and_paths(cli) -> None:
     (lambda t: t.replace("num_aic: 24", "num_aic: 0"), ":14:10: num_aic: Input should be greater than or equal to 1, "
                                                           "got 0 (allowed: ge 1, le 4096: cube cores (910B: 24))"),
     (lambda t: t.replace("ub_bytes:", "ub_byte:"), ":18:1: unknown key 'ub_byte' (did you mean 'ub_bytes'?)"),
-    (lambda t: t.replace("    startup_cycles: 265\n", "    startup_cyles: 265\n", 1),
-     ":30:5: unknown key 'startup_cyles' (did you mean 'startup_cycles'?); allowed: startup_cycles, bytes_per_cycle"),
+    (lambda t: t.replace("    issue_cycles: 20 ", "    issue_cyles: 20 ", 1),
+     ":39:5: unknown key 'issue_cyles' (did you mean 'issue_cycles'?); allowed: issue_cycles, bytes_per_cycle, "
+     "write_completion_cycles, latency_cycles, l2_hit_latency_cycles, short_run_bytes_per_cycle"),
     (lambda t: t.replace("bytes_per_cycle: 128.2", "bytes_per_cycle: -1", 1),
-     ":31:22: dma.gm_to_ub.bytes_per_cycle: Input should be greater than or equal to 0.01, got -1 (allowed: ge 0.01, "
+     ":40:22: dma.gm_to_ub.bytes_per_cycle: Input should be greater than or equal to 0.01, got -1 (allowed: ge 0.01, "
      "le 4096: 0.01 B/cycle (20 MB/s at 2 GHz) is slower than any DMA engine"),
+    (lambda t: t.replace("runtime: 2026-04-24-profiling", "runtime: 2026-04-42-profiling", 1),
+     ":139:10: runtime: not one of runtimes (2026-04-10-profiling, 2026-04-24-profiling, "
+     "2026-07-profiling) (did you mean '2026-04-24-profiling'?), got '2026-04-42-profiling'"),
     (lambda t: t.replace("clock_hz: 1.85e9", "clock_hz: fast"),
      ":13:11: clock_hz: Input should be a valid number, got 'fast'"),
     (lambda t: t.replace("clock_hz: 1.85e9", 'clock_hz: "1.85e9"'),  # strict: a string is not a number

@@ -47,8 +47,8 @@ def test_default_directories_name_the_run_and_never_collide(cli, tmp_path: Path,
     copy.write_text(Path(SOFTMAX).read_text())
     assert cli.invoke(main, ["run", str(copy), *QUICK]).exit_code == 0
     edited = tmp_path / "my910.yaml"
-    edited.write_text((CONFIG_DIR / "ascend910b.yaml").read_text().replace("hbm_bytes_per_s: 1.6e12",
-                                                                           "hbm_bytes_per_s: 3.2e12"))
+    edited.write_text((CONFIG_DIR / "ascend910b.yaml").read_text().replace("read_bytes_per_s: 1.45e12",
+                                                                           "read_bytes_per_s: 2.9e12"))
     assert load_config(str(edited)).name == "ascend910b"
     assert cli.invoke(main, ["run", SOFTMAX, *QUICK, "--config", str(edited)]).exit_code == 0
     assert cli.invoke(main, ["run", SOFTMAX, *QUICK, "--seed", "1"]).exit_code == 0
@@ -77,9 +77,11 @@ def test_provenance_in_report_trace_and_figures(cli, tmp_path: Path) -> None:
         ("ascend950", config_sha256(hw), {"ctx_len": 150}, 7)
     assert report["config_path"].endswith("configs/ascend950.yaml")
     other = json.loads((out / "trace.json").read_text())["otherData"]
-    for key in ("config", "config_path", "config_sha256", "overrides", "seed", "npusim_version"):
+    for key in ("config", "config_path", "config_sha256", "runtime", "overrides", "seed", "npusim_version"):
         assert other[key] == report[key]
-    line = f"config ascend950 ({report['config_path']}, sha256 {report['config_sha256'][:12]}) · --set ctx_len=150"
+    assert report["runtime"] == hw.runtime == "2026-07-profiling"
+    line = (f"config ascend950 ({report['config_path']}, sha256 {report['config_sha256'][:12]}) · "
+            f"runtime 2026-07-profiling · --set ctx_len=150")
     assert line in flat(result.output)
 
 

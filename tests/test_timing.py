@@ -1,11 +1,12 @@
-"""Timing: every expected cycle count here is worked out by hand from the config's numbers (startup +
-bytes / rate for DMA, head + fractals for the cube, head + slope x repeats + tail for the vector pipe), never
-taken from an earlier run."""
+"""Timing: every expected cycle count here is worked out by hand from the config's numbers (issue + bytes / rate
+on the engine and latency to the data for DMA, head + fractals for the cube, head + slope x repeats + tail for the
+vector pipe; the runtime's per-task times for the chip), never taken from an earlier run."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from npusim.runner import RunOptions, run
 from npusim.timing import CapacityError, load_config, schedule_kernel, simulate
 from npusim.timing.costs import CostModel
 
-from .conftest import PROGRAMS
+from .conftest import PROGRAMS, fast_config
 
 HW = load_config("ascend910b")
 
@@ -33,9 +34,23 @@ def kernel_tasks(path: Path):
     return execute(prog, {}, numerics_on=False)
 
 
-def dma(path: str, nbytes: int) -> float:
+def dma(path: str, nbytes: int, short_runs: bool = False) -> float:
+    """Engine cycles of one transfer (a GM write at least its write completion)."""
     d = HW.dma[path]
-    return d.startup_cycles + nbytes / d.bytes_per_cycle
+    rate = d.short_run_bytes_per_cycle if short_runs else d.bytes_per_cycle
+    return max(d.issue_cycles + nbytes / rate, d.write_completion_cycles)
+
+
+def arrival(path: str, nbytes: int, source: str = "hbm", short_runs: bool = False) -> float:
+    """One transfer alone: engine cycles, then the latency until its data are usable."""
+    d = HW.dma[path]
+    latency = d.l2_hit_latency_cycles if source == "l2" else d.latency_cycles
+    return dma(path, nbytes, short_runs) + latency
+
+
+def fast_hw(tmp_path: Path):
+    """ascend910b under the tests' near-free runtime (conftest.FAST_RUNTIME)."""
+    return load_config(str(fast_config(tmp_path)))
 
 
 def test_one_dma_load(tmp_path: Path) -> None:
@@ -43,10 +58,12 @@ def test_one_dma_load(tmp_path: Path) -> None:
                    "  x: {shape: [64, 128], dtype: fp32, role: input, init: zeros}")
     ex = kernel_tasks(path)
     sched = schedule_kernel(ex.tasks[0], CostModel(HW), ex.instrs)
-    assert sched.cycles == pytest.approx(265 + 16 * 128 * 4 / 128.2)
-    assert sched.cycles == pytest.approx(dma("gm_to_ub", 8192))
+    # issue 20 + 8192 B at 128.2 B/cycle on MTE2, then the HBM latency 245: alone, DEV's 265 + B/128.2
+    assert sched.cycles == pytest.approx(20 + 16 * 128 * 4 / 128.2 + 245) == pytest.approx(265 + 8192 / 128.2)
+    assert sched.cycles == pytest.approx(arrival("gm_to_ub", 8192))
     assert sched.dma_bytes == {"gm_to_ub": 8192} and sched.dma_transfers == {"gm_to_ub": 1}
-    assert sched.busy["mte2"] == pytest.approx(sched.cycles)
+    assert sched.busy["mte2"] == pytest.approx(dma("gm_to_ub", 8192))  # the engine is free during the latency
+    assert sched.gm_bytes == 8192 and sched.l2_hit_bytes == 0
 
 
 def test_matmul_16x128x64_bf16(tmp_path: Path) -> None:
@@ -63,9 +80,11 @@ def test_matmul_16x128x64_bf16(tmp_path: Path) -> None:
     # 6 + ceil(16/16) * ceil(128 / (32 B / 2 B)) * ceil(64/16) = 6 + 1 * 8 * 4
     assert cost.isolated_cycles(mad.sig) == 6 + 1 * 8 * 4 == 38
     sched = schedule_kernel(ex.tasks[0], cost, ex.instrs)
-    load_a, load_b = dma("gm_to_l1", 16 * 128 * 2), dma("gm_to_l1", 128 * 64 * 2)  # both on the AIC's MTE2
+    # both loads on the AIC's MTE2, each one contiguous run (the long-run rate); b's data arrive its latency later
+    load_a, load_b = dma("gm_to_l1", 16 * 128 * 2), arrival("gm_to_l1", 128 * 64 * 2)
     move_b = dma("l1_to_l0b", 128 * 64 * 2)  # L1 -> L0B after b arrives (L0A's move of a is done by then)
     assert sched.cycles == pytest.approx(load_a + load_b + move_b + 38)
+    assert load_a + load_b == pytest.approx(85 + 4096 / 50 + 85 + 16384 / 50 + 415)
     assert sched.busy["cube"] == 38
     assert sched.busy["mte1"] == pytest.approx(dma("l1_to_l0a", 4096) + move_b)
 
@@ -95,7 +114,7 @@ def test_exp_16x64_fp32(tmp_path: Path) -> None:
     assert expected == 13 + 2 * 16 + 18
     assert cost.isolated_cycles(ex.tasks[0].ops[1].sig) == expected
     sched = schedule_kernel(ex.tasks[0], cost, ex.instrs)
-    assert sched.cycles == pytest.approx(dma("gm_to_ub", 4096) + expected)
+    assert sched.cycles == pytest.approx(arrival("gm_to_ub", 4096) + expected)
     assert sched.busy["vector"] == pytest.approx(expected)
 
 
@@ -117,17 +136,23 @@ def _three_kernels(tmp_path: Path) -> Path:
 
 def test_raw_pair_serialises_and_independent_kernel_overlaps(tmp_path: Path) -> None:
     ex = kernel_tasks(_three_kernels(tmp_path))
-    tl = simulate(ex.tasks, ex.instrs, HW)
+    hw = fast_hw(tmp_path)
+    tl = simulate(ex.tasks, ex.instrs, hw, gm_shapes=ex.gm_shapes)
     producer, consumer, independent = tl.runs
     assert tl.deps == [(), (0,), ()]
-    s = HW.scheduler
-    # the consumer is dispatched only after the producer's completion reaches the scheduler
-    earliest = producer.end + HW.us_to_cycles(s.completion_latency_us + s.dispatch_cpu_us + s.dispatch_latency_us)
+    rt = hw.active_runtime
+    # the consumer is dispatched only after the producer's completion reaches a scheduler thread and is handled
+    earliest = producer.end + hw.us_to_cycles(rt.finish_latency_us + rt.completion_us + rt.dispatch_us
+                                              + rt.dispatch_latency_us)
     assert consumer.start == pytest.approx(earliest)
+    assert consumer.ready == pytest.approx(producer.end + hw.us_to_cycles(rt.finish_latency_us + rt.completion_us))
     assert independent.start < producer.end and independent.aiv != producer.aiv
     # each ran alone on an idle core with HBM to spare: its length is its standalone schedule
     for r in tl.runs:
         assert r.end - r.start == pytest.approx(r.schedule.cycles)
+    # the consumer re-reads the scratch tensor the producer has just written: an L2 hit; the others read HBM
+    assert consumer.schedule.l2_hit_bytes == 16 * 64 * 4 and consumer.schedule.gm_bytes == 16 * 64 * 4  # its store
+    assert producer.schedule.l2_hit_bytes == 0 and producer.schedule.gm_bytes == 2 * 16 * 64 * 4
 
 
 def test_48_dma_heavy_kernels_are_bound_by_hbm(tmp_path: Path) -> None:
@@ -137,10 +162,12 @@ def test_48_dma_heavy_kernels_are_bound_by_hbm(tmp_path: Path) -> None:
     tensor = f"  x: {{shape: [{48 * chunks * rows}, 128], dtype: fp32, role: input, init: zeros}}"
     path = program(tmp_path, body, tensor)
     ex = kernel_tasks(path)
-    tl = simulate(ex.tasks, ex.instrs, HW)
+    hw = fast_hw(tmp_path)
+    tl = simulate(ex.tasks, ex.instrs, hw, gm_shapes=ex.gm_shapes)
     total_bytes = 48 * chunks * rows * 128 * 4
-    hbm_bound = total_bytes / (HW.hbm_bytes_per_s / HW.clock_hz)
-    alone = chunks * dma("gm_to_ub", rows * 128 * 4)
+    hbm_bound = total_bytes / (hw.hbm_bytes_per_s / hw.clock_hz)
+    assert hw.hbm_bytes_per_s == 1.45e12  # the achievable all-core read bandwidth (DM M1)
+    alone = chunks * dma("gm_to_ub", rows * 128 * 4) + HW.dma["gm_to_ub"].latency_cycles  # nothing reads t
     span = max(r.end for r in tl.runs) - min(r.start for r in tl.runs)
     assert alone < hbm_bound  # without sharing, 48 cores could finish far sooner than HBM allows
     assert span >= hbm_bound * (1 - 1e-9)
@@ -241,7 +268,10 @@ def test_a_window_with_outer_dimensions_is_one_dma_per_slab(tmp_path: Path) -> N
                    "  x: {shape: [4, 32, 64], dtype: fp32, role: input, init: zeros}")
     ex = kernel_tasks(path)
     sched = schedule_kernel(ex.tasks[0], CostModel(HW), ex.instrs)
-    assert sched.cycles == pytest.approx(4 * dma("gm_to_ub", 32 * 64 * 4)) == pytest.approx(4 * (265 + 8192 / 128.2))
+    # each slab waits for the previous one's data (DEV c02, c06, c08: the calls of one TLOAD do not overlap)
+    assert sched.cycles == pytest.approx(4 * arrival("gm_to_ub", 32 * 64 * 4))
+    assert sched.cycles == pytest.approx(4 * (265 + 8192 / 128.2))
+    assert sched.busy["mte2"] == pytest.approx(4 * (20 + 8192 / 128.2))
     assert sched.dma_transfers == {"gm_to_ub": 4} and sched.dma_bytes == {"gm_to_ub": 4 * 8192}
 
 
@@ -294,11 +324,11 @@ def _matmul_store(tmp_path: Path, out_dtype: str | None, tensor_dtype: str) -> P
     arg = f", out_dtype={out_dtype}" if out_dtype else ""
     return program(
         tmp_path,
-        "  - incore mm:\n    - a = slice(x, [16, 128], [0, 0])\n    - b = slice(w, [128, 64], [0, 0])\n"
+        "  - incore mm:\n    - a = slice(x, [16, 128], [0, 0])\n    - b = slice(w, [128, 256], [0, 0])\n"
         f"    - c = matmul(a, b{arg})\n    - y = assemble(y, c, [0, 0])\n",
         "  x: {shape: [16, 128], dtype: bf16, role: input, init: \"uniform(-1, 1)\"}\n"
-        "  w: {shape: [128, 64], dtype: bf16, role: input, init: \"uniform(-1, 1)\"}\n"
-        f"  y: {{shape: [16, 64], dtype: {tensor_dtype}, role: output}}",
+        "  w: {shape: [128, 256], dtype: bf16, role: input, init: \"uniform(-1, 1)\"}\n"
+        f"  y: {{shape: [16, 256], dtype: {tensor_dtype}, role: output}}",
         name=f"mm_{out_dtype}_{tensor_dtype}",
     )
 
@@ -310,13 +340,141 @@ def test_matmul_without_out_dtype_is_fp32_in_shape_timing_traffic_and_buffers(tm
     fp32 = kernel_tasks(_matmul_store(tmp_path, "fp32", "fp32"))
     bf16 = kernel_tasks(_matmul_store(tmp_path, "bf16", "bf16"))
     mad = next(op for op in default.tasks[0].ops if op.sig.key == "TMATMUL")
-    assert mad.sig.out.dtype == "fp32" and mad.buf == "L0C" and mad.nbytes == 16 * 64 * 4
+    assert mad.sig.out.dtype == "fp32" and mad.buf == "L0C" and mad.nbytes == 16 * 256 * 4
     cost = CostModel(HW)
     s_default, s_fp32, s_bf16 = (schedule_kernel(e.tasks[0], cost, e.instrs) for e in (default, fp32, bf16))
-    assert s_default.dma_bytes["l0c_to_gm"] == 16 * 64 * 4 and s_bf16.dma_bytes["l0c_to_gm"] == 16 * 64 * 2
-    assert s_default.busy["fixpipe"] == pytest.approx(dma("l0c_to_gm", 16 * 64 * 4))
-    assert s_default.peak_bytes["L0C"] == 16 * 64 * 4
+    assert s_default.dma_bytes["l0c_to_gm"] == 16 * 256 * 4 and s_bf16.dma_bytes["l0c_to_gm"] == 16 * 256 * 2
+    assert s_default.busy["fixpipe"] == pytest.approx(dma("l0c_to_gm", 16 * 256 * 4))
+    assert s_default.busy["fixpipe"] == pytest.approx(192 + 16384 / 81.3)
+    assert s_default.peak_bytes["L0C"] == 16 * 256 * 4
     assert s_default.cycles == s_fp32.cycles != s_bf16.cycles
     runs = [run(RunOptions(program=_matmul_store(tmp_path, dt, "fp32"), out=tmp_path / f"o{dt}", quiet=True,
                            plot=False, trace=False)).report for dt in (None, "fp32")]
     assert runs[0].outputs["y"].dtype == "fp32" and runs[0].outputs["y"].sha256 == runs[1].outputs["y"].sha256
+
+
+# --- DMA rates by run length, stores held to their write, buffering as the program asks ---------------------
+
+
+def test_gm_to_l1_short_runs_and_a_store_held_to_its_write(tmp_path: Path) -> None:
+    """GM -> L1 (ND -> NZ): a window whose GM runs are at most one L2 line (512 B) moves at the short-run rate
+    (S1 ddr_rate 32), longer runs at the contiguous rate; a tiny UB -> GM store holds MTE3 to its write
+    completion (277 cycles, DM M2 / K1)."""
+    costs = _costs(tmp_path, "  - incore k:\n    - a = slice(w, [64, 64], [0, 0])\n"
+                   "    - b = slice(w, [64, 256], [0, 0])\n    - c = slice(w, [16, 512], [0, 0])\n"
+                   "    - d = slice(w, [512, 64], [0, 0])\n    - m = matmul(a, b)\n    - n = matmul(c, d)\n"
+                   "    - v = slice(x, [1, 64], [0, 0])\n    - y = assemble(y, v, [0, 0])\n",
+                   "  w: {shape: [512, 8192], dtype: bf16, role: input, init: zeros}\n"
+                   "  x: {shape: [1, 64], dtype: fp32, role: input, init: zeros}\n"
+                   "  y: {shape: [1, 64], dtype: fp32, role: output}")
+    l1 = HW.dma["gm_to_l1"]
+    assert (l1.issue_cycles, l1.short_run_bytes_per_cycle, l1.bytes_per_cycle, l1.latency_cycles) == (85, 32, 50, 415)
+    assert costs["a"] == pytest.approx(85 + 64 * 64 * 2 / 32 + 415)  # 64 runs of 128 B
+    assert costs["b"] == pytest.approx(85 + 64 * 256 * 2 / 32 + 415)  # 64 runs of 512 B: one line each
+    assert costs["c"] == pytest.approx(85 + 16 * 512 * 2 / 50 + 415)  # 16 runs of 1 KiB
+    assert costs["d"] == pytest.approx(85 + 512 * 64 * 2 / 32 + 415)
+    assert costs["y"] == 277 > 192 + 256 / 109.7  # the store alone
+
+
+LOOP = ("  - incore k:\n    - for i in {rng}:\n      - t = slice(x, [16, 64], [i * 16, 0])\n"
+        "      - u = exp(t)\n")
+
+
+def _loop_cycles(stages: int, n: int) -> float:
+    """The loop of LOOP by hand: load i may start when MTE2 is free and the slot it takes is free (the exp of
+    the load `stages` productions before it has ended); exp i continues the vector stream (no head) when its
+    data are there by the previous exp's end, else it starts when they arrive, after the stream's tail, and
+    pays a head; the last exp's tail ends the kernel."""
+    g, vexp = HW.dma["gm_to_ub"], HW.vector.intrinsics["vexp"]
+    occupancy, latency = g.issue_cycles + 16 * 64 * 4 / g.bytes_per_cycle, g.latency_cycles
+    work = vexp.cycles_per_repeat * 16
+    engine, exp_end, ends = 0.0, 0.0, []
+    for i in range(n):
+        start = max(engine, ends[i - stages] if i >= stages else 0.0)
+        engine = start + occupancy
+        arrival = engine + latency
+        if i and arrival <= exp_end:
+            exp_end += work
+        else:
+            exp_end = max(arrival, exp_end + vexp.tail_cycles if i else 0.0) + vexp.head_cycles + work
+        ends.append(exp_end)
+    return exp_end + vexp.tail_cycles
+
+
+@pytest.mark.parametrize(("rng", "stages"), [("range(8)", 1), ("pipeline(8, stage=2)", 2),
+                                             ("pipeline(0, 8, 1, stage=4)", 4)])
+def test_a_loop_has_the_buffer_slots_it_asks_for(tmp_path: Path, rng: str, stages: int) -> None:
+    """A plain loop is single-buffered: load i + 1 waits until the exp reading load i has ended, so each
+    iteration pays the load's latency; pipeline(..., stage=F) gives its tiles F slots."""
+    ex = kernel_tasks(program(tmp_path, LOOP.format(rng=rng), "  x: {shape: [128, 64], dtype: fp32, role: input, "
+                              "init: zeros}"))
+    assert {ex.instrs[op.instr].stages for op in ex.tasks[0].ops} == {stages}
+    sched = schedule_kernel(ex.tasks[0], CostModel(HW), ex.instrs)
+    assert sched.cycles == pytest.approx(_loop_cycles(stages, 8))
+    if stages == 1:  # the latency is paid every iteration
+        assert sched.cycles > 8 * HW.dma["gm_to_ub"].latency_cycles
+    assert sched.peak_bytes["UB"] == 2 * 16 * 64 * 4 * stages  # t and u live at once, and F - 1 more of each
+
+
+def test_buffer_capacity_counts_every_stage(tmp_path: Path) -> None:
+    """F copies of a pipelined loop's tiles must fit: a [184, 128] FP32 tile (94 208 B) twice fills the 188 416 B
+    of UB exactly; [185, 128] twice does not, and the error says which loop's stages are the cause."""
+    body = "  - incore k:\n    - for i in pipeline(4, stage=2):\n      - t = slice(x, [{r}, 128], [0, 0])\n"
+    tensors = "  x: {shape: [200, 128], dtype: fp32, role: input, init: zeros}"
+    assert HW.ub_bytes == 2 * 184 * 128 * 4
+    fits = kernel_tasks(program(tmp_path, body.format(r=184), tensors, name="fits"))
+    assert schedule_kernel(fits.tasks[0], CostModel(HW), fits.instrs).peak_bytes["UB"] == HW.ub_bytes
+    over = kernel_tasks(program(tmp_path, body.format(r=185), tensors, name="over"))
+    with pytest.raises(CapacityError) as err:
+        schedule_kernel(over.tasks[0], CostModel(HW), over.instrs)
+    assert err.value.message == (
+        f"kernel k: its live tiles need {2 * 185 * 128 * 4} bytes of UB ({185 * 128 * 4} of them for the extra "
+        f"buffer slots that pipelined loops ask for, e.g. 2 for line 7: ask for fewer stages), the ascend910b core "
+        f"has {HW.ub_bytes} (tile the data smaller or reuse buffers)")
+    single = kernel_tasks(program(tmp_path, body.format(r=185).replace("pipeline(4, stage=2)", "range(4)"), tensors,
+                                  name="single"))
+    assert schedule_kernel(single.tasks[0], CostModel(HW), single.instrs).peak_bytes["UB"] == 185 * 128 * 4
+
+
+@pytest.mark.parametrize(("head", "message"), [
+    ("parallel i in pipeline(4, stage=2)", "pipeline(...) buffers a kernel's sequential loop: write 'for V in "
+                                           "pipeline(...)'"),
+    ("for i in pipeline(4)", "pipeline(...) takes one keyword, stage=F (the buffer slots of the loop's tiles); "
+                             "got none"),
+    ("for i in pipeline(4, slots=2)", "pipeline(...) takes one keyword, stage=F (the buffer slots of the loop's "
+                                      "tiles); got slots"),
+    ("for i in pipeline(4, stage=0)", "pipeline: stage must be a constant integer from 1 to 16, got 0 = 0"),
+    ("for i in pipeline(4, stage=S + 1.5)", "pipeline: stage must be a constant integer from 1 to 16, got S + 1.5 "
+                                            "= 3.5"),
+    ("for i in range(4, stage=2)", "a loop needs range(stop), range(start, stop) or range(start, stop, step)"),
+])
+def test_bad_pipeline_loops_are_located_errors(tmp_path: Path, head: str, message: str) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(f"name: p\nparams: {{S: 2}}\ntensors:\n  x: {{shape: [64, 64], dtype: fp32, role: input, "
+                    f"init: zeros}}\nbody:\n  - incore k:\n    - {head}:\n"
+                    f"      - t = slice(x, [16, 64], [i * 16, 0])\n")
+    with pytest.raises(NpusimError) as err:
+        load_program(path)
+    assert err.value.message == message and err.value.location.line == 7
+
+
+def test_a_pipeline_outside_a_kernel_is_an_error(tmp_path: Path) -> None:
+    path = program(tmp_path, "  - for i in pipeline(2, stage=2):\n    - incore k:\n      - t = slice(x, [16, 64], "
+                   "[i * 16, 0])\n", "  x: {shape: [64, 64], dtype: fp32, role: input, init: zeros}")
+    with pytest.raises(NpusimError, match=re.escape("pipeline(...) gives a kernel's tiles buffer slots: use it inside "
+                                                    "an 'incore:' block")):
+        kernel_tasks(path)
+
+
+def test_stages_of_nested_loops(tmp_path: Path) -> None:
+    """An op's stages are those of the innermost pipelined loop around it in its kernel (a plain loop nested in a
+    pipeline keeps them); a stage count may be a param."""
+    path = program(tmp_path, "  - incore k:\n    - a = slice(x, [16, 64], [0, 0])\n"
+                   "    - for i in pipeline(2, stage=S):\n      - for j in range(2):\n"
+                   "        - b = slice(x, [16, 64], [j * 16, 0])\n      - for j2 in pipeline(2, stage=3):\n"
+                   "        - c = slice(x, [16, 64], [j2 * 16, 0])\n",
+                   "  x: {shape: [64, 64], dtype: fp32, role: input, init: zeros}")
+    path.write_text(path.read_text().replace("name: t\n", "name: t\nparams: {S: 2}\n"))
+    ex = kernel_tasks(path)
+    stages = {ex.instrs[op.instr].text.split("=")[0].strip(): ex.instrs[op.instr].stages for op in ex.tasks[0].ops}
+    assert stages == {"a": 1, "b": 2, "c": 3}

@@ -39,12 +39,13 @@ from .yaml_source import YamlDoc, YamlLimits, load_yaml, pydantic_message
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _SCOPE_RE = re.compile(rf"^scope\s+({_IDENT})$")
 _INCORE_RE = re.compile(rf"^incore(?:\s+({_IDENT}))?\s*(\(.*\))?$", re.S)
-_LOOP_RE = re.compile(rf"^(for|parallel)\s+({_IDENT})\s+in\s+(range\s*\(.*\))$", re.S)
+_LOOP_RE = re.compile(rf"^(for|parallel)\s+({_IDENT})\s+in\s+((range|pipeline)\s*\(.*\))$", re.S)
 _IF_RE = re.compile(r"^if\s+(.+)$", re.S)
 _CONTROL_FORMS = ("scope NAME, incore [NAME][(blocks=N, block=V, split=MODE, tid=T, deps=[...])], manual, "
-                  "for V in range(...), parallel V in range(...), if EXPR, else")
+                  "for V in range(...), for V in pipeline(..., stage=F), parallel V in range(...), if EXPR, else")
 _KERNEL_OPTIONS = ("blocks", "block", "split", "tid", "deps")
-_RESERVED = set(OPS) | set(FUNCTIONS) | {"range", "True", "False", "task_ids"} | set(NUMPY_DTYPES)
+MAX_STAGES = 16  # buffer slots a pipelined loop may ask for
+_RESERVED = set(OPS) | set(FUNCTIONS) | {"range", "pipeline", "True", "False", "task_ids"} | set(NUMPY_DTYPES)
 # A program's name and its presets' names name its default report directory (reports/NAME-PRESET-...; other
 # characters are made '_' there): printable, at most 100 characters, no path separator, not starting with '.'
 # or '-', so never '.', '..', '/abs' or '../x', a NUL or a lone surrogate
@@ -130,7 +131,7 @@ def load_program(
     _evaluate_lets(pf, doc, compiler, consts)
     _check_requirements(pf, doc, compiler, consts)
     tensors = _tensors(pf, doc, compiler, consts)
-    body = BodyParser(doc, expr_limits).parse_block(pf.body, ("body",))
+    body = BodyParser(doc, expr_limits, compiler).parse_block(pf.body, ("body",))
     return Program(
         file=doc.file,
         name=pf.name,
@@ -214,11 +215,13 @@ def _tensors(pf: ProgramFile, doc: YamlDoc, compiler: ExprCompiler, consts: dict
 
 
 class BodyParser:
-    """Parses body items (strings and one-key mappings) into instructions."""
+    """Parses body items (strings and one-key mappings) into instructions. `consts` folds the constant
+    arguments the parser itself needs (a pipeline's stage count)."""
 
-    def __init__(self, doc: YamlDoc, limits: ExprLimits) -> None:
+    def __init__(self, doc: YamlDoc, limits: ExprLimits, consts: ExprCompiler) -> None:
         self.doc = doc
         self.limits = limits
+        self.consts = consts
 
     def parse_block(self, items: Any, path: tuple[Any, ...]) -> list[Instr]:
         if not isinstance(items, list):
@@ -259,9 +262,15 @@ class BodyParser:
             return ManualBlock(loc, head, self.parse_block(sub, path))
         if m := _LOOP_RE.match(head):
             call = parse_python(m.group(3), loc, "eval", self.limits, "loop range").body  # type: ignore[attr-defined]
-            if not isinstance(call, ast.Call) or call.keywords or not 1 <= len(call.args) <= 3:
-                raise ProgramError("a loop needs range(stop), range(start, stop) or range(start, stop, step)", loc)
-            return ForLoop(loc, head, m.group(2), call.args, m.group(1) == "parallel", self.parse_block(sub, path))
+            pipelined = m.group(4) == "pipeline"
+            stages = self._stages(call, loc, m.group(1)) if pipelined else 1
+            if not isinstance(call, ast.Call) or (call.keywords and not pipelined) or not 1 <= len(call.args) <= 3:
+                form = "pipeline" if pipelined else "range"
+                extra = ", stage=F" if pipelined else ""
+                raise ProgramError(f"a loop needs {form}(stop{extra}), {form}(start, stop{extra}) or "
+                                   f"{form}(start, stop, step{extra})", loc)
+            return ForLoop(loc, head, m.group(2), call.args, m.group(1) == "parallel", self.parse_block(sub, path),
+                           stages)
         if m := _IF_RE.match(head):
             cond = parse_python(m.group(1), loc, "eval", self.limits, "condition").body  # type: ignore[attr-defined]
             return IfBlock(loc, head, cond, self.parse_block(sub, path))
@@ -300,6 +309,23 @@ class BodyParser:
                 raise ProgramError("incore block= names the block index of an SPMD kernel: give blocks= too", loc)
         kernel.body = self.parse_block(sub, path)
         return kernel
+
+    def _stages(self, call: ast.expr, loc: Location, kind: str) -> int:
+        """`stage=F` of `pipeline(...)`: a constant integer from 1 to MAX_STAGES (PyPTO `pl.pipeline(..., stage=F)`:
+        F buffer slots for the tiles the loop body produces)."""
+        if kind == "parallel":
+            raise ProgramError("pipeline(...) buffers a kernel's sequential loop: write 'for V in pipeline(...)'", loc)
+        keywords = call.keywords if isinstance(call, ast.Call) else []
+        names = [k.arg for k in keywords]
+        if names != ["stage"]:
+            raise ProgramError(f"pipeline(...) takes one keyword, stage=F (the buffer slots of the loop's tiles); "
+                               f"got {', '.join(str(n) for n in names) or 'none'}", loc)
+        node = keywords[0].value
+        value = self.consts.compile_node(node, ast.unparse(node), loc).const
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_STAGES:
+            raise ProgramError(f"pipeline: stage must be a constant integer from 1 to {MAX_STAGES}, got "
+                               f"{ast.unparse(node)} = {value!r}", loc)
+        return value
 
     def parse_line(self, text: str, loc: Location) -> Instr:
         text = text.strip()

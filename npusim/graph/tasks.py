@@ -30,6 +30,14 @@ class OpRecord(NamedTuple):
 Region = tuple[int, tuple[int, ...], tuple[int, ...]]  # (tensor id, lo corner, hi corner exclusive)
 
 
+class GmAccess(NamedTuple):
+    """The GM window one DMA op of a task reads or writes (what decides whether a read hits L2)."""
+
+    op: int  # index of the op in its task
+    region: Region
+    write: bool
+
+
 @dataclass
 class Task:
     """One execution of one kernel (`incore` block) on its core(s): a dispatch (one runtime task, submitted
@@ -45,6 +53,7 @@ class Task:
     ops: list[OpRecord] = field(default_factory=list)
     reads: list[Region] = field(default_factory=list)
     writes: list[Region] = field(default_factory=list)
+    accesses: list[GmAccess] = field(default_factory=list)  # every DMA op's GM window, in op order
     dispatch: int = -1  # the dispatch this task is (a block of), in submission order; -1: the task's own id
     block: int = 0  # its block index in an SPMD dispatch
     blocks: int = 1  # the dispatch's block count (pl.spmd(n)); 1 for a plain kernel
@@ -64,11 +73,14 @@ class Task:
 
 @dataclass
 class InstrInfo:
-    """One instruction of the program: where it is, its text, and its op (or `incore` for a kernel)."""
+    """One instruction of the program: where it is, its text, and its op (or `incore` for a kernel). `stages`:
+    the buffer slots of the tiles it produces, from the innermost `pipeline(..., stage=F)` loop of its kernel
+    around it (1 when there is none)."""
 
     loc: Location
     text: str
     op: str
+    stages: int = 1
 
 
 @dataclass
@@ -94,5 +106,6 @@ class Execution:
     numerics: bool
     loop_iterations: int = 0
     op_count: int = 0
+    gm_shapes: dict[int, tuple[tuple[int, ...], str]] = field(default_factory=dict)  # tensor id -> (shape, dtype)
     estimated_tasks: int = 0  # of a quick pass (first iterations only): the tasks and ops of the whole run,
     estimated_ops: int = 0  # each loop's first iteration counted for all its iterations

@@ -69,6 +69,7 @@ class Interpreter:
         self.scopes: list[str] = []
         self.scope_stack: list[str] = []
         self.loop_vars: list[str] = []
+        self.stages: list[int] = [1]  # buffer slots of the innermost pipelined loop being compiled (in a kernel)
         self.task: Task | None = None
         self.iterations = 0
         self.l1_names: set[str] = set()  # names loaded for the cube in the kernel being compiled
@@ -81,6 +82,7 @@ class Interpreter:
         # a split kernel's lane ops per distinct op list (replayed executions share their template's list)
         self.lane_cache: dict[int, tuple[list, list]] = {}
         self.next_tid = len(program.tensors)
+        self.gm_shapes: dict[int, tuple[tuple[int, ...], str]] = {}  # every GM tensor by id: shape, dtype
         self.readonly: set[int] = set()  # tensors of role input: no kernel may write them
         self.written: dict[int, str] = {}  # tensor id -> the last kernel that wrote it (for `read` without numerics)
         # the quick pass (first iterations only) estimates the whole run: tasks and ops, each loop's first
@@ -101,6 +103,7 @@ class Interpreter:
             elif self.numerics:
                 data = poison(t.shape, t.dtype) if t.role == "scratch" else np.zeros(t.shape, np_dtype(t.dtype))
             tensor = GMTensor(t.name, t.shape, t.dtype, data, tid)
+            self.gm_shapes[tid] = (t.shape, t.dtype)
             if t.role == "input":
                 self.readonly.add(tid)
             self.tensors[t.name] = tensor
@@ -121,6 +124,7 @@ class Interpreter:
             numerics=self.numerics,
             loop_iterations=self.iterations,
             op_count=sum(len(t.ops) for t in self.tasks),
+            gm_shapes=self.gm_shapes,
             estimated_tasks=self.estimated_tasks,
             estimated_ops=self.estimated_ops,
         )
@@ -150,7 +154,7 @@ class Interpreter:
 
     # -- compiling --
     def _register(self, instr: Instr, op: str) -> int:
-        self.instrs.append(InstrInfo(instr.loc, instr.text, op))
+        self.instrs.append(InstrInfo(instr.loc, instr.text, op, self.stages[-1]))
         self.iid_of[id(instr)] = len(self.instrs) - 1
         return len(self.instrs) - 1
 
@@ -292,7 +296,14 @@ class Interpreter:
     def _compile_for(self, instr: ForLoop, in_kernel: bool) -> Run:
         rng_fn = self._int_range(instr)
         self._define(instr.var, "scalar", instr)
-        body = self._compile_block(instr.body, in_kernel)
+        if instr.stages > 1 and not in_kernel:
+            raise ProgramError("pipeline(...) gives a kernel's tiles buffer slots: use it inside an 'incore:' block",
+                               instr.loc)
+        self.stages.append(instr.stages if instr.stages > 1 else self.stages[-1])
+        try:
+            body = self._compile_block(instr.body, in_kernel)
+        finally:
+            self.stages.pop()
         env, var = self.env, instr.var
 
         def run() -> None:
@@ -646,6 +657,7 @@ class Interpreter:
                     except RUNTIME_ERRORS as exc:
                         raise self.located(instr, "create_tensor", exc) from None
             self.env[target] = GMTensor(target, shape, dtype, data, self.next_tid, untracked)
+            self.gm_shapes[self.next_tid] = (shape, dtype)
             self.next_tid += 1
 
         return run

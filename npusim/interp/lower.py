@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from npusim.dtypes import itemsize
-from npusim.graph import ComputeSig, DmaSig, MoveSig, OpRecord, OpSig, Task, TileSig, result_tile
+from npusim.graph import ComputeSig, DmaSig, GmAccess, MoveSig, OpRecord, OpSig, Task, TileSig, result_tile
 from npusim.vocabulary import BUFFER_SIDE, Buffer, CoreKind, Place, SplitMode
 
 from .values import GMTensor, Tile, poison, tile_sig
@@ -88,8 +88,11 @@ class Lowering:
             else:
                 data = poison(shape, tensor.dtype)
                 data[tuple(slice(0, v) for v in valid)] = tensor.data[region]
-        if 0 not in moved and not tensor.untracked:
-            task.reads.append(tensor.region(offset, hi))
+        if 0 not in moved:
+            region = tensor.region(offset, hi)
+            if not tensor.untracked:  # (a manual-dependency tensor orders no task; its traffic still meets L2)
+                task.reads.append(region)
+            task.accesses.append(GmAccess(len(task.ops), region, False))
         key = ("load", tensor.shape, tensor.dtype, shape, valid, dynamic, buf)
         info = self.sig_cache.get(key)
         if info is None:
@@ -112,8 +115,11 @@ class Lowering:
         if self.numerics and tensor.data is not None and source.data is not None:
             tensor.data[tuple(slice(o, h) for o, h in zip(offset, hi, strict=True))] = \
                 source.data[tuple(slice(0, w) for w in written)]
-        if 0 not in written and not tensor.untracked:
-            task.writes.append(tensor.region(offset, hi))
+        if 0 not in written:
+            region = tensor.region(offset, hi)
+            if not tensor.untracked:  # (a manual-dependency tensor orders no task; its traffic still meets L2)
+                task.writes.append(region)
+            task.accesses.append(GmAccess(len(task.ops), region, True))
         key = ("store", source.sig, source.buf, tensor.shape)
         dma = self.sig_cache.get(key)
         if dma is None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from npusim.errors import ProgramError
 from npusim.frontend.expressions import FUNCTIONS
 from npusim.frontend.program import ForLoop, IfBlock, Instr, OpCall, ScalarAssign, ScopeBlock
-from npusim.graph import DmaSig, Region, Task, coalesce
+from npusim.graph import DmaSig, GmAccess, Region, Task, coalesce
 
 from .values import GMTensor, GMView, Tile, as_view
 
@@ -393,6 +393,7 @@ class Template:
     reads: list[Region]
     writes: list[Region]
     raw: list[tuple[int, bool, Region]]  # (group, is a write, window) in program order
+    accesses: list[tuple[int, int, bool, Region]]  # per DMA op in op order (L2 model): (op, group, write, window)
     entry: _Entry
     groups: list[_Group]
     by_tensor: dict[int, tuple[int, ...]]  # template tensor id -> the groups accessing it
@@ -528,6 +529,17 @@ def _template(plan: Plan, entry: _Entry, task: Task, interp: Interpreter, raw_re
                 lo_, hi_ = lows[g], highs[g]
                 lows[g] = rel if lo_ is None else [min(a, b) for a, b in zip(lo_, rel, strict=True)]
                 highs[g] = top if hi_ is None else [max(a, b) for a, b in zip(hi_, top, strict=True)]
+    # each op's GM window (task.accesses, in op order) with the group that moves it: the k-th read access is
+    # the k-th load window above, the k-th write access the k-th store window
+    by_kind: dict[bool, list[int]] = {False: [g for g, w, _ in raw if not w], True: [g for g, w, _ in raw if w]}
+    if [a.region for a in task.accesses if not a.write] != raw_reads or \
+            [a.region for a in task.accesses if a.write] != raw_writes:
+        return None
+    seen = {False: 0, True: 0}
+    accesses: list[tuple[int, int, bool, Region]] = []
+    for a in task.accesses:
+        accesses.append((a.op, by_kind[a.write][seen[a.write]], a.write, a.region))
+        seen[a.write] += 1
     groups = []
     for (binding, coeffs, checked), g in group_of.items():
         low, high = lows[g], highs[g]
@@ -555,7 +567,7 @@ def _template(plan: Plan, entry: _Entry, task: Task, interp: Interpreter, raw_re
         if source is None:
             return None
         exits.append((name, "entry", source))
-    return Template(task.ops, task.core, iterations, list(task.reads), list(task.writes), raw, entry, groups,
+    return Template(task.ops, task.core, iterations, list(task.reads), list(task.writes), raw, accesses, entry, groups,
                     {t: tuple(sorted(s)) for t, s in by_tensor.items()}, exits)
 
 
@@ -587,7 +599,13 @@ def _apply(tmpl: Template, plan: Plan, entry: _Entry, task: Task, interp: Interp
         shifts.append(shift)
     if not moved and not relabel:
         reads, writes = list(tmpl.reads), list(tmpl.writes)
+        accesses = [GmAccess(op, region, is_write) for op, _, is_write, region in tmpl.accesses]
     else:
+        accesses = []
+        for op, g, is_write, (tid, lo, hi) in tmpl.accesses:
+            s = shifts[g]
+            accesses.append(GmAccess(op, (tid_map[tid], tuple([a + b for a, b in zip(lo, s, strict=True)]),
+                                          tuple([a + b for a, b in zip(hi, s, strict=True)])), is_write))
         per_tensor: dict[int, tuple[int, ...]] = {}
         for tid, groups in tmpl.by_tensor.items():
             first = shifts[groups[0]]
@@ -616,7 +634,7 @@ def _apply(tmpl: Template, plan: Plan, entry: _Entry, task: Task, interp: Interp
         else:
             env[name] = entry.objects[what]
     interp.iterations += tmpl.iterations
-    task.ops, task.core, task.reads, task.writes = tmpl.ops, tmpl.core, reads, writes
+    task.ops, task.core, task.reads, task.writes, task.accesses = tmpl.ops, tmpl.core, reads, writes, accesses
     return True
 
 

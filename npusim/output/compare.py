@@ -95,7 +95,8 @@ def _digest(report: Report, name: str) -> str | None:
 def _side(report: Report, label: str) -> dict[str, Any]:
     return {"label": label, "program": report.program, "file": report.program_file, "preset": report.preset,
             "overrides": report.overrides, "config": report.config, "config_path": report.config_path,
-            "config_sha256": report.config_sha256, "seed": report.seed, "numerics": report.numerics,
+            "config_sha256": report.config_sha256, "runtime": report.runtime, "seed": report.seed,
+            "numerics": report.numerics,
             "npusim_version": report.npusim_version, "provenance": report.provenance(),
             "check": report.check.model_dump(mode="json") if report.check else None}
 

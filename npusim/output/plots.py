@@ -407,7 +407,7 @@ def utilisation(timeline: Timeline, bins: int = 300) -> Utilisation:
     bin_s = bin_cycles / hw.clock_hz
     runs = timeline.runs
     demand = np.array([r.schedule.gm_bytes / r.schedule.cycles if r.schedule.cycles else 0.0 for r in runs])
-    times, steps = _intervals(np.array([r.start for r in runs]), np.array([r.end for r in runs]), demand)
+    times, steps = _intervals(np.array([r.kernel_start for r in runs]), np.array([r.end for r in runs]), demand)
     hbm = integrate(times, steps, edges, hw.hbm_bytes_per_cycle) / bin_s / 1e9
     wanted = integrate(times, steps, edges) / bin_s / 1e9
 
@@ -418,8 +418,8 @@ def utilisation(timeline: Timeline, bins: int = 300) -> Utilisation:
         if arrays is None:
             arrays = cache[id(r.schedule)] = _op_arrays(r.schedule)
         for lane, (a, b) in arrays.items():
-            lanes[lane][0].append(r.start + a * r.stretch)
-            lanes[lane][1].append(r.start + b * r.stretch)
+            lanes[lane][0].append(r.kernel_start + a * r.stretch)
+            lanes[lane][1].append(r.kernel_start + b * r.stretch)
     cores = {"aic": hw.num_aic, "aiv": hw.num_aiv}
     active: dict[str, np.ndarray] = {}
     for side in ("aic", "aiv"):

@@ -64,6 +64,13 @@ class Summary(_Model):
     hbm_throttled_cycles: float  # of which with less HBM bandwidth than the task asked for
     bound_by: str  # "hbm", or the pipe with the most busy cycles (summaries.Bound)
     bound_share: float  # throttled fraction of exec time, or that pipe's busy share of the standalone time
+    # as the device's swimlane tool counts (summaries.Swimlane): per record, one per core a task ran on
+    records: int
+    exec_avg_us: float  # AICore end - start
+    latency_avg_us: float  # AICPU dispatch -> AICPU-observed finish
+    runtime_overhead_us: float  # latency - exec: dispatch -> start and end -> finish seen
+    test_time_us: float  # earliest dispatch -> latest finish (the swimlane's Total Test Time)
+    l2_hit_rate: float  # of the GM read bytes, those served by L2
 
 
 class ScopeSummary(Summary):
@@ -191,6 +198,7 @@ class Report(_Model):
     config: str  # the config's `name:`
     config_path: str  # the file it was read from (summaries: timing.config_label)
     config_sha256: str  # of its resolved values (timing.config_sha256)
+    runtime: str  # the AICPU runtime generation the run used (the config's runtime:, or --runtime)
     seed: int
     clock_hz: float
     numerics: bool
@@ -222,7 +230,7 @@ class Report(_Model):
         """One line saying exactly what ran: config file and hash, overrides, seed, version."""
         sets = " ".join(f"{k}={v}" for k, v in self.overrides.items())
         return (f"config {self.config} ({self.config_path}, sha256 {self.config_sha256[:12]}) · "
-                f"--set {sets or 'none'} · seed {self.seed} · npusim {self.npusim_version}")
+                f"runtime {self.runtime} · --set {sets or 'none'} · seed {self.seed} · npusim {self.npusim_version}")
 
 
 def _span(runs: list[TaskRun], timeline: Timeline, shares: HbmShares) -> dict:
@@ -240,6 +248,8 @@ def _span(runs: list[TaskRun], timeline: Timeline, shares: HbmShares) -> dict:
     end = max((r.end for r in runs), default=0.0)
     cycles = end - start
     limit = summaries.bound(runs, shares.throttled)
+    lane = summaries.swimlane(runs)
+    us = 1e6 / timeline.hw.clock_hz
     return {
         "start_cycle": round(start, 3),
         "end_cycle": round(end, 3),
@@ -252,6 +262,12 @@ def _span(runs: list[TaskRun], timeline: Timeline, shares: HbmShares) -> dict:
         "hbm_throttled_cycles": round(limit.throttled_cycles, 3),
         "bound_by": limit.by,
         "bound_share": round(limit.share, 4),
+        "records": lane.records,
+        "exec_avg_us": round(lane.exec_avg * us, 4),
+        "latency_avg_us": round(lane.latency_avg * us, 4),
+        "runtime_overhead_us": round(lane.overhead_avg * us, 4),
+        "test_time_us": round(lane.test_time * us, 4),
+        "l2_hit_rate": round(lane.l2_hit_rate, 4),
     }
 
 
@@ -383,6 +399,7 @@ def build_report(
     config_name: str,
     config_path: str,
     config_sha256: str,
+    runtime: str,
     seed: int,
     execution: Execution,
     timeline: Timeline,
@@ -413,6 +430,7 @@ def build_report(
         config=config_name,
         config_path=config_path,
         config_sha256=config_sha256,
+        runtime=runtime,
         seed=seed,
         clock_hz=timeline.hw.clock_hz,
         numerics=execution.numerics,

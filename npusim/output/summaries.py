@@ -59,8 +59,8 @@ def hbm_shares(timeline: Timeline) -> HbmShares:
     the set of running tasks is fixed, so is every task's share."""
     runs = timeline.runs
     capacity = timeline.hw.hbm_bytes_per_cycle
-    events = sorted([(r.start, 1, r.task) for r in runs if r.end > r.start]
-                    + [(r.end, -1, r.task) for r in runs if r.end > r.start])
+    events = sorted([(r.kernel_start, 1, r.task) for r in runs if r.end > r.kernel_start]
+                    + [(r.end, -1, r.task) for r in runs if r.end > r.kernel_start])
     throttled = [0.0] * len(runs)
     progress = [0.0] * len(runs)
     wants = [demand(r) for r in runs]
@@ -98,8 +98,8 @@ def hbm_steps(timeline: Timeline) -> HbmSteps:
     sharing, the bandwidth in use is the running tasks' total demand, capped at the limit."""
     deltas: dict[float, float] = defaultdict(float)
     for r in timeline.runs:
-        if r.end > r.start:
-            deltas[r.start] += demand(r)
+        if r.end > r.kernel_start:
+            deltas[r.kernel_start] += demand(r)
             deltas[r.end] -= demand(r)
     steps = HbmSteps([], [], [])
     level = 0.0
@@ -109,6 +109,36 @@ def hbm_steps(timeline: Timeline) -> HbmSteps:
         steps.demand.append(level)
         steps.in_use.append(min(level, timeline.hw.hbm_bytes_per_cycle))
     return steps
+
+
+# --- the swimlane's view: exec, latency, runtime overhead, L2 ----------------------------------------------
+
+
+@dataclass
+class Swimlane:
+    """A set of tasks as the device's swimlane tool (simpler swimlane_converter.py) counts them, per record
+    (one per core a task ran on): exec = AICore end - start, latency = AICPU dispatch -> AICPU-observed finish,
+    their difference the runtime's overhead (head and tail); the test time from the earliest dispatch to the
+    latest finish; and the share of GM read bytes that hit L2."""
+
+    records: int
+    exec_avg: float  # cycles
+    latency_avg: float
+    overhead_avg: float
+    test_time: float
+    l2_hit_rate: float
+
+
+def swimlane(runs: list[TaskRun]) -> Swimlane:
+    records = sum(r.records for r in runs)
+    if not records:
+        return Swimlane(0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    exec_sum = sum(r.records * r.exec_cycles for r in runs)
+    latency_sum = sum(r.records * r.latency_cycles for r in runs)
+    reads = sum(n for r in runs for path, n in r.schedule.dma_bytes.items() if path.startswith("gm_"))
+    hits = sum(r.schedule.l2_hit_bytes for r in runs)
+    return Swimlane(records, exec_sum / records, latency_sum / records, (latency_sum - exec_sum) / records,
+                    max(r.finish for r in runs) - min(r.dispatch for r in runs), hits / reads if reads else 0.0)
 
 
 # --- what bounds a group of tasks ------------------------------------------------------------------------

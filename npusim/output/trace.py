@@ -165,8 +165,8 @@ def _op_events(execution: Execution, lanes: _Lanes, run: TaskRun) -> Iterator[di
     for timing in run.schedule.ops:
         record = task.ops[timing.op]
         instr = execution.instrs[record.instr]
-        b = min(max(lanes.ns(run.start + timing.start * run.stretch), task_b), task_e)
-        e = min(max(lanes.ns(run.start + timing.end * run.stretch), b), task_e)
+        b = min(max(lanes.ns(run.kernel_start + timing.start * run.stretch), task_b), task_e)
+        e = min(max(lanes.ns(run.kernel_start + timing.end * run.stretch), b), task_e)
         sig = record.sig
         tile = result_tile(sig)
         args: dict[str, Any] = {

@@ -33,8 +33,10 @@ def _bounded(kind: type, why: str, **bounds: float) -> Any:
     return Annotated[kind, Field(allow_inf_nan=False, description=why, **bounds)]
 
 
-Cycles = _bounded(float, "a fixed cost in cycles: the documented ones are 0 to 300, 1e7 is 5 ms", ge=0, le=1e7)
-Micros = _bounded(float, "a runtime latency in us: the documented ones are 0.05 to 0.8, 1e4 is 10 ms", ge=0, le=1e4)
+Cycles = _bounded(float, "a fixed cost in cycles: the documented ones are 0 to 500, 1e7 is 5 ms", ge=0, le=1e7)
+Micros = _bounded(float, "a runtime cost in us: the documented ones are 0.05 to 2.2, 1e4 is 10 ms", ge=0, le=1e4)
+Rate = _bounded(float, "0.01 B/cycle (20 MB/s at 2 GHz) is slower than any DMA engine and 4096 B/cycle 16x the "
+                       "fastest documented path (256)", ge=0.01, le=4096)
 Slope = _bounded(float, "cycles per repeat or register: the documented ones are below 10", ge=0, le=1e4)
 BufferBytes = _bounded(int, "an on-chip buffer: 1 KiB to 1 GiB (910B: 64 KiB to 512 KiB)", ge=1024,
                        le=MAX_BUFFER_BYTES)
@@ -47,11 +49,19 @@ class _Strict(BaseModel):
 
 
 class PathCost(_Strict):
-    """One data path: each transfer costs startup_cycles + charged_bytes / bytes_per_cycle."""
+    """One data path. A transfer (one DMA call) occupies the path's engine for `issue_cycles + charged_bytes /
+    rate`, and its data arrive `latency_cycles` after the engine is done (`l2_hit_latency_cycles` instead for a
+    GM read whose data are in L2); the engine takes the next transfer meanwhile. The rate is `bytes_per_cycle`,
+    or `short_run_bytes_per_cycle` for a GM -> L1 (ND -> NZ) transfer whose contiguous GM runs are no longer
+    than one L2 line. A GM write holds its engine until the write is acknowledged: at least
+    `write_completion_cycles`."""
 
-    startup_cycles: Cycles
-    bytes_per_cycle: _bounded(float, "0.01 B/cycle (20 MB/s at 2 GHz) is slower than any DMA engine and 4096 "
-                                     "B/cycle 16x the fastest documented path (256)", ge=0.01, le=4096)
+    issue_cycles: Cycles
+    bytes_per_cycle: Rate
+    write_completion_cycles: Cycles = 0.0  # GM writes: the engine holds a store at least this long (its write ack)
+    latency_cycles: Cycles = 0.0
+    l2_hit_latency_cycles: Cycles | None = None  # GM reads only
+    short_run_bytes_per_cycle: Rate | None = None  # GM reads only
 
 
 DtypeName = Literal["bf16", "fp16", "fp32", "int32"]
@@ -131,14 +141,38 @@ class Cube(_Strict):
                              _bounded(float, "cycles per fractal (910B: 1 or 2)", gt=0, le=1e3)]
 
 
-class Scheduler(_Strict):
-    orchestrator_submit_us: Micros
+class Hbm(_Strict):
+    """HBM as the cores see it: the read bandwidth all of them together achieve, shared by every running task's
+    traffic that misses L2."""
+
+    read_bytes_per_s: _bounded(float, "1 GB/s (one DDR channel) to 1 PB/s (910B: 1.45 TB/s achievable)", ge=1e9,
+                               le=1e15)
+
+
+class L2(_Strict):
+    """The chip's L2 cache in front of HBM: its size, its line, and the sector a read fills (docs/timing-model.md
+    §6.3)."""
+
+    bytes: _bounded(int, "0 (no L2) to 1 TiB (910B: 192 MiB)", ge=0, le=1 << 40)
+    line_bytes: _bounded(int, "32 B to 64 KiB (910B: 512 B)", ge=32, le=1 << 16)
+    sector_bytes: _bounded(int, "32 B to 64 KiB (910B: 128 B)", ge=32, le=1 << 16)
+
+
+class Runtime(_Strict):
+    """One generation of the AICPU runtime (simpler): an orchestrator thread submitting tasks in program order,
+    scheduler threads each owning a contiguous block of clusters and spending CPU time on every subtask it
+    dispatches and every completion it handles, and the per-task costs on the AICore side."""
+
+    description: str = ""
+    orchestrator_submit_us: Micros  # per task, in program order
     scheduler_threads: _bounded(int, "AICPU scheduler threads (910B: 3)", ge=1, le=64)
-    dispatch_cpu_us: Micros
-    dispatch_latency_us: Micros
-    completion_latency_us: Micros
-    task_switch_us: Micros
-    cross_core_sync_cycles: Cycles
+    dispatch_us: Micros  # scheduler-thread time per dispatched subtask (one per core a task runs on)
+    completion_us: Micros  # scheduler-thread time per completed subtask (fan-out included)
+    pre_dispatch: bool  # a busy core may hold one more task, started when the running one ends
+    dispatch_latency_us: Micros  # dispatch -> start on an idle core
+    task_switch_us: Micros  # end of the running task -> start of the pre-dispatched one
+    finish_latency_us: Micros  # AICore end -> the scheduler thread sees the completion
+    exec_fixed_us: Micros  # per task, between the AICore's start and end stamps, outside the kernel's ops
 
 
 class HardwareConfig(_Strict):
@@ -153,7 +187,8 @@ class HardwareConfig(_Strict):
     l0a_bytes: BufferBytes
     l0b_bytes: BufferBytes
     l0c_bytes: BufferBytes
-    hbm_bytes_per_s: _bounded(float, "1 GB/s (one DDR channel) to 1 PB/s (910B: 1.6 TB/s)", ge=1e9, le=1e15)
+    hbm: Hbm
+    l2: L2
     dma_block_bytes: _bounded(int, "the granule of a GM run (910B: 32 B)", ge=1, le=4096)
     dma: dict[str, PathCost]
     routes: dict[str, list[str]]
@@ -161,8 +196,18 @@ class HardwareConfig(_Strict):
     vector: Vector | None = None  # a2a3: repeat / count-mode intrinsics
     vector_functions: Annotated[VectorFunctions | None, Field(validate_default=True)] = None  # a5: vector functions
     cube: Cube
-    scheduler: Scheduler
+    cross_core_sync_cycles: Cycles  # an AIC <-> AIV flag where data change core
+    runtimes: dict[str, Runtime]
+    runtime: str  # the runtime generation a run uses (npusim run --runtime picks another of `runtimes`)
     reshape_cycles: Cycles
+
+    @field_validator("runtime")
+    @classmethod
+    def _a_known_runtime(cls, value: str, info: ValidationInfo) -> str:
+        known = info.data.get("runtimes")
+        if known is not None and value not in known:
+            raise ValueError(f"not one of runtimes ({', '.join(known)}){did_you_mean(value, known)}")
+        return value
 
     @field_validator("vector_functions")
     @classmethod
@@ -180,8 +225,24 @@ class HardwareConfig(_Strict):
                 "L0C": self.l0c_bytes}[buf]
 
     @property
+    def hbm_bytes_per_s(self) -> float:
+        return self.hbm.read_bytes_per_s
+
+    @property
     def hbm_bytes_per_cycle(self) -> float:
-        return self.hbm_bytes_per_s / self.clock_hz
+        return self.hbm.read_bytes_per_s / self.clock_hz
+
+    @property
+    def active_runtime(self) -> Runtime:
+        """The runtime generation this config runs with (`runtime:`)."""
+        return self.runtimes[self.runtime]
+
+    def with_runtime(self, name: str) -> HardwareConfig:
+        """The same chip under another of its runtime generations (`npusim run --runtime NAME`)."""
+        if name not in self.runtimes:
+            raise ConfigError(f"--runtime: {self.name} has no runtime {name!r}{did_you_mean(name, self.runtimes)}; "
+                              f"runtimes: {', '.join(self.runtimes)}")
+        return self.model_copy(update={"runtime": name})
 
     def us_to_cycles(self, us: float) -> float:
         return us * 1e-6 * self.clock_hz
@@ -191,7 +252,8 @@ def _describe(doc: YamlDoc, exc: ValidationError) -> ConfigError:
     vf = ("vector_functions",)
     models = {(): HardwareConfig, ("dma", "*"): PathCost, ("vector",): Vector, ("vector", "intrinsics", "*"): Intrinsic,
               ("vector", "ub_copy"): UbCopy, vf: VectorFunctions, (*vf, "classes", "*"): VfClass,
-              (*vf, "classes", "*", "by_dtype", "*"): VfLoop, ("cube",): Cube, ("scheduler",): Scheduler}
+              (*vf, "classes", "*", "by_dtype", "*"): VfLoop, ("cube",): Cube, ("hbm",): Hbm, ("l2",): L2,
+              ("runtimes", "*"): Runtime}
     message, where = pydantic_message(doc, exc, models)
     return ConfigError(message, where)
 

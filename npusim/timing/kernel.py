@@ -1,9 +1,11 @@
 """The pipe schedule of one kernel: each task's ops on the pipes of its core(s), analytically.
 
-Each pipe runs its ops in program order; an op starts when its inputs are ready and its pipe is free; a tile's
-buffer slot is reused only after the value it held two (double-buffered) or one production(s) ago is
-consumed; the live tiles must fit the core's buffers. The result, computed once per distinct op list, is the
-task's standalone length, per-pipe busy cycles and DMA traffic.
+Each pipe runs its ops in program order; an op starts when its inputs are ready and its pipe is free; a DMA's
+data are usable its latency after its pipe is done with it (the pipe takes the next transfer meanwhile); the
+tiles one instruction produces share F buffer slots, F being the stages the program's loop asks for (1 unless
+`pipeline(..., stage=F)`), so a tile's slot is reused only after the value it held F productions ago is
+consumed; the live tiles, with those extra copies, must fit the core's buffers. The result, computed once per
+distinct op list (and GM-read sources), is the task's standalone length, per-pipe busy cycles and DMA traffic.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 
 from npusim.errors import NpusimError
 from npusim.graph import InstrInfo, OpRecord, Task
-from npusim.vocabulary import BUFFERS, PIPES, Buffer, PathName, Pipe, Side
+from npusim.vocabulary import BUFFERS, PIPES, Buffer, GmSource, PathName, Pipe, Side
 
 from .costs import CostModel, Step
 from .hardware import HardwareConfig
@@ -44,10 +46,11 @@ class KernelSchedule:
     busy: dict[Pipe, float]
     dma_bytes: dict[PathName, int]
     dma_transfers: dict[PathName, int]
-    gm_bytes: int
-    peak_bytes: dict[Buffer, int]
+    gm_bytes: int  # bytes crossing HBM: GM reads that miss L2, and GM writes
+    peak_bytes: dict[Buffer, int]  # live tiles at their peak, with the extra copies of pipelined slots
     ops: list[OpTiming]
     aiv_busy: dict[Pipe, float] = field(default_factory=dict)  # the part of `busy` on the AIV side
+    l2_hit_bytes: int = 0  # GM read bytes served by L2
 
 
 def _liveness_peaks(ops: list[OpRecord]) -> dict[str, int]:
@@ -71,32 +74,40 @@ def _liveness_peaks(ops: list[OpRecord]) -> dict[str, int]:
     return peaks
 
 
-def check_capacity(task: Task, peaks: dict[Buffer, int], hw: HardwareConfig, instrs: list[InstrInfo]) -> None:
-    """The kernel's live tiles must fit every buffer of the configured core."""
+def buffer_depths(ops: list[OpRecord], instrs: list[InstrInfo]) -> dict[tuple[int, Buffer], int]:
+    """Slots per tile slot (the tiles one instruction produces): the stages of the loop the instruction is in
+    (`InstrInfo.stages`: F for `pipeline(..., stage=F)`, else 1)."""
+    return {(op.instr, op.buf): instrs[op.instr].stages for op in ops if op.buf is not None}
+
+
+def check_capacity(task: Task, peaks: dict[Buffer, int], depth: dict[tuple[int, Buffer], int], ops: list[OpRecord],
+                   hw: HardwareConfig, instrs: list[InstrInfo]) -> dict[Buffer, int]:
+    """The kernel's live tiles, plus F - 1 more copies of every tile a pipelined loop of F stages produces,
+    must fit every buffer of the configured core. Returns the bytes needed per buffer."""
+    extra: dict[Buffer, int] = defaultdict(int)
+    largest: dict[tuple[int, Buffer], int] = {}
+    for op in ops:
+        if op.buf is not None and depth[(op.instr, op.buf)] > 1:
+            slot = (op.instr, op.buf)
+            largest[slot] = max(largest.get(slot, 0), op.nbytes)
+    for (iid, buf), nbytes in largest.items():
+        extra[buf] += (depth[(iid, buf)] - 1) * nbytes
+    need_all = {buf: peaks.get(buf, 0) + extra[buf] for buf in BUFFERS}
     for buf in BUFFERS:
-        need, have = peaks.get(buf, 0), hw.buffer_bytes(buf)
+        need, have = need_all[buf], hw.buffer_bytes(buf)
         if need > have:
+            staged = [iid for (iid, b) in largest if b == buf]
+            why = ""
+            if extra[buf] and staged:
+                first = instrs[staged[0]]
+                why = (f" ({extra[buf]} of them for the extra buffer slots that pipelined loops ask for, e.g. "
+                       f"{first.stages} for line {first.loc.line}: ask for fewer stages)")
             raise CapacityError(
-                f"kernel {task.kernel}: its live tiles need {need} bytes of {buf}, the {hw.name} core has {have} "
-                f"(tile the data smaller or reuse buffers)",
+                f"kernel {task.kernel}: its live tiles need {need} bytes of {buf}{why}, the {hw.name} core has "
+                f"{have} (tile the data smaller or reuse buffers)",
                 instrs[task.instr].loc,
             )
-
-
-def buffer_depths(ops: list[OpRecord], peaks: dict[Buffer, int], hw: HardwareConfig) -> dict[tuple[int, Buffer], int]:
-    """Slots per tile slot (the tiles one instruction produces): two (double-buffered) when a second copy fits
-    beside the peak, else one."""
-    depth: dict[tuple[int, Buffer], int] = {}
-    extra: dict[Buffer, int] = defaultdict(int)
-    for op in ops:
-        if op.buf is None:
-            continue
-        slot = (op.instr, op.buf)
-        if slot not in depth:
-            fits = peaks.get(op.buf, 0) + extra[op.buf] + op.nbytes <= hw.buffer_bytes(op.buf)
-            depth[slot] = 2 if fits else 1
-            extra[op.buf] += op.nbytes if fits else 0
-    return depth
+    return {buf: n for buf, n in need_all.items() if n}
 
 
 class _Pipes:
@@ -112,6 +123,7 @@ class _Pipes:
         self.dma_bytes: dict[PathName, int] = defaultdict(int)
         self.dma_transfers: dict[PathName, int] = defaultdict(int)
         self.gm = 0
+        self.l2_hit = 0
         self.timings: list[OpTiming] = []
         self.finish = 0.0
 
@@ -143,6 +155,8 @@ class _Pipes:
             self.dma_bytes[step.path] += step.nbytes
             self.dma_transfers[step.path] += 1
             self.gm += step.gm_bytes
+            if step.source == "l2":
+                self.l2_hit += step.nbytes
         return end
 
     def drain(self) -> None:
@@ -157,27 +171,28 @@ class _Pipes:
             self.aiv_busy[pipe] += cycles
 
 
-def schedule_kernel(task: Task, cost: CostModel, instrs: list[InstrInfo]) -> KernelSchedule:
-    """Schedule one task's ops on the pipes of its core(s); raises CapacityError if its tiles do not fit."""
+def schedule_kernel(task: Task, cost: CostModel, instrs: list[InstrInfo],
+                    sources: tuple[GmSource | None, ...] | None = None) -> KernelSchedule:
+    """Schedule one task's ops on the pipes of its core(s); raises CapacityError if its tiles do not fit.
+    `sources[i]`: where op i's GM data come from (HBM when not given)."""
     hw = cost.hw
     ops = task.ops
-    peaks = _liveness_peaks(ops)
-    check_capacity(task, peaks, hw, instrs)
-    depth = buffer_depths(ops, peaks, hw)
+    depth = buffer_depths(ops, instrs)
+    peaks = check_capacity(task, _liveness_peaks(ops), depth, ops, hw, instrs)
     n = len(ops)
-    ready_other = [0.0] * n  # result usable by another pipe (vector results after the drain)
+    ready_other = [0.0] * n  # result usable by another pipe (vector results after the drain, DMA data on arrival)
     ready_same = [0.0] * n  # result usable by the next op of the same vector stream
     last_consumer_end = [0.0] * n
     is_vector = [False] * n
     history: dict[tuple[int, Buffer], list[int]] = defaultdict(list)
     pipes = _Pipes()
     for i, op in enumerate(ops):
-        steps: tuple[Step, ...] = cost.steps(op.sig)
+        steps: tuple[Step, ...] = cost.steps(op.sig, sources[i] if sources is not None else None)
         first_vector = steps[0].pipe == "vector"
         t = 0.0
         for d in op.deps:
             t = max(t, ready_same[d] if first_vector and is_vector[d] else ready_other[d])
-        if op.buf is not None:  # the slot's previous tenant (one or two productions ago) must be consumed
+        if op.buf is not None:  # the slot's tenant of F productions ago must have been consumed
             past = history[(op.instr, op.buf)]
             slots = depth[(op.instr, op.buf)]
             if len(past) >= slots:
@@ -188,8 +203,9 @@ def schedule_kernel(task: Task, cost: CostModel, instrs: list[InstrInfo]) -> Ker
             if step.pipe == "vector":
                 end = ready_same[i] = pipes.place_vector(i, step, t)
                 t = end + step.tail
-            else:
-                end = ready_same[i] = t = pipes.place(i, step, t)
+            else:  # the next step (a further slab or hop) and the consumers wait for the data, the pipe does not
+                end = ready_same[i] = pipes.place(i, step, t)
+                t = end + step.latency
         is_vector[i] = steps[-1].pipe == "vector"
         ready_other[i] = t
         pipes.finish = max(pipes.finish, t)
@@ -197,4 +213,4 @@ def schedule_kernel(task: Task, cost: CostModel, instrs: list[InstrInfo]) -> Ker
             last_consumer_end[d] = max(last_consumer_end[d], end)
     pipes.drain()
     return KernelSchedule(pipes.finish, pipes.busy, dict(pipes.dma_bytes), dict(pipes.dma_transfers), pipes.gm, peaks,
-                          pipes.timings, pipes.aiv_busy)
+                          pipes.timings, aiv_busy=pipes.aiv_busy, l2_hit_bytes=pipes.l2_hit)

@@ -2,8 +2,8 @@
 only configs a run can use and a run never fails unlocated on a config: a dma entry for every path a route
 names (and no unknown path), a route for every move the lowering emits (each a chain of paths from its source
 to its destination), every vector intrinsic (A2/A3) or vector-function class (A5) the rule table uses (and
-none it does not know), a cube rate for every operand dtype but FP8, and at least one AIV per AIC (a mix kernel takes
-an AIC and an AIV of its cluster)."""
+none it does not know), a cube rate for every operand dtype but FP8, and at least one AIV per AIC (a mix kernel
+takes an AIC and an AIV of its cluster); a GM read's L2-hit latency, and write completions on GM writes only."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from npusim.interp.lower import ROUTES
 from npusim.vocabulary import PATHS, Place
 
 from .costs.vector import VECTOR_RULES, VectorRule
-from .hardware import Cube, HardwareConfig
+from .hardware import Cube, HardwareConfig, PathCost
 
 INTRINSICS = sorted({name for rule in VECTOR_RULES.values() for name in rule.intrinsics})
 CVT_CLASSES = ("cvt_narrow", "cvt_same", "cvt_widen")  # TCVT's class `cvt` is one of these by the widths
@@ -49,6 +49,8 @@ def check_requirements(hw: HardwareConfig, doc: YamlDoc) -> None:
         if name not in PATHS:
             raise ConfigError(f"dma: unknown path {name!r}{did_you_mean(name, PATHS)}; paths: {', '.join(PATHS)}",
                               doc.where_key(("dma", name)))
+    for name, path in hw.dma.items():
+        _check_path(doc, name, path)
     for route, hops in hw.routes.items():
         _check_route(hw, doc, route, hops)
     for src, dst in sorted(ROUTES):
@@ -79,6 +81,18 @@ def _check_table(doc: YamlDoc, entries: dict, where: tuple[str, ...], what: str,
         for name in used(rule):
             if name not in entries:
                 raise ConfigError(f"{dotted}: no entry for {name!r}, which {key} uses", doc.where(where))
+
+
+def _check_path(doc: YamlDoc, name: str, path: PathCost) -> None:
+    """A GM read has an L2-hit latency (and may have a short-run rate); only GM writes wait for a write completion."""
+    reads_gm, where = name.startswith("gm_"), doc.where_key(("dma", name))
+    if reads_gm and path.l2_hit_latency_cycles is None:
+        raise ConfigError(f"dma: {name} reads GM and needs l2_hit_latency_cycles", where)
+    if not reads_gm and (path.l2_hit_latency_cycles is not None or path.short_run_bytes_per_cycle is not None):
+        raise ConfigError(f"dma: {name} does not read GM: l2_hit_latency_cycles and short_run_bytes_per_cycle "
+                          "apply to GM reads only", where)
+    if path.write_completion_cycles and not name.endswith("_gm"):
+        raise ConfigError(f"dma: {name} does not write GM: write_completion_cycles applies to GM writes only", where)
 
 
 def _check_route(hw: HardwareConfig, doc: YamlDoc, route: str, hops: list[str]) -> None:

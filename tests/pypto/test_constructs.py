@@ -149,7 +149,7 @@ parallel r in range(T)
   valid = max(1, min(W, n))
   scope row
     incore row
-      for k in range(1)
+      for k in pipeline(1, stage=2)
         part = slice(x, [1, W], [r, k], valid_shape=[1, valid])
         padded = fillpad(part, pad_value='zero')
       if valid > W // 2

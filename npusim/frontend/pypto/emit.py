@@ -68,7 +68,9 @@ class Emitter:
             return ScalarAssign(s.loc, f"{s.target} = {ast.unparse(expr)}", s.target, expr)  # type: ignore[arg-type]
         if isinstance(s, ForStmt):
             args = [clean(a) for a in range_args(s)]
-            text = f"{'parallel' if s.parallel else 'for'} {s.var} in range({', '.join(map(ast.unparse, args))})"
+            spelled = ", ".join(map(ast.unparse, args))
+            loop = f"pipeline({spelled}, stage={s.stages})" if s.stages > 1 else f"range({spelled})"
+            text = f"{'parallel' if s.parallel else 'for'} {s.var} in {loop}"
             body = self.block([*s.prologue, *s.body])
             return ForLoop(s.loc, text, s.var, args, s.parallel, body, s.stages)  # type: ignore[arg-type]
         if isinstance(s, IfStmt):

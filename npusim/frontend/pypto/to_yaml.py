@@ -212,8 +212,6 @@ class YamlWriter:
                 out.append(f"{pad}- {_scalar(i.text)}{where}")
                 continue
             head = i.text
-            if isinstance(i, ForLoop) and i.stages > 1:
-                where += f" (pl.pipeline stage={i.stages}: stages are not written in YAML yet)"
             out.append(f"{pad}- {_scalar(head)}:{where}")
             sub: list[Instr] = []
             if isinstance(i, ForLoop | KernelBlock | ScopeBlock | ManualBlock):

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from npusim.graph import ComputeSig, DmaSig, MoveSig, OpSig
+from npusim.vocabulary import GmSource
 
 from ..hardware import HardwareConfig
 from .base import Step
@@ -14,27 +15,30 @@ from .vector import vector_step
 
 
 class CostModel:
-    """Prices op signatures for one hardware config; results are cached per signature."""
+    """Prices op signatures for one hardware config; results are cached per signature (and, for a GM read, the
+    source of its data: HBM or L2)."""
 
     def __init__(self, hw: HardwareConfig) -> None:
         self.hw = hw
-        self._cache: dict[OpSig, tuple[Step, ...]] = {}
+        self._cache: dict[tuple[OpSig, GmSource | None], tuple[Step, ...]] = {}
 
-    def steps(self, sig: OpSig) -> tuple[Step, ...]:
-        cached = self._cache.get(sig)
+    def steps(self, sig: OpSig, source: GmSource | None = None) -> tuple[Step, ...]:
+        key = (sig, source)
+        cached = self._cache.get(key)
         if cached is None:
-            cached = self._cache[sig] = tuple(self._price(sig))
+            cached = self._cache[key] = tuple(self._price(sig, source))
         return cached
 
-    def _price(self, sig: OpSig) -> list[Step]:
+    def _price(self, sig: OpSig, source: GmSource | None) -> list[Step]:
         if sig.__class__ is DmaSig:
-            return dma_steps(self.hw, sig)  # type: ignore[arg-type]
+            return dma_steps(self.hw, sig, source)  # type: ignore[arg-type]
         if sig.__class__ is MoveSig:
             return move_steps(self.hw, sig)  # type: ignore[arg-type]
         assert isinstance(sig, ComputeSig)
         other = CUBE_AND_SCALAR_RULES.get(sig.key)
         return [other(sig, self.hw) if other is not None else vector_step(sig, self.hw)]
 
-    def isolated_cycles(self, sig: OpSig) -> float:
-        """The cost of one op alone on an idle core: every head and tail paid (what a profiler measures)."""
-        return sum(s.head + s.cycles + s.tail for s in self.steps(sig))
+    def isolated_cycles(self, sig: OpSig, source: GmSource | None = None) -> float:
+        """The cost of one op alone on an idle core: every head, tail and DMA latency paid (what a profiler
+        measures)."""
+        return sum(s.head + s.cycles + s.tail + s.latency for s in self.steps(sig, source))

@@ -1,0 +1,90 @@
+"""L2 residency of GM data, in program order: which GM reads hit the chip's L2 (docs/timing-model.md §6.3).
+
+The L2 is tracked per sector (`l2.sector_bytes`: a read fills the sectors it touches, not whole lines) of every
+GM tensor. Every DMA op's window, read or written, is touched in program order (tasks in submission order, ops
+in each task's order); a read hits when every sector of its window was touched less than `l2.bytes` of GM
+traffic ago: least recently used replacement, with the distance counted in bytes moved rather than in distinct
+sectors (an upper bound of the LRU stack distance, so a hit here is a hit under exact LRU; for the streaming
+reads of a decode the two agree). Writes allocate. Program order stands in for time: a task that reads what an
+earlier one wrote depends on it and runs after it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from npusim.dtypes import itemsize
+from npusim.graph import Region, Task
+from npusim.vocabulary import GmSource
+
+from .hardware import L2
+
+NEVER = np.iinfo(np.int32).min  # last touch of a sector no op has touched
+
+
+class L2Residency:
+    """Per sector of every GM tensor, when it was last touched, in sectors' worth of GM traffic so far."""
+
+    def __init__(self, l2: L2, shapes: dict[int, tuple[tuple[int, ...], str]]) -> None:
+        self.line = l2.sector_bytes
+        self.capacity = l2.bytes // self.line  # in sectors
+        self.shapes = {tid: (shape, itemsize(dtype)) for tid, (shape, dtype) in shapes.items()}
+        self.last: dict[int, np.ndarray] = {}
+        self.clock = 0  # sectors' worth of GM bytes moved so far, reads and writes
+        self.moved = 0  # GM bytes moved so far
+
+    def _lines(self, region: Region) -> tuple[np.ndarray, slice | np.ndarray, int]:
+        """The tensor's sector array, the sectors the window covers, and the window's bytes."""
+        tid, lo, hi = region
+        shape, size = self.shapes[tid]
+        lines = self.last.get(tid)
+        if lines is None:
+            lines = self.last[tid] = np.full(-(-math.prod(shape) * size // self.line), NEVER, dtype=np.int32)
+        row_len = shape[-1]
+        if len(shape) == 1:
+            rows = np.zeros(1, dtype=np.int64)
+        elif len(shape) == 2:
+            rows = np.arange(lo[0], hi[0], dtype=np.int64)
+        else:
+            axes = np.meshgrid(*[np.arange(a, b, dtype=np.int64) for a, b in zip(lo[:-1], hi[:-1], strict=True)],
+                               indexing="ij")
+            rows = np.ravel_multi_index(axes, shape[:-1]).ravel()  # type: ignore[call-overload]
+        c0, c1 = lo[-1], hi[-1]
+        nbytes = len(rows) * (c1 - c0) * size
+        first = (rows * row_len + c0) * size // self.line
+        last = ((rows * row_len + c1) * size - 1) // self.line
+        if c1 - c0 == row_len and rows[-1] - rows[0] == len(rows) - 1:  # whole consecutive rows: one run
+            return lines, slice(int(first[0]), int(last[-1]) + 1), nbytes
+        span = last - first
+        if span.min() == span.max():
+            return lines, (first[:, None] + np.arange(int(span[0]) + 1)).ravel(), nbytes
+        return lines, np.concatenate([np.arange(a, b + 1) for a, b in zip(first, last, strict=True)]), nbytes
+
+    def touch(self, region: Region, write: bool) -> bool:
+        """Touch a window; for a read, whether it hit L2."""
+        lines, idx, nbytes = self._lines(region)
+        hit = not write and int(lines[idx].min()) >= self.clock - self.capacity
+        lines[idx] = self.clock
+        self.moved += nbytes
+        self.clock = self.moved // self.line
+        return hit
+
+
+def gm_sources(tasks: list[Task], shapes: dict[int, tuple[tuple[int, ...], str]], l2: L2
+               ) -> list[tuple[GmSource | None, ...] | None]:
+    """Per task, per op: where each GM read's data come from (`l2` or `hbm`; None for ops that read no GM),
+    or None for a task that reads no GM."""
+    residency = L2Residency(l2, shapes)
+    out: list[tuple[GmSource | None, ...] | None] = []
+    for task in tasks:
+        sources: list[GmSource | None] = [None] * len(task.ops)
+        reads = False
+        for access in task.accesses:
+            hit = residency.touch(access.region, access.write)
+            if not access.write:
+                sources[access.op] = "l2" if hit else "hbm"
+                reads = True
+        out.append(tuple(sources) if reads else None)
+    return out
