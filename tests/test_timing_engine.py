@@ -30,8 +30,15 @@ def program(tmp_path: Path, body: str, tensors: str, name: str = "t") -> Path:
 
 
 def dma(path: str, nbytes: int, hw=HW) -> float:
+    """Engine cycles of one transfer of contiguous runs over 512 B (a GM write at least its write completion)."""
     d = hw.dma[path]
-    return d.startup_cycles + nbytes / d.bytes_per_cycle
+    return max(d.issue_cycles + nbytes / d.bytes_per_cycle, d.write_completion_cycles)
+
+
+def latency(path: str, source: str = "hbm", hw=HW) -> float:
+    """After the engine: until the data are usable (a GM read hitting L2 at the L2 latency)."""
+    d = hw.dma[path]
+    return d.l2_hit_latency_cycles if source == "l2" else d.latency_cycles
 
 
 def us(x: float, hw=HW) -> float:
@@ -53,10 +60,11 @@ def mix_body(options: str) -> str:
 
 
 def _cube_part() -> float:
-    """AIC: a (4 KiB) and w (64 KiB) into L1 on MTE2, w to L0B on MTE1 (a's move to L0A is done by then), the
-    16x128x256 BF16 mad: 6 + 1 x 1 x 8 x 16 fractals = 134."""
+    """AIC: a (4 KiB) and w (64 KiB) into L1 on MTE2, one after the other; w's data arrive the HBM latency after
+    its engine is done; then w to L0B on MTE1 (a's move to L0A is done by then), the 16x128x256 BF16 mad:
+    6 + 1 x 1 x 8 x 16 fractals = 134."""
     load_a, load_w = dma("gm_to_l1", 16 * 128 * 2), dma("gm_to_l1", 128 * 256 * 2)
-    return load_a + load_w + dma("l1_to_l0b", 128 * 256 * 2) + 6 + 1 * 8 * 16
+    return load_a + load_w + latency("gm_to_l1") + dma("l1_to_l0b", 128 * 256 * 2) + 6 + 1 * 8 * 16
 
 
 def test_split_kernel_runs_half_the_vector_work_on_each_aiv_lane(tmp_path: Path) -> None:
@@ -66,14 +74,17 @@ def test_split_kernel_runs_half_the_vector_work_on_each_aiv_lane(tmp_path: Path)
     assert task.core == "mix" and task.split == "up_down" and task.lanes == 2
     sched = both_lanes(schedule_kernel(task, CostModel(HW), ex.instrs))  # one lane's schedule, both lanes' work
     half = 8 * 256 * 4  # one lane's FP32 half of the [16, 256] accumulator: rows 0-7 (lane 0) or 8-15 (lane 1)
-    # the hand-off through GM (A2/A3 has no L0C -> UB path): the AIC writes both halves (two FIXPIPE calls),
-    # the cross-core flag, then each lane loads its half; the lane's residual half loaded meanwhile
+    # the hand-off through GM (A2/A3 has no L0C -> UB path): the AIC writes both halves (two FIXPIPE calls, each
+    # held for its write completion), the cross-core flag, then each lane loads its half, just written, so from
+    # L2; the lane's residual half loaded meanwhile
     fixpipe = 2 * dma("l0c_to_gm", half)
-    handoff = fixpipe + HW.scheduler.cross_core_sync_cycles + dma("gm_to_ub", half)
+    assert fixpipe == pytest.approx(2 * max(192 + 8192 / 81.3, 277))
+    handoff = fixpipe + HW.cross_core_sync_cycles + dma("gm_to_ub", half) + latency("gm_to_ub", "l2")
     vadd = HW.vector.intrinsics["vadd"]
     add = vadd.head_cycles + vadd.cycles_per_repeat * (half // HW.vector.bytes_per_repeat) + vadd.tail_cycles
     assert add == 10 + 2.125 * 32 + 14
     store = dma("ub_to_gm", half)
+    assert store == 277  # 192 + 8192 / 109.7 = 266.7 is less than the write completion
     assert sched.cycles == pytest.approx(_cube_part() + handoff + add + store)
     # the second lane does the same AIV work: its MTE2 (residual + hand-off loads), vector and MTE3 count twice
     aic_mte2 = dma("gm_to_l1", 4096) + dma("gm_to_l1", 65536)
@@ -81,11 +92,14 @@ def test_split_kernel_runs_half_the_vector_work_on_each_aiv_lane(tmp_path: Path)
     assert sched.busy["vector"] == pytest.approx(2 * add)
     assert sched.busy["mte3"] == pytest.approx(2 * store)
     assert sched.busy["fixpipe"] == pytest.approx(fixpipe)
-    assert sched.gm_bytes == 4096 + 65536 + 2 * half + 2 * (half + half + half)
+    # HBM bytes: a and w, the two halves written to GM, each lane's residual half and stored half (the hand-off's
+    # reloads hit L2)
+    assert sched.gm_bytes == 4096 + 65536 + 2 * half + 2 * (half + half)
     tl = simulate(ex.tasks, ex.instrs, HW)
     r = tl.runs[0]
-    assert (r.aic, r.aiv, r.aiv2) == (0, 0, 1)  # an AIC and both AIV lanes of its cluster
-    assert r.schedule.busy == pytest.approx(sched.busy) and r.end - r.start == pytest.approx(sched.cycles)
+    assert r.cores == (("aic", 0), ("aiv", 0), ("aiv", 1)) and r.lanes == 2  # the AIC and both AIV lanes
+    exec_cycles = sched.cycles + us(HW.active_runtime.exec_fixed_us)  # the runtime's fixed time, then the ops
+    assert r.schedule.busy == pytest.approx(sched.busy) and r.end - r.start == pytest.approx(exec_cycles)
     # what bounds it is one pipe's share: the AIC's loads plus one lane's two half loads, not both lanes'
     b = bound([r], [0.0])
     assert b.by == "mte2" and b.share == pytest.approx((aic_mte2 + 2 * dma("gm_to_ub", half)) / sched.cycles)
@@ -95,12 +109,12 @@ def test_the_same_kernel_unsplit_runs_the_whole_vector_work_on_one_aiv(tmp_path:
     ex = execute(load_program(program(tmp_path, mix_body(""), MIX_TENSORS)), {}, numerics_on=False)
     sched = schedule_kernel(ex.tasks[0], CostModel(HW), ex.instrs)
     full = 16 * 256 * 4
-    handoff = dma("l0c_to_gm", full) + HW.scheduler.cross_core_sync_cycles + dma("gm_to_ub", full)
+    handoff = dma("l0c_to_gm", full) + HW.cross_core_sync_cycles + dma("gm_to_ub", full) + latency("gm_to_ub", "l2")
     vadd = HW.vector.intrinsics["vadd"]
     add = vadd.head_cycles + vadd.cycles_per_repeat * (full // HW.vector.bytes_per_repeat) + vadd.tail_cycles
     assert sched.cycles == pytest.approx(_cube_part() + handoff + add + dma("ub_to_gm", full))
     r = simulate(ex.tasks, ex.instrs, HW).runs[0]
-    assert r.aiv2 is None
+    assert r.lanes == 1 and len(r.cores) == 3  # one lane works; the task still holds its whole cluster
 
 
 def test_split_hand_off_is_direct_on_a5(tmp_path: Path) -> None:
@@ -150,14 +164,16 @@ def test_spmd_grid_is_one_submit_and_one_dependency_on_all_blocks(tmp_path: Path
     assert [(t.kernel, t.dispatch, t.block, t.blocks) for t in ex.tasks] == [
         ("copy", 0, 0, 4), ("copy", 0, 1, 4), ("copy", 0, 2, 4), ("copy", 0, 3, 4), ("after", 1, 0, 1)]
     tl = simulate(ex.tasks, ex.instrs, HW)
-    s = HW.scheduler
-    length = dma("gm_to_ub", 8192) + dma("ub_to_gm", 8192)  # each block: a 16x128 FP32 load and store
+    s = HW.active_runtime
+    # each block: the runtime's fixed time, a 16x128 FP32 load (its data the HBM latency later) and its store
+    length = us(s.exec_fixed_us) + dma("gm_to_ub", 8192) + latency("gm_to_ub") + dma("ub_to_gm", 8192)
     blocks = tl.runs[:4]
     # one submit for the grid; three scheduler threads dispatch blocks 0-2 at once, block 3 one dispatch later
+    # (the first thread's second dispatch)
     for k, r in enumerate(blocks):
         assert r.submit == pytest.approx(us(s.orchestrator_submit_us))
         waves = 1 if k < s.scheduler_threads else 2
-        start = s.orchestrator_submit_us + waves * s.dispatch_cpu_us + s.dispatch_latency_us
+        start = s.orchestrator_submit_us + waves * s.dispatch_us + s.dispatch_latency_us
         assert r.start == pytest.approx(us(start))
         assert r.end - r.start == pytest.approx(length)
     assert len({r.aiv for r in blocks}) == 4  # each block on its own core
@@ -166,14 +182,16 @@ def test_spmd_grid_is_one_submit_and_one_dependency_on_all_blocks(tmp_path: Path
     assert tl.deps[4] == (0, 1, 2, 3)
     assert after.submit == pytest.approx(us(2 * s.orchestrator_submit_us))
     last = max(r.end for r in blocks)
-    assert after.start == pytest.approx(last + us(s.completion_latency_us + s.dispatch_cpu_us + s.dispatch_latency_us))
+    # the last block's completion seen, handled, then the consumer dispatched and started
+    ready = s.finish_latency_us + s.completion_us
+    assert after.start == pytest.approx(last + us(ready + s.dispatch_us + s.dispatch_latency_us))
 
 
 def test_four_separate_dispatches_are_submitted_one_by_one(tmp_path: Path) -> None:
     body = "  - parallel i in range(4):\n    - incore copy:\n" + COPY + AFTER
     ex = execute(load_program(program(tmp_path, body, GRID_TENSORS)), {}, numerics_on=False)
     tl = simulate(ex.tasks, ex.instrs, HW)
-    assert [r.submit for r in tl.runs[:4]] == pytest.approx([us(k * HW.scheduler.orchestrator_submit_us)
+    assert [r.submit for r in tl.runs[:4]] == pytest.approx([us(k * HW.active_runtime.orchestrator_submit_us)
                                                              for k in (1, 2, 3, 4)])
     assert tl.deps[4] == (3,)  # only the block that wrote rows 48-63
 
@@ -228,7 +246,7 @@ def test_transposed_operands_cost_what_plain_ones_do(tmp_path: Path) -> None:
     assert cost.isolated_cycles(mad.sig) == 6 + 1 * 8 * 4
     sched = schedule_kernel(ex.tasks[0], cost, ex.instrs)
     # the same bytes through the same paths as the untransposed 16x128 x 128x64 (tests/test_timing.py)
-    load_a, load_b = dma("gm_to_l1", 128 * 16 * 2), dma("gm_to_l1", 64 * 128 * 2)
+    load_a, load_b = dma("gm_to_l1", 128 * 16 * 2), dma("gm_to_l1", 64 * 128 * 2) + latency("gm_to_l1")
     assert sched.cycles == pytest.approx(load_a + load_b + dma("l1_to_l0b", 64 * 128 * 2) + 38)
 
 

@@ -343,14 +343,14 @@ def utilisation(timeline: Timeline, span: float) -> CoreUtilisation:
     pipes: dict[str, dict[str, float]] = {"aic": dict.fromkeys(PIPES, 0.0), "aiv": dict.fromkeys(PIPES, 0.0)}
     steps: dict[int, dict[tuple[str, str], float]] = {}
     for r in timeline.runs:
-        for kind, _ in r.cores():
+        for kind, _ in r.cores:
             occupied[kind] += r.end - r.start
         per = steps.get(id(r.schedule))
         if per is None:
             per = steps[id(r.schedule)] = defaultdict(float)
             for op in r.schedule.ops:
                 per[(op.side, op.pipe)] += op.end - op.start
-        lanes = 2 if r.aiv2 is not None else 1  # a split task's second AIV lane runs the same steps
+        lanes = r.lanes  # a split task's second AIV lane runs the same steps
         for (side, pipe), c in per.items():
             pipes[side][pipe] += c * r.stretch * (lanes if side == "aiv" else 1)
     share = {k: {p: round(c / occupied[k], 4) for p, c in pipes[k].items() if c} if occupied[k] else {}

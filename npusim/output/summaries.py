@@ -165,7 +165,7 @@ def bound(runs: Iterable[TaskRun], throttled: list[float]) -> Bound:
         throttled_cycles += throttled[r.task]
         standalone += r.schedule.cycles
         # a split task's two AIV lanes are two pipes each running one lane's half: the bound is one pipe's share
-        lane2 = r.schedule.aiv_busy if r.aiv2 is not None else {}
+        lane2 = r.schedule.aiv_busy if r.lanes == 2 else {}
         for pipe, c in r.schedule.busy.items():
             busy[pipe] += c - lane2.get(pipe, 0.0) / 2
     if exec_cycles <= 0:
@@ -309,7 +309,7 @@ class Link:
 
 
 def _core_names(run: TaskRun) -> list[str]:
-    return [f"{kind.upper()} {core}" for kind, core in run.cores()]
+    return [f"{kind.upper()} {core}" for kind, core in run.cores]
 
 
 def chain_links(execution: Execution, timeline: Timeline, chain: list[int]) -> list[Link]:

@@ -65,7 +65,7 @@ def op_tasks(execution: Execution, timeline: Timeline, detail: Detail) -> set[in
 def event_count(timeline: Timeline, with_ops: set[int]) -> int:
     """How many events the trace will hold (slices, flow halves, counters; metadata not counted)."""
     runs = timeline.runs
-    slices = sum(len(r.cores()) for r in runs)
+    slices = sum(len(r.cores) for r in runs)
     ops = sum(len(runs[t].schedule.ops) for t in with_ops)
     return slices + ops + 2 * sum(len(d) for d in timeline.deps) + 4 * len(runs)
 
@@ -102,7 +102,7 @@ def _us(ns: int) -> float:
 
 
 def _cores(run: TaskRun) -> list[tuple[str, int]]:
-    return run.cores()
+    return run.cores
 
 
 def _op_core(run: TaskRun, side: str) -> tuple[str, int]:

@@ -15,7 +15,7 @@ def critical_path(timeline: Timeline) -> list[int]:
         return []
     by_core: dict[tuple[str, int], list[TaskRun]] = defaultdict(list)
     for r in timeline.runs:
-        for kind, core in r.cores():
+        for kind, core in r.cores:
             by_core[(kind, core)].append(r)
     prev_on_core: dict[int, int] = {}
     for lst in by_core.values():

@@ -51,6 +51,8 @@ class KernelSchedule:
     ops: list[OpTiming]
     aiv_busy: dict[Pipe, float] = field(default_factory=dict)  # the part of `busy` on the AIV side
     l2_hit_bytes: int = 0  # GM read bytes served by L2
+    aiv_gm_bytes: int = 0  # the part of `gm_bytes` moved by AIV-side paths
+    aiv_l2_hit_bytes: int = 0  # the part of `l2_hit_bytes` read by AIV-side paths
 
 
 def _liveness_peaks(ops: list[OpRecord]) -> dict[str, int]:
@@ -122,8 +124,8 @@ class _Pipes:
         self.aiv_busy: dict[Pipe, float] = dict.fromkeys(PIPES, 0.0)
         self.dma_bytes: dict[PathName, int] = defaultdict(int)
         self.dma_transfers: dict[PathName, int] = defaultdict(int)
-        self.gm = 0
-        self.l2_hit = 0
+        self.gm = self.aiv_gm = 0
+        self.l2_hit = self.aiv_l2_hit = 0
         self.timings: list[OpTiming] = []
         self.finish = 0.0
 
@@ -155,8 +157,11 @@ class _Pipes:
             self.dma_bytes[step.path] += step.nbytes
             self.dma_transfers[step.path] += 1
             self.gm += step.gm_bytes
-            if step.source == "l2":
-                self.l2_hit += step.nbytes
+            hit = step.nbytes if step.source == "l2" else 0
+            self.l2_hit += hit
+            if step.side == "aiv":
+                self.aiv_gm += step.gm_bytes
+                self.aiv_l2_hit += hit
         return end
 
     def drain(self) -> None:
@@ -213,4 +218,5 @@ def schedule_kernel(task: Task, cost: CostModel, instrs: list[InstrInfo],
             last_consumer_end[d] = max(last_consumer_end[d], end)
     pipes.drain()
     return KernelSchedule(pipes.finish, pipes.busy, dict(pipes.dma_bytes), dict(pipes.dma_transfers), pipes.gm, peaks,
-                          pipes.timings, aiv_busy=pipes.aiv_busy, l2_hit_bytes=pipes.l2_hit)
+                          pipes.timings, aiv_busy=pipes.aiv_busy, l2_hit_bytes=pipes.l2_hit, aiv_gm_bytes=pipes.aiv_gm,
+                          aiv_l2_hit_bytes=pipes.aiv_l2_hit)

@@ -8,18 +8,19 @@ split.md (the vector region halved, one subblock per AIV lane) and simpler's MIX
 
 from __future__ import annotations
 
-from npusim.vocabulary import PATHS, touches_gm
+from npusim.vocabulary import PATHS
 
 from .kernel import KernelSchedule
 
 
 def both_lanes(lane: KernelSchedule) -> KernelSchedule:
-    """The task's schedule from one lane's: the same length; AIV-side busy cycles, DMA bytes and transfers, and
-    the GM bytes of AIV-side paths counted twice (once per lane)."""
+    """The task's schedule from one lane's: the same length; AIV-side busy cycles, DMA bytes and transfers, HBM
+    bytes and L2 hits counted twice (once per lane)."""
     busy = {pipe: cycles + lane.aiv_busy.get(pipe, 0.0) for pipe, cycles in lane.busy.items()}
     aiv_paths = [p for p in lane.dma_bytes if PATHS[p].side == "aiv"]
     dma_bytes = {p: n * (2 if p in aiv_paths else 1) for p, n in lane.dma_bytes.items()}
     transfers = {p: n * (2 if p in aiv_paths else 1) for p, n in lane.dma_transfers.items()}
-    gm = lane.gm_bytes + sum(lane.dma_bytes[p] for p in aiv_paths if touches_gm(p))
     aiv_busy = {pipe: 2 * cycles for pipe, cycles in lane.aiv_busy.items()}
-    return KernelSchedule(lane.cycles, busy, dma_bytes, transfers, gm, lane.peak_bytes, lane.ops, aiv_busy)
+    return KernelSchedule(lane.cycles, busy, dma_bytes, transfers, lane.gm_bytes + lane.aiv_gm_bytes, lane.peak_bytes,
+                          lane.ops, aiv_busy, lane.l2_hit_bytes + lane.aiv_l2_hit_bytes, 2 * lane.aiv_gm_bytes,
+                          2 * lane.aiv_l2_hit_bytes)

@@ -65,7 +65,7 @@ scope bias
 scope proj
   incore proj(split="up_down", tid=proj_tid, deps=[bias_tid])
     acc = uninit([rows_2, HIDDEN], fp32)
-    for kb in range(BLOCKS)
+    for kb in pipeline(BLOCKS, stage=2)
       k0 = kb * TILE
       _t7 = slice(biased, [rows_2, 64], [0, k0])
       a = cast(_t7, bf16)
@@ -135,7 +135,7 @@ def test_task_graph_follows_the_declared_edges(tmp_path: Path) -> None:
     assert deps[5] == (4,) and deps[6] == (5,)  # manual: only the explicit edges (copy reads y: proj)
     assert deps[7] == (6,)  # halve waits for square by deps= only: the manual writes are not tracked
     proj = result.timeline.runs[4]
-    assert proj.aic is not None and proj.aiv is not None and proj.aiv2 == proj.aiv + 1
+    assert proj.lanes == 2 and proj.cores == (("aic", proj.aic), ("aiv", 2 * proj.aic), ("aiv", 2 * proj.aic + 1))
 
 
 def test_no_run_call_and_one_entry_is_the_entry(tmp_path: Path) -> None:
