@@ -24,6 +24,7 @@ from .errors import NpusimError
 from .frontend import Program, load_program
 from .frontend.expressions import ExprLimits
 from .frontend.inputs import initial_values
+from .frontend.program import ScalarAssign
 from .frontend.yaml_source import YamlLimits
 from .graph import Execution
 from .interp import RunLimits, check_gm_budget, check_memory, execute
@@ -92,11 +93,15 @@ class RunResult:
 
 
 def tensors_read(program: Program) -> set[str]:
-    """Tensors whose values steer control flow (`read(t, ...)` in expressions): a timing-only run needs them."""
+    """Tensors whose values steer control flow (`read(t, ...)` in expressions, through second names `t2 = t`): a
+    timing-only run needs them."""
     names: set[str] = set()
+    aliases: dict[str, set[str]] = {}  # `a = b` of a tensor: a read of a is a read of b
     stack: list[Any] = list(program.body)
     while stack:
         item = stack.pop()
+        if isinstance(item, ScalarAssign) and isinstance(item.expr, ast.Name):
+            aliases.setdefault(item.target, set()).add(item.expr.id)
         roots = [getattr(item, "expr", None), getattr(item, "cond", None), *getattr(item, "range_args", []),
                  *(v for v in getattr(item, "args", {}).values() if isinstance(v, ast.AST))]
         for root in roots:
@@ -106,6 +111,12 @@ def tensors_read(program: Program) -> set[str]:
                     names.add(node.args[0].id)
         for attr in ("body", "then", "orelse"):
             stack.extend(getattr(item, attr, []))
+    todo = list(names)
+    while todo:
+        for source in aliases.get(todo.pop(), ()):
+            if source not in names:
+                names.add(source)
+                todo.append(source)
     return names
 
 

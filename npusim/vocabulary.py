@@ -22,6 +22,8 @@ MAX_BUFFER_BYTES = 1 << 30  # the largest on-chip buffer a config may declare: a
 
 Side = Literal["aic", "aiv"]  # which core of an AIC + AIV cluster runs something
 CoreKind = Literal["aic", "aiv", "mix"]  # what a kernel needs: the cube side, the vector side, or both
+SplitMode = Literal["none", "up_down", "left_right"]  # how a mix kernel's vector work is split across 2 AIVs
+SPLIT_MODES: tuple[SplitMode, ...] = get_args(SplitMode)
 BUFFER_SIDE: dict[Buffer, Side] = {"UB": "aiv", "L1": "aic", "L0A": "aic", "L0B": "aic", "L0C": "aic"}
 
 PathName = Literal[

@@ -112,13 +112,16 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 def pairs(result: RunResult) -> set[tuple[int, str]]:
-    """(task, "AIC n" / "AIV n") for every core every task ran on."""
+    """(task, "AIC n" / "AIV n") for every core every task ran on: a mix task holds its whole cluster (the AIC
+    and all of its AIVs, simpler's MIX shape), whichever of them its ops use."""
+    hw = result.timeline.hw
+    per_cluster = hw.num_aiv // hw.num_aic
     out = set()
     for r in result.timeline.runs:
         if r.aic is not None:
             out.add((r.task, f"AIC {r.aic}"))
-        if r.aiv is not None:
-            out.add((r.task, f"AIV {r.aiv}"))
+        aivs = range(per_cluster * r.aic, per_cluster * (r.aic + 1)) if r.kind == "mix" else [r.aiv]
+        out.update((r.task, f"AIV {v}") for v in aivs if v is not None)
     return out
 
 
@@ -145,7 +148,8 @@ def test_timeline_has_one_bar_per_task_and_core(result: RunResult, tmp_path: Pat
     ex, tl = result.execution, result.timeline
     chart = plots.write_timeline(tmp_path / "timeline.png", ex, tl, result.report)
     mix = sum(t.core == "mix" for t in ex.tasks)
-    assert chart.bars == len(ex.tasks) + mix == len(pairs(result))
+    per_cluster = tl.hw.num_aiv // tl.hw.num_aic  # a mix task holds its AIC and every AIV of its cluster
+    assert chart.bars == len(ex.tasks) + per_cluster * mix == len(pairs(result))
     aic = sorted({r.aic for r in tl.runs if r.aic is not None})
     aiv = sorted({r.aiv for r in tl.runs if r.aiv is not None})
     assert chart.rows == [f"AIC {c}" for c in aic] + [f"AIV {c}" for c in aiv]
@@ -357,7 +361,8 @@ def test_trace_mix_task_on_both_cores(demo: RunResult, tmp_path: Path) -> None:
         assert got == want
         assert {op.side for op in mix.schedule.ops} == {"aic", "aiv"}
         tasks = [e for e in events if e.get("cat") == "task" and e["args"]["task"] == mix.task]
-        assert sorted(e["pid"] for e in tasks) == sorted(pid.values())
+        second = pid["aiv"] + 1  # the cluster's other AIV: held, idle
+        assert sorted(e["pid"] for e in tasks) == sorted([*pid.values(), second])
 
 
 def test_trace_sample_holds_the_first_and_last_task_of_each_kernel(result: RunResult, tmp_path: Path) -> None:

@@ -103,11 +103,12 @@ def test_bad_config_values_name_key_value_and_range(cli, tmp_path: Path, edit, m
 
 
 def test_a_control_character_in_a_key_stays_on_one_line(cli, tmp_path: Path) -> None:
-    path = config_copy(tmp_path, lambda t: t.replace("fp32: 2}", 'fp32: 2, "\\x1e": 1.0}'))
+    path = config_copy(tmp_path, lambda t: t.replace("int8: 1}", 'int8: 1, "\\x1e": 1.0}'))
     result = cli.invoke(main, ["config", "check", str(path)])
     assert result.exit_code == 2
     assert len(result.stderr.splitlines()) == 1 and "\x1e" not in result.stderr
-    assert "cube.cycles_per_fractal.'\\x1e': Input should be 'bf16', 'fp16' or 'fp32'" in result.stderr
+    assert ("cube.cycles_per_fractal.'\\x1e': Input should be 'bf16', 'fp16', 'fp32', 'int8', 'fp8e4m3fn' or "
+            "'fp8e5m2'") in result.stderr
 
 
 def test_unknown_config_name_suggests(cli) -> None:

@@ -82,7 +82,7 @@ def test_config_values_out_of_range_are_refused_with_the_reason(cli, tmp_path: P
     ("  GM->L1: [gm_to_l1]", "  GM->L1: [gm_to_l2]", "gm_to_l2",
      r"routes: GM->L1 uses path 'gm_to_l2' \(did you mean 'gm_to_l1'\?\), which has no dma entry$"),
     ("  GM->L1: [gm_to_l1]", "  GM->L1: [gm_to_ub]", "GM->L1: [gm_to_ub]", r"routes: GM->L1 ends in UB, not L1$"),
-    ("{bf16: 1, fp16: 1, fp32: 2}", "{fp16: 1, fp32: 2}", "{fp16: 1, fp32: 2}",
+    ("{bf16: 1, fp16: 1, fp32: 2, int8: 1}", "{fp16: 1, fp32: 2, int8: 1}", "{fp16: 1, fp32: 2, int8: 1}",
      r"cube\.cycles_per_fractal: no rate for bf16 operands"),
     ("ctrl_cycles: 1 ", "ctrl_cycles: true ", "ctrl_cycles: true",
      r"vector\.ctrl_cycles: Input should be a valid number, got True"),

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 import ml_dtypes
 import numpy as np
 
-from npusim.dtypes import np_dtype
+from npusim.dtypes import FP8_DTYPES, INT_DTYPES, np_dtype
 from npusim.errors import ProgramError
+from npusim.numerics import cast
 
 from .expressions import ExprCompiler, parse_python
 from .program import Program, Tensor
@@ -66,10 +67,12 @@ def parse_init(tensor: Tensor, program: Program) -> InitRule:
         raise ProgramError(f"tensor {tensor.name}: {kind} takes {_DISTRIBUTIONS[kind]} arguments", tensor.loc)
     args = tuple(compiler.compile_node(a, text, tensor.loc).const for a in arg_nodes)
     if kind == "randint":
-        if tensor.dtype != "int32" or not all(isinstance(a, int) for a in args) or args[0] >= args[1]:
-            raise ProgramError(f"tensor {tensor.name}: randint(lo, hi) needs int32 and integers lo < hi", tensor.loc)
-        if not (args[0] >= -(2**31) and args[1] <= 2**31):
-            raise ProgramError(f"tensor {tensor.name}: randint bounds outside int32", tensor.loc)
+        if tensor.dtype not in INT_DTYPES or not all(isinstance(a, int) for a in args) or args[0] >= args[1]:
+            raise ProgramError(f"tensor {tensor.name}: randint(lo, hi) needs an integer dtype and integers lo < hi",
+                               tensor.loc)
+        info = np.iinfo(np_dtype(tensor.dtype))
+        if not (args[0] >= info.min and args[1] <= info.max + 1) or args[1] > 2**62:
+            raise ProgramError(f"tensor {tensor.name}: randint bounds outside {tensor.dtype}", tensor.loc)
     if kind == "normal" and args[1] < 0:
         raise ProgramError(f"tensor {tensor.name}: normal std must be >= 0", tensor.loc)
     rule = InitRule(kind, args, float(scale), divide)
@@ -104,11 +107,11 @@ def _check_range(tensor: Tensor, rule: InitRule, text: str) -> None:
     if any(not np.isfinite(a) or abs(a) > f32 for a in operands):
         raise ProgramError(f"tensor {tensor.name}: init {text!r} needs numbers beyond float32", tensor.loc)
     lo, hi = (float(np.float32(v)) if abs(v) <= f32 else v for v in _value_range(rule))  # as float32 has them
-    if tensor.dtype == "int32":
-        limits = (-(2.0**31), 2.0**31 - 1)
-    else:
-        # ml_dtypes' finfo: numpy's knows bfloat16 only from ml_dtypes 0.7 on
-        top = float(ml_dtypes.finfo(np_dtype(tensor.dtype)).max)
+    dtype = np_dtype(tensor.dtype)
+    if np.issubdtype(dtype, np.integer):
+        limits = (float(np.iinfo(dtype).min), float(np.iinfo(dtype).max))
+    else:  # ml_dtypes.finfo knows numpy's floats and bf16 / the FP8 formats (np.finfo refuses those)
+        top = float(ml_dtypes.finfo(dtype).max)
         limits = (-top, top)
     if lo < limits[0] or hi > limits[1]:
         raise ProgramError(
@@ -116,8 +119,9 @@ def _check_range(tensor: Tensor, rule: InitRule, text: str) -> None:
             f"([{limits[0]:g}, {limits[1]:g}])", tensor.loc)
 
 
-def _filler(rule: InitRule, rng: np.random.Generator) -> Callable[[int], np.ndarray]:
-    """A function drawing the next n values (float32, or int32 for randint), already scaled."""
+def _filler(rule: InitRule, rng: np.random.Generator, wide: type = np.int32) -> Callable[[int], np.ndarray]:
+    """A function drawing the next n values (float32, or for randint integers of type `wide`: int32, int64
+    for an int64 tensor), already scaled."""
     lo, hi = (np.float32(a) for a in (*rule.args, 0.0, 0.0)[:2])
     scale = np.float32(rule.scale)
 
@@ -140,7 +144,7 @@ def _filler(rule: InitRule, rng: np.random.Generator) -> Callable[[int], np.ndar
             return scaled(x)
     elif rule.kind == "randint":
         def draw(n: int) -> np.ndarray:
-            return rng.integers(int(rule.args[0]), int(rule.args[1]), size=n, dtype=np.int32)
+            return rng.integers(int(rule.args[0]), int(rule.args[1]), size=n, dtype=wide)
     else:
         value = {"ones": 1.0, "zeros": 0.0}.get(rule.kind, rule.args[0] if rule.args else 0.0)
 
@@ -165,9 +169,14 @@ def generate(tensor: Tensor, rule: InitRule, seed_seq: np.random.SeedSequence,
     def fill(index: int) -> None:
         start = index * CHUNK_ELEMENTS
         n = min(CHUNK_ELEMENTS, flat.size - start)
-        values = _filler(rule, chunk_stream(seed_seq, index))(n)
-        if tensor.dtype == "int32" and values.dtype != np.int32:
-            values = np.rint(values)
+        values = _filler(rule, chunk_stream(seed_seq, index), np.int64 if tensor.dtype == "int64" else np.int32)(n)
+        if tensor.dtype in INT_DTYPES:
+            if values.dtype.kind == "f":
+                values = np.rint(values)
+            info = np.iinfo(out.dtype)
+            values = np.clip(values, info.min, info.max)
+        elif tensor.dtype in FP8_DTYPES:  # the saturating rounding of a cast, not ml_dtypes' overflow to NaN
+            values = cast(values.astype(np.float32), tensor.dtype, "rint")
         flat[start : start + n] = values.astype(out.dtype)
 
     chunks = range(-(-flat.size // CHUNK_ELEMENTS))

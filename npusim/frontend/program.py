@@ -9,6 +9,7 @@ from typing import Any
 
 from npusim.errors import Location
 from npusim.ops import OpSpec
+from npusim.vocabulary import SplitMode
 
 from .expressions import ExprLimits
 
@@ -42,8 +43,36 @@ class ScopeBlock(Instr):
 
 @dataclass
 class KernelBlock(Instr):
+    """One kernel; each execution is one dispatch (a runtime task). `blocks`: PyPTO `pl.spmd(n)`, n blocks of
+    the kernel in one dispatch, each on its own core, the block index bound to `block_var`; `split`: the
+    vector work of a mixed kernel halved across the two AIV lanes of its cluster (`pl.split`); `tid`: a name
+    bound to the dispatch's task id; `deps`: names of task ids the dispatch waits for (`deps=[...]`), edges
+    added to those its GM footprint gives."""
+
     name: str | None
     body: list[Instr]
+    blocks: ast.expr | None = None
+    block_var: str | None = None
+    split: SplitMode = "none"
+    tid: str | None = None
+    deps: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ManualBlock(Instr):
+    """PyPTO `with pl.manual_scope():`: dispatches inside get no dependencies from GM footprints and are not
+    seen by the footprint tracking of later dispatches; only explicit `deps` order them."""
+
+    body: list[Instr]
+
+
+@dataclass
+class TaskIdsAssign(Instr):
+    """`target = task_ids(a, b, ...)`: a task id standing for all of the given ones (PyPTO
+    `pl.system.task_dummy(deps=[...])`: a barrier, no kernel runs)."""
+
+    target: str
+    sources: list[str]
 
 
 @dataclass

@@ -17,21 +17,35 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from npusim.dtypes import MAX_DIMS, NUMPY_DTYPES
 from npusim.errors import Location, ProgramError, did_you_mean, shown
 from npusim.ops import OPS, REQUIRED
+from npusim.vocabulary import SPLIT_MODES
 
 from .expressions import FUNCTIONS, ExprCompiler, ExprLimits, number_problem, parse_python
 from .params import resolve_params
-from .program import ForLoop, IfBlock, Instr, KernelBlock, OpCall, Program, ScalarAssign, ScopeBlock, Tensor
+from .program import (
+    ForLoop,
+    IfBlock,
+    Instr,
+    KernelBlock,
+    ManualBlock,
+    OpCall,
+    Program,
+    ScalarAssign,
+    ScopeBlock,
+    TaskIdsAssign,
+    Tensor,
+)
 from .yaml_source import YamlDoc, YamlLimits, load_yaml, pydantic_message
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _SCOPE_RE = re.compile(rf"^scope\s+({_IDENT})$")
-_INCORE_RE = re.compile(rf"^incore(?:\s+({_IDENT}))?$")
+_INCORE_RE = re.compile(rf"^incore(?:\s+({_IDENT}))?\s*(\(.*\))?$", re.S)
 _LOOP_RE = re.compile(rf"^(for|parallel)\s+({_IDENT})\s+in\s+((range|pipeline)\s*\(.*\))$", re.S)
 _IF_RE = re.compile(r"^if\s+(.+)$", re.S)
-_CONTROL_FORMS = ("scope NAME, incore [NAME], for V in range(...), for V in pipeline(..., stage=F), "
-                  "parallel V in range(...), if EXPR, else")
+_CONTROL_FORMS = ("scope NAME, incore [NAME][(blocks=N, block=V, split=MODE, tid=T, deps=[...])], manual, "
+                  "for V in range(...), for V in pipeline(..., stage=F), parallel V in range(...), if EXPR, else")
+_KERNEL_OPTIONS = ("blocks", "block", "split", "tid", "deps")
 MAX_STAGES = 16  # buffer slots a pipelined loop may ask for
-_RESERVED = set(OPS) | set(FUNCTIONS) | {"range", "pipeline", "True", "False"} | set(NUMPY_DTYPES)
+_RESERVED = set(OPS) | set(FUNCTIONS) | {"range", "pipeline", "True", "False", "task_ids"} | set(NUMPY_DTYPES)
 # A program's name and its presets' names name its default report directory (reports/NAME-PRESET-...; other
 # characters are made '_' there): printable, at most 100 characters, no path separator, not starting with '.'
 # or '-', so never '.', '..', '/abs' or '../x', a NUL or a lone surrogate
@@ -43,8 +57,6 @@ def _usable_name(name: str) -> bool:
             and not name.startswith((".", "-")))
 
 
-
-
 # --- the file schema ----------------------------------------------------------------------------------
 
 
@@ -54,7 +66,7 @@ class _Strict(BaseModel):
 
 class TensorDecl(_Strict):
     shape: Annotated[list[int | str], Field(min_length=1, max_length=MAX_DIMS)]
-    dtype: Literal["bf16", "fp16", "fp32", "int32"]
+    dtype: Literal["bf16", "fp16", "fp32", "int32", "int8", "int64", "fp8e4m3fn", "fp8e5m2"]
     role: Literal["input", "output", "inout", "scratch"]
     init: str | None = None
 
@@ -245,7 +257,9 @@ class BodyParser:
         if m := _SCOPE_RE.match(head):
             return ScopeBlock(loc, head, m.group(1), self.parse_block(sub, path))
         if m := _INCORE_RE.match(head):
-            return KernelBlock(loc, head, m.group(1), self.parse_block(sub, path))
+            return self.parse_kernel(head, m.group(1), m.group(2), sub, path, loc)
+        if head == "manual":
+            return ManualBlock(loc, head, self.parse_block(sub, path))
         if m := _LOOP_RE.match(head):
             call = parse_python(m.group(3), loc, "eval", self.limits, "loop range").body  # type: ignore[attr-defined]
             pipelined = m.group(4) == "pipeline"
@@ -261,8 +275,40 @@ class BodyParser:
             cond = parse_python(m.group(1), loc, "eval", self.limits, "condition").body  # type: ignore[attr-defined]
             return IfBlock(loc, head, cond, self.parse_block(sub, path))
         word = head.split()[0] if head.split() else head
-        hint = did_you_mean(word, ["scope", "incore", "for", "parallel", "if", "else"])
+        hint = did_you_mean(word, ["scope", "incore", "manual", "for", "parallel", "if", "else"])
         raise ProgramError(f"unknown control line {head!r}{hint}; expected one of: {_CONTROL_FORMS}", loc)
+
+    def parse_kernel(self, head: str, name: str | None, options: str | None, sub: Any, path: tuple[Any, ...],
+                     loc: Location) -> KernelBlock:
+        """`incore NAME(blocks=N, block=V, split="up_down", tid=T, deps=[a, b])`: every option optional."""
+        kernel = KernelBlock(loc, head, name, [])
+        if options is not None:
+            call = parse_python(f"incore{options}", loc, "eval", self.limits, "kernel options").body  # type: ignore
+            if not isinstance(call, ast.Call) or call.args:
+                raise ProgramError(f"kernel options are keywords: {', '.join(_KERNEL_OPTIONS)}", loc)
+            for kw in call.keywords:
+                if kw.arg not in _KERNEL_OPTIONS:
+                    raise ProgramError(f"incore has no option {kw.arg!r}{did_you_mean(kw.arg or '', _KERNEL_OPTIONS)};"
+                                       f" options: {', '.join(_KERNEL_OPTIONS)}", loc)
+                value = kw.value
+                if kw.arg == "blocks":
+                    kernel.blocks = value
+                elif kw.arg in ("block", "tid"):
+                    if not isinstance(value, ast.Name) or value.id in _RESERVED:
+                        raise ProgramError(f"incore {kw.arg}= takes a name", loc)
+                    setattr(kernel, "block_var" if kw.arg == "block" else "tid", value.id)
+                elif kw.arg == "split":
+                    if not (isinstance(value, ast.Constant) and value.value in SPLIT_MODES):
+                        raise ProgramError(f"incore split= is one of {', '.join(map(repr, SPLIT_MODES))}", loc)
+                    kernel.split = value.value
+                else:
+                    if not (isinstance(value, ast.List) and all(isinstance(e, ast.Name) for e in value.elts)):
+                        raise ProgramError("incore deps= takes a list of task-id names, like [t1, t2]", loc)
+                    kernel.deps = [e.id for e in value.elts]  # type: ignore[attr-defined]
+            if kernel.block_var is not None and kernel.blocks is None:
+                raise ProgramError("incore block= names the block index of an SPMD kernel: give blocks= too", loc)
+        kernel.body = self.parse_block(sub, path)
+        return kernel
 
     def _stages(self, call: ast.expr, loc: Location, kind: str) -> int:
         """`stage=F` of `pipeline(...)`: a constant integer from 1 to MAX_STAGES (PyPTO `pl.pipeline(..., stage=F)`:
@@ -302,6 +348,10 @@ class BodyParser:
             raise ProgramError(
                 f"expected 'name = op(...)' or 'name = expression', got a {type(stmt).__name__} statement", loc
             )
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "task_ids":
+            if target is None or value.keywords or not all(isinstance(a, ast.Name) for a in value.args):
+                raise ProgramError("task_ids takes task-id names: 't = task_ids(a, b)'", loc)
+            return TaskIdsAssign(loc, text, target, [a.id for a in value.args])  # type: ignore[attr-defined]
         if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in OPS \
                 and value.func.id != "read":
             return self.parse_op(text, loc, target, value)

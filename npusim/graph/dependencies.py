@@ -1,6 +1,8 @@
 """Dependencies between tasks, from their GM footprints: a task waits for every earlier task that wrote a
 region it reads or writes (RAW, WAW) and for every earlier reader of a region it writes (WAR), on
-overlapping rectangles; statement order means nothing, as in PyPTO's runtime (simpler's TensorMap)."""
+overlapping rectangles; statement order means nothing, as in PyPTO's runtime (simpler's TensorMap). Explicit
+edges (PyPTO `deps=`) are added, and a manual scope turns the footprint tracking off (pypto e2d0f78ae
+docs/en/user/tasks/01-scopes.md: "the runtime skips the OverlapMap lookup and insert for every submit")."""
 
 from __future__ import annotations
 
@@ -162,22 +164,42 @@ def _layout(tasks: list[Task]) -> dict[int, tuple[int, int]]:
 
 
 def dependencies(tasks: list[Task]) -> list[tuple[int, ...]]:
-    """For each task, the earlier tasks it must wait for: every earlier writer of a region it reads or
-    writes (RAW, WAW) and every earlier reader of a region it writes (WAR). Near-linear in the accesses: each
-    query looks at the entries of the buckets its interval touches."""
+    """For each task, the earlier tasks it must wait for.
+
+    Dependencies are between dispatches (a plain kernel execution, or all blocks of an SPMD dispatch, whose
+    footprint is the union of its blocks'): a dispatch waits for every earlier writer of a region it reads or
+    writes (RAW, WAW), every earlier reader of a region it writes (WAR), and the dispatches its explicit
+    `after` names; a dispatch in a manual scope neither looks its footprint up nor enters it (PyPTO
+    `pl.manual_scope`: only explicit edges order it). Each task waits for every task of the dispatches its
+    own dispatch waits for. Near-linear in the accesses: each query looks at the entries of the buckets its
+    interval touches."""
     layout = _layout(tasks)
     logs: dict[int, _TensorLog] = {tid: _TensorLog(*axis_width) for tid, axis_width in layout.items()}
+    members: dict[int, list[int]] = defaultdict(list)  # dispatch -> its tasks
     preds: list[tuple[int, ...]] = []
-    for task in tasks:
-        found: set[int] = set()
-        for tid, lo, hi in task.reads:
-            logs[tid].overlapping(lo, hi, True, found)
-        for tid, lo, hi in task.writes:
-            logs[tid].overlapping(lo, hi, False, found)
-        found.discard(task.id)
-        preds.append(tuple(sorted(found)))
-        for tid, lo, hi in task.reads:
-            logs[tid].add(lo, hi, task.id, False)
-        for tid, lo, hi in task.writes:
-            logs[tid].add(lo, hi, task.id, True)
+    i = 0
+    while i < len(tasks):
+        group = [tasks[i]]
+        while i + len(group) < len(tasks) and tasks[i + len(group)].dispatch == group[0].dispatch:
+            group.append(tasks[i + len(group)])
+        d, manual = group[0].dispatch, group[0].manual
+        found: set[int] = set(group[0].after)
+        if not manual:
+            for task in group:
+                for tid, lo, hi in task.reads:
+                    logs[tid].overlapping(lo, hi, True, found)
+                for tid, lo, hi in task.writes:
+                    logs[tid].overlapping(lo, hi, False, found)
+        found.discard(d)
+        waits = tuple(sorted(t for p in found for t in members[p]))
+        for task in group:
+            preds.append(waits)
+            members[d].append(task.id)
+        if not manual:
+            for task in group:
+                for tid, lo, hi in task.reads:
+                    logs[tid].add(lo, hi, d, False)
+                for tid, lo, hi in task.writes:
+                    logs[tid].add(lo, hi, d, True)
+        i += len(group)
     return preds

@@ -32,12 +32,14 @@ class DmaSig(NamedTuple):
 
 class MoveSig(NamedTuple):
     """A tile moved between two on-chip buffers (e.g. L1 -> L0A before a matmul, L0C -> UB for a vector op);
-    the route, direct or through GM, is the hardware config's."""
+    the route, direct or through GM, is the hardware config's. `lanes` > 1: a split kernel's cube <-> vector
+    hand-off, `tile` being one AIV lane's part; the AIC side of the route moves one part per lane."""
 
     key: Literal["MOVE"]
     tile: TileSig
     src: Buffer
     dst: Buffer
+    lanes: int = 1
 
 
 class ComputeSig(NamedTuple):

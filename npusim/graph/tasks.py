@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from npusim.errors import Location
-from npusim.vocabulary import Buffer, CoreKind
+from npusim.vocabulary import Buffer, CoreKind, SplitMode
 
 from .signatures import OpSig
 
@@ -40,7 +40,9 @@ class GmAccess(NamedTuple):
 
 @dataclass
 class Task:
-    """One execution of one kernel (`incore` block)."""
+    """One execution of one kernel (`incore` block) on its core(s): a dispatch (one runtime task, submitted
+    once), or one block of an SPMD dispatch of `blocks` blocks. Each block is scheduled on its own core; the
+    dispatch's dependencies hold for all of its blocks, and a later dispatch waits for all of them."""
 
     id: int
     kernel: str
@@ -52,6 +54,21 @@ class Task:
     reads: list[Region] = field(default_factory=list)
     writes: list[Region] = field(default_factory=list)
     accesses: list[GmAccess] = field(default_factory=list)  # every DMA op's GM window, in op order
+    dispatch: int = -1  # the dispatch this task is (a block of), in submission order; -1: the task's own id
+    block: int = 0  # its block index in an SPMD dispatch
+    blocks: int = 1  # the dispatch's block count (pl.spmd(n)); 1 for a plain kernel
+    split: SplitMode = "none"  # a mix task whose vector work is halved across both AIV lanes (pl.split)
+    after: tuple[int, ...] = ()  # explicit dependencies (deps=): dispatches this one waits for
+    manual: bool = False  # submitted in a manual scope: no dependencies from GM footprints, not tracked
+
+    def __post_init__(self) -> None:
+        if self.dispatch < 0:
+            self.dispatch = self.id
+
+    @property
+    def lanes(self) -> int:
+        """AIV lanes the task occupies with the same work: 2 for a split mix task, else 1."""
+        return 2 if self.split != "none" and self.core == "mix" else 1
 
 
 @dataclass

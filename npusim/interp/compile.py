@@ -16,17 +16,29 @@ from typing import Any
 
 import numpy as np
 
-from npusim.dtypes import MAX_DIMS, NUMPY_DTYPES, itemsize, np_dtype
+from npusim import numerics
+from npusim.dtypes import INT_DTYPES, MAX_DIMS, NUMPY_DTYPES, itemsize, np_dtype
 from npusim.errors import Location, ProgramError, shown
 from npusim.frontend.expressions import FUNCTIONS, INT_MAX, INT_MIN, Expr, ExprCompiler
-from npusim.frontend.program import ForLoop, IfBlock, Instr, KernelBlock, OpCall, Program, ScalarAssign, ScopeBlock
+from npusim.frontend.program import (
+    ForLoop,
+    IfBlock,
+    Instr,
+    KernelBlock,
+    ManualBlock,
+    OpCall,
+    Program,
+    ScalarAssign,
+    ScopeBlock,
+    TaskIdsAssign,
+)
 from npusim.graph import Execution, FinalTensor, InstrInfo, Task, coalesce
 
 from .compute import ComputeOp
 from .limits import RunLimits, check_gm_budget
-from .lower import Lowering, core_kind
+from .lower import Lowering, core_kind, dma_runs, lane_ops
 from .replay import ReplayCache
-from .values import RUNTIME_ERRORS, GMTensor, GMView, NeedsNumerics, Tile, as_view, fmt_shape, poison
+from .values import RUNTIME_ERRORS, GMTensor, GMView, NeedsNumerics, Tile, as_view, fmt_shape, poison, tile_sig
 
 Run = Callable[[], None]
 
@@ -62,9 +74,13 @@ class Interpreter:
         self.iterations = 0
         self.l1_names: set[str] = set()  # names loaded for the cube in the kernel being compiled
         self.lower = Lowering(numerics_on)
+        self.dispatches = 0  # dispatches (runtime tasks) submitted so far
+        self.manual = False  # inside a manual scope
         self.iid_of: dict[int, int] = {}  # id(instruction) -> its index in the instruction table
         # timing-only runs replay repeated kernels from a template (replay.py); with numerics every op runs
         self.replay = ReplayCache(self) if replay and not numerics_on and not first_iterations_only else None
+        # a split kernel's lane ops per distinct op list (replayed executions share their template's list)
+        self.lane_cache: dict[int, tuple[list, list]] = {}
         self.next_tid = len(program.tensors)
         self.gm_shapes: dict[int, tuple[tuple[int, ...], str]] = {}  # every GM tensor by id: shape, dtype
         self.readonly: set[int] = set()  # tensors of role input: no kernel may write them
@@ -162,6 +178,12 @@ class Interpreter:
             if in_kernel:
                 raise ProgramError("an incore block cannot be nested in another", instr.loc)
             return self._compile_kernel(instr)
+        if isinstance(instr, ManualBlock):
+            if in_kernel:
+                raise ProgramError("a manual scope belongs to orchestration, not inside a kernel", instr.loc)
+            return self._compile_manual(instr)
+        if isinstance(instr, TaskIdsAssign):
+            return self._compile_task_ids(instr)
         raise AssertionError(type(instr))
 
     def _reads_a_value(self, instr: OpCall) -> bool:
@@ -179,7 +201,7 @@ class Interpreter:
     def _define(self, name: str, kind: str, instr: Instr) -> None:
         old = self.kinds.get(name)
         if old is not None and old != kind:
-            what = {"scalar": "a scalar", "value": "a tile or tensor"}
+            what = {"scalar": "a scalar", "value": "a tile or tensor", "tid": "a task id"}
             raise ProgramError(f"{name!r} is {what[old]} elsewhere; it cannot also be {what[kind]}", instr.loc)
         if name in self.program.consts:
             raise ProgramError(f"{name!r} is a param or let and cannot be assigned", instr.loc)
@@ -220,12 +242,12 @@ class Interpreter:
                 raise NeedsNumerics(f"read: {name} holds no values in a timing-only run (it is not an input); its "
                                     "values exist only in a run with numerics (drop --no-numerics)", loc)
             value = data[tuple(o + i for o, i in zip(view.offset, idx, strict=True))]
-            return int(value) if view.dtype == "int32" else float(value)
+            return int(value) if view.dtype in INT_DTYPES else float(value)
 
         return read
 
     def _compile_scalar(self, instr: ScalarAssign) -> Run:
-        if isinstance(instr.expr, ast.Name) and self.kinds.get(instr.expr.id) == "value":
+        if isinstance(instr.expr, ast.Name) and self.kinds.get(instr.expr.id) in ("value", "tid"):
             return self._compile_alias(instr, instr.expr.id)
         expr = self._expr(instr.expr, instr)
         self._define(instr.target, "scalar", instr)
@@ -243,8 +265,8 @@ class Interpreter:
         return run
 
     def _compile_alias(self, instr: ScalarAssign, source: str) -> Run:
-        """`a = b` where b is a tile or tensor: a second name for the same value (no data moves)."""
-        self._define(instr.target, "value", instr)
+        """`a = b` where b is a tile, tensor or task id: a second name for the same value (no data moves)."""
+        self._define(instr.target, self.kinds[source], instr)
         env, target = self.env, instr.target
 
         def run() -> None:
@@ -364,24 +386,79 @@ class Interpreter:
 
         return run
 
+    def _task_ids(self, names: list[str], instr: Instr) -> Callable[[], frozenset[int]]:
+        """The dispatches a list of task-id names stands for, at run time."""
+        for n in names:
+            if self.kinds.get(n) != "tid":
+                hint = "" if n in self.kinds else " (no task id of that name is bound before this line)"
+                raise ProgramError(f"{n!r} is not a task id{hint}", instr.loc)
+        env = self.env
+
+        def get() -> frozenset[int]:
+            out: frozenset[int] = frozenset()
+            for n in names:
+                try:
+                    out = out | env[n]
+                except KeyError as exc:
+                    raise self.located(instr, "deps", exc) from None
+            return out
+
+        return get
+
+    def _compile_task_ids(self, instr: TaskIdsAssign) -> Run:
+        get = self._task_ids(instr.sources, instr)
+        self._define(instr.target, "tid", instr)
+        env, target = self.env, instr.target
+
+        def run() -> None:
+            env[target] = get()
+
+        return run
+
+    def _compile_manual(self, instr: ManualBlock) -> Run:
+        body = self._compile_block(instr.body, False)
+
+        def run() -> None:
+            if self.manual:
+                raise self.error(instr, "a manual scope inside another manual scope (the runtime forbids it)")
+            self.manual = True
+            try:
+                for f in body:
+                    f()
+            finally:
+                self.manual = False
+
+        return run
+
     def _compile_kernel(self, instr: KernelBlock) -> Run:
         self.l1_names = _matmul_operand_names(instr.body)
         iid = self._register(instr, "incore")
+        blocks_fn = self._expr(instr.blocks, instr).fn if instr.blocks is not None else None
+        after = self._task_ids(instr.deps, instr)
+        if instr.block_var is not None:
+            self._define(instr.block_var, "scalar", instr)
         body = self._compile_block(instr.body, in_kernel=True)
+        if instr.tid is not None:
+            self._define(instr.tid, "tid", instr)
         self.l1_names = set()
+        env = self.env
 
-        def run() -> None:
+        def run_block(dispatch: int, block: int, blocks: int, waits: tuple[int, ...]) -> None:
             if len(self.tasks) >= self.limits.max_tasks:
                 raise self.error(
                     instr, f"the run creates more than {self.limits.max_tasks} tasks (raise it with --max-tasks)"
                 )
             scopes = tuple("/".join(self.scope_stack[: i + 1]) for i in range(len(self.scope_stack)))
             name = instr.name or f"{self.scope_stack[-1] if self.scope_stack else 'kernel'}@{instr.loc.line}"
-            task = Task(len(self.tasks), name, scopes, iid, self._context())
+            task = Task(len(self.tasks), name, scopes, iid, self._context(), dispatch=dispatch, block=block,
+                        blocks=blocks, after=waits, manual=self.manual)
             if self.replay is None:
                 interpret(task)
             else:
                 self.replay.kernel(iid, instr.body, task, interpret)
+            if instr.split != "none" and task.core == "mix":
+                task.ops = split_ops(task.ops, name)
+                task.split = instr.split
             self.tasks.append(task)
             self.estimated_tasks += 1
             self.estimated_ops += len(task.ops) + self.kernel_extra_ops
@@ -391,6 +468,18 @@ class Interpreter:
                     self.written[tid] = task.kernel
             if self.progress:
                 self.progress(1)
+
+        def split_ops(ops: list, name: str) -> list:
+            """One AIV lane's view of the kernel's ops (lower.lane_ops), once per distinct op list."""
+            cached = self.lane_cache.get(id(ops))
+            if cached is not None and cached[0] is ops:
+                return cached[1]
+            try:
+                lanes = lane_ops(ops, instr.split)
+            except ValueError as exc:
+                raise self.error(instr, f"kernel {name}: split={instr.split}: {exc}") from None
+            self.lane_cache[id(ops)] = (ops, lanes)
+            return lanes
 
         def interpret(task: Task) -> tuple[list, list]:
             """Run the body into `task`; returns its footprint as recorded, before coalescing."""
@@ -405,6 +494,39 @@ class Interpreter:
             task.writes = coalesce(task.writes)
             task.core = core_kind(task.ops)
             return raw
+
+        def run() -> None:
+            waits = tuple(sorted(after()))
+            dispatch = self.dispatches
+            self.dispatches += 1
+            if blocks_fn is None:
+                run_block(dispatch, 0, 1, waits)
+            else:
+                try:
+                    blocks = blocks_fn(env)
+                except RUNTIME_ERRORS as exc:
+                    raise self.located(instr, "blocks", exc) from None
+                if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 0:
+                    raise self.error(instr, f"an SPMD dispatch needs a block count >= 0, got {blocks!r}")
+                n = blocks
+                if self.first_only:
+                    blocks = min(blocks, 1)
+                before = self._estimate() if self.first_only else (0, 0)
+                var = instr.block_var
+                if var is not None:
+                    self.loop_vars.append(var)
+                try:
+                    for block in range(blocks):
+                        if var is not None:
+                            env[var] = block
+                        run_block(dispatch, block, blocks, waits)
+                finally:
+                    if var is not None:
+                        self.loop_vars.pop()
+                if self.first_only and n > 1:
+                    self._extrapolate(before, n)  # the quick pass ran block 0 of n
+            if instr.tid is not None:
+                env[instr.tid] = frozenset({dispatch})
 
         return run
 
@@ -423,8 +545,12 @@ class Interpreter:
             run = self._op_slice(instr, args, iid, in_kernel)
         elif spec.lowering == "assemble":
             run = self._op_assemble(instr, args, iid)
+        elif spec.lowering == "compute" and spec.pipe == "scalar" and not in_kernel:
+            run = self._op_gm_reshape(instr, args)  # a metadata-only op on GM: a zero-copy view
         elif spec.lowering == "compute":
             run = ComputeOp(self, instr, args, iid)
+        elif spec.lowering == "uninit":
+            run = self._op_uninit(instr, args)
         else:
             raise AssertionError(f"{spec.name} ({spec.lowering}) is not an instruction")
         if instr.target is not None:
@@ -503,6 +629,9 @@ class Interpreter:
     def _op_create_tensor(self, instr: OpCall, args: dict) -> Run:
         get_shape = self.shape_getter(args["shape"][1], instr, "shape", positive=True)
         dtype = args["dtype"][1]
+        fill = args["fill"][1] if args["fill"][0] == "scalar" else None
+        untracked = bool(args["untracked"][1])
+        env = self.env
         target = instr.target
         if target is None:
             raise ProgramError("create_tensor must assign its result to a name", instr.loc)
@@ -518,10 +647,69 @@ class Interpreter:
                     instr, f"create_tensor: GM use would reach {self.gm_bytes} bytes, over the limit of "
                     f"{self.limits.max_gm_bytes} (raise it with --max-gm-bytes)"
                 )
-            data = poison(shape, dtype) if self.numerics else None
-            self.env[target] = GMTensor(target, shape, dtype, data, self.next_tid)
+            data = None
+            if self.numerics:
+                if fill is None:
+                    data = poison(shape, dtype)
+                else:
+                    try:
+                        data = numerics.full(shape, dtype, fill.fn(env))
+                    except RUNTIME_ERRORS as exc:
+                        raise self.located(instr, "create_tensor", exc) from None
+            self.env[target] = GMTensor(target, shape, dtype, data, self.next_tid, untracked)
             self.gm_shapes[self.next_tid] = (shape, dtype)
             self.next_tid += 1
+
+        return run
+
+    def _op_gm_reshape(self, instr: OpCall, args: dict) -> Run:
+        """`reshape` of a GM tensor, or of a window contiguous in memory, outside a kernel: the same memory in a
+        new shape (PyPTO's tensor.reshape of a GM tensor is a view). Its footprints fall on the base tensor."""
+        src_name = args["t"][1]
+        get_shape = self.shape_getter(args["shape"][1], instr, "shape", positive=True)
+        env, target = self.env, instr.target
+        if target is None:
+            raise ProgramError("reshape must assign its result to a name", instr.loc)
+
+        def run() -> None:
+            try:
+                src = env[src_name]
+                shape = get_shape()
+            except RUNTIME_ERRORS as exc:
+                raise self.located(instr, "reshape", exc) from None
+            if src.__class__ is Tile:
+                raise self.error(instr, "reshape: a tile outside a kernel")
+            view = as_view(src)
+            n = math.prod(view.shape)
+            if math.prod(shape) != n:
+                raise self.error(instr, f"reshape: cannot view {fmt_shape(view.shape)} ({n} elements) as "
+                                        f"{fmt_shape(shape)} ({math.prod(shape)} elements)")
+            base = view.tensor
+            if dma_runs(base.shape, view.shape)[0] > 1:
+                raise self.error(instr, f"reshape: the window {fmt_shape(view.shape)} at {list(view.offset)} of "
+                                        f"{base.name} is not contiguous in memory; reshape it inside a kernel")
+            start = _linear_index(base.shape, view.offset)
+            data = None
+            if base.data is not None:
+                data = base.data.reshape(-1)[start:start + n].reshape(shape)
+            env[target] = GMTensor(target, shape, base.dtype, data, base.tid, base.untracked, base, start)
+
+        return run
+
+    def _op_uninit(self, instr: OpCall, args: dict) -> Run:
+        get_shape = self.shape_getter(args["shape"][1], instr, "shape", positive=True)
+        dtype = args["dtype"][1]
+        target = instr.target
+        if target is None:
+            raise ProgramError("uninit must assign its result to a name", instr.loc)
+
+        def run() -> None:
+            try:
+                shape = get_shape()
+            except RUNTIME_ERRORS as exc:
+                raise self.located(instr, "uninit", exc) from None
+            data = poison(shape, dtype) if self.numerics else None
+            self.env[target] = Tile(data, tile_sig(shape, dtype), None, -1, self.task.id)  # type: ignore[union-attr]
 
         return run
 
@@ -579,7 +767,9 @@ class Interpreter:
                 result = self.lower.extract(self.task, src, shape, offset, valid, dynamic, iid)
             else:
                 view = as_view(src)
-                self._window(instr, view.shape, shape, offset, src_name)
+                # a load moves only the valid part: only that must lie inside the tensor (PyPTO's valid_shape
+                # window of a partial last tile)
+                self._window(instr, view.shape, valid if valid is not None and in_kernel else shape, offset, src_name)
                 abs_offset = tuple([a + b for a, b in zip(view.offset, offset, strict=True)])
                 if not in_kernel:
                     if valid is not None:
@@ -633,6 +823,13 @@ class Interpreter:
                 env[result_name] = result
 
         return run
+
+
+def _linear_index(shape: tuple[int, ...], index: tuple[int, ...]) -> int:
+    out = 0
+    for d, i in zip(shape, index, strict=True):
+        out = out * d + i
+    return out
 
 
 def trip_count(r: range) -> int:

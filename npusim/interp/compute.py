@@ -128,8 +128,8 @@ class ComputeOp:
             raise interp.undefined(self.instr, exc) from None
         except RUNTIME_ERRORS as exc:
             raise interp.located(self.instr, self.spec.name, exc) from None
-        buf = tiles[0].buf if self.metadata_only and tiles else ("L0C" if self.cube else "UB")
+        buf = (tiles[0].buf or "UB") if self.metadata_only and tiles else ("L0C" if self.cube else "UB")
         tile = Tile(data, info[0], buf, len(task.ops), task.id)
-        task.ops.append(OpRecord(info[1], self.iid, tuple([t.op for t in tiles]), buf, info[2]))
+        task.ops.append(OpRecord(info[1], self.iid, tuple([t.op for t in tiles if t.op >= 0]), buf, info[2]))
         if self.instr.target is not None:
             env[self.instr.target] = tile

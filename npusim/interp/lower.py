@@ -10,8 +10,8 @@ import math
 import numpy as np
 
 from npusim.dtypes import itemsize
-from npusim.graph import ComputeSig, DmaSig, GmAccess, MoveSig, OpRecord, OpSig, Task, TileSig
-from npusim.vocabulary import BUFFER_SIDE, Buffer, CoreKind, Place
+from npusim.graph import ComputeSig, DmaSig, GmAccess, MoveSig, OpRecord, OpSig, Task, TileSig, result_tile
+from npusim.vocabulary import BUFFER_SIDE, Buffer, CoreKind, Place, SplitMode
 
 from .values import GMTensor, Tile, poison, tile_sig
 
@@ -89,8 +89,9 @@ class Lowering:
                 data = poison(shape, tensor.dtype)
                 data[tuple(slice(0, v) for v in valid)] = tensor.data[region]
         if 0 not in moved:
-            region = (tensor.tid, offset, hi)
-            task.reads.append(region)
+            region = tensor.region(offset, hi)
+            if not tensor.untracked:  # (a manual-dependency tensor orders no task; its traffic still meets L2)
+                task.reads.append(region)
             task.accesses.append(GmAccess(len(task.ops), region, False))
         key = ("load", tensor.shape, tensor.dtype, shape, valid, dynamic, buf)
         info = self.sig_cache.get(key)
@@ -109,13 +110,15 @@ class Lowering:
         """A DMA store of the valid part of a tile into GM: MTE3 from UB, FIXPIPE from L0C."""
         if source.buf not in ("UB", "L0C"):
             source = self.move(task, source, "UB", iid)
+        deps = (source.op,) if source.op >= 0 else ()
         hi = tuple([o + w for o, w in zip(offset, written, strict=True)])
         if self.numerics and tensor.data is not None and source.data is not None:
             tensor.data[tuple(slice(o, h) for o, h in zip(offset, hi, strict=True))] = \
                 source.data[tuple(slice(0, w) for w in written)]
         if 0 not in written:
-            region = (tensor.tid, offset, hi)
-            task.writes.append(region)
+            region = tensor.region(offset, hi)
+            if not tensor.untracked:  # (a manual-dependency tensor orders no task; its traffic still meets L2)
+                task.writes.append(region)
             task.accesses.append(GmAccess(len(task.ops), region, True))
         key = ("store", source.sig, source.buf, tensor.shape)
         dma = self.sig_cache.get(key)
@@ -123,13 +126,16 @@ class Lowering:
             calls, runs, run_elems = dma_calls(tensor.shape, written)
             dma = self.sig_cache[key] = DmaSig("TSTORE", source.sig, source.buf, runs,
                                                run_elems * itemsize(tensor.dtype), calls)
-        task.ops.append(OpRecord(dma, iid, (source.op,), None, 0))  # type: ignore[arg-type]
+        task.ops.append(OpRecord(dma, iid, deps, None, 0))  # type: ignore[arg-type]
 
     def move(self, task: Task, tile: Tile, buf: Buffer, iid: int) -> Tile:
         """Move a tile between on-chip buffers (e.g. L1 -> L0A for the cube, L0C -> UB for a vector op).
-        The route (direct, or through GM on A2/A3) is priced by the timing stage from the config."""
+        The route (direct, or through GM on A2/A3) is priced by the timing stage from the config. An
+        uninitialised tile (no producing op) is simply taken to be in `buf`: nothing moves."""
         if tile.buf == buf:
             return tile
+        if tile.op < 0:
+            return Tile(tile.data, tile.sig, buf, -1, tile.owner)
         key = ("move", tile.sig, tile.buf, buf)
         sig = self.sig_cache.get(key)
         if sig is None:
@@ -163,5 +169,67 @@ class Lowering:
         """Record an op producing a tile in `buf` and return the tile."""
         nbytes = math.prod(sig.shape) * itemsize(sig.dtype)
         tile = Tile(data, sig, buf, len(task.ops), task.id)
-        task.ops.append(OpRecord(opsig, iid, deps, buf, nbytes))
+        task.ops.append(OpRecord(opsig, iid, tuple(d for d in deps if d >= 0), buf, nbytes))
         return tile
+
+
+_CUBE_KEYS = frozenset({"TMATMUL", "TMATMUL_ACC"})
+
+
+def lane_ops(ops: list[OpRecord], mode: SplitMode) -> list[OpRecord]:
+    """One AIV lane's view of a split mix kernel (PyPTO `pl.split`, LowerAutoVectorSplit): every AIV-side op
+    works on its half of the tile along the split axis (rows for up_down, columns for left_right; a tile of
+    extent 1 there is a broadcast, kept whole), with its DMA runs re-cut to the half window; a cube <-> vector
+    hand-off moves one half per lane; cube ops are unchanged. Raises ValueError where PyPTO rejects the split
+    (an odd extent, a reduction along the split axis)."""
+    axis = -2 if mode == "up_down" else -1
+    out: list[OpRecord] = []
+    for op in ops:
+        sig = op.sig
+        if sig.__class__ is DmaSig and BUFFER_SIDE[sig.buf] == "aiv":
+            tile = _half(sig.tile, axis)
+            sig = sig._replace(tile=tile, **_half_runs(sig, tile, axis))
+        elif sig.__class__ is MoveSig and BUFFER_SIDE[sig.src] != BUFFER_SIDE[sig.dst]:
+            sig = sig._replace(tile=_half(sig.tile, axis), lanes=2)
+        elif sig.__class__ is ComputeSig and sig.key not in _CUBE_KEYS and op.buf == "UB":
+            if sig.out.shape[axis] == 1 and any(len(t.shape) >= -axis and t.shape[axis] > 1 for t in sig.ins):
+                raise ValueError(f"{sig.key} reduces along the split axis ({mode}), which the two lanes cannot "
+                                 "share; split the other way or drop the split")
+            sig = sig._replace(out=_half(sig.out, axis), ins=tuple(_half(t, axis) for t in sig.ins))
+        else:
+            out.append(op)
+            continue
+        nbytes = math.prod(result_tile(sig).shape) * itemsize(result_tile(sig).dtype) if op.nbytes else 0
+        out.append(op._replace(sig=sig, nbytes=nbytes))
+    return out
+
+
+def _half(t: TileSig, axis: int) -> TileSig:
+    """A tile's lane half along `axis` (lane 0's, the one with the larger valid part); extent 1 is kept."""
+    if len(t.shape) < -axis or t.shape[axis] == 1:
+        return t
+    n = t.shape[axis]
+    if n % 2:
+        raise ValueError(f"a {list(t.shape)} tile has an odd extent {n} along the split axis")
+    shape = list(t.shape)
+    shape[axis] = n // 2
+    valid = list(t.valid)
+    valid[axis] = min(valid[axis], n // 2)
+    return TileSig(tuple(shape), t.dtype, tuple(valid), t.dynamic)
+
+
+def _half_runs(sig: DmaSig, half: TileSig, axis: int) -> dict[str, int]:
+    """The contiguous GM runs of one lane's half window: a window moved as one run of whole rows stays one run
+    (up_down) or becomes one run per row (left_right); row-by-row runs halve in number (up_down) or in length
+    (left_right)."""
+    moved, lane = sig.tile.valid, half.valid
+    rows, cols = (moved[-2], moved[-1]) if len(moved) >= 2 else (1, moved[-1])
+    lrows, lcols = (lane[-2], lane[-1]) if len(lane) >= 2 else (1, lane[-1])
+    if sig.runs == 0 or rows * cols == 0 or (rows, cols) == (lrows, lcols):
+        return {"runs": sig.runs, "run_bytes": sig.run_bytes}
+    elem = sig.runs * sig.run_bytes // (rows * cols)
+    if axis == -1:
+        return {"runs": lrows, "run_bytes": lcols * elem}
+    if sig.runs == 1:
+        return {"runs": 1, "run_bytes": lrows * lcols * elem}
+    return {"runs": lrows, "run_bytes": lcols * elem}

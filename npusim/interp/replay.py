@@ -492,6 +492,8 @@ def _record(plan: Plan, entry: _Entry, task: Task, interp: Interpreter,
 def _template(plan: Plan, entry: _Entry, task: Task, interp: Interpreter, raw_reads: list[Region],
               raw_writes: list[Region], iterations: int, unassigned: set[str]) -> Template | None:
     env = interp.env
+    if any(as_view(obj).tensor.base is not None for obj in entry.objects.values()):
+        return None  # a reshaped GM view: its windows fall on its base's memory by a box, not by a shift
     # which instruction made each window: loads and stores record one window each, in program order
     load_ids, store_ids = [], []
     for op in task.ops:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from npusim.dtypes import FLOAT_DTYPES, np_dtype
+from npusim.dtypes import is_float, np_dtype
 from npusim.errors import ProgramError
 from npusim.graph import TileSig
 from npusim.ops import OpError, TileType
@@ -15,11 +15,24 @@ from npusim.vocabulary import Buffer
 class GMTensor:
     """A tensor in global memory, kept in its own dtype."""
 
-    __slots__ = ("data", "dtype", "name", "shape", "tid", "whole")
+    __slots__ = ("base", "base_offset", "data", "dtype", "name", "shape", "tid", "untracked", "whole")
 
-    def __init__(self, name: str, shape: tuple[int, ...], dtype: str, data: np.ndarray | None, tid: int) -> None:
+    def __init__(self, name: str, shape: tuple[int, ...], dtype: str, data: np.ndarray | None, tid: int,
+                 untracked: bool = False, base: GMTensor | None = None, base_offset: int = 0) -> None:
         self.name, self.shape, self.dtype, self.data, self.tid = name, shape, dtype, data, tid
+        self.untracked = untracked  # its accesses give no dependencies (PyPTO create_tensor(manual_dep=True))
+        self.base, self.base_offset = base, base_offset  # a reshaped view: the memory of `base` from that element
         self.whole = GMView(self, (0,) * len(shape), shape)
+
+    def region(self, lo: tuple[int, ...], hi: tuple[int, ...]) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
+        """A rectangle of this tensor as a footprint of the memory it lives in: itself, or for a reshaped view
+        the smallest rectangle of its base holding those elements (conservative: a dependency is never missed)."""
+        if self.base is None:
+            return self.tid, lo, hi
+        first = self.base_offset + _linear(self.shape, lo)
+        last = self.base_offset + _linear(self.shape, tuple(h - 1 for h in hi))
+        blo, bhi = _box(self.base.shape, first, last + 1)
+        return self.base.region(blo, bhi)
 
 
 class GMView:
@@ -61,6 +74,27 @@ class Tile:
         return TileType(self.sig.shape, self.sig.dtype, self.valid)
 
 
+def _linear(shape: tuple[int, ...], index: tuple[int, ...]) -> int:
+    out = 0
+    for d, i in zip(shape, index, strict=True):
+        out = out * d + i
+    return out
+
+
+def _box(shape: tuple[int, ...], a: int, b: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The smallest rectangle of a row-major tensor holding its elements [a, b)."""
+    if len(shape) == 1:
+        return (a,), (b,)
+    inner = 1
+    for d in shape[1:]:
+        inner *= d
+    r0, r1 = a // inner, (b - 1) // inner
+    if r0 == r1:
+        lo, hi = _box(shape[1:], a - r0 * inner, b - r0 * inner)
+        return (r0, *lo), (r0 + 1, *hi)
+    return (r0, *(0 for _ in shape[1:])), (r1 + 1, *shape[1:])
+
+
 Value = GMTensor | GMView | Tile
 
 
@@ -83,9 +117,11 @@ def as_view(value: GMTensor | GMView) -> GMView:
 
 
 def poison(shape: tuple[int, ...], dtype: str) -> np.ndarray:
-    """Uninitialised memory: NaN for floats, INT32_MIN for int32, so reading it shows in the results."""
-    fill = np.nan if dtype in FLOAT_DTYPES else np.iinfo(np.int32).min
-    return np.full(shape, fill, dtype=np_dtype(dtype))
+    """Uninitialised memory: NaN for floats, the most negative value for an integer type (INT32_MIN for
+    int32), so reading it shows in the results."""
+    if is_float(dtype):
+        return np.full(shape, np.nan, dtype=np_dtype(dtype))
+    return np.full(shape, np.iinfo(np_dtype(dtype)).min, dtype=np_dtype(dtype))
 
 
 def fmt_shape(shape: tuple[int, ...]) -> str:

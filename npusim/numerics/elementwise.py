@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from npusim.dtypes import np_dtype
+from npusim.dtypes import VECTOR_DTYPES, np_dtype
 
 from .cast import cast
 from .formats import (
     FMTS,
     INT32_MAX,
     INT32_MIN,
+    INT_RANGES,
     bits_of,
     canonical_nan_f32,
     check_2d,
@@ -58,6 +59,8 @@ def _binary(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if op not in UFUNCS:
         raise ValueError(f"unknown binary op {op!r}; expected one of {BINARY_OPS}")
     dt = same_dtype(op, a, b)
+    if dt not in VECTOR_DTYPES:
+        raise ValueError(f"{op}: not defined for {dt}")
     if dt == "int32":
         if op == "div":
             raise ValueError("div: not defined for int32")
@@ -174,18 +177,20 @@ def col_expand(op_name: str, t: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def full(shape: tuple[int, ...] | list[int], dtype: str, value: float | int) -> np.ndarray:
     """A tile of `value`: for float dtypes the literal (as a float64, or an exact integer) rounded once to
-    nearest-even; NaN -> canonical NaN. For int32 the value must be an integer in range."""
+    nearest-even (saturating for FP8); NaN -> canonical NaN. For an integer dtype the value must be an integer
+    in range."""
     shape = tuple(int(s) for s in shape)
-    if dtype == "int32":
+    if dtype in INT_RANGES:
         integral = isinstance(value, int | np.integer) or (
             isinstance(value, float | np.floating) and float(value).is_integer()
         )
         if isinstance(value, bool | np.bool_) or not integral:
-            raise ValueError(f"full: int32 value must be an integer, got {value!r}")
+            raise ValueError(f"full: {dtype} value must be an integer, got {value!r}")
         iv = int(value)
-        if not INT32_MIN <= iv <= INT32_MAX:
-            raise ValueError(f"full: {iv} is out of int32 range")
-        return np.full(shape, iv, dtype=np.int32)
+        lo, hi = INT_RANGES[dtype]
+        if not lo <= iv <= hi:
+            raise ValueError(f"full: {iv} is out of {dtype} range")
+        return np.full(shape, iv, dtype=np_dtype(dtype))
     if dtype not in FMTS:
         raise ValueError(f"full: unknown dtype {dtype!r}")
     return np.full(shape, round_f64(np.array([scalar_f64(value)]), dtype, "rint")[0], dtype=np_dtype(dtype))

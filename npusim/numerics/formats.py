@@ -1,6 +1,11 @@
-"""Number formats and rounding on the bits: the IEEE formats of bf16, fp16 and fp32, exact widening, and
-one rounding of a float64 to a narrower format (or int32) in every cast mode. Every other numerics module
-builds on these helpers.
+"""Number formats and rounding on the bits: the IEEE formats of bf16, fp16 and fp32 and the two FP8 formats,
+exact widening, and one rounding of a float64 to a narrower format (or an integer type) in every cast mode.
+Every other numerics module builds on these helpers.
+
+FP8: `fp8e5m2` is IEEE-like (infinities, NaNs); `fp8e4m3fn` has no infinities and one NaN pattern per sign
+(S.1111.111), so its largest finite value is 0x7E = 448. Rounding into either saturates: a result beyond the
+largest finite value, an infinity included, becomes the largest finite value of its sign, as the device's
+FP32 -> FP8 conversion does (pto-isa 3186c381 include/pto/npu/a5/TCvt.hpp L1307-1316, "#rnd #sat").
 """
 
 from __future__ import annotations
@@ -15,15 +20,20 @@ from npusim.dtypes import FLOAT_DTYPES, dtype_name, np_dtype
 CAST_MODES = ("round", "rint", "floor", "ceil", "trunc")
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
+INT_RANGES = {"int8": (-(2**7), 2**7 - 1), "int32": (INT32_MIN, INT32_MAX), "int64": (-(2**63), 2**63 - 1)}
 
 
 class Fmt(NamedTuple):
-    """An IEEE binary format: total width, exponent bits and stored mantissa bits."""
+    """A binary floating-point format: total width, exponent bits and stored mantissa bits; `finite_only`
+    formats (fp8e4m3fn) have no infinities, their all-ones exponent holding finite values except the NaN
+    S.1...1; `saturating` formats clamp every overflow (and an infinity) to the largest finite value."""
 
     width: int
     ebits: int
     mbits: int
     uint: type
+    finite_only: bool = False
+    saturating: bool = False
 
     @property
     def bias(self) -> int:
@@ -40,6 +50,10 @@ class Fmt(NamedTuple):
 
     @property
     def inf_bits(self) -> int:
+        """The magnitude bits of +inf; for a finite-only format the NaN pattern, the first magnitude that is
+        not a finite number (what overflow checks compare with)."""
+        if self.finite_only:
+            return (self.exp_field_max << self.mbits) | ((1 << self.mbits) - 1)
         return self.exp_field_max << self.mbits
 
     @property
@@ -52,13 +66,15 @@ class Fmt(NamedTuple):
 
     @property
     def canonical_nan(self) -> int:
-        return self.inf_bits | self.quiet_bit
+        return self.inf_bits if self.finite_only else self.inf_bits | self.quiet_bit
 
 
 FMTS: dict[str, Fmt] = {
     "bf16": Fmt(16, 8, 7, np.uint16),
     "fp16": Fmt(16, 5, 10, np.uint16),
     "fp32": Fmt(32, 8, 23, np.uint32),
+    "fp8e4m3fn": Fmt(8, 4, 3, np.uint8, finite_only=True, saturating=True),
+    "fp8e5m2": Fmt(8, 5, 2, np.uint8, saturating=True),
 }
 _F64_FRAC_MASK = np.uint64((1 << 52) - 1)
 _F64_HIDDEN = np.uint64(1 << 52)
@@ -192,28 +208,45 @@ def round_f64(v: np.ndarray, dt: str, mode: str, direction: np.ndarray | None = 
     # into the exponent field on its own when n reaches 2**(mbits+1), and into the inf pattern on overflow).
     n = (p.n + up).astype(np.int64)
     mag = ((p.qexp - (fmt.emin - fmt.mbits)) << fmt.mbits) + n
-    mag = np.where(
-        mag >= fmt.inf_bits, np.where(overflow_is_inf(p.neg, mode), fmt.inf_bits, fmt.max_bits), mag
-    )
-    mag = np.where(p.special, fmt.inf_bits, mag)
+    if fmt.saturating:
+        mag = np.where((mag >= fmt.inf_bits) | p.special, fmt.max_bits, mag)
+    else:
+        mag = np.where(
+            mag >= fmt.inf_bits, np.where(overflow_is_inf(p.neg, mode), fmt.inf_bits, fmt.max_bits), mag
+        )
+        mag = np.where(p.special, fmt.inf_bits, mag)
     bits = mag | (p.neg.astype(np.int64) << (fmt.width - 1))
     bits = np.where(np.isnan(v), fmt.canonical_nan, bits)
     return from_bits(bits, dt).reshape(v.shape)
 
 
+def round_f64_to_int(v: np.ndarray, mode: str, dt: str = "int32") -> np.ndarray:
+    """Round float64 `v` to integer type `dt` by `mode`; NaN -> 0, out of range and ±inf saturate."""
+    v = np.asarray(v, dtype=np.float64)
+    lo, hi = INT_RANGES[dt]
+    p = quantum_parts(v, None)
+    # below 2**52 the quantum split is exact; at and above it every float64 is an integer already
+    small = np.minimum(p.n + round_up(p, mode), np.uint64(1 << 53)).astype(np.int64)
+    with np.errstate(invalid="ignore"):
+        big = np.abs(np.where(np.isfinite(v), v, 0.0))
+    large = big >= 2.0**52
+    over = big >= 2.0**63  # beyond every integer type: only saturates
+    mag = np.where(large, np.where(over, 0.0, big).astype(np.int64), small)
+    val = np.where(p.neg, -mag, mag)
+    out = np.clip(val, lo, hi)
+    out = np.where(over, np.where(p.neg, lo, hi), out)
+    out = np.where(p.special, np.where(p.neg, lo, hi), out)
+    out = np.where(np.isnan(v), 0, out)
+    return out.astype(np_dtype(dt)).reshape(v.shape)
+
+
 def round_f64_to_int32(v: np.ndarray, mode: str) -> np.ndarray:
     """Round float64 `v` to int32 by `mode`; NaN -> 0, out of range and ±inf saturate."""
-    v = np.asarray(v, dtype=np.float64)
-    p = quantum_parts(v, None)
-    mag = np.minimum(p.n + round_up(p, mode), np.uint64(1 << 40)).astype(np.int64)  # 2**40 saturates too
-    val = np.clip(np.where(p.neg, -mag, mag), INT32_MIN, INT32_MAX)
-    val = np.where(p.special, np.where(p.neg, INT32_MIN, INT32_MAX), val)
-    val = np.where(np.isnan(v), 0, val)
-    return val.astype(np.int32).reshape(v.shape)
+    return round_f64_to_int(v, mode, "int32")
 
 
 def round_f64_to(v: np.ndarray, dt: str, mode: str) -> np.ndarray:
-    return round_f64_to_int32(v, mode) if dt == "int32" else round_f64(v, dt, mode)
+    return round_f64_to_int(v, mode, dt) if dt in INT_RANGES else round_f64(v, dt, mode)
 
 def narrow(r32: np.ndarray, dt: str) -> np.ndarray:
     """An fp32 arithmetic result in dtype `dt`: as is for fp32, else rounded once to nearest-even.

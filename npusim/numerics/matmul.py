@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from npusim.dtypes import FLOAT_DTYPES, np_dtype
+from npusim.dtypes import FLOAT_DTYPES, FP8_DTYPES, np_dtype
 
 from .elementwise import add
 from .formats import FMTS, Fmt, bits_of, canonical_nan_f32, dtype_of, round_f64, same_dtype, to_f64
@@ -196,10 +196,13 @@ def _matmul_int32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (r & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.int32)
 
 
-def matmul(a: np.ndarray, b: np.ndarray, *, b_trans: bool = False, out_dtype: str = "fp32") -> np.ndarray:
-    """a [M,K] @ b [K,N] (b is [N,K] with b_trans): exact products, exact K-sum, ONE rounding (nearest-even)
-    to out_dtype ('fp32', 'bf16' or 'fp16'). Operands: both bf16, both fp16 or both fp32; int32 x int32
-    needs out_dtype='int32' and wraps. An exact zero sum is +0; NaN results are canonical.
+def matmul(a: np.ndarray, b: np.ndarray, *, a_trans: bool = False, b_trans: bool = False,
+           out_dtype: str = "fp32") -> np.ndarray:
+    """a [M,K] @ b [K,N] (a is [K,M] with a_trans, b is [N,K] with b_trans): exact products, exact K-sum, ONE
+    rounding (nearest-even) to out_dtype ('fp32', 'bf16' or 'fp16'). Operands: both bf16, fp16, fp32 or of
+    one FP8 format (widened exactly to fp16: every fp8e4m3fn and fp8e5m2 value is an fp16 value, so the fp16
+    path computes their exact product sums); int8 x int8 and int32 x int32 need out_dtype='int32' (the sum
+    wraps modulo 2**32). An exact zero sum is +0; NaN results are canonical.
 
     Fast path: float64 dgemm, proven exact per output element by the certificate
     span_a[r] + span_b[c] + ceil(log2 K) <= 53 (every partial sum is then an integer multiple of
@@ -210,14 +213,18 @@ def matmul(a: np.ndarray, b: np.ndarray, *, b_trans: bool = False, out_dtype: st
     dt = same_dtype("matmul", a, b)
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"matmul: operands must be 2-D, got {list(a.shape)} and {list(b.shape)}")
+    if a_trans:
+        a = a.T
     if b_trans:
         b = b.T
     if a.shape[1] != b.shape[0]:
         raise ValueError(f"matmul: inner dimensions differ: a is {list(a.shape)}, b is {list(b.shape)}")
-    if dt == "int32":
+    if dt in ("int8", "int32"):
         if out_dtype != "int32":
-            raise ValueError("matmul: int32 operands need out_dtype='int32'")
+            raise ValueError(f"matmul: {dt} operands need out_dtype='int32'")
         return _matmul_int32(a, b)
+    if dt in FP8_DTYPES:
+        a, b, dt = a.astype(np.float16), b.astype(np.float16), "fp16"
     if out_dtype not in FLOAT_DTYPES:
         raise ValueError(f"matmul: out_dtype {out_dtype!r} not supported for {dt} operands")
     (m, k), n = a.shape, b.shape[1]
@@ -278,11 +285,14 @@ def matmul(a: np.ndarray, b: np.ndarray, *, b_trans: bool = False, out_dtype: st
     return round_f64(c, out_dtype, "rint")
 
 
-def matmul_acc(acc: np.ndarray, a: np.ndarray, b: np.ndarray, *, b_trans: bool = False) -> np.ndarray:
-    """acc + matmul(a, b) in fp32: the matmul result is rounded to fp32, then added to acc (two roundings)."""
-    if dtype_of(acc) != "fp32":
-        raise ValueError(f"matmul_acc: acc must be fp32, got {dtype_of(acc)}")
-    r = matmul(a, b, b_trans=b_trans, out_dtype="fp32")
+def matmul_acc(acc: np.ndarray, a: np.ndarray, b: np.ndarray, *, a_trans: bool = False,
+               b_trans: bool = False) -> np.ndarray:
+    """acc + matmul(a, b) in fp32: the matmul result is rounded to fp32, then added to acc (two roundings);
+    for int8 operands in int32, wrapping."""
+    want = "int32" if dtype_of(a) in ("int8", "int32") else "fp32"
+    if dtype_of(acc) != want:
+        raise ValueError(f"matmul_acc: acc must be {want}, got {dtype_of(acc)}")
+    r = matmul(a, b, a_trans=a_trans, b_trans=b_trans, out_dtype=want)
     if np.shape(acc) != r.shape:
         raise ValueError(f"matmul_acc: acc is {list(np.shape(acc))}, matmul result is {list(r.shape)}")
     return add(acc, r)

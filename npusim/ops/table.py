@@ -12,8 +12,10 @@ from __future__ import annotations
 from functools import partial
 
 from npusim import numerics
+from npusim.dtypes import dtype_name
 
 from .shapes import (
+    accumulator_dtype,
     infer_binary,
     infer_cast,
     infer_col_expand,
@@ -78,10 +80,20 @@ OPS: dict[str, OpSpec] = {
     for spec in [
         OpSpec(
             "create_tensor",
-            (Param("shape", "shape"), Param("dtype", "dtype")),
-            "allocate a GM tensor (orchestration only); it starts uninitialised (NaN / INT32_MIN)",
+            (Param("shape", "shape"), Param("dtype", "dtype"), Param("fill", "scalar", None),
+             Param("untracked", "flag", False)),
+            "allocate a GM tensor (orchestration only); it starts uninitialised (NaN / INT32_MIN), or filled with "
+            "`fill` by the scheduler before any kernel (not priced); `untracked`: its accesses give no dependencies",
             where="orchestration",
             lowering="create_tensor",
+            pipe=None,
+        ),
+        OpSpec(
+            "uninit",
+            (Param("shape", "shape"), Param("dtype", "dtype")),
+            "an uninitialised tile (PyPTO's create_tensor inside a kernel): no instruction runs; it reads as NaN "
+            "(an integer type's minimum) and sits in whichever buffer its first reader needs",
+            lowering="uninit",
             pipe=None,
         ),
         OpSpec(
@@ -125,7 +137,9 @@ OPS: dict[str, OpSpec] = {
         OpSpec(
             "reshape",
             (Param("t", "value"), Param("shape", "shape")),
-            "the same elements in a new shape (metadata only, SCALAR pipe)",
+            "the same elements in a new shape (metadata only, SCALAR pipe); outside a kernel a zero-copy view of a "
+            "contiguous GM tensor or window",
+            where="both",
             infer=partial(infer_reshape, "reshape"),
             compute=lambda t, shape: t.reshape(shape),
             pipe="scalar",
@@ -133,21 +147,26 @@ OPS: dict[str, OpSpec] = {
         ),
         OpSpec(
             "matmul",
-            (_LHS_L0A, _RHS_L0B, Param("out_dtype", "dtype_opt", None), Param("b_trans", "flag", False)),
-            "[M, K] x [K, N] (or [N, K] with b_trans) on the cube: exact products, exact K-sum, one rounding",
+            (_LHS_L0A, _RHS_L0B, Param("out_dtype", "dtype_opt", None), Param("b_trans", "flag", False),
+             Param("a_trans", "flag", False)),
+            "[M, K] x [K, N] (lhs [K, M] with a_trans, rhs [N, K] with b_trans) on the cube: exact products, exact "
+            "K-sum, one rounding",
             infer=partial(infer_matmul, "matmul"),
-            compute=lambda lhs, rhs, out_dtype, b_trans: numerics.matmul(
-                lhs, rhs, b_trans=b_trans, out_dtype=out_dtype or "fp32"
+            compute=lambda lhs, rhs, out_dtype, b_trans, a_trans: numerics.matmul(
+                lhs, rhs, a_trans=a_trans, b_trans=b_trans,
+                out_dtype=out_dtype or accumulator_dtype(dtype_name(lhs.dtype)),
             ),
             pipe="cube",
             cost="TMATMUL",
         ),
         OpSpec(
             "matmul_acc",
-            (Param("acc", "value", buffer="L0C"), _LHS_L0A, _RHS_L0B, Param("b_trans", "flag", False)),
-            "acc + matmul(lhs, rhs) in FP32, the accumulator staying in L0C",
+            (Param("acc", "value", buffer="L0C"), _LHS_L0A, _RHS_L0B, Param("b_trans", "flag", False),
+             Param("a_trans", "flag", False)),
+            "acc + matmul(lhs, rhs) in FP32 (int32 for int8 operands), the accumulator staying in L0C",
             infer=partial(infer_matmul_acc, "matmul_acc"),
-            compute=lambda acc, lhs, rhs, b_trans: numerics.matmul_acc(acc, lhs, rhs, b_trans=b_trans),
+            compute=lambda acc, lhs, rhs, b_trans, a_trans: numerics.matmul_acc(acc, lhs, rhs, a_trans=a_trans,
+                                                                             b_trans=b_trans),
             pipe="cube",
             cost="TMATMUL_ACC",
         ),

@@ -305,8 +305,14 @@ def json_bytes(data: Any) -> bytes:
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """BF16 and FP16 stored as uint16 bit patterns, FP32 as float32, INT32 as int32 (docs/sources.md DESIGN §7)."""
+    """BF16 and FP16 stored as uint16 bit patterns, the FP8 formats as uint8 bit patterns, FP32 and the integer
+    types as themselves (docs/sources.md DESIGN §7)."""
     stored = {}
     for name, a in arrays.items():
-        stored[name] = a.view(np.uint16) if a.dtype.itemsize == 2 else a
+        if a.dtype.itemsize == 2:
+            stored[name] = a.view(np.uint16)
+        elif a.dtype.itemsize == 1 and a.dtype.kind != "i":
+            stored[name] = a.view(np.uint8)
+        else:
+            stored[name] = a
     write_atomic(path, lambda fh: np.savez(fh, **stored))

@@ -290,7 +290,7 @@ def write_timeline(path: Path, execution: Execution, timeline: Timeline, report:
     task to task; every idle gap of `report.idle_gaps` hatched and labelled with what it waited on."""
     hw, us = timeline.hw, 1e6 / timeline.hw.clock_hz
     aic = sorted({r.aic for r in timeline.runs if r.aic is not None})
-    aiv = sorted({r.aiv for r in timeline.runs if r.aiv is not None})
+    aiv = sorted({c for r in timeline.runs for k, c in r.cores if k == "aiv"})
     row_of = {("aic", c): i for i, c in enumerate(aic)} | {("aiv", c): len(aic) + i for i, c in enumerate(aiv)}
     labels = [f"AIC {c}" for c in aic] + [f"AIV {c}" for c in aiv]
     spans = scope_spans(execution, timeline)
@@ -303,13 +303,12 @@ def write_timeline(path: Path, execution: Execution, timeline: Timeline, report:
     outlined: list[list[tuple[float, float]]] = []
     for r in timeline.runs:
         x0, x1 = r.start * us, r.end * us
-        for kind, core in (("aic", r.aic), ("aiv", r.aiv)):
-            if core is not None:
-                y = row_of[(kind, core)]
-                box = [(x0, y - 0.4), (x0, y + 0.4), (x1, y + 0.4), (x1, y - 0.4)]
-                verts[name_of[r.task]].append(box)
-                if r.task in on_path:
-                    outlined.append(box)
+        for kind, core in r.cores:
+            y = row_of[(kind, core)]
+            box = [(x0, y - 0.4), (x0, y + 0.4), (x1, y + 0.4), (x1, y - 0.4)]
+            verts[name_of[r.task]].append(box)
+            if r.task in on_path:
+                outlined.append(box)
 
     levels = _levels(spans)
     height = timeline_height(len(labels), levels)

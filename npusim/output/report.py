@@ -343,16 +343,16 @@ def utilisation(timeline: Timeline, span: float) -> CoreUtilisation:
     pipes: dict[str, dict[str, float]] = {"aic": dict.fromkeys(PIPES, 0.0), "aiv": dict.fromkeys(PIPES, 0.0)}
     steps: dict[int, dict[tuple[str, str], float]] = {}
     for r in timeline.runs:
-        for kind, core in (("aic", r.aic), ("aiv", r.aiv)):
-            if core is not None:
-                occupied[kind] += r.end - r.start
+        for kind, _ in r.cores:
+            occupied[kind] += r.end - r.start
         per = steps.get(id(r.schedule))
         if per is None:
             per = steps[id(r.schedule)] = defaultdict(float)
             for op in r.schedule.ops:
                 per[(op.side, op.pipe)] += op.end - op.start
+        lanes = r.lanes  # a split task's second AIV lane runs the same steps
         for (side, pipe), c in per.items():
-            pipes[side][pipe] += c * r.stretch
+            pipes[side][pipe] += c * r.stretch * (lanes if side == "aiv" else 1)
     share = {k: {p: round(c / occupied[k], 4) for p, c in pipes[k].items() if c} if occupied[k] else {}
              for k in ("aic", "aiv")}
     return CoreUtilisation(aic=round(occupied["aic"] / (span * hw.num_aic), 4),

@@ -149,7 +149,7 @@ class Bound:
     """What limits a group of tasks: `hbm` when more than half of their exec time was throttled (their
     length was then their GM bytes over their bandwidth share, whatever their pipes do), else the pipe with
     the most busy cycles in their standalone schedules. `share`: the throttled fraction of exec time, or
-    that pipe's busy cycles over the standalone cycles."""
+    that pipe's busy cycles over the standalone cycles (one AIV lane's for a split task)."""
 
     by: str
     share: float
@@ -164,8 +164,10 @@ def bound(runs: Iterable[TaskRun], throttled: list[float]) -> Bound:
         exec_cycles += r.end - r.start
         throttled_cycles += throttled[r.task]
         standalone += r.schedule.cycles
+        # a split task's two AIV lanes are two pipes each running one lane's half: the bound is one pipe's share
+        lane2 = r.schedule.aiv_busy if r.lanes == 2 else {}
         for pipe, c in r.schedule.busy.items():
-            busy[pipe] += c
+            busy[pipe] += c - lane2.get(pipe, 0.0) / 2
     if exec_cycles <= 0:
         return Bound("", 0.0, 0.0, 0.0)
     if throttled_cycles > MAJORITY * exec_cycles:
@@ -307,7 +309,7 @@ class Link:
 
 
 def _core_names(run: TaskRun) -> list[str]:
-    return [f"{kind.upper()} {core}" for kind, core in (("aic", run.aic), ("aiv", run.aiv)) if core is not None]
+    return [f"{kind.upper()} {core}" for kind, core in run.cores]
 
 
 def chain_links(execution: Execution, timeline: Timeline, chain: list[int]) -> list[Link]:

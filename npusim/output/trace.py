@@ -65,7 +65,7 @@ def op_tasks(execution: Execution, timeline: Timeline, detail: Detail) -> set[in
 def event_count(timeline: Timeline, with_ops: set[int]) -> int:
     """How many events the trace will hold (slices, flow halves, counters; metadata not counted)."""
     runs = timeline.runs
-    slices = sum((r.aic is not None) + (r.aiv is not None) for r in runs)
+    slices = sum(len(r.cores) for r in runs)
     ops = sum(len(runs[t].schedule.ops) for t in with_ops)
     return slices + ops + 2 * sum(len(d) for d in timeline.deps) + 4 * len(runs)
 
@@ -102,12 +102,13 @@ def _us(ns: int) -> float:
 
 
 def _cores(run: TaskRun) -> list[tuple[str, int]]:
-    return [(kind, core) for kind, core in (("aic", run.aic), ("aiv", run.aiv)) if core is not None]
+    return run.cores
 
 
 def _op_core(run: TaskRun, side: str) -> tuple[str, int]:
-    """The core an op step runs on: its side's core, or the task's only core if the task lacks that side."""
-    cores = dict(_cores(run))
+    """The core an op step runs on: its side's (first) core, or the task's only core if it lacks that side
+    (a split task's AIV steps are shown on its first lane, whose schedule they are)."""
+    cores = dict(reversed(_cores(run)))
     if side in cores:
         return side, cores[side]
     return next(iter(cores.items()))

@@ -1,15 +1,16 @@
 """The chip and its AICPU runtime, as a simpy model (docs/timing-model.md §6).
 
-The runtime is the config's `runtime` generation (simpler): an orchestrator thread submits the tasks in program
-order; scheduler threads, each owning a contiguous block of clusters (an AIC and its AIVs), handle the
-completions of their cores (CPU time per subtask, then the consumers whose last producer this was become ready)
-and dispatch ready tasks to their free cores (CPU time per subtask), idle cores first and, when the generation
-pre-dispatches, then busy cores without a pending task: such a task starts when the running one ends. A task
-starts a dispatch latency after its dispatch (or a task switch after its predecessor's end), spends the
-runtime's fixed per-task time, then its kernel's ops; its cores' completions are seen a finish latency after
-its end. Dependencies come from GM footprints; GM traffic that misses L2 shares the chip's HBM bandwidth
-(`hbm.py`). Each task's own length comes from its kernel's pipe schedule (`kernel.py`), its GM reads' sources
-from the L2 model (`l2.py`).
+The runtime is the config's `runtime` generation (simpler): an orchestrator thread submits the dispatches in
+program order (an SPMD dispatch's blocks with one submit); scheduler threads, each owning a contiguous block of
+clusters (an AIC and its AIVs), handle the completions of their cores (CPU time per subtask, then the consumers
+whose last producer this was become ready) and dispatch ready tasks to their free cores (CPU time per subtask),
+idle cores first and, when the generation pre-dispatches, then busy cores without a pending task: such a task
+starts when the running one ends. A mix task, split or not, takes a whole cluster. A task starts a dispatch
+latency after its dispatch (or a task switch after its predecessor's end), spends the runtime's fixed per-task
+time, then its kernel's ops; its cores' completions are seen a finish latency after its end. Dependencies come
+from GM footprints and explicit edges; GM traffic that misses L2 shares the chip's HBM bandwidth (`hbm.py`).
+Each task's own length comes from its kernel's pipe schedule (`kernel.py`, both AIV lanes of a split kernel
+from `lanes.py`), its GM reads' sources from the L2 model (`l2.py`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .hardware import HardwareConfig
 from .hbm import SharedHBM
 from .kernel import KernelSchedule, schedule_kernel
 from .l2 import gm_sources
+from .lanes import both_lanes
 
 Core = tuple[Side, int]
 
@@ -49,6 +51,7 @@ class TaskRun:
     finish: float = 0.0  # the scheduler thread saw its (last) completion
     kernel_start: float = 0.0  # start + the runtime's fixed per-task time: its ops begin
     cores: tuple[Core, ...] = ()  # every core it occupied: one swimlane record each
+    lanes: int = 1  # AIV lanes running the task's vector work: 2 for a split mix kernel
 
     @property
     def exec_cycles(self) -> float:
@@ -124,8 +127,9 @@ class Chip:
     # -- the orchestrator ----------------------------------------------------------------------------------
     def orchestrator(self):
         step = self.us(self.rt.orchestrator_submit_us)
-        for i in range(len(self.tasks)):
-            yield self.env.timeout(step)
+        for i, task in enumerate(self.tasks):
+            if i == 0 or task.dispatch != self.tasks[i - 1].dispatch:  # an SPMD dispatch's blocks: one submit
+                yield self.env.timeout(step)
             self.submitted[i] = True
             self.times["submit"][i] = self.env.now
             if self.waiting[i] == 0:
@@ -237,7 +241,7 @@ class Chip:
         aic = next((c for side, c in cores if side == "aic"), None)
         aiv = next((c for side, c in cores if side == "aiv"), None)
         self.runs[i] = TaskRun(i, task.core, aic, aiv, self.times["submit"][i], self.times["ready"][i], start, end,
-                               sched, dispatch, 0.0, kernel_start, tuple(cores))
+                               sched, dispatch, 0.0, kernel_start, tuple(cores), task.lanes)
         self.left[i] = len(cores)
         self.done[i].succeed()
         seen = end + self.us(rt.finish_latency_us)
@@ -281,13 +285,14 @@ def schedules_of(tasks: list[Task], instrs: list[InstrInfo], hw: HardwareConfig,
     cache: dict[tuple, KernelSchedule] = {}
     schedules: list[KernelSchedule] = []
     for task, src in zip(tasks, sources, strict=True):
-        key = (tuple(task.ops), src)
+        key = (tuple(task.ops), src, task.lanes)
         sched = cache.get(key)
         if sched is None:
             try:
-                sched = cache[key] = schedule_kernel(task, cost, instrs, src)
+                sched = schedule_kernel(task, cost, instrs, src)
             except CostError as exc:
                 raise _located(exc, task, cost, instrs) from None
+            cache[key] = sched = both_lanes(sched) if task.lanes == 2 else sched
         schedules.append(sched)
     return schedules, len(cache)
 

@@ -15,9 +15,8 @@ def critical_path(timeline: Timeline) -> list[int]:
         return []
     by_core: dict[tuple[str, int], list[TaskRun]] = defaultdict(list)
     for r in timeline.runs:
-        for kind, core in (("aic", r.aic), ("aiv", r.aiv)):
-            if core is not None:
-                by_core[(kind, core)].append(r)
+        for kind, core in r.cores:
+            by_core[(kind, core)].append(r)
     prev_on_core: dict[int, int] = {}
     for lst in by_core.values():
         lst.sort(key=lambda r: r.start)

@@ -137,7 +137,7 @@ class Cube(_Strict):
     fractal_n: _bounded(int, "columns of a cube fractal (910B: 16)", ge=1, le=1024)
     fractal_k_bytes: _bounded(int, "k0 = fractal_k_bytes / element size must be a whole number of elements of "
                                    "the widest cube operand, fp32 (910B: 32 B)", ge=4, le=4096, multiple_of=4)
-    cycles_per_fractal: dict[Literal["bf16", "fp16", "fp32"],
+    cycles_per_fractal: dict[Literal["bf16", "fp16", "fp32", "int8", "fp8e4m3fn", "fp8e5m2"],
                              _bounded(float, "cycles per fractal (910B: 1 or 2)", gt=0, le=1e3)]
 
 

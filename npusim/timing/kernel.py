@@ -11,7 +11,7 @@ distinct op list (and GM-read sources), is the task's standalone length, per-pip
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from npusim.errors import NpusimError
 from npusim.graph import InstrInfo, OpRecord, Task
@@ -49,7 +49,10 @@ class KernelSchedule:
     gm_bytes: int  # bytes crossing HBM: GM reads that miss L2, and GM writes
     peak_bytes: dict[Buffer, int]  # live tiles at their peak, with the extra copies of pipelined slots
     ops: list[OpTiming]
+    aiv_busy: dict[Pipe, float] = field(default_factory=dict)  # the part of `busy` on the AIV side
     l2_hit_bytes: int = 0  # GM read bytes served by L2
+    aiv_gm_bytes: int = 0  # the part of `gm_bytes` moved by AIV-side paths
+    aiv_l2_hit_bytes: int = 0  # the part of `l2_hit_bytes` read by AIV-side paths
 
 
 def _liveness_peaks(ops: list[OpRecord]) -> dict[str, int]:
@@ -118,10 +121,11 @@ class _Pipes:
         self.v_end = self.v_tail = 0.0
         self.v_open = False
         self.busy: dict[Pipe, float] = dict.fromkeys(PIPES, 0.0)
+        self.aiv_busy: dict[Pipe, float] = dict.fromkeys(PIPES, 0.0)
         self.dma_bytes: dict[PathName, int] = defaultdict(int)
         self.dma_transfers: dict[PathName, int] = defaultdict(int)
-        self.gm = 0
-        self.l2_hit = 0
+        self.gm = self.aiv_gm = 0
+        self.l2_hit = self.aiv_l2_hit = 0
         self.timings: list[OpTiming] = []
         self.finish = 0.0
 
@@ -131,12 +135,12 @@ class _Pipes:
         if self.v_open and t <= self.v_end:
             begin = self.v_end
             end = begin + step.cycles
-            self.busy["vector"] += step.cycles
+            self._busy("vector", "aiv", step.cycles)
         else:
             self.drain()
             begin = max(t, self.v_end + (self.v_tail if self.v_open else 0.0))
             end = begin + step.head + step.cycles
-            self.busy["vector"] += step.head + step.cycles
+            self._busy("vector", "aiv", step.head + step.cycles)
         self.v_end, self.v_tail, self.v_open = end, step.tail, step.tail > 0
         self.timings.append(OpTiming(op, "vector", step.side, begin, end))
         return end
@@ -147,21 +151,29 @@ class _Pipes:
         begin = max(t, self.free[key])
         end = begin + step.cycles
         self.free[key] = end
-        self.busy[step.pipe] += step.cycles
+        self._busy(step.pipe, step.side, step.cycles)
         self.timings.append(OpTiming(op, step.pipe, step.side, begin, end, step.path, step.nbytes))
         if step.path is not None:
             self.dma_bytes[step.path] += step.nbytes
             self.dma_transfers[step.path] += 1
             self.gm += step.gm_bytes
-            if step.source == "l2":
-                self.l2_hit += step.nbytes
+            hit = step.nbytes if step.source == "l2" else 0
+            self.l2_hit += hit
+            if step.side == "aiv":
+                self.aiv_gm += step.gm_bytes
+                self.aiv_l2_hit += hit
         return end
 
     def drain(self) -> None:
         """Pay the open vector stream's tail."""
         if self.v_open:
-            self.busy["vector"] += self.v_tail
+            self._busy("vector", "aiv", self.v_tail)
             self.finish = max(self.finish, self.v_end + self.v_tail)
+
+    def _busy(self, pipe: Pipe, side: Side, cycles: float) -> None:
+        self.busy[pipe] += cycles
+        if side == "aiv":
+            self.aiv_busy[pipe] += cycles
 
 
 def schedule_kernel(task: Task, cost: CostModel, instrs: list[InstrInfo],
@@ -206,4 +218,5 @@ def schedule_kernel(task: Task, cost: CostModel, instrs: list[InstrInfo],
             last_consumer_end[d] = max(last_consumer_end[d], end)
     pipes.drain()
     return KernelSchedule(pipes.finish, pipes.busy, dict(pipes.dma_bytes), dict(pipes.dma_transfers), pipes.gm, peaks,
-                          pipes.timings, pipes.l2_hit)
+                          pipes.timings, aiv_busy=pipes.aiv_busy, l2_hit_bytes=pipes.l2_hit, aiv_gm_bytes=pipes.aiv_gm,
+                          aiv_l2_hit_bytes=pipes.aiv_l2_hit)

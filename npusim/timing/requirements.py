@@ -2,8 +2,8 @@
 only configs a run can use and a run never fails unlocated on a config: a dma entry for every path a route
 names (and no unknown path), a route for every move the lowering emits (each a chain of paths from its source
 to its destination), every vector intrinsic (A2/A3) or vector-function class (A5) the rule table uses (and
-none it does not know), a cube rate for every operand dtype, and at least one AIV per AIC (a mix kernel takes
-an AIC and an AIV of its cluster); a GM read's L2-hit latency, and write completions on GM writes only."""
+none it does not know), a cube rate for every operand dtype but FP8, and at least one AIV per AIC (a mix kernel
+takes an AIC and an AIV of its cluster); a GM read's L2-hit latency, and write completions on GM writes only."""
 
 from __future__ import annotations
 
@@ -27,7 +27,10 @@ def _vf_classes(a5_class: str) -> tuple[str, ...]:
 
 
 VF_CLASSES = sorted({name for rule in VECTOR_RULES.values() for name in _vf_classes(rule.a5_class)})
-CUBE_DTYPES: tuple[str, ...] = get_args(get_args(Cube.model_fields["cycles_per_fractal"].annotation)[0])
+# every cube operand dtype needs a rate, except the FP8 formats: A2/A3's cube has none (docs/sources.md HF §1), and
+# an FP8 matmul on a config without an FP8 rate is a located error at the op
+_RATED = get_args(get_args(Cube.model_fields["cycles_per_fractal"].annotation)[0])
+CUBE_DTYPES: tuple[str, ...] = tuple(d for d in _RATED if not d.startswith("fp8"))
 _PLACES: dict[str, Place] = {"gm": "GM", "ub": "UB", "l1": "L1", "l0a": "L0A", "l0b": "L0B", "l0c": "L0C"}
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from npusim.frontend.program import ForLoop, IfBlock, Instr, KernelBlock, ScopeBlock
+from npusim.frontend.program import ForLoop, IfBlock, Instr, KernelBlock, ManualBlock, ScopeBlock
 from npusim.runner import RunOptions, RunResult, run
 
 HERE = Path(__file__).resolve().parent
@@ -20,7 +20,7 @@ def rows(instrs: list[Instr], depth: int = 0) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     for i in instrs:
         out.append((depth, i.text))
-        if isinstance(i, ForLoop | KernelBlock | ScopeBlock):
+        if isinstance(i, ForLoop | KernelBlock | ScopeBlock | ManualBlock):
             out += rows(i.body, depth + 1)
         elif isinstance(i, IfBlock):
             out += rows(i.then, depth + 1)

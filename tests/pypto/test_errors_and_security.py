@@ -46,15 +46,18 @@ CASES = [
     ("with pl.incore():\n                y = pl.gather(a, b)", 14,
      "`pl.gather` is not supported yet (a gather/scatter op)"),
     ("with pl.incore():\n                y = pl.concat(a, b)", 14, "`pl.concat` is not supported yet"),
-    ("with pl.incore(split=pl.SplitMode.UP_DOWN):\n                pass", 13,
-     "`split=pl.SplitMode.UP_DOWN` is not supported yet"),
+    ("for lane in pl.split_aiv(2, mode=pl.SplitMode.UP_DOWN):\n                pass", 13,
+     "`pl.split_aiv` is not supported: explicit AIV-lane regions"),
     ("for i in pl.parallel(0, N, 1, chunk=4):\n                pass", 13,
      "chunk=... loops are only valid inside with pl.auto_incore() (PyPTO rejects this too)"),
     ("while N > 0:\n                pass", 13, "a `while` loop is not supported yet"),
-    ("with pl.incore():\n                y = pl.matmul(a, b, a_trans=True)", 14,
-     "`pl.matmul(a_trans=True)` is not supported yet"),
-    ("with pl.incore():\n                y = pl.cast(a, target_type=pl.INT8)", 14,
-     "dtype `pl.INT8` is not supported yet"),
+    ("with pl.incore():\n                y = pl.matmul(a, b, c_matrix_nz=True)", 14,
+     "`pl.matmul(c_matrix_nz=True)` is not supported yet"),
+    ("with pl.incore():\n                y = pl.cast(a, target_type=pl.INT4)", 14,
+     "dtype `pl.INT4` is not supported yet"),
+    ("with pl.incore():\n                y = pl.sort32(a, b)", 14, "`pl.sort32` is not supported: a sorting op"),
+    ("with pl.incore():\n                y = pl.assemble(y, a, [0, 0], atomic=pl.AtomicType.Add)", 14,
+     "`pl.assemble(atomic=pl.AtomicType.Add)` is not supported yet (atomic accumulation into GM"),
     ("y = pl.add(a, b)", 13, "`pl.add` outside a kernel: put it in `with pl.incore():`"),
     ("y = y", 13, None),
     ("N += 1", 13, "augmented assignment (`x += ...`) is not allowed in a PyPTO function"),
@@ -111,7 +114,7 @@ def test_python_that_needs_running_is_reported_where_it_is_used(tmp_path: Path) 
     with pytest.raises(ProgramError, match=re.escape("syntax.py:1:7: syntax error")):
         load_program(syntax)
     plain = write(tmp_path, "plain.py", "x = 1\n")
-    with pytest.raises(ProgramError, match=r"no @pl\.program class found"):
+    with pytest.raises(ProgramError, match=r"no @pl\.jit function or @pl\.program class found"):
         load_program(plain)
 
 

@@ -198,7 +198,7 @@ def build_tensor_specs():
 '''
     cases = {("[4, 8]", "torch.float32"): "TensorSpec 'a' has shape [4, 8] but the program's parameter has [4, 4]",
              ("[4, 4]", "torch.bfloat16"): "TensorSpec 'a' is bf16 but the program's parameter is fp32",
-             ("[4, 4]", "torch.int8"): "dtype `torch.int8` is not supported"}
+             ("[4, 4]", "torch.uint8"): "dtype `torch.uint8` is not supported"}
     for (shape, dtype), message in cases.items():
         path = write(tmp_path, "agree.py", source.replace("SHAPE", shape).replace("DTYPE", dtype))
         with pytest.raises(ProgramError) as exc:

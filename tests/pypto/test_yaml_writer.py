@@ -18,7 +18,7 @@ from npusim.runner import RunOptions, run
 from .helpers import HERE, PROGRAMS
 
 RENDERING = HERE.parents[1] / "programs" / "qwen3_decode.py"
-ALL = [*sorted(PROGRAMS.glob("*.py")), RENDERING]
+ALL = [*sorted(PROGRAMS.glob("*.py")), PROGRAMS / "jit" / "model.py", RENDERING]
 TINY = {"num_heads": 8, "num_kv_heads": 1, "head_dim": 64, "intermediate": 512, "max_seq": 256}
 
 

@@ -1,8 +1,9 @@
-"""PyPTO programs (`import pypto.language as pl`, the seed-era `@pl.program` form) read without running them:
-`source` parses the file and folds pure Python, `module` finds the builder, the harness and the params,
-`translate` turns the DSL into the importer's IR (op names through `optable`), `autoincore` and `outline`
-draw the kernels as PyPTO's passes do, `harness` reads the TensorSpecs, `emit` writes npusim's program
-model and `to_yaml` an equivalent YAML program."""
+"""PyPTO programs (`import pypto.language as pl`: the seed-era `@pl.program` form and the current `@pl.jit`
+form) read without running them: `source` parses the file and `pyeval` folds its pure Python, `module` finds
+the entry, the sibling modules it imports, the harness and the params, `reach` refuses what npusim cannot
+model, `harness` reads the TensorSpecs (a `@pl.jit` entry is specialised on them), `translate` turns the DSL
+into the importer's IR (op names through `optable`), `autoincore` and `outline` draw the kernels as PyPTO's
+passes do, `emit` writes npusim's program model and `to_yaml` an equivalent YAML program."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from .emit import Emitter
 from .harness import SpecReader, match_golden
 from .module import ModuleModel, read_module
 from .outline import outline
+from .reach import check_modelled
 from .source import Definition, is_number, read_source
 from .translate import Translated, translate
 
@@ -46,16 +48,24 @@ def import_pypto(path: str | Path, overrides: dict[str, Number] | None = None, i
     expr_limits = expr_limits or ExprLimits()
     inits = dict(inits or {})
     source = read_source(path, max_bytes)
-    model = read_module(source, overrides or {})
+    model = read_module(source, overrides or {}, max_bytes)
+    check_modelled(model)
     definitions = _definitions(model)
     consts = _consts(model)
-    tr = translate(model, consts)
+    jit_specs: dict[str, Any] = {}
+    specs: list[Any] = []
+    if model.program.jit is not None and model.harness is not None:  # the entry is specialised on them
+        reader = SpecReader(model, model.harness, consts)
+        specs = reader.specs()
+        jit_specs = {s.name: s for s in [*specs, *reader.scalar_specs()]}
+    tr = translate(model, consts, jit_specs)
     expander = Expander(consts, tr.types, tr.fresh)
     body = expand_auto(tr.body, expander)
     written = outline(body, [p.name for p in tr.params], tr.types, tr.pynames, tr.fresh)
     instrs = Emitter(tr.func).block(body)
 
-    specs = SpecReader(model, model.harness, consts).specs() if model.harness is not None else []
+    if model.program.jit is None:
+        specs = SpecReader(model, model.harness, consts).specs() if model.harness is not None else []
     by_name = {s.name: s for s in specs}
     param_names = {p.name for p in tr.params}
     for s in specs:
@@ -141,13 +151,14 @@ def _consts(model: ModuleModel) -> dict[str, Any]:
         for name_, d in model.harness.scope.defs.items():
             if d.kind == "param" and is_number(d.value) and name_ not in consts:
                 consts[name_] = d.value
-    for name_, d in model.program.closure.defs.items():
-        if is_number(d.value):
-            consts[name_] = d.value
+    if model.program.jit is None:
+        for name_, d in model.program.closure.defs.items():
+            if is_number(d.value):
+                consts[name_] = d.value
     return consts
 
 
 def _doc(model: ModuleModel) -> str:
     doc = ast.get_docstring(model.source.tree) or ""
     first = doc.strip().split("\n")[0] if doc else ""
-    return f"Imported from {Path(model.source.file).name} (PyPTO @pl.program {model.program.cls.name}). {first}".strip()
+    return f"Imported from {Path(model.source.file).name} (PyPTO {model.program.title}). {first}".strip()

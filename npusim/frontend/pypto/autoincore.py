@@ -25,7 +25,7 @@ from npusim.frontend.expressions import ExprCompiler
 from npusim.ops import OPS
 
 from .exprs import literal, simplify
-from .ir import SCALAR, ForStmt, IfStmt, KernelStmt, OpStmt, ScalarStmt, ScopeStmt, Stmt, Type, name, walk
+from .ir import SCALAR, ForStmt, IfStmt, KernelStmt, ManualStmt, OpStmt, ScalarStmt, ScopeStmt, Stmt, Type, name, walk
 
 HOST_SIDE = {"create_tensor", "slice", "assemble", "read", "reshape"}
 
@@ -239,7 +239,7 @@ def contains_kernel(x: Stmt | list[Stmt]) -> bool:
     for s in stmts:
         if isinstance(s, KernelStmt):
             return True
-        if isinstance(s, ForStmt | ScopeStmt) and contains_kernel(s.body):
+        if isinstance(s, ForStmt | ScopeStmt | ManualStmt) and contains_kernel(s.body):
             return True
         if isinstance(s, IfStmt) and (contains_kernel(s.then) or contains_kernel(s.orelse)):
             return True
@@ -267,7 +267,7 @@ def expand_auto(body: list[Stmt], expander: Expander) -> list[Stmt]:
         if isinstance(s, KernelStmt) and s.auto:
             out.extend(expander.expand(s))
             continue
-        if isinstance(s, ForStmt | ScopeStmt):
+        if isinstance(s, ForStmt | ScopeStmt | ManualStmt):
             s.body = expand_auto(s.body, expander)
         elif isinstance(s, IfStmt):
             s.then, s.orelse = expand_auto(s.then, expander), expand_auto(s.orelse, expander)

@@ -11,8 +11,8 @@ from typing import Any
 from npusim.errors import ProgramError
 from npusim.ops import OPS, REQUIRED
 
-from ..program import ForLoop, IfBlock, Instr, KernelBlock, OpCall, ScalarAssign, ScopeBlock
-from .ir import ForStmt, IfStmt, KernelStmt, OpStmt, ScalarStmt, ScopeStmt, Stmt
+from ..program import ForLoop, IfBlock, Instr, KernelBlock, ManualBlock, OpCall, ScalarAssign, ScopeBlock, TaskIdsAssign
+from .ir import ForStmt, IfStmt, KernelStmt, ManualStmt, OpStmt, ScalarStmt, ScopeStmt, Stmt, TaskIdsStmt
 
 _LOCATION_FIELDS = ("lineno", "col_offset", "end_lineno", "end_col_offset")
 
@@ -59,6 +59,9 @@ class Emitter:
     def stmt(self, s: Stmt) -> Instr:
         if isinstance(s, OpStmt):
             args = {k: clean(v) if isinstance(v, ast.AST) else v for k, v in s.args.items()}
+            for p in OPS[s.op].params:  # the optional ones the importer did not write
+                if p.name not in args and p.default is not REQUIRED:
+                    args[p.name] = p.default
             return OpCall(s.loc, op_text(s.target, s.op, args), s.target, OPS[s.op], args)
         if isinstance(s, ScalarStmt):
             expr = clean(s.expr)
@@ -81,7 +84,25 @@ class Emitter:
             if name is None:
                 name = f"{self.func}_incore_{self.unnamed}"
                 self.unnamed += 1
-            return KernelBlock(s.loc, f"incore {name}", name, self.block(s.body))
+            blocks = clean(s.blocks) if s.blocks is not None else None
+            options = []
+            if blocks is not None:
+                options.append(f"blocks={ast.unparse(blocks)}")
+            if s.block_var is not None:
+                options.append(f"block={s.block_var}")
+            if s.split != "none":
+                options.append(f"split={s.split!r}".replace("'", '"'))
+            if s.tid is not None:
+                options.append(f"tid={s.tid}")
+            if s.deps:
+                options.append(f"deps=[{', '.join(s.deps)}]")
+            text = f"incore {name}" + (f"({', '.join(options)})" if options else "")
+            return KernelBlock(s.loc, text, name, self.block(s.body), blocks,  # type: ignore[arg-type]
+                               s.block_var, s.split, s.tid, list(s.deps))  # type: ignore[arg-type]
         if isinstance(s, ScopeStmt):
             return ScopeBlock(s.loc, f"scope {s.name}", s.name, self.block(s.body))
+        if isinstance(s, ManualStmt):
+            return ManualBlock(s.loc, "manual", self.block(s.body))
+        if isinstance(s, TaskIdsStmt):
+            return TaskIdsAssign(s.loc, f"{s.target} = task_ids({', '.join(s.sources)})", s.target, list(s.sources))
         raise AssertionError(type(s))

@@ -38,6 +38,16 @@ class Spec:
     loc: Location
 
 
+@dataclass(frozen=True)
+class ScalarSpecValue:
+    """One ScalarSpec (pypto-lib HEAD golden/spec.py): a scalar argument of the entry and its value."""
+
+    name: str
+    dtype: str
+    value: bool | int | float
+    loc: Location
+
+
 @dataclass
 class _Dist:
     """A torch expression being translated: a base distribution, then a shift, then a scale."""
@@ -106,9 +116,30 @@ class SpecReader:
 
     # -- the spec list --
     def specs(self) -> list[Spec]:
+        """The TensorSpecs (ScalarSpecs are left out: `scalar_specs`)."""
         fn, scope = self.harness.fn, self.harness.scope
         calls = self._spec_calls(fn, scope)
-        return [self.spec(call, scope) for call in calls]
+        return [self.spec(call, scope) for call in calls if not _is_scalar_spec(call)]
+
+    def scalar_specs(self) -> list[ScalarSpecValue]:
+        fn, scope = self.harness.fn, self.harness.scope
+        out = []
+        for call in self._spec_calls(fn, scope):
+            if not _is_scalar_spec(call):
+                continue
+            args: dict[str, ast.expr] = dict(zip(("name", "dtype", "value"), call.args, strict=False))
+            args.update({kw.arg: kw.value for kw in call.keywords if kw.arg})
+            if not {"name", "value"} <= set(args):
+                raise ProgramError("ScalarSpec(name, dtype, value)", self.loc(call))
+            spec_name = self._fold(args["name"], scope, "the name")
+            value = self._fold(args["value"], scope, "the value")
+            if not isinstance(spec_name, str) or not isinstance(value, bool | int | float):
+                raise ProgramError("a ScalarSpec needs a string name and a number value npusim can read statically",
+                                   self.loc(call))
+            dtype_attr = self._torch_attr(args["dtype"], scope) if "dtype" in args else None
+            out.append(ScalarSpecValue(spec_name, optable.TORCH_DTYPES.get(dtype_attr or "", "int32"), value,
+                                       self.loc(call)))
+        return out
 
     def _spec_calls(self, fn: ast.FunctionDef, scope: Scope) -> list[ast.Call]:
         returned = [s for s in fn.body if isinstance(s, ast.Return) and s.value is not None]
@@ -134,7 +165,7 @@ class SpecReader:
                                f"statically, got `{ast.unparse(value)[:50]}`", self.loc(value))
         calls = []
         for e in elts:
-            if not (isinstance(e, ast.Call) and ast.unparse(e.func).split(".")[-1] == "TensorSpec"):
+            if not (isinstance(e, ast.Call) and ast.unparse(e.func).split(".")[-1] in ("TensorSpec", "ScalarSpec")):
                 raise ProgramError(f"expected TensorSpec(...), got `{ast.unparse(e)[:50]}`", self.loc(e))
             calls.append(e)
         return calls
@@ -153,10 +184,15 @@ class SpecReader:
         if not isinstance(spec_name, str):
             raise ProgramError("a TensorSpec's name must be a string", self.loc(args["name"]))
         shape = self._fold(args["shape"], scope, "the shape")
-        if not isinstance(shape, tuple) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+        if not isinstance(shape, tuple | list) or not all(isinstance(d, int) and not isinstance(d, bool)
+                                                          for d in shape):
             raise ProgramError(f"TensorSpec {spec_name!r}: the shape must be a list of integers",
                                self.loc(args["shape"]))
         dtype_attr = self._torch_attr(args["dtype"], scope)
+        if dtype_attr is None and isinstance(args["dtype"], ast.Name):  # `dtype` a harness variable (torch.X)
+            d = scope.definition(args["dtype"].id)
+            if d is not None and isinstance(d.value, ModuleAlias) and d.value.module.startswith("torch."):
+                dtype_attr = d.value.module.split(".", 1)[1]
         if dtype_attr not in optable.TORCH_DTYPES:
             raise ProgramError(f"TensorSpec {spec_name!r}: dtype `{ast.unparse(args['dtype'])}` is not supported "
                                f"(npusim has {', '.join(sorted(set(optable.TORCH_DTYPES.values())))})",
@@ -175,7 +211,7 @@ class SpecReader:
                 init = self.init_rule(args["init_value"], scope)
             except _NotSimple as exc:
                 why = str(exc)
-        return Spec(spec_name, shape, optable.TORCH_DTYPES[dtype_attr], init, why, is_output, self.loc(call))
+        return Spec(spec_name, tuple(shape), optable.TORCH_DTYPES[dtype_attr], init, why, is_output, self.loc(call))
 
     def _fold(self, node: ast.expr, scope: Scope, what: str) -> Any:
         try:
@@ -351,6 +387,10 @@ class SpecReader:
         if not isinstance(d.scale, ast.Name | ast.Constant | ast.Call):
             scale = f"({scale})"
         return f"{head} {'/' if d.divide else '*'} {scale}"
+
+
+def _is_scalar_spec(call: ast.Call) -> bool:
+    return ast.unparse(call.func).split(".")[-1] == "ScalarSpec"
 
 
 # --- goldens npusim has a reference for ---------------------------------------------------------------

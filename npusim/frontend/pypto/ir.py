@@ -44,8 +44,14 @@ class ValueType:
     dtype: str
 
 
-Type = ScalarType | ValueType
+@dataclass(frozen=True)
+class TaskIdType:
+    """A task id (PyPTO `pl.Scalar[pl.TASK_ID]`): what `with ... as tid` binds and `deps=[...]` takes."""
+
+
+Type = ScalarType | ValueType | TaskIdType
 SCALAR = ScalarType()
+TASK_ID = TaskIdType()
 
 
 @dataclass
@@ -96,12 +102,34 @@ class IfStmt(Stmt):
 
 @dataclass
 class KernelStmt(Stmt):
-    """`with pl.incore():` (auto=False) or `with pl.auto_incore():` (auto=True) before expansion."""
+    """`with pl.incore():` / `pl.at(...)` (auto=False) or `with pl.auto_incore():` (auto=True) before
+    expansion; `blocks`/`block_var`: an SPMD kernel (`pl.spmd(n)`); `split`: `pl.split(mode)`; `tid`: the name
+    `with ... as tid` binds; `deps`: the task-id names of `deps=[...]`."""
 
     name: str | None
     body: list[Stmt]
     auto: bool = False
     text: str = ""
+    blocks: ast.expr | None = None
+    block_var: str | None = None
+    split: str = "none"
+    tid: str | None = None
+    deps: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ManualStmt(Stmt):
+    """`with pl.manual_scope():` (or `pl.scope(mode=pl.ScopeMode.MANUAL)`)."""
+
+    body: list[Stmt]
+
+
+@dataclass
+class TaskIdsStmt(Stmt):
+    """`target = pl.system.task_dummy(deps=[...])`: a task id standing for all of `sources`."""
+
+    target: str
+    sources: list[str]
 
 
 @dataclass
@@ -118,7 +146,7 @@ def children(stmt: Stmt) -> list[list[Stmt]]:
         return [stmt.body]
     if isinstance(stmt, IfStmt):
         return [stmt.then, stmt.orelse]
-    if isinstance(stmt, KernelStmt | ScopeStmt):
+    if isinstance(stmt, KernelStmt | ScopeStmt | ManualStmt):
         return [stmt.body]
     return []
 
@@ -144,6 +172,8 @@ def names_read(stmt: Stmt) -> set[str]:
         nodes = [stmt.start, stmt.stop, stmt.step]
     elif isinstance(stmt, IfStmt):
         nodes = [stmt.cond]
+    elif isinstance(stmt, KernelStmt) and stmt.blocks is not None:
+        nodes = [stmt.blocks]
     out: set[str] = set()
     for node in nodes:
         out.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name))

@@ -47,22 +47,32 @@ def _expand(name: str) -> PlOp:
 
 
 OPS: dict[str, PlOp] = {
-    **{n: _binary(n) for n in ("add", "sub", "mul", "div", "maximum", "minimum")},
-    **{n: _unary(n) for n in ("neg", "abs", "exp", "sqrt", "recip", "rsqrt")},
+    **{n: _binary(n) for n in ("add", "sub", "mul", "maximum", "minimum")},
+    "div": _op("div", ("lhs", "rhs", "high_precision"), dropped={"high_precision": _ANY}),
+    **{n: _unary(n) for n in ("neg", "abs", "exp", "sqrt")},
+    # pypto HEAD's high_precision selects a device code path; npusim's recip/rsqrt/div are correctly rounded
+    **{n: _op(n, ("input", "high_precision"), {"input": "x"}, {"high_precision": _ANY}, aliases=("tensor", "tile"))
+       for n in ("recip", "rsqrt")},
     **{n: _op(n, ("input", "tmp_tile"), {"input": "x"}, {"tmp_tile": _ANY}, aliases=("tensor", "tile"))
        for n in ("row_sum", "row_max", "row_min")},
     **{f"{k}_expand_{o}": _expand(f"{k}_expand_{o}") for k in ("row", "col") for o in ("add", "sub", "mul", "div")},
+    # pypto HEAD's column reductions and row expansion, npusim's ops of the same names
+    "col_sum": _op("col_sum", ("input", "tmp_tile"), {"input": "x"}, aliases=("tensor", "tile")),
+    **{n: _op(n, ("input",), {"input": "x"}, aliases=("tensor", "tile")) for n in ("col_max", "col_min")},
+    "row_expand": _op("row_expand", ("target", "row_vec"), {"target": "t", "row_vec": "v"}),
     "slice": _op("slice", ("input", "shape", "offset", "valid_shape"), {"input": "t"}, aliases=("tensor", "tile")),
-    "assemble": _op("assemble", ("target", "source", "offset")),
+    "assemble": _op("assemble", ("target", "source", "offset", "atomic"), dropped={"atomic": "None_"}),
     "full": _op("full", ("shape", "dtype", "value")),
     "cast": _op("cast", ("input", "target_type", "mode"), {"input": "x"}, special="cast",
                 aliases=("tensor", "tile")),
     "reshape": _op("reshape", ("input", "shape"), {"input": "t"}, aliases=("tensor", "tile")),
     "fillpad": _op("fillpad", ("value", "pad_value"), {"value": "t"}, aliases=("tensor", "tile")),
     "matmul": _op("matmul", ("lhs", "rhs", "out_dtype", "a_trans", "b_trans", "c_matrix_nz"),
-                  dropped={"a_trans": False, "c_matrix_nz": False}, special="matmul"),
-    "matmul_acc": _op("matmul_acc", ("acc", "lhs", "rhs", "a_trans", "b_trans"), dropped={"a_trans": False}),
-    "create_tensor": _op("create_tensor", ("shape", "dtype", "layout"), dropped={"layout": "ND"},
+                  dropped={"c_matrix_nz": False}, special="matmul"),
+    "matmul_acc": _op("matmul_acc", ("acc", "lhs", "rhs", "a_trans", "b_trans", "init_cond"),
+                      dropped={"init_cond": None}),
+    "create_tensor": _op("create_tensor", ("shape", "dtype", "layout", "manual_dep", "init_value"),
+                         {"manual_dep": "untracked", "init_value": "fill"}, dropped={"layout": "ND"},
                          special="create_tensor"),
     "read": _op("read", ("src", "offset"), special="read", aliases=("tensor", "tile", "indices")),
     "dim": _op("dim", ("tensor", "axis"), special="dim"),
@@ -85,29 +95,39 @@ UNSUPPORTED: dict[str, str] = {
     **{n: "an op npusim's op table does not have" for n in (
         "concat", "transpose", "log", "relu", "cmp", "cmps", "sel", "sels", "rem", "rems", "and_", "ands", "or_",
         "ors", "xor", "xors", "shl", "shls", "shr", "shrs", "not_", "addc", "subc", "addsc", "subsc", "lrelu",
-        "prelu", "matmul_bias", "gemv", "gemv_acc", "gemv_bias", "expands", "row_expand", "col_expand",
-        "maxs", "mins", "sum", "arange", "ci", "col_sum", "col_max", "col_min", "col_expand_expdif",
+        "prelu", "matmul_bias", "gemv", "gemv_acc", "gemv_bias", "expands", "col_expand",
+        "maxs", "mins", "sum", "arange", "ci", "col_expand_expdif",
         "row_expand_expdif", "fmod", "fmods", "sin", "cos", "set_validshape", "write", "batch_matmul",
         "reinterpret_view", "fillpad_expand")},
-    **{n: "task-dependency plumbing" for n in ("task_dummy", "no_dep", "submit", "spmd_submit")},
-    **{n: "a runtime query" for n in ("get_block_idx", "get_block_num", "get_subblock_idx")},
+    **{n: "task-dependency plumbing" for n in ("no_dep", "submit", "spmd_submit")},
+    **{n: "task-id arrays (pl.array); deps= takes task ids bound by `with ... as tid` or pl.system.task_dummy"
+       for n in ("array.create", "array.get", "array.set")},
+    **{n: "a runtime query" for n in ("get_subblock_idx", "available_cluster_count", "available_aiv_count")},
 }
 
-DTYPES = {"FP32": "fp32", "BF16": "bf16", "FP16": "fp16", "INT32": "int32"}
-UNSUPPORTED_DTYPES = ("FP4", "FP8E4M3FN", "FP8E5M2", "FP8E8M0", "HF4", "HF8", "INT4", "INT8", "INT16", "INT64",
-                      "UINT4", "UINT8", "UINT16", "UINT32", "UINT64", "BOOL", "TASK_ID")
+DTYPES = {"FP32": "fp32", "BF16": "bf16", "FP16": "fp16", "INT32": "int32", "INT8": "int8", "INT64": "int64",
+          "FP8E4M3FN": "fp8e4m3fn", "FP8E5M2": "fp8e5m2"}
+UNSUPPORTED_DTYPES = ("FP4", "FP8E8M0", "HF4", "HF8", "INT4", "INT16", "UINT4", "UINT8", "UINT16", "UINT32",
+                      "UINT64", "BOOL", "TASK_ID")
 TORCH_DTYPES = {"float32": "fp32", "float": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16",
-                "int32": "int32"}
+                "int32": "int32", "int8": "int8", "int64": "int64", "long": "int64", "float8_e4m3fn": "fp8e4m3fn",
+                "float8_e5m2": "fp8e5m2"}
 PAD_VALUES = {"zero": "zero", "max": "max", "min": "min"}
 CAST_MODES = ("round", "rint", "floor", "ceil", "trunc")
 
 # Loop iterators and the keywords each accepts (SEED parser `_parse_range_call`; pipeline is pypto HEAD's).
 LOOPS = {"range": False, "parallel": True, "unroll": False, "pipeline": False}
 LOOP_KEYWORDS = {"chunk", "chunk_policy", "init_values", "stage", "attrs"}
+# `for i in pl.spmd(n, ...)`: a kernel of n blocks, `i` its block index (pypto e2d0f78ae dsl_api.py).
+SPMD_LOOP_KEYWORDS = ("core_num", "sync_start", "name_hint", "optimizations", "deps", "allow_early_resolve")
 
-# Kernel scopes: `with pl.<name>(...)` and the keywords each takes.
+# Kernel scopes: `with pl.<name>(...)` and the keywords each takes (pypto e2d0f78ae dsl_api.py pl.at and
+# pl.spmd; `allow_early_resolve`, `sync_start` and `dumps` are scheduling and debugging hints npusim accepts and
+# does not model; `no_dep_args`, `predicate`, `windowize` are refused by name).
 SCOPES = {"incore": ("split", "name_hint"), "auto_incore": ("split", "name_hint"),
-          "at": ("level", "role", "optimization", "split", "name_hint")}
+          "at": ("level", "role", "optimization", "optimizations", "split", "name_hint", "deps", "no_dep_args",
+                 "dumps", "allow_early_resolve", "windowize"),
+          "spmd": ("core_num", "sync_start", "name_hint", "optimizations", "deps", "allow_early_resolve",
+                   "predicate")}
 UNSUPPORTED_SCOPES = {"cluster": "a cluster scope (co-scheduled AIC+AIV groups)",
-                      "spmd": "an SPMD dispatch (issue 12)", "manual_scope": "a manual dependency scope (issue 12)",
-                      "scope": "a runtime scope (issue 12)", "split_aiv": "explicit AIV-lane regions"}
+                      "split_aiv": "explicit AIV-lane regions (pl.split_aiv)"}

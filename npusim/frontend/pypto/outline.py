@@ -8,9 +8,10 @@ ConvertTensorToTileOps, FuseCreateAssembleToSlice), on the IR once every kernel 
   offset, and the assemble disappears: the producer writes in place, no copy;
 - a GM tensor a kernel hands straight to a compute op (not to slice / assemble / matmul / read, which load
   for themselves) is loaded whole once at the kernel's entry, in name order ("Phase 1");
-- `pl.create_tensor` inside a kernel is an uninitialised tile: npusim models it as a tile of NaN (INT32_MIN
-  for int32), as it models uninitialised GM scratch;
-- compute ops left in orchestration, a reshape of a GM tensor and a GM-to-GM assemble are located errors.
+- `pl.create_tensor` inside a kernel is an uninitialised tile (`uninit`: no instruction runs; it reads as NaN,
+  INT32_MIN for int32, as uninitialised GM scratch does);
+- compute ops left in orchestration and a GM-to-GM assemble are located errors (a reshape of a GM tensor is a
+  zero-copy view).
 
 Which definitions reach which uses comes from a reaching-definitions pass over the structured IR.
 """
@@ -32,6 +33,7 @@ from .ir import (
     ForStmt,
     IfStmt,
     KernelStmt,
+    ManualStmt,
     OpStmt,
     ScalarStmt,
     ScopeStmt,
@@ -96,7 +98,7 @@ class Flow:
             elif isinstance(s, IfStmt):
                 state = _merge(self.run(s.then, dict(state), kernel, record),
                                self.run(s.orelse, dict(state), kernel, record))
-            elif isinstance(s, ScopeStmt):
+            elif isinstance(s, ScopeStmt | ManualStmt):
                 state = self.run(s.body, state, kernel, record)
         return state
 
@@ -156,7 +158,8 @@ class Outliner:
         return found
 
     def _is_scalar(self, s: Stmt) -> bool:
-        return isinstance(s, ForStmt) or self.types.get(getattr(s, "target", None) or "", SCALAR) == SCALAR
+        return isinstance(s, ForStmt) or not isinstance(self.types.get(getattr(s, "target", None) or "", SCALAR),
+                                                        ValueType)
 
     def _local(self, kernel: KernelStmt) -> Flow:
         """A kernel's own reaching definitions: what it reads from before it is an entry value."""
@@ -289,6 +292,9 @@ class Outliner:
             create = flow.stmts[create_id]
             if len(assembles) != 1 or create_id in viewed or flow.kernel_of[create_id] is not None:
                 continue
+            assert isinstance(create, OpStmt)
+            if create.args.get("fill") is not None or _flag(create.args.get("untracked")):
+                continue  # a filled or untracked buffer is not just a window of the target
             a = assembles[0]
             block, i = self._find(create)
             if not any(s is a for s in block[i + 1:]):
@@ -348,28 +354,27 @@ class Outliner:
             k.body[0:0] = loads
 
     def local_tiles(self) -> None:
-        """`pl.create_tensor` in a kernel: an uninitialised tile, modelled as NaN (INT32_MIN for int32)."""
+        """`pl.create_tensor` in a kernel: an uninitialised tile (npusim's `uninit`: no instruction runs, it
+        reads as NaN, INT32_MIN for int32)."""
         for k in self.kernels():
             for s in walk(k.body):
                 if isinstance(s, OpStmt) and s.op == "create_tensor":
-                    dtype = s.args["dtype"].id
-                    s.op = "full"
-                    s.args = {"shape": s.args["shape"], "dtype": s.args["dtype"],
-                              "value": ast.Constant(-(2 ** 31) if dtype == "int32" else float("nan"))}
+                    if s.args.get("fill") is not None:  # init_value=v: a tile of v
+                        s.op, s.args = "full", {"shape": s.args["shape"], "dtype": s.args["dtype"],
+                                                "value": s.args["fill"]}
+                    else:
+                        s.op, s.args = "uninit", {"shape": s.args["shape"], "dtype": s.args["dtype"]}
 
     def check_orchestration(self) -> None:
         flow = self.flow()
         for s in walk(self.body):
             if not isinstance(s, OpStmt) or flow.kernel_of[id(s)] is not None:
                 continue
-            if s.op == "reshape":
-                raise ProgramError(f"`{s.pl_name}` of a GM tensor outside a kernel (a reshaped view) is not "
-                                   "supported yet: reshape inside the kernel that uses it", s.loc)
             if s.op == "assemble":
                 raise ProgramError(f"`{s.pl_name}` of one GM tensor into another outside a kernel (a copy) is "
                                    "not supported yet: PyPTO turns it into an in-place view only when the "
                                    "source's buffer is assembled exactly once", s.loc)
-            if OPS[s.op].lowering == "compute":
+            if OPS[s.op].lowering == "compute" and OPS[s.op].pipe != "scalar":  # a reshape is a GM view
                 raise ProgramError(f"`{s.pl_name}` outside a kernel: put it in `with pl.incore():` (PyPTO "
                                    "rejects it too: 'Misplaced tensor op')", s.loc)
 
@@ -415,6 +420,10 @@ def _closure(start: DefKey, step: Callable[[DefKey], tuple[str, Any]]) -> set[An
         else:
             stack.extend(value)
     return out
+
+
+def _flag(node: Any) -> bool:
+    return isinstance(node, ast.Constant) and node.value is True
 
 
 def _rename(stmts: list[Stmt], old: str, new: str) -> None:

@@ -1,36 +1,37 @@
 """Reading a PyPTO file without running it: the text is parsed with `ast` (size- and depth-guarded), its
-comments are tokenised for scope markers, and module-level Python is folded by a small evaluator over a
-whitelist of pure expressions. Nothing of the user's file is imported, `eval`ed or executed; a value that
-needs anything outside the whitelist (a call of `os.environ.get`, `open`, a loop) is `Unfoldable`, an error
-only if something uses it."""
+comments are tokenised for scope markers, and module-level Python is folded by npusim's bounded evaluator
+(`pyeval`). Nothing of the user's file is imported, `eval`ed or executed; a value that needs anything the
+evaluator refuses (a torch call, file I/O) is `Unfoldable`, an error only if something uses it. Closure
+values live in `Scope`s of `Definition`s, which keep each assignment's expression for `npusim import`."""
 
 from __future__ import annotations
 
 import ast
 import io
-import math
-import operator
 import tokenize
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from npusim.errors import Location, ProgramError
 
-MAX_INT_BITS = 256  # folded integers beyond this are refused: no constant needs them, a hostile file might
+from .pyeval import MAX_INT_BITS, Folder, FoldError, Unfoldable
+
+__all__ = [
+    "MAX_INT_BITS",
+    "Definition",
+    "FoldError",
+    "Folder",
+    "LookupScope",
+    "Scope",
+    "Source",
+    "Unfoldable",
+    "assigned_names",
+    "is_number",
+    "read_source",
+]
+
 MAX_DEPTH = 200  # syntax nesting the importer walks (ast.parse itself is guarded separately)
-
-Value = int | float | bool | str | None | tuple
-
-
-@dataclass(frozen=True)
-class Unfoldable:
-    """A name whose value the importer cannot compute without running code, and why."""
-
-    reason: str
-    loc: Location
-
 
 @dataclass
 class Source:
@@ -92,132 +93,6 @@ def _comments(text: str) -> dict[int, tuple[int, str]]:
     return out
 
 
-# --- the folder --------------------------------------------------------------------------------------
-
-
-def _pow(a: Any, b: Any) -> Any:
-    if isinstance(a, int) and isinstance(b, int) and not isinstance(a, bool) and b >= 0 \
-            and abs(a) > 1 and b * max(a.bit_length(), 1) > MAX_INT_BITS:
-        raise OverflowError("number too large")
-    return operator.pow(a, b)
-
-
-_BINOPS: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: _pow,
-}
-_UNARY: dict[type, Callable[[Any], Any]] = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
-_CMP: dict[type, Callable[[Any, Any], bool]] = {
-    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt,
-    ast.GtE: operator.ge,
-}
-# Pure functions a constant may call: builtins by name, `math.*` by attribute.
-_BUILTINS: dict[str, Callable[..., Any]] = {"min": min, "max": max, "abs": abs, "int": int, "float": float,
-                                           "bool": bool, "round": round}
-_MATH: dict[str, Callable[..., Any]] = {"sqrt": math.sqrt, "ceil": math.ceil, "floor": math.floor,
-                                        "log2": math.log2, "isqrt": math.isqrt}
-_MATH_CONSTS = {"pi": math.pi, "e": math.e, "inf": math.inf}
-
-
-class FoldError(Exception):
-    """Why an expression does not fold; `node` is where."""
-
-    def __init__(self, reason: str, node: ast.AST) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.node = node
-
-
-@dataclass
-class Folder:
-    """Evaluates pure expressions against `lookup` (a name's value, an `Unfoldable`, or KeyError)."""
-
-    lookup: Callable[[str], Any]
-    math_aliases: frozenset[str] = frozenset({"math"})
-
-    def fold(self, node: ast.AST) -> Value:
-        return self._eval(node)
-
-    def _eval(self, node: ast.AST) -> Any:
-        if isinstance(node, ast.Constant):
-            if isinstance(node.value, bool | int | float | str) or node.value is None:
-                return node.value
-            raise FoldError(f"literal {node.value!r} is not a number", node)
-        if isinstance(node, ast.Name):
-            try:
-                value = self.lookup(node.id)
-            except KeyError:
-                raise FoldError(f"unknown name {node.id!r}", node) from None
-            if isinstance(value, Unfoldable):
-                raise FoldError(f"{node.id!r} cannot be computed without running the program ({value.reason}, "
-                                f"{value.loc})", node)
-            return value
-        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-            left, right = self._eval(node.left), self._eval(node.right)
-            if isinstance(left, str | tuple) or isinstance(right, str | tuple):
-                raise FoldError("only numbers can be combined", node)
-            return self._checked(_BINOPS[type(node.op)], (left, right), node)
-        if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-            return self._checked(_UNARY[type(node.op)], (self._eval(node.operand),), node)
-        if isinstance(node, ast.BoolOp):
-            values = [self._eval(v) for v in node.values]
-            result = values[0]
-            for v in values[1:]:
-                result = (result and v) if isinstance(node.op, ast.And) else (result or v)
-            return result
-        if isinstance(node, ast.Compare) and all(type(op) in _CMP for op in node.ops):
-            values = [self._eval(v) for v in [node.left, *node.comparators]]
-            return all(self._checked(_CMP[type(op)], (values[i], values[i + 1]), node)
-                       for i, op in enumerate(node.ops))
-        if isinstance(node, ast.IfExp):
-            return self._eval(node.body) if self._eval(node.test) else self._eval(node.orelse)
-        if isinstance(node, ast.Tuple | ast.List):
-            return tuple(self._eval(e) for e in node.elts)
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
-                and node.value.id in self.math_aliases and node.attr in _MATH_CONSTS:
-            return _MATH_CONSTS[node.attr]
-        if isinstance(node, ast.Call) and not node.keywords:
-            fn = self._function(node.func)
-            if fn is not None:
-                args = [self._eval(a) for a in node.args]
-                if any(isinstance(a, str | tuple) and fn is not len for a in args):
-                    raise FoldError("only numbers can be passed to functions", node)
-                return self._checked(fn, tuple(args), node)
-        raise FoldError(f"{_describe(node)} cannot be computed without running the program", node)
-
-    def _function(self, func: ast.expr) -> Callable[..., Any] | None:
-        if isinstance(func, ast.Name) and func.id in _BUILTINS:
-            try:
-                shadow = self.lookup(func.id)
-            except KeyError:
-                return _BUILTINS[func.id]
-            return None if shadow is not None else _BUILTINS[func.id]
-        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) \
-                and func.value.id in self.math_aliases and func.attr in _MATH:
-            return _MATH[func.attr]
-        return None
-
-    @staticmethod
-    def _checked(fn: Callable[..., Any], args: tuple, node: ast.AST) -> Any:
-        try:
-            value = fn(*args)
-        except ZeroDivisionError:
-            raise FoldError("division by zero", node) from None
-        except (OverflowError, ValueError, TypeError) as exc:
-            raise FoldError(f"cannot evaluate: {exc}", node) from None
-        if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
-            raise FoldError("number too large", node)
-        return value
-
-
-def _describe(node: ast.AST) -> str:
-    if isinstance(node, ast.Call):
-        return f"the call `{ast.unparse(node.func)[:40]}(...)`"
-    if isinstance(node, ast.Attribute):
-        return f"`{ast.unparse(node)[:40]}`"
-    return f"a {type(node).__name__} expression"
-
-
 # --- scopes of closure values ------------------------------------------------------------------------
 
 
@@ -261,6 +136,21 @@ class Scope:
     def define(self, d: Definition) -> None:
         self.defs[d.name] = d
         self.order.append(d)
+
+
+class LookupScope(Scope):
+    """The names a function defined inside another function sees (a helper a factory built): a lookup
+    function, no definitions of its own."""
+
+    def __init__(self, lookup: Any) -> None:
+        super().__init__()
+        self._lookup = lookup
+
+    def lookup(self, name: str) -> Any:
+        return self._lookup(name)
+
+    def definition(self, name: str) -> Definition | None:
+        return None
 
 
 def is_number(value: Any) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -17,7 +18,7 @@ import yaml
 from npusim.errors import Location, ProgramError
 from npusim.frontend.expressions import ExprCompiler
 
-from ..program import ForLoop, IfBlock, Instr, KernelBlock, OpCall, ScalarAssign, ScopeBlock
+from ..program import ForLoop, IfBlock, Instr, KernelBlock, ManualBlock, OpCall, ScalarAssign, ScopeBlock, TaskIdsAssign
 from .exprs import literal, to_npusim
 from .source import Definition, Scope, Unfoldable
 from .translate import RESERVED
@@ -96,8 +97,7 @@ class YamlWriter:
         tensor_lines = self.tensors()
         require_lines = self.requirements()
         params, lets = self.params_and_lets()
-        out = [f"# Imported by npusim from {p.file} (PyPTO @pl.program {self.imp.model.program.cls.name}, "
-               f"function {p.name}).",
+        out = [f"# Imported by npusim from {p.file} (PyPTO {self.imp.model.program.title}, function {p.name}).",
                "# Edit freely: params are the file's constants written as numbers, lets the ones derived from them.",
                f"name: {_scalar(p.name)}", f"doc: {_scalar(p.doc)}"]
         if params:
@@ -205,14 +205,16 @@ class YamlWriter:
         pad = "  " * depth
         for i in instrs:
             where = f"  # L{i.loc.line}" if i.loc.line else ""
+            if i.loc.line and i.loc.file != self.program.file:  # a helper of a sibling module
+                where = f"  # {Path(i.loc.file).name}:L{i.loc.line}"
             self._names(i)
-            if isinstance(i, OpCall | ScalarAssign):
+            if isinstance(i, OpCall | ScalarAssign | TaskIdsAssign):
                 out.append(f"{pad}- {_scalar(i.text)}{where}")
                 continue
             head = i.text
             out.append(f"{pad}- {_scalar(head)}:{where}")
             sub: list[Instr] = []
-            if isinstance(i, ForLoop | KernelBlock | ScopeBlock):
+            if isinstance(i, ForLoop | KernelBlock | ScopeBlock | ManualBlock):
                 sub = i.body
             elif isinstance(i, IfBlock):
                 sub = i.then
@@ -231,6 +233,8 @@ class YamlWriter:
             nodes = list(i.range_args)
         elif isinstance(i, IfBlock):
             nodes = [i.cond]
+        elif isinstance(i, KernelBlock) and i.blocks is not None:
+            nodes = [i.blocks]
         for node in nodes:
             self.needed |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} & set(self.consts)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,22 +26,26 @@ from . import optable
 from .exprs import literal, to_npusim
 from .ir import (
     SCALAR,
+    TASK_ID,
     Dim,
     ForStmt,
     IfStmt,
     KernelStmt,
+    ManualStmt,
     OpStmt,
     ScalarStmt,
     ScopeStmt,
     Stmt,
+    TaskIdsStmt,
     Type,
     ValueType,
     dim_expr,
     name,
     walk,
 )
-from .module import ModuleModel
-from .source import Folder, FoldError, Scope, Unfoldable
+from .module import ModuleModel, dsl_kind
+from .pyeval import DynDim, FunctionValue
+from .source import Folder, FoldError, LookupScope, Scope, Unfoldable
 
 _SCOPE_COMMENT = re.compile(r"\bScope\s+([A-Za-z0-9_]+)\s*:")
 _SCOPE_END = re.compile(r"\bend\s+(?:of\s+)?scope\b", re.IGNORECASE)
@@ -87,12 +92,26 @@ class Translated:
     fresh: Any = None  # (base, type) -> a new npusim name, for the passes after translation
 
 
+@dataclass(frozen=True)
+class Tid:
+    """A task-id operand: the npusim name of a task id."""
+
+    ir: str
+
+
 class Translator:
-    def __init__(self, model: ModuleModel, consts: dict[str, Any]) -> None:
+    def __init__(self, model: ModuleModel, consts: dict[str, Any], specs: dict[str, Any] | None = None) -> None:
         self.model = model
         self.source = model.source
         self.closure: Scope = model.program.closure
+        self.entry_closure = self.closure
         self.consts = consts
+        self.specs = specs or {}
+        self.dyn: dict[str, int] = {}  # pl.dynamic dims bound from the harness's tensors
+        self.head = model.program.jit is not None  # pypto HEAD's subscript rules (a scalar index drops its dim)
+        self.block_var: str | None = None  # the block index inside an SPMD kernel
+        self.static: dict[str, Any] = {}  # DSL scalars (npusim names) of a compile-time value (see `fold`)
+        self.assign_counts: list[Counter[str]] = []  # per function being translated: assignments per name
         self.env: dict[str, str] = {}
         self.types: dict[str, Type] = {}
         self.pynames: dict[str, str] = {}
@@ -155,7 +174,10 @@ class Translator:
 
     # -- the class --
     def program(self) -> Translated:
+        if self.model.program.jit is not None:
+            return self.jit_program(self.model.program.jit)
         cls = self.model.program.cls
+        assert cls is not None
         for item in cls.body:
             if isinstance(item, ast.FunctionDef):
                 kind = self._function_type(item)
@@ -183,6 +205,98 @@ class Translator:
         if not any(isinstance(st, ScopeStmt) for st in walk(body)):
             body = _name_hint_scopes(body)
         return Translated(entry.name, params, body, self.types, self.pynames, self.fresh)
+
+    def jit_program(self, entry: ast.FunctionDef) -> Translated:
+        """A `@pl.jit` entry specialised on the harness's specs: bare `pl.Tensor` parameters take their
+        TensorSpec's shape and dtype, `pl.dynamic` dims are bound from them, `pl.Scalar` parameters their
+        ScalarSpec's value; helpers it calls by name are inlined (`.inline`, `.opaque`) or kernels (`.incore`)."""
+        self.func_name = entry.name
+        args = entry.args
+        if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs:
+            raise self.unsupported("*args, **kwargs or keyword-only parameters in the entry function", entry)
+        params = []
+        for arg in args.args:
+            scalar = self._scalar_param(arg)
+            if scalar is not None:  # a name of its own: it shadows a module constant of the same name
+                self.env[arg.arg] = self.fresh(arg.arg, SCALAR)
+                self.emit(ScalarStmt(self.loc(arg), self.env[arg.arg], literal(scalar)))
+                continue
+            if arg.arg in self.consts and arg.arg not in RESERVED:
+                # the parameter shadows a module constant in the entry (as in Python); npusim's tensor keeps the
+                # name, so the constant is written as its value wherever the program uses it
+                del self.consts[arg.arg]
+                self.taken.discard(arg.arg)
+            if arg.arg in self.taken:
+                raise self.fail(f"parameter {arg.arg!r} has the name of an npusim op or dtype; rename it", arg)
+            type_, direction = self._jit_annotation(arg)
+            self.taken.add(arg.arg)
+            self.types[arg.arg] = type_
+            self.pynames[arg.arg] = arg.arg
+            self.env[arg.arg] = arg.arg
+            params.append(ParamTensor(arg.arg, type_, direction, self.loc(arg)))
+        self.calls.append(entry.name)
+        self.assign_counts.append(_assignments(entry))
+        prologue, self.out = self.out, []
+        body = prologue + self.block(entry.body)
+        if not any(isinstance(st, ScopeStmt) for st in walk(body)):
+            body = _name_hint_scopes(body)
+        return Translated(entry.name, params, body, self.types, self.pynames, self.fresh)
+
+    def _scalar_param(self, arg: ast.arg) -> Any:
+        """The value of a `pl.Scalar[...]` entry parameter: its ScalarSpec's (None for a tensor parameter)."""
+        ann = arg.annotation
+        if not (isinstance(ann, ast.Subscript) and self._pl_attr(ann.value) == "Scalar"):
+            return None
+        spec = self.specs.get(arg.arg)
+        if spec is None or getattr(spec, "value", None) is None:
+            raise self.fail(f"scalar parameter {arg.arg!r} needs a ScalarSpec({arg.arg!r}, dtype, value) in the "
+                            "harness", arg)
+        return spec.value
+
+    def _jit_annotation(self, arg: ast.arg) -> tuple[ValueType, str]:
+        """A tensor parameter's type: as annotated, its bare `pl.Tensor` (or missing) parts from its TensorSpec,
+        its `pl.dynamic` dims bound from the spec's shape."""
+        ann = arg.annotation
+        direction = "in"
+        if isinstance(ann, ast.Subscript) and self._pl_attr(ann.value) in ("Out", "InOut"):
+            direction = "out" if self._pl_attr(ann.value) == "Out" else "inout"
+            ann = ann.slice
+        spec = self.specs.get(arg.arg)
+        if ann is None or self._pl_attr(ann) == "Tensor":
+            if spec is None or not hasattr(spec, "shape"):
+                raise self.fail(f"parameter {arg.arg!r} is a bare pl.Tensor: its shape and dtype come from the "
+                                f"harness's TensorSpec({arg.arg!r}, ...), which npusim did not find", arg)
+            return ValueType(tuple(Dim(d) for d in spec.shape), spec.dtype), direction
+        if not (isinstance(ann, ast.Subscript) and self._pl_attr(ann.value) == "Tensor"
+                and isinstance(ann.slice, ast.Tuple) and len(ann.slice.elts) >= 2
+                and isinstance(ann.slice.elts[0], ast.List | ast.Tuple)):
+            raise self.fail(f"expected `pl.Tensor[[dims], dtype]`, got `{ast.unparse(ann)[:60]}`", ann)
+        dims_node = ann.slice.elts[0]
+        shape = []
+        for i, d in enumerate(dims_node.elts):  # type: ignore[attr-defined]
+            value = self._closure_fold(d)
+            if isinstance(value, DynDim):
+                if spec is None or not hasattr(spec, "shape") or i >= len(spec.shape):
+                    raise self.fail(f"dimension {i} of {arg.arg!r} is pl.dynamic({value.name!r}): it is bound by the "
+                                    f"harness's TensorSpec({arg.arg!r}, ...), which npusim did not find", d)
+                bound = spec.shape[i]
+                if self.dyn.setdefault(value.name, bound) != bound:
+                    raise self.fail(f"pl.dynamic({value.name!r}) is {self.dyn[value.name]} elsewhere but "
+                                    f"{arg.arg!r}'s TensorSpec makes it {bound}", d)
+                shape.append(Dim(bound))
+            else:
+                shape.append(self.static_dim(d))
+        dtype = self.dtype(ann.slice.elts[1])
+        if any(x < 1 for x in shape):
+            raise self.fail(f"tensor dimensions must be positive, got {[int(x) for x in shape]}", dims_node)
+        return ValueType(tuple(shape), dtype), direction
+
+    def _closure_fold(self, node: ast.AST) -> Any:
+        try:
+            return self.fold(node, dyn=False)
+        except FoldError as exc:
+            raise self.fail(f"a shape must be a compile-time constant: `{ast.unparse(node)[:60]}` ({exc.reason})",
+                            node) from None
 
     def _function_type(self, fn: ast.FunctionDef) -> str | None:
         for dec in fn.decorator_list:
@@ -258,21 +372,38 @@ class Translator:
     # -- constants --
     def closure_value(self, ident: str) -> Any:
         try:
-            return self.closure.lookup(ident)
+            return self._dyn(self.closure.lookup(ident))
         except KeyError:
             return KeyError
 
-    def fold(self, node: ast.AST) -> Any:
-        """The value of a closure-only expression (raises FoldError if it reads a DSL variable)."""
+    def _dyn(self, value: Any) -> Any:
+        """A `pl.dynamic` dim as the number the specs bound it to."""
+        if isinstance(value, DynDim) and value.name in self.dyn:
+            return self.dyn[value.name]
+        return value
+
+    def fold(self, node: ast.AST, dyn: bool = True, static: bool = False) -> Any:
+        """The value of a closure-only expression (raises FoldError if it reads a DSL variable; with `static`,
+        a DSL scalar assigned once from a compile-time value, `t_dim = pl.tensor.dim(x, 0)`, has that value)."""
         def lookup(ident: str) -> Any:
             if ident in self.env:
+                ir = self.env[ident]
+                if static and ir in self.static:
+                    return self.static[ir]
                 raise KeyError(ident)
-            return self.closure.lookup(ident)
-        return Folder(lookup).fold(node)
+            value = self.closure.lookup(ident)
+            return self._dyn(value) if dyn else value
+        value = Folder(lookup).fold(node)
+        return self._dyn(value) if dyn else value
+
+    @property
+    def foreign(self) -> bool:
+        """Translating a helper of another module: its closure names are not the program's consts."""
+        return self.closure is not self.entry_closure
 
     def static_dim(self, node: ast.AST) -> Dim:
         try:
-            value = self.fold(node)
+            value = self.fold(node, static=True)
         except FoldError as exc:
             raise self.fail(f"a shape must be a compile-time constant: `{ast.unparse(node)[:60]}` "
                             f"({exc.reason})", node) from None
@@ -285,7 +416,8 @@ class Translator:
         """A closure-only expression in npusim syntax (its names are consts), or None."""
         def names(n: ast.Name) -> ast.expr | None:
             value = self.closure_value(n.id)
-            if isinstance(value, bool | int | float) and n.id in self.consts and n.id not in self.env:
+            if isinstance(value, bool | int | float) and n.id in self.consts and n.id not in self.env \
+                    and not self.foreign and self.consts[n.id] == value:
                 return ast.Name(n.id, ast.Load())
             return None
         return to_npusim(node, names)
@@ -400,10 +532,10 @@ class Translator:
         if isinstance(value, ast.Call) and self._op_name(value) is not None:
             operand = self.op_call(value, py)
             if isinstance(operand, Scalar):
-                self.emit(ScalarStmt(self.loc(stmt), self.bind(py, SCALAR), operand.expr))
+                self._scalar_stmt(py, operand, stmt)
             return
-        if isinstance(value, ast.Call) and self._self_call(value) is not None:
-            results = self.inline_call(value)
+        if isinstance(value, ast.Call) and (self._self_call(value) is not None or self._helper(value) is not None):
+            results = self.inline_call(value) if self._self_call(value) is not None else self.call_helper(value)
             if len(results) != 1:
                 raise self.fail(f"{ast.unparse(value.func)} returns {len(results)} values", stmt)
             self._bind_operand(py, results[0], stmt)
@@ -411,28 +543,47 @@ class Translator:
         if isinstance(value, ast.Subscript):
             operand = self.subscript(value, py)
             if isinstance(operand, Scalar):
-                self.emit(ScalarStmt(self.loc(stmt), self.bind(py, SCALAR), operand.expr))
+                self._scalar_stmt(py, operand, stmt)
             return
         self._bind_operand(py, self.expr(value), stmt)
 
     def _bind_operand(self, py: str, operand: Operand, stmt: ast.AST) -> None:
+        if isinstance(operand, Tid):
+            ir = self.bind(py, TASK_ID)
+            if ir != operand.ir:
+                self.emit(ScalarStmt(self.loc(stmt), ir, name(operand.ir)))
+            return
         if isinstance(operand, Value):
             type_ = self.types[operand.ir]
             ir = self.bind(py, type_)
             if ir != operand.ir:
                 self.emit(ScalarStmt(self.loc(stmt), ir, name(operand.ir)))
         else:
-            self.emit(ScalarStmt(self.loc(stmt), self.bind(py, SCALAR), operand.expr))
+            self._scalar_stmt(py, operand, stmt)
+
+    def _scalar_stmt(self, py: str, operand: Scalar, stmt: ast.AST) -> None:
+        """`py = scalar`; a compile-time value of a name the function assigns once is remembered (`static`)."""
+        ir = self.bind(py, SCALAR)
+        self.emit(ScalarStmt(self.loc(stmt), ir, operand.expr))
+        if operand.value is not None and self.assign_counts and self.assign_counts[-1].get(py, 0) == 1:
+            self.static[ir] = operand.value
+        else:
+            self.static.pop(ir, None)
 
     def tuple_assign(self, target: ast.Tuple, value: ast.expr, stmt: ast.stmt) -> None:
         if not all(isinstance(t, ast.Name) for t in target.elts):
             raise self.unsupported("nested tuple targets", stmt)
         if isinstance(value, ast.Call) and self._self_call(value) is not None:
             results = self.inline_call(value)
+        elif isinstance(value, ast.Call) and self._helper(value) is not None:
+            results = self.call_helper(value)
         elif isinstance(value, ast.Call) and self._op_name(value) == "yield_":
             raise self.unsupported("`pl.yield_`", value, "loop-carried values with init_values=")
         elif isinstance(value, ast.Tuple):
             results = [self.expr(v) for v in value.elts]
+        elif isinstance(value, ast.Attribute) and value.attr == "shape" and isinstance(
+                shaped := self.expr(value.value), Value):  # `M, N = a.shape`: the specialised dims
+            results = [Scalar(ast.parse(dim_expr(d), mode="eval").body, int(d)) for d in self.types[shaped.ir].shape]
         else:
             raise self.unsupported("tuple assignment from this expression", stmt)
         if len(results) != len(target.elts):
@@ -445,6 +596,11 @@ class Translator:
             raise self.unsupported("`for ... else`", s)
         it = s.iter
         kind = self._op_name(it) if isinstance(it, ast.Call) else None
+        if kind == "spmd":
+            self.spmd_loop(s, it)  # type: ignore[arg-type]
+            return
+        if kind == "split_aiv":
+            raise self.unsupported("`pl.split_aiv`", it, optable.UNSUPPORTED_SCOPES["split_aiv"])
         if kind not in optable.LOOPS:
             what = ast.unparse(it.func if isinstance(it, ast.Call) else it)[:40]
             raise self.fail(f"a PyPTO loop iterates over pl.range, pl.parallel, pl.unroll or pl.pipeline, not "
@@ -495,9 +651,36 @@ class Translator:
             self.chunk_depth -= chunk is not None
         self.emit(loop)
 
+    def spmd_loop(self, s: ast.For, it: ast.Call) -> None:
+        """`for i in pl.spmd(n, name_hint=...)`: one kernel of n blocks (one dispatch), `i` its block index."""
+        if not isinstance(s.target, ast.Name):
+            raise self.fail("pl.spmd binds one block index", s.target)
+        keywords = {kw.arg: kw.value for kw in it.keywords}
+        for key, node in keywords.items():
+            if key not in optable.SPMD_LOOP_KEYWORDS:
+                raise self.fail(f"pl.spmd has no keyword {key!r}{did_you_mean(key or '', optable.SPMD_LOOP_KEYWORDS)}",
+                                node)
+        if "deps" in keywords:
+            raise self.fail("deps= needs the `with pl.spmd(...) as tid:` form (PyPTO requires it too)",
+                            keywords["deps"])
+        if self.in_kernel or self.in_auto:
+            raise self.fail("pl.spmd inside a kernel (PyPTO rejects nested InCore too)", s)
+        blocks = self._spmd_count(it)
+        split = self._optimizations(keywords["optimizations"]) if "optimizations" in keywords else "none"
+        hint = self._name_hint(keywords.get("name_hint"))
+        saved = self.in_kernel, self.block_var
+        self.in_kernel = True
+        var = self.block_var = self.bind(s.target.id, SCALAR)
+        try:
+            body = self.block(s.body)
+        finally:
+            self.in_kernel, self.block_var = saved
+        self.emit(KernelStmt(self.loc(s), hint, body, False, text=f"for {s.target.id} in {ast.unparse(it)}",
+                             blocks=blocks, block_var=var, split=split))
+
     def _const_int(self, node: ast.AST, what: str, positive: bool = False) -> int:
         try:
-            value = self.fold(node)
+            value = self.fold(node, static=True)
         except FoldError as exc:
             raise self.fail(f"{what} must be a compile-time integer ({exc.reason})", node) from None
         if isinstance(value, bool) or not isinstance(value, int) or (positive and value < 1):
@@ -517,19 +700,29 @@ class Translator:
         kind = self._op_name(call) if isinstance(call, ast.Call) else None
         if kind in optable.UNSUPPORTED_SCOPES:
             raise self.unsupported(f"`pl.{kind}`", call, optable.UNSUPPORTED_SCOPES[kind])
+        if kind in ("manual_scope", "scope"):
+            self.runtime_scope(s, kind, call)  # type: ignore[arg-type]
+            return
         if kind not in optable.SCOPES:
-            raise self.fail(f"expected `with pl.incore():`, `pl.auto_incore()` or `pl.at(...)`, got "
-                            f"`{ast.unparse(call)[:50]}`", call)
+            raise self.fail(f"expected `with pl.at(...)`, `pl.spmd(...)`, `pl.manual_scope()`, `pl.incore()` or "
+                            f"`pl.auto_incore()`, got `{ast.unparse(call)[:50]}`", call)
         assert isinstance(call, ast.Call)
+        tid = None
         if item.optional_vars is not None:
-            raise self.unsupported("`with ... as name`", item.optional_vars, "task ids: issue 12")
+            if kind not in ("at", "spmd") or not isinstance(item.optional_vars, ast.Name):
+                raise self.unsupported(f"`with pl.{kind}(...) as ...`", item.optional_vars,
+                                       "only pl.at and pl.spmd bind a task id")
+            tid = item.optional_vars.id
         keywords = {kw.arg: kw.value for kw in call.keywords}
         for key, node in keywords.items():
             if key not in optable.SCOPES[kind]:
-                raise self.fail(f"pl.{kind} has no keyword {key!r}", node)
-        if call.args and kind != "at":
+                raise self.fail(f"pl.{kind} has no keyword {key!r}{did_you_mean(key or '', optable.SCOPES[kind])}",
+                                node)
+        if call.args and kind not in ("at", "spmd"):
             raise self.fail(f"pl.{kind} takes keyword arguments only", call)
         auto = kind == "auto_incore"
+        split = "none"
+        blocks = None
         if kind == "at":
             level = keywords.get("level", call.args[0] if call.args else None)
             if level is None or self._pl_attr(level) != "Level.CORE_GROUP":
@@ -544,31 +737,124 @@ class Translator:
                 if isinstance(opt, ast.Call):
                     for kw in opt.keywords:
                         if kw.arg == "split":
-                            self._check_split(kw.value)
+                            split = self._split_mode(kw.value)
+        if "optimizations" in keywords:
+            split = self._optimizations(keywords["optimizations"])
+        for key in ("no_dep_args", "predicate", "windowize"):
+            if key in keywords:
+                raise self.unsupported(f"`pl.{kind}({key}=...)`", keywords[key], {
+                    "no_dep_args": "opting tensors out of dependency tracking",
+                    "predicate": "a predicated SPMD launch", "windowize": "windowed dispatch"}[key])
+        if kind == "spmd":
+            blocks = self._spmd_count(call)
         if "split" in keywords:
-            self._check_split(keywords["split"])
-        hint = keywords.get("name_hint")
-        hint_value = None
-        if hint is not None:
-            hint_value = self.fold(hint) if not isinstance(hint, ast.Constant) else hint.value
-            if not isinstance(hint_value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", hint_value):
-                raise self.fail("name_hint must be an identifier string", hint)
-            hint_value = hint_value or None
+            split = self._split_mode(keywords["split"])
+        hint_value = self._name_hint(keywords.get("name_hint"))
+        deps = self._deps(keywords.get("deps"), tid is not None or kind == "at")
         if self.in_kernel or self.in_auto:
             raise self.fail("a kernel scope inside another kernel scope (PyPTO rejects nested InCore too)", s)
-        saved = self.in_kernel, self.in_auto
+        saved = self.in_kernel, self.in_auto, self.block_var
         self.in_kernel, self.in_auto = not auto, auto
+        block_var = None
+        if blocks is not None:
+            block_var = self.block_var = self.fresh("block_idx", SCALAR)
         try:
             body = self.block(s.body)
         finally:
-            self.in_kernel, self.in_auto = saved
-        self.emit(KernelStmt(self.loc(s), hint_value, body, auto, text=f"with {ast.unparse(call)}:"))
+            self.in_kernel, self.in_auto, self.block_var = saved
+        tid_ir = self.bind(tid, TASK_ID) if tid is not None else None
+        self.emit(KernelStmt(self.loc(s), hint_value, body, auto, text=f"with {ast.unparse(call)}:", blocks=blocks,
+                             block_var=block_var, split=split, tid=tid_ir, deps=deps))
 
-    def _check_split(self, node: ast.expr) -> None:
+    def runtime_scope(self, s: ast.With, kind: str, call: ast.Call) -> None:
+        """`with pl.manual_scope():` / `pl.scope(mode=pl.ScopeMode.MANUAL)`: footprint tracking off inside;
+        `pl.scope()` (AUTO) is the default tracking: its body as is."""
+        if s.items[0].optional_vars is not None:
+            raise self.fail(f"pl.{kind} binds nothing", s.items[0].optional_vars)
+        manual = kind == "manual_scope"
+        for kw in call.keywords:
+            if kind == "scope" and kw.arg == "mode":
+                mode = self._pl_attr(kw.value)
+                if mode not in ("ScopeMode.AUTO", "ScopeMode.MANUAL"):
+                    raise self.fail(f"pl.scope mode is pl.ScopeMode.AUTO or MANUAL, got `{ast.unparse(kw.value)}`",
+                                    kw.value)
+                manual = mode == "ScopeMode.MANUAL"
+            elif kw.arg not in ("name_hint",):
+                raise self.fail(f"pl.{kind} has no keyword {kw.arg!r}", kw.value)
+        if self.in_kernel or self.in_auto:
+            raise self.fail(f"pl.{kind} belongs to orchestration, not inside a kernel (PyPTO rejects it too)", s)
+        body = self.block(s.body)
+        if manual:
+            if any(isinstance(x, ManualStmt) for x in walk(body)):
+                raise self.fail("a manual scope inside another manual scope (the runtime forbids it)", s)
+            self.emit(ManualStmt(self.loc(s), body))
+        else:
+            self.out.extend(body)
+
+    def _name_hint(self, hint: ast.expr | None) -> str | None:
+        if hint is None:
+            return None
+        value = self.fold(hint) if not isinstance(hint, ast.Constant) else hint.value
+        if not isinstance(value, str) or (value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value)):
+            raise self.fail("name_hint must be an identifier string", hint)
+        return value or None
+
+    def _spmd_count(self, call: ast.Call) -> ast.expr:
+        """`pl.spmd(n, ...)`: the block count, a scalar of orchestration."""
+        count = call.args[0] if call.args else next((kw.value for kw in call.keywords if kw.arg == "core_num"), None)
+        if count is None:
+            raise self.fail("pl.spmd(n, ...) needs the block count n", call)
+        return self.scalar(count, "pl.spmd's block count").expr
+
+    def _optimizations(self, node: ast.expr) -> str:
+        """`optimizations=[pl.split(mode), pl.cross_core_slot(slot_num=N)]`: the split mode (the slot count
+        sizes the cube <-> vector ring, which npusim does not model)."""
+        if not isinstance(node, ast.List | ast.Tuple):
+            raise self.fail("optimizations= must be a list written inline, like [pl.split(pl.SplitMode.UP_DOWN)] "
+                            "(PyPTO requires it too)", node)
+        split = "none"
+        for opt in node.elts:
+            fn = self._pl_attr(opt.func) if isinstance(opt, ast.Call) else self._pl_attr(opt)
+            if fn == "split" and isinstance(opt, ast.Call) and opt.args:
+                split = self._split_mode(opt.args[0])
+            elif fn == "cross_core_slot":
+                continue
+            else:
+                raise self.unsupported(f"the optimization `{ast.unparse(opt)[:50]}`", opt)
+        return split
+
+    def _deps(self, node: ast.expr | None, allowed: bool) -> list[str]:
+        """`deps=[tid, ...]`: the task-id names (a list, or a comprehension over a compile-time range)."""
+        if node is None:
+            return []
+        if not allowed:
+            raise self.fail("deps= on pl.spmd needs `with pl.spmd(...) as tid` (PyPTO requires it too)", node)
+        out: list[str] = []
+        for op in self._tid_list(node):
+            if op.ir not in out:
+                out.append(op.ir)
+        return out
+
+    def _tid_list(self, node: ast.expr) -> list[Tid]:
+        if isinstance(node, ast.List | ast.Tuple):
+            items = []
+            for e in node.elts:
+                op = self.expr(e)
+                if not isinstance(op, Tid):
+                    raise self.fail(f"deps= takes task ids (`with ... as tid`), got `{ast.unparse(e)[:40]}`", e)
+                items.append(op)
+            return items
+        if isinstance(node, ast.ListComp):
+            raise self.unsupported("a comprehension in deps=", node, "task-id arrays (pl.array)")
+        raise self.fail("deps= must be a list of task ids", node)
+
+    def _split_mode(self, node: ast.expr) -> str:
         mode = self._pl_attr(node)
-        if mode != "SplitMode.NONE":
-            raise self.unsupported(f"`split={ast.unparse(node)}`", node,
-                                   "splitting a kernel's vector work across the AIV pair: issue 12")
+        modes = {"SplitMode.NONE": "none", "SplitMode.UP_DOWN": "up_down", "SplitMode.LEFT_RIGHT": "left_right"}
+        if mode not in modes:
+            raise self.fail(f"a split mode is pl.SplitMode.NONE, UP_DOWN or LEFT_RIGHT, got `{ast.unparse(node)}`",
+                            node)
+        return modes[mode]
 
     def expression_statement(self, s: ast.Expr) -> None:
         value = s.value
@@ -587,7 +873,28 @@ class Translator:
             if self._self_call(value) is not None:
                 self.inline_call(value)
                 return
+            if self._helper(value) is not None:
+                self.call_helper(value)
+                return
+            if isinstance(value.func, ast.Attribute) and value.func.attr == "bind_dynamic":
+                self.bind_dynamic(value)
+                return
         raise self.unsupported(f"the expression statement `{ast.unparse(value)[:50]}`", s)
+
+    def bind_dynamic(self, call: ast.Call) -> None:
+        """`x.bind_dynamic(dim, DYN)`: the specialiser marks dim `dim` of x as DYN and deletes the call; the
+        dims are already bound from the specs, so this only checks they agree."""
+        owner = self.expr(call.func.value)  # type: ignore[attr-defined]
+        if not isinstance(owner, Value) or len(call.args) != 2:
+            raise self.fail("TENSOR.bind_dynamic(dim, pl.dynamic var)", call)
+        axis = self._const_int(call.args[0], "the dimension")
+        dyn = self.fold(call.args[1], dyn=False)
+        shape = self.types[owner.ir].shape  # type: ignore[union-attr]
+        if not isinstance(dyn, DynDim) or not -len(shape) <= axis < len(shape):
+            raise self.fail("TENSOR.bind_dynamic(dim, pl.dynamic var)", call)
+        if self.dyn.setdefault(dyn.name, int(shape[axis])) != int(shape[axis]):
+            raise self.fail(f"pl.dynamic({dyn.name!r}) is {self.dyn[dyn.name]} but dimension {axis} of this tensor "
+                            f"is {int(shape[axis])}", call)
 
     def static_assert(self, call: ast.Call) -> None:
         if not call.args:
@@ -606,6 +913,9 @@ class Translator:
             raise self.fail("a `return` before the end of an inlined function", s)
         values = s.value.elts if isinstance(s.value, ast.Tuple) else [s.value] if s.value is not None else []
         for v in values:
+            if isinstance(v, ast.Call) and self._helper(v) is not None:
+                self.call_helper(v)  # `return helper(...)`: the helper writes the entry's outputs
+                continue
             if not (isinstance(v, ast.Name) and v.id in self.env):
                 raise self.unsupported(f"returning `{ast.unparse(v)[:40]}`", v,
                                        "npusim's outputs are the entry function's tensor parameters")
@@ -663,6 +973,118 @@ class Translator:
             self.env = saved_env
         return results
 
+    # -- helpers called by name (the @pl.jit family) --
+    def _helper(self, call: ast.Call) -> tuple[FunctionValue, str] | None:
+        """A call of a PyPTO function by bare name (`rms_norm(x, w, out)`): its value and decorator kind."""
+        if not isinstance(call.func, ast.Name) or call.func.id in self.env:
+            return None
+        value = self.closure_value(call.func.id)
+        if not isinstance(value, FunctionValue):
+            return None
+        kind = dsl_kind(value.node)
+        if kind is None:
+            return None
+        return value, kind
+
+    def call_helper(self, call: ast.Call) -> list[Operand]:
+        """Inline a `@pl.jit.inline` / `.opaque` helper at its call (its locals its own), or make a
+        `@pl.jit.incore` helper one kernel; the helper's names resolve in its own module."""
+        found = self._helper(call)
+        assert found is not None
+        fv, kind = found
+        fn = fv.node
+        if kind == "jit.extern":
+            raise self.unsupported(f"`{fn.name}`, a @pl.jit.extern kernel", call,
+                                   "hand-written C++; npusim cannot run it")
+        if kind in ("jit", "jit.host"):
+            raise self.fail(f"{fn.name} is a @pl.{kind} entry; an entry calls @pl.jit.inline/.incore/.opaque "
+                            "helpers (PyPTO does not discover another @pl.jit)", call)
+        if fn.name in self.calls:
+            raise self.fail(f"{fn.name} calls itself (recursion)", call)
+        if len(self.calls) > 40:
+            raise self.fail("helpers nested more than 40 deep", call)
+        a = fn.args
+        if a.vararg or a.kwarg or a.posonlyargs:
+            raise self.unsupported(f"*args or **kwargs in helper {fn.name}", call)
+        params = [*a.args, *a.kwonlyargs]
+        bound: dict[str, Operand] = {}
+        if len(call.args) > len(a.args):
+            raise self.fail(f"{fn.name} takes {len(a.args)} positional arguments, got {len(call.args)}", call)
+        for p, node in zip(a.args, call.args, strict=False):
+            bound[p.arg] = self.expr(node)
+        for kw in call.keywords:
+            if kw.arg is None or kw.arg not in [p.arg for p in params]:
+                raise self.fail(f"{fn.name} has no parameter {kw.arg!r}", kw.value)
+            bound[kw.arg] = self.expr(kw.value)
+        defaults = dict(zip([p.arg for p in a.args[len(a.args) - len(a.defaults):]], a.defaults, strict=True))
+        defaults.update({p.arg: d for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None})
+        scope = getattr(fv, "scope", None) or (LookupScope(fv.lookup) if fv.lookup is not None else self.closure)
+        saved = self.env, self.closure, self.source
+        self.env = {}
+        self.closure, self.source = scope, self.model.source_of(fv.file or self.source.file)
+        self.calls.append(fn.name)
+        self.assign_counts.append(_assignments(fn))
+        try:
+            for p in params:
+                if p.arg in bound:
+                    op = bound[p.arg]
+                elif p.arg in defaults:
+                    op = self.expr(defaults[p.arg])
+                else:
+                    raise ProgramError(f"{fn.name}: missing argument {p.arg!r}", saved[2].loc(call))
+                if isinstance(op, Value) and p.annotation is not None:
+                    self._check_param_shape(op, p, fn.name)
+                self._bind_operand(p.arg, op, p)
+            body_stmts = list(fn.body)
+            ret: ast.Return | None = None
+            if body_stmts and isinstance(body_stmts[-1], ast.Return):
+                ret = body_stmts.pop()  # type: ignore[assignment]
+            if kind == "jit.incore" and not (self.in_kernel or self.in_auto):
+                self.in_kernel = True
+                try:
+                    body = self.block(body_stmts)
+                finally:
+                    self.in_kernel = False
+                self.emit(KernelStmt(saved[2].loc(call), fn.name, body, False, text=f"{fn.name}(...)"))
+            else:
+                for stmt in body_stmts:
+                    self.statement(stmt)
+            results: list[Operand] = []
+            if ret is not None and ret.value is not None:
+                values = ret.value.elts if isinstance(ret.value, ast.Tuple) else [ret.value]
+                results = [self.expr(v) for v in values]
+        finally:
+            self.calls.pop()
+            self.assign_counts.pop()
+            self.env, self.closure, self.source = saved
+        return results
+
+    def _check_param_shape(self, op: Value, p: ast.arg, fn: str) -> None:
+        """A helper's `pl.Tensor[[dims], dtype]` parameter against its argument: pl.dynamic dims bind (or
+        must agree), static dims must match."""
+        ann = p.annotation
+        if isinstance(ann, ast.Subscript) and self._pl_attr(ann.value) in ("Out", "InOut"):
+            ann = ann.slice
+        if not (isinstance(ann, ast.Subscript) and self._pl_attr(ann.value) == "Tensor"
+                and isinstance(ann.slice, ast.Tuple) and isinstance(ann.slice.elts[0], ast.List | ast.Tuple)):
+            return
+        shape = self.types[op.ir].shape  # type: ignore[union-attr]
+        dims = ann.slice.elts[0].elts  # type: ignore[attr-defined]
+        if len(dims) != len(shape):
+            raise self.fail(f"{fn}: parameter {p.arg!r} is {len(dims)}-D, its argument {len(shape)}-D", p)
+        for i, d in enumerate(dims):
+            try:
+                value = self.fold(d, dyn=False)
+            except FoldError:
+                continue
+            if isinstance(value, DynDim):
+                if self.dyn.setdefault(value.name, int(shape[i])) != int(shape[i]):
+                    raise self.fail(f"{fn}: pl.dynamic({value.name!r}) is {self.dyn[value.name]}, but dimension {i} "
+                                    f"of the argument for {p.arg!r} is {int(shape[i])}", p)
+            elif isinstance(value, int) and not isinstance(value, bool) and value != int(shape[i]):
+                raise self.fail(f"{fn}: parameter {p.arg!r} has dimension {i} = {value}, its argument "
+                                f"{int(shape[i])}", p)
+
     # -- expressions --
     def _op_name(self, call: ast.AST) -> str | None:
         """`X` of a call `pl.X(...)`, `pl.tensor.X(...)`, `pl.tile.X(...)`, `pl.system.X(...)`."""
@@ -692,8 +1114,8 @@ class Translator:
         if isinstance(node, ast.Call):
             if self._op_name(node) is not None:
                 return self.op_call(node, None)
-            if self._self_call(node) is not None:
-                results = self.inline_call(node)
+            if self._self_call(node) is not None or self._helper(node) is not None:
+                results = self.inline_call(node) if self._self_call(node) is not None else self.call_helper(node)
                 if len(results) != 1:
                     raise self.fail(f"{ast.unparse(node.func)} returns {len(results)} values", node)
                 return results[0]
@@ -709,7 +1131,9 @@ class Translator:
     def name_operand(self, node: ast.Name) -> Operand:
         if node.id in self.env:
             ir = self.env[node.id]
-            return Value(ir) if self.types[ir] != SCALAR else Scalar(name(ir))
+            if self.types.get(ir) == TASK_ID:
+                return Tid(ir)  # type: ignore[return-value]
+            return Value(ir) if self.types[ir] != SCALAR else Scalar(name(ir), self.static.get(ir))
         value = self.closure_value(node.id)
         if value is KeyError:
             known = list(self.env) + [n for n in self.consts]
@@ -718,7 +1142,7 @@ class Translator:
             raise self.fail(f"{node.id!r} cannot be computed without running the program: {value.reason} "
                             f"({value.loc})", node)
         if isinstance(value, bool | int | float):
-            if node.id in self.consts:
+            if node.id in self.consts and not self.foreign and self.consts[node.id] == value:
                 return Scalar(name(node.id), value)
             return Scalar(literal(value), value)
         raise self.fail(f"{node.id!r} is not a number, tensor or DSL variable", node)
@@ -733,7 +1157,7 @@ class Translator:
 
     def scalar_expression(self, node: ast.expr) -> Scalar:
         try:
-            value = self.fold(node)
+            value = self.fold(node, static=True)
         except FoldError:
             value = None
         if value is not None:
@@ -748,7 +1172,14 @@ class Translator:
                 raise self.unsupported(f"the operator `{type(node.op).__name__}`", node)
             left = self.scalar(node.left, "an operand of arithmetic")
             right = self.scalar(node.right, "an operand of arithmetic")
-            return Scalar(ast.BinOp(left.expr, node.op, right.expr))
+            expr = ast.BinOp(left.expr, node.op, right.expr)
+            if left.value is not None and right.value is not None:  # both known at import (tensor dims)
+                try:
+                    return Scalar(expr, Folder(_no_names).fold(
+                        ast.BinOp(literal(left.value), node.op, literal(right.value))))
+                except FoldError:
+                    pass
+            return Scalar(expr)
         if isinstance(node, ast.UnaryOp):
             return Scalar(ast.UnaryOp(node.op, self.scalar(node.operand, "an operand").expr))
         if isinstance(node, ast.BoolOp):
@@ -760,7 +1191,14 @@ class Translator:
         return Scalar(ast.Compare(parts[0], node.ops, parts[1:]))
 
     def attribute(self, node: ast.Attribute) -> Operand:
-        raise self.fail(f"`{ast.unparse(node)[:40]}` is not a value here", node)
+        """A closure attribute (a config field `C.rows`, a property) folds to its number."""
+        try:
+            value = self.fold(node)
+        except FoldError as exc:
+            raise self.fail(f"`{ast.unparse(node)[:40]}` is not a value here ({exc.reason})", node) from None
+        if isinstance(value, bool | int | float):
+            return Scalar(literal(value), value)
+        raise self.fail(f"`{ast.unparse(node)[:40]}` is not a number", node)
 
     def subscript(self, node: ast.Subscript, target: str | None) -> Operand:
         """`t[a:b, c:d]` -> slice; `t[i, j]` (all scalars, full rank) -> read; `x.shape[k]` -> its dim."""
@@ -827,14 +1265,59 @@ class Translator:
         """`upper - lower` folded: static even when both bounds move with a loop variable (`p:p + 64`)."""
         diff = upper if lower is None else ast.BinOp(upper, ast.Sub(), lower)
         try:
-            value = self.fold(diff)
+            value = self.fold(diff, static=True)
         except FoldError:
-            value = _static_difference(lower, upper)
+            value = self._static_difference(lower, upper)
             if value is None:
                 raise self.fail(f"the extent of `{ast.unparse(node)[:60]}` must be a compile-time constant",
                                 node) from None
         expr = self.closure_expr(diff)
         return Dim(value, ast.unparse(expr) if expr is not None else str(value))
+
+    def _static_difference(self, lower: ast.expr | None, upper: ast.expr) -> int | None:
+        """`upper - lower` when the two bounds differ by a compile-time integer: both read as sums of terms
+        times integers (`(q_base + 8) * 128 - q_base * 128`, `kv_col + HEAD_DIM - (kv_col + HALF_DIM)`), the
+        moving terms cancelling."""
+        if lower is None:
+            return None
+        hi, lo = self._linear(upper), self._linear(lower)
+        if hi is None or lo is None:
+            return None
+        terms = dict(hi[0])
+        for t, c in lo[0].items():
+            terms[t] = terms.get(t, 0) - c
+        if any(c for c in terms.values()):
+            return None
+        return hi[1] - lo[1]
+
+    def _linear(self, node: ast.expr) -> tuple[dict[str, int], int] | None:
+        """`node` as (integer coefficient per opaque term, constant), terms keyed by their syntax."""
+        try:
+            value = self.fold(node, static=True)
+        except FoldError:
+            value = None
+        if value is not None:
+            return ({}, value) if isinstance(value, int) and not isinstance(value, bool) else None
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub):
+            a, b = self._linear(node.left), self._linear(node.right)
+            if a is None or b is None:
+                return None
+            sign = 1 if isinstance(node.op, ast.Add) else -1
+            terms = dict(a[0])
+            for t, c in b[0].items():
+                terms[t] = terms.get(t, 0) + sign * c
+            return terms, a[1] + sign * b[1]
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+            a, b = self._linear(node.left), self._linear(node.right)
+            if a is None or b is None:
+                return None
+            if not a[0] or not b[0]:
+                k, (terms, const) = (a[1], b) if not a[0] else (b[1], a)
+                return {t: c * k for t, c in terms.items()}, const * k
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            a = self._linear(node.operand)
+            return None if a is None else ({t: -c for t, c in a[0].items()}, -a[1])
+        return {ast.dump(node): 1}, 0
 
     def subscript_assign(self, target: ast.Subscript, value: ast.expr, stmt: ast.stmt) -> None:
         """`t[...] = v` -> `t = assemble(t, v, offsets)` (pypto HEAD's sugar)."""
@@ -859,6 +1342,12 @@ class Translator:
         op = self._op_name(call)
         assert op is not None
         shown = f"pl.{ast.unparse(call.func).split('.', 1)[1]}" if "." in ast.unparse(call.func) else op
+        if op == "get_block_idx":
+            if self.block_var is None:
+                raise self.fail(f"`{shown}()` outside an SPMD kernel (pl.spmd)", call)
+            return Scalar(name(self.block_var))
+        if op == "task_dummy":
+            return self.task_dummy(call, target)
         if op in optable.UNSUPPORTED:
             raise self.unsupported(f"`{shown}`", call, optable.UNSUPPORTED[op])
         if op in ("incore", "auto_incore", "at", "range", "parallel", "unroll", "pipeline", "yield_", "cond",
@@ -883,6 +1372,16 @@ class Translator:
                 return self.scalar_cast(bound, call, shown)
         return self.npusim_op(plop, bound, call, shown, target)
 
+    def task_dummy(self, call: ast.Call, target: str | None) -> Tid:
+        """`pl.system.task_dummy(deps=[...])`: a task id that stands for all of its deps (no kernel)."""
+        deps = next((kw.value for kw in call.keywords if kw.arg == "deps"), None)
+        if call.args or any(kw.arg != "deps" for kw in call.keywords):
+            raise self.fail("pl.system.task_dummy(deps=[...])", call)
+        sources = [op.ir for op in self._tid_list(deps)] if deps is not None else []
+        out = self.bind(target, TASK_ID) if target is not None else self.fresh("_tid", TASK_ID)
+        self.emit(TaskIdsStmt(self.loc(call), out, sources))
+        return Tid(out)
+
     def const_call(self, call: ast.Call) -> Scalar:
         if not call.args:
             raise self.fail("pl.const(value, dtype)", call)
@@ -892,7 +1391,11 @@ class Translator:
         return value
 
     def _peek(self, node: ast.expr) -> Operand | None:
-        """Whether an argument is a scalar, without emitting anything for it (names and constants only)."""
+        """Whether an argument is a scalar, without emitting anything for it (names, constants and the ops
+        that give scalars: read, dim, min, max, the block index)."""
+        if isinstance(node, ast.Call) and self._op_name(node) in ("read", "dim", "min", "max", "get_block_idx",
+                                                                  "const"):
+            return Scalar(ast.Constant(0))
         if isinstance(node, ast.Constant):
             return Scalar(literal(node.value), node.value) if isinstance(node.value, bool | int | float) else None
         if isinstance(node, ast.Name):
@@ -973,6 +1476,13 @@ class Translator:
     def npusim_op(self, plop: PlOpT, bound: dict[str, ast.expr], call: ast.Call, shown: str,
                   target: str | None) -> Value | Operand:
         spec = NPU_OPS[plop.npusim]
+        mode = bound.get("mode")
+        if plop.npusim == "cast" and isinstance(mode, ast.Constant) and mode.value == "none" and "target_type" in bound:
+            # CAST_NONE is each conversion's default: rint into a float type, trunc into an integer one (pto-isa
+            # 3186c381 include/pto/npu/a2a3/TCvt.hpp, the `default:` branches, e.g. L112 vconv_f322f16r, L196
+            # vconv_f322s32z)
+            into_int = self.dtype(bound["target_type"]).startswith("int")
+            bound = {**bound, "mode": ast.copy_location(ast.Constant("trunc" if into_int else "rint"), mode)}
         for param, allowed in plop.dropped.items():
             if param in bound and allowed is not optable._ANY:
                 self._check_dropped(param, allowed, bound[param], shown)
@@ -991,8 +1501,12 @@ class Translator:
         for param in spec.params:
             if param.name not in npu_args:
                 if plop.special == "matmul" and param.name == "out_dtype":
-                    npu_args["out_dtype"] = name("fp32")  # a kernel's matmul result is FP32 whatever out_dtype says
-                    arg_types["out_dtype"] = "fp32"
+                    # a kernel's matmul result is the accumulator's type (FP32; INT32 for int8 operands)
+                    # whatever out_dtype says (PF §7.7)
+                    lhs = arg_types.get("lhs")
+                    acc = "int32" if isinstance(lhs, TileType) and lhs.dtype == "int8" else "fp32"
+                    npu_args["out_dtype"] = name(acc)
+                    arg_types["out_dtype"] = acc
                     continue
                 if param.default is REQUIRED:
                     pl_name = by_npu.get(param.name, param.name)
@@ -1005,6 +1519,11 @@ class Translator:
         return Value(out)
 
     def _check_dropped(self, param: str, allowed: Any, node: ast.expr, shown: str) -> None:
+        if param == "atomic":
+            if self._pl_attr(node) not in ("AtomicType.None_",):
+                raise self.unsupported(f"`{shown}(atomic={ast.unparse(node)})`", node,
+                                       "atomic accumulation into GM by several tasks")
+            return
         if param == "layout":
             if self._pl_attr(node) not in ("ND", "TensorLayout.ND"):
                 raise self.unsupported(f"`{shown}({param}={ast.unparse(node)})`", node)
@@ -1053,7 +1572,7 @@ class Translator:
     def _shape_list(self, node: ast.expr, shown: str, param: str, static: bool) -> list[tuple[ast.expr, Any]]:
         if isinstance(node, ast.Name) and node.id not in self.env:
             value = self.closure_value(node.id)
-            if isinstance(value, tuple) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            if isinstance(value, tuple | list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
                 return [(literal(v), Dim(v)) for v in value]
         if not isinstance(node, ast.List | ast.Tuple):
             raise self.fail(f"`{shown}`: {param} must be a list like [a, b]", node)
@@ -1106,15 +1625,19 @@ class Translator:
 PlOpT = optable.PlOp
 
 
-def _static_difference(lower: ast.expr | None, upper: ast.expr) -> int | None:
-    """`upper - lower` when upper is `lower + k` or `lower - k` syntactically (a moving window)."""
-    if lower is None:
-        return None
-    if isinstance(upper, ast.BinOp) and isinstance(upper.op, ast.Add | ast.Sub) \
-            and ast.dump(upper.left) == ast.dump(lower) and isinstance(upper.right, ast.Constant) \
-            and isinstance(upper.right.value, int):
-        return upper.right.value if isinstance(upper.op, ast.Add) else -upper.right.value
-    return None
+def _no_names(name: str) -> Any:
+    raise KeyError(name)
+
+
+def _assignments(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> Counter[str]:
+    """How often a function assigns each name (parameters count once): a name assigned once keeps its value."""
+    out: Counter[str] = Counter(a.arg for a in [*fn.args.args, *fn.args.kwonlyargs])
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            out[node.id] += 1
+        elif isinstance(node, ast.For):
+            out.update(n.id for n in ast.walk(node.target) if isinstance(n, ast.Name))  # twice: a loop variable
+    return out
 
 
 def _name_hint_scopes(stmts: list[Stmt]) -> list[Stmt]:
@@ -1125,7 +1648,7 @@ def _name_hint_scopes(stmts: list[Stmt]) -> list[Stmt]:
         if isinstance(s, KernelStmt):
             out.append(ScopeStmt(s.loc, s.name, [s]) if s.name else s)
             continue
-        if isinstance(s, ForStmt):
+        if isinstance(s, ForStmt | ManualStmt):
             s.body = _name_hint_scopes(s.body)
         elif isinstance(s, IfStmt):
             s.then, s.orelse = _name_hint_scopes(s.then), _name_hint_scopes(s.orelse)
@@ -1133,6 +1656,6 @@ def _name_hint_scopes(stmts: list[Stmt]) -> list[Stmt]:
     return out
 
 
-def translate(model: ModuleModel, consts: dict[str, Any]) -> Translated:
-    return Translator(model, consts).program()
+def translate(model: ModuleModel, consts: dict[str, Any], specs: dict[str, Any] | None = None) -> Translated:
+    return Translator(model, consts, specs).program()
 

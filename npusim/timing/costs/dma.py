@@ -38,9 +38,10 @@ def _hop(hw: HardwareConfig, path: PathName, nbytes: int, charged: int, run_byte
 
 
 def route_steps(hw: HardwareConfig, src: Place, dst: Place, nbytes: int, charged: int | None = None,
-                run_bytes: int | None = None, source: GmSource | None = None) -> list[Step]:
+                run_bytes: int | None = None, source: GmSource | None = None, lanes: int = 1) -> list[Step]:
     """The hops moving `nbytes` from `src` to `dst` (GM included), per the config's routes, with a cross-core
-    sync where the data change core (AIC <-> AIV through GM on A2/A3). `source`: where a GM read's data are."""
+    sync where the data change core (AIC <-> AIV through GM on A2/A3). `source`: where a GM read's data are.
+    With `lanes` > 1 (a split kernel's hand-off of one AIV lane's part) the AIC-side hops run once per lane."""
     hops = hw.routes.get(f"{src}->{dst}")
     if hops is None:
         raise CostError(f"{hw.name} has no data path from {src} to {dst}")
@@ -50,8 +51,9 @@ def route_steps(hw: HardwareConfig, src: Place, dst: Place, nbytes: int, charged
         if steps and side != steps[-1].side:
             steps.append(Step("scalar", side, hw.cross_core_sync_cycles))
         hop_source = source if src == "GM" else "l2"  # a hop reading GM inside an on-chip route: just written
-        steps.append(_hop(hw, hop, nbytes, charged if charged is not None else nbytes,
-                          run_bytes if run_bytes is not None else nbytes, hop_source))
+        step = _hop(hw, hop, nbytes, charged if charged is not None else nbytes,
+                    run_bytes if run_bytes is not None else nbytes, hop_source)
+        steps.extend([step] * (lanes if side == "aic" else 1))
     return steps
 
 
@@ -67,4 +69,4 @@ def dma_steps(hw: HardwareConfig, sig: DmaSig, source: GmSource | None = None) -
 def move_steps(hw: HardwareConfig, sig: MoveSig) -> list[Step]:
     """A whole tile from one on-chip buffer to another."""
     nbytes = math.prod(sig.tile.shape) * itemsize(sig.tile.dtype)
-    return route_steps(hw, sig.src, sig.dst, nbytes)
+    return route_steps(hw, sig.src, sig.dst, nbytes, lanes=sig.lanes)
