@@ -77,15 +77,18 @@ def _liveness_peaks(ops: list[OpRecord]) -> dict[str, int]:
 
 
 def buffer_depths(ops: list[OpRecord], instrs: list[InstrInfo]) -> dict[tuple[int, Buffer], int]:
-    """Slots per tile slot (the tiles one instruction produces): the stages of the loop the instruction is in
-    (`InstrInfo.stages`: F for `pipeline(..., stage=F)`, else 1)."""
-    return {(op.instr, op.buf): instrs[op.instr].stages for op in ops if op.buf is not None}
+    """Slots per tile slot (the tiles one instruction produces): a GM load in a loop of `pipeline(..., stage=F)`
+    gets F (`InstrInfo.stages`), every other tile one. PyPTO's MemoryReuse gives only load buffers per-stage
+    privacy and lets a pipeline's compute tiles share buffers across stages (pypto 3df906957, #1852, "role-aware
+    stage separation")."""
+    return {(op.instr, op.buf): instrs[op.instr].stages if op.sig.key == "TLOAD" else 1
+            for op in ops if op.buf is not None}
 
 
 def check_capacity(task: Task, peaks: dict[Buffer, int], depth: dict[tuple[int, Buffer], int], ops: list[OpRecord],
                    hw: HardwareConfig, instrs: list[InstrInfo]) -> dict[Buffer, int]:
-    """The kernel's live tiles, plus F - 1 more copies of every tile a pipelined loop of F stages produces,
-    must fit every buffer of the configured core. Returns the bytes needed per buffer."""
+    """The kernel's live tiles, plus F - 1 more copies of every tile a pipelined loop of F stages loads, must
+    fit every buffer of the configured core. Returns the bytes needed per buffer."""
     extra: dict[Buffer, int] = defaultdict(int)
     largest: dict[tuple[int, Buffer], int] = {}
     for op in ops:
