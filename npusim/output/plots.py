@@ -502,7 +502,8 @@ def write_utilisation(path: Path, execution: Execution, timeline: Timeline, repo
 
 def write_kernels(path: Path, report: Report) -> Chart:
     """Per kernel (most exec time first): left, its exec time (its tasks' run times added up, in core-µs),
-    the part lost to HBM sharing (exec minus standalone time) hatched, and the busy time of each pipe it
+    the runtime's fixed time per task (exec minus standalone minus HBM throttling) hatched at its start and
+    the part lost to HBM sharing hatched at its end, and the busy time of each pipe it
     uses; right, each pipe's busy share of the kernel's standalone time, so the pipe that bounds it stands
     out. Labels give tasks, average task length and what bounds the kernel."""
     kernels = sorted(report.kernels, key=lambda k: -k.exec_us)
@@ -521,11 +522,16 @@ def write_kernels(path: Path, report: Report) -> Chart:
         left = fig.add_axes((2.0 / WIDTH_IN, base, 8.8 / WIDTH_IN, plot_h / height))
         right = fig.add_axes((11.3 / WIDTH_IN, base, 3.2 / WIDTH_IN, plot_h / height), sharey=left)
         exec_us = np.array([k.exec_us for k in kernels])
-        lost = np.array([max(k.exec_us - k.standalone_us, 0.0) for k in kernels])
+        lost = np.array([max(k.hbm_throttled_us, 0.0) for k in kernels])
+        fixed = np.array([max(k.exec_us - k.standalone_us - k.hbm_throttled_us, 0.0) for k in kernels])
         bars += len(left.barh(y, exec_us, height=0.9, color="0.9", edgecolor="0.6", linewidth=0.5,
                               label="exec time (its tasks' run times added up)"))
-        left.barh(y, lost, left=exec_us - lost, height=0.9, color="none", edgecolor="tab:red", hatch="///",
-                  linewidth=0.0, label="of which lost to HBM sharing (exec − standalone)")
+        if fixed.any():
+            left.barh(y, fixed, height=0.9, color="none", edgecolor="tab:blue", hatch="...", linewidth=0.0,
+                      label="of which the runtime's fixed time per task (before the ops)")
+        if lost.any():
+            left.barh(y, lost, left=exec_us - lost, height=0.9, color="none", edgecolor="tab:red", hatch="///",
+                      linewidth=0.0, label="of which lost to HBM sharing")
         for i, (k, pipes_used) in enumerate(zip(kernels, used, strict=True)):
             thick = 0.8 / max(len(pipes_used), 1)
             for j, pipe in enumerate(pipes_used):
