@@ -12,6 +12,7 @@ earlier one wrote depends on it and runs after it.
 from __future__ import annotations
 
 import math
+from types import EllipsisType
 
 import numpy as np
 
@@ -32,17 +33,25 @@ class L2Residency:
         self.capacity = l2.bytes // self.line  # in sectors
         self.shapes = {tid: (shape, itemsize(dtype)) for tid, (shape, dtype) in shapes.items()}
         self.last: dict[int, np.ndarray] = {}
+        self.grids: dict[int, np.ndarray | None] = {}  # a 2-D tensor's sectors as [rows, sectors per row]
         self.clock = 0  # sectors' worth of GM bytes moved so far, reads and writes
         self.moved = 0  # GM bytes moved so far
 
-    def _lines(self, region: Region) -> tuple[np.ndarray, slice | np.ndarray, int]:
-        """The tensor's sector array, the sectors the window covers, and the window's bytes."""
+    def _lines(self, region: Region) -> tuple[np.ndarray, slice | np.ndarray | EllipsisType, int]:
+        """The tensor's sector array (or a view of it), the sectors the window covers, and the window's bytes."""
         tid, lo, hi = region
         shape, size = self.shapes[tid]
         lines = self.last.get(tid)
         if lines is None:
             lines = self.last[tid] = np.full(-(-math.prod(shape) * size // self.line), NEVER, dtype=np.int32)
+            row_bytes = shape[-1] * size
+            aligned = len(shape) == 2 and row_bytes % self.line == 0
+            self.grids[tid] = lines.reshape(shape[0], row_bytes // self.line) if aligned else None
         row_len = shape[-1]
+        grid = self.grids[tid]
+        if grid is not None:  # rows of whole sectors: the window's sectors are a block of the grid (a view)
+            block = grid[lo[0]:hi[0], lo[1] * size // self.line:-(-hi[1] * size // self.line)]
+            return block, ..., (hi[0] - lo[0]) * (hi[1] - lo[1]) * size
         if len(shape) == 1:
             rows = np.zeros(1, dtype=np.int64)
         elif len(shape) == 2:
