@@ -74,9 +74,12 @@ def test_hostile_programs_fail_fast_and_small(name: str, cli, tmp_path: Path,
 def test_ctrl_c_leaves_no_report(tmp_path: Path) -> None:
     out = tmp_path / "out"
     # the default layer with numerics (tens of seconds; a timing-only run can end within the 1.5 s)
+    # a job started in the background (`cmd &`, as CI runners may) inherits SIGINT ignored: give the run the
+    # default disposition, so that Python turns Ctrl-C into KeyboardInterrupt as in a terminal
     proc = subprocess.Popen([sys.executable, "-m", "npusim", "run", str(PROGRAMS / "qwen3_decode.yaml"), "-q",
                              "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(1.5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
