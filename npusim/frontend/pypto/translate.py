@@ -949,29 +949,34 @@ class Translator:
             self.emit(ScalarStmt(self.loc(call), self.bind(p, type_), name(op.ir) if isinstance(op, Value)
                                  else op.expr))
         self.calls.append(callee_name)
+        try:
+            return self._inline_body(fn, kind == "InCore", self.loc(call), None, f"self.{callee_name}(...)")
+        finally:
+            self.calls.pop()
+            self.env = saved_env
+
+    def _inline_body(self, fn: ast.FunctionDef, incore: bool, loc: Location, kernel: str | None,
+                     text: str) -> list[Operand]:
+        """A called function's body, its parameters bound: one kernel of its own when it is an InCore function
+        called outside a kernel, else its statements in place; returns what its final `return` gives."""
         body_stmts = list(fn.body)
         ret: ast.Return | None = None
         if body_stmts and isinstance(body_stmts[-1], ast.Return):
             ret = body_stmts.pop()  # type: ignore[assignment]
-        try:
-            if kind == "InCore" and not (self.in_kernel or self.in_auto):
-                self.in_kernel = True
-                try:
-                    body = self.block(body_stmts)
-                finally:
-                    self.in_kernel = False
-                self.emit(KernelStmt(self.loc(call), None, body, False, text=f"self.{callee_name}(...)"))
-            else:
-                for stmt in body_stmts:
-                    self.statement(stmt)
-            results: list[Operand] = []
-            if ret is not None and ret.value is not None:
-                values = ret.value.elts if isinstance(ret.value, ast.Tuple) else [ret.value]
-                results = [self.expr(v) for v in values]
-        finally:
-            self.calls.pop()
-            self.env = saved_env
-        return results
+        if incore and not (self.in_kernel or self.in_auto):
+            self.in_kernel = True
+            try:
+                body = self.block(body_stmts)
+            finally:
+                self.in_kernel = False
+            self.emit(KernelStmt(loc, kernel, body, False, text=text))
+        else:
+            for stmt in body_stmts:
+                self.statement(stmt)
+        if ret is None or ret.value is None:
+            return []
+        values = ret.value.elts if isinstance(ret.value, ast.Tuple) else [ret.value]
+        return [self.expr(v) for v in values]
 
     # -- helpers called by name (the @pl.jit family) --
     def _helper(self, call: ast.Call) -> tuple[FunctionValue, str] | None:
@@ -1035,29 +1040,11 @@ class Translator:
                 if isinstance(op, Value) and p.annotation is not None:
                     self._check_param_shape(op, p, fn.name)
                 self._bind_operand(p.arg, op, p)
-            body_stmts = list(fn.body)
-            ret: ast.Return | None = None
-            if body_stmts and isinstance(body_stmts[-1], ast.Return):
-                ret = body_stmts.pop()  # type: ignore[assignment]
-            if kind == "jit.incore" and not (self.in_kernel or self.in_auto):
-                self.in_kernel = True
-                try:
-                    body = self.block(body_stmts)
-                finally:
-                    self.in_kernel = False
-                self.emit(KernelStmt(saved[2].loc(call), fn.name, body, False, text=f"{fn.name}(...)"))
-            else:
-                for stmt in body_stmts:
-                    self.statement(stmt)
-            results: list[Operand] = []
-            if ret is not None and ret.value is not None:
-                values = ret.value.elts if isinstance(ret.value, ast.Tuple) else [ret.value]
-                results = [self.expr(v) for v in values]
+            return self._inline_body(fn, kind == "jit.incore", saved[2].loc(call), fn.name, f"{fn.name}(...)")
         finally:
             self.calls.pop()
             self.assign_counts.pop()
             self.env, self.closure, self.source = saved
-        return results
 
     def _check_param_shape(self, op: Value, p: ast.arg, fn: str) -> None:
         """A helper's `pl.Tensor[[dims], dtype]` parameter against its argument: pl.dynamic dims bind (or
