@@ -437,6 +437,20 @@ def test_large_trace_is_gzipped_reproducibly(result: RunResult, tmp_path: Path, 
     assert not (out / "trace.json").exists()
 
 
+def test_trace_bytes_do_not_depend_on_the_write_chunk(result: RunResult, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Events are encoded and written in chunks: a chunk of 1, of 2 (a boundary on the last event for an even
+    count) and the default give the same file, and each parses."""
+    ex, tl, chain = result.execution, result.timeline, chain_of(result)
+    files = []
+    for size in (1, 2, trace.WRITE_EVENTS):
+        monkeypatch.setattr(trace, "WRITE_EVENTS", size)
+        files.append(tmp_path / f"chunk{size}.json")
+        trace.write_trace(files[-1], ex, tl, chain)
+        assert load_trace(files[-1])["traceEvents"]
+    assert len({f.read_bytes() for f in files}) == 1
+
+
 # --- compare.png -------------------------------------------------------------------------------------------
 
 

@@ -42,6 +42,8 @@ from .summaries import hbm_steps, kernel_groups
 TASK_TID = 1
 PIPE_TID = {pipe: TASK_TID + 1 + i for i, pipe in enumerate(PIPES)}
 CHIP_PID = 0  # the chip-wide lanes: HBM counters and the critical path
+WRITE_EVENTS = 4096  # events encoded per write: one gzip/file call per chunk, not per event
+GZIP_LEVEL = 6  # zlib's default level: ~2x faster than gzip's 9 on trace JSON, a few % larger
 GZIP_ABOVE_EVENTS = 50_000  # a trace with more events than this (~6 MB of JSON) is written gzipped: trace.json.gz
 SAMPLE_RULE = "every op of the first and last task of each kernel"
 Detail = Literal["ops", "sample", "tasks"]
@@ -267,9 +269,9 @@ def write_trace(path: Path, execution: Execution, timeline: Timeline, chain: lis
                               "ops": sum(len(timeline.runs[t].schedule.ops) for t in with_ops),
                               "of_ops": sum(len(r.schedule.ops) for r in timeline.runs)}
 
-    def stream(fh: BinaryIO) -> None:
-        fh.write(b'{"traceEvents":[\n')
-        first = True
+    encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+
+    def encoded() -> Iterator[str]:
         for event in trace_events(execution, timeline, with_ops, chain):
             if event["ph"] == "M":
                 counts["metadata_events"] += 1
@@ -277,14 +279,20 @@ def write_trace(path: Path, execution: Execution, timeline: Timeline, chain: lis
                 counts["counter_events"] += 1
             elif event["ph"] != "f" and not (event["ph"] == "s" and event["cat"] == "critical_path"):
                 counts[key[event["cat"]]] += 1
-            fh.write((b"" if first else b",\n") + json.dumps(event, allow_nan=False, separators=(",", ":")).encode())
-            first = False
-        tail = {"displayTimeUnit": "ns", "otherData": other}
-        fh.write(b"\n]," + json.dumps(tail, allow_nan=False, separators=(",", ":")).encode()[1:] + b"\n")
+            yield encode(event)
+
+    def stream(fh: BinaryIO) -> None:
+        fh.write(b'{"traceEvents":[\n')
+        events, separator = encoded(), b""
+        while chunk := list(itertools.islice(events, WRITE_EVENTS)):
+            fh.write(separator + ",\n".join(chunk).encode())
+            separator = b",\n"
+        tail = encode({"displayTimeUnit": "ns", "otherData": other})
+        fh.write(b"\n]," + tail.encode()[1:] + b"\n")
 
     def write(fh: BinaryIO) -> None:
         if path.suffix == ".gz":
-            with gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) as gz:
+            with gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0, compresslevel=GZIP_LEVEL) as gz:
                 stream(gz)  # type: ignore[arg-type]
         else:
             stream(fh)
