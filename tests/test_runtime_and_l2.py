@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from npusim.cli import main
+from npusim.dtypes import itemsize
 from npusim.frontend import load_program
 from npusim.interp import execute
 from npusim.runner import RunOptions, run
@@ -67,6 +72,41 @@ def test_least_recently_used_by_bytes_moved() -> None:
     assert three_d.touch((0, (2, 3, 0), (3, 4, 32)), write=False) is True
     assert three_d.touch((0, (2, 4, 0), (3, 5, 32)), write=False) is False
 
+
+
+def _sectors_touched(shape: tuple[int, ...], size: int, line: int, lo: tuple[int, ...], hi: tuple[int, ...]
+                     ) -> set[int]:
+    """Every sector a window covers, element by element (the definition, not the model's arithmetic)."""
+    flat = np.arange(math.prod(shape)).reshape(shape)[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))]
+    return {int(b) // line for e in flat.ravel() for b in (e * size, e * size + size - 1)}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_l2_matches_a_sector_by_sector_lru(data: st.DataObject) -> None:
+    """Random windows on a whole-sector-rows grid, a tensor of short rows and a 1-D one, against a plain dict of
+    per-sector last touches: the model's coarse cells (split when a window falls off their boundaries) and its
+    runs give the same hits."""
+    small = L2(bytes=data.draw(st.sampled_from([1024, 4096, 16384])), line_bytes=512, sector_bytes=128)
+    shapes = {0: ((32, 128), "bf16"), 1: ((16, 24), "fp32"), 2: ((300,), "fp32")}
+    model = L2Residency(small, shapes)
+    last: dict[tuple[int, int], int] = {}
+    moved = 0
+    for _ in range(data.draw(st.integers(1, 25))):
+        tid = data.draw(st.sampled_from(sorted(shapes)))
+        shape, dtype = shapes[tid]
+        bounds = [sorted(data.draw(st.lists(st.integers(0, n), min_size=2, max_size=2, unique=True)))
+                  for n in shape]
+        lo, hi = tuple(b[0] for b in bounds), tuple(b[1] for b in bounds)
+        write = data.draw(st.booleans())
+        size = itemsize(dtype)
+        sectors = _sectors_touched(shape, size, 128, lo, hi)
+        clock = moved // 128
+        expected = not write and all(last.get((tid, s), -10**9) >= clock - small.bytes // 128 for s in sectors)
+        assert model.touch((tid, lo, hi), write) is expected
+        for s in sectors:
+            last[(tid, s)] = clock
+        moved += math.prod(b - a for a, b in zip(lo, hi, strict=True)) * size
 
 def test_hits_are_priced_at_the_l2_latency_and_kept_out_of_hbm(tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"

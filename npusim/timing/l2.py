@@ -12,7 +12,6 @@ earlier one wrote depends on it and runs after it.
 from __future__ import annotations
 
 import math
-from types import EllipsisType
 
 import numpy as np
 
@@ -25,6 +24,34 @@ from .hardware import L2
 NEVER = np.iinfo(np.int32).min  # last touch of a sector no op has touched
 
 
+class _Grid:
+    """A 2-D tensor's sectors as cells of `rows` rows x `cols` sectors: every window touched so far starts and
+    ends on cell boundaries, so all sectors of a cell share one last touch and a cell stands for them all (a
+    [256, 128] weight tile is one cell, not 512 sectors). A window off the boundaries splits the cells to the
+    common divisor first (np.repeat: the same values, finer), so the answers are the per-sector ones."""
+
+    def __init__(self, shape: tuple[int, ...], size: int, line: int) -> None:
+        self.size, self.line = size, line
+        self.rows, self.cols = shape[0], shape[1] * size // line
+        self.cells = np.full((1, 1), NEVER, dtype=np.int32)
+
+    def window(self, lo: tuple[int, ...], hi: tuple[int, ...]) -> tuple[np.ndarray, int]:
+        """The cells under a window (a view) and the window's bytes."""
+        r0, r1 = lo[0], hi[0]
+        size, line = self.size, self.line
+        c0, c1 = lo[1] * size // line, -(-hi[1] * size // line)
+        if r0 % self.rows or r1 % self.rows:
+            rows = math.gcd(self.rows, r0, r1)
+            self.cells = np.repeat(self.cells, self.rows // rows, axis=0)
+            self.rows = rows
+        if c0 % self.cols or c1 % self.cols:
+            cols = math.gcd(self.cols, c0, c1)
+            self.cells = np.repeat(self.cells, self.cols // cols, axis=1)
+            self.cols = cols
+        return self.cells[r0 // self.rows:r1 // self.rows, c0 // self.cols:c1 // self.cols], \
+            (r1 - r0) * (hi[1] - lo[1]) * size
+
+
 class L2Residency:
     """Per sector of every GM tensor, when it was last touched, in sectors' worth of GM traffic so far."""
 
@@ -33,34 +60,29 @@ class L2Residency:
         self.capacity = l2.bytes // self.line  # in sectors
         self.shapes = {tid: (shape, itemsize(dtype)) for tid, (shape, dtype) in shapes.items()}
         self.last: dict[int, np.ndarray] = {}
-        self.grids: dict[int, np.ndarray | None] = {}  # a 2-D tensor's sectors as [rows, sectors per row]
+        self.grids: dict[int, _Grid | None] = {}  # a 2-D tensor of whole-sector rows, as a grid of cells
         self.clock = 0  # sectors' worth of GM bytes moved so far, reads and writes
         self.moved = 0  # GM bytes moved so far
 
-    def _lines(self, region: Region) -> tuple[np.ndarray, slice | np.ndarray | EllipsisType, int]:
-        """The tensor's sector array (or a view of it), the sectors the window covers, and the window's bytes."""
+    def _lines(self, region: Region) -> tuple[np.ndarray, slice | np.ndarray, int]:
+        """A tensor that is no grid: its sector array, the sectors the window covers, and the window's bytes."""
         tid, lo, hi = region
         shape, size = self.shapes[tid]
         lines = self.last.get(tid)
         if lines is None:
             lines = self.last[tid] = np.full(-(-math.prod(shape) * size // self.line), NEVER, dtype=np.int32)
-            row_bytes = shape[-1] * size
-            aligned = len(shape) == 2 and row_bytes % self.line == 0
-            self.grids[tid] = lines.reshape(shape[0], row_bytes // self.line) if aligned else None
         row_len = shape[-1]
-        grid = self.grids[tid]
-        if grid is not None:  # rows of whole sectors: the window's sectors are a block of the grid (a view)
-            block = grid[lo[0]:hi[0], lo[1] * size // self.line:-(-hi[1] * size // self.line)]
-            return block, ..., (hi[0] - lo[0]) * (hi[1] - lo[1]) * size
-        if len(shape) == 1:
-            rows = np.zeros(1, dtype=np.int64)
-        elif len(shape) == 2:
+        c0, c1 = lo[-1], hi[-1]
+        if len(shape) == 1 or (len(shape) == 2 and c1 - c0 == row_len):  # one run of bytes
+            r0, r1 = (lo[0], hi[0]) if len(shape) == 2 else (0, 1)
+            first, end = (r0 * row_len + c0) * size, ((r1 - 1) * row_len + c1) * size
+            return lines, slice(first // self.line, -(-end // self.line)), (end - first)
+        if len(shape) == 2:
             rows = np.arange(lo[0], hi[0], dtype=np.int64)
         else:
             axes = np.meshgrid(*[np.arange(a, b, dtype=np.int64) for a, b in zip(lo[:-1], hi[:-1], strict=True)],
                                indexing="ij")
             rows = np.ravel_multi_index(axes, shape[:-1]).ravel()  # type: ignore[call-overload]
-        c0, c1 = lo[-1], hi[-1]
         nbytes = len(rows) * (c1 - c0) * size
         first = (rows * row_len + c0) * size // self.line
         last = ((rows * row_len + c1) * size - 1) // self.line
@@ -71,11 +93,25 @@ class L2Residency:
             return lines, (first[:, None] + np.arange(int(span[0]) + 1)).ravel(), nbytes
         return lines, np.concatenate([np.arange(a, b + 1) for a, b in zip(first, last, strict=True)]), nbytes
 
+    def _grid(self, tid: int) -> _Grid | None:
+        """A 2-D tensor whose rows are whole sectors is a grid (its windows are blocks of it), else None."""
+        shape, size = self.shapes[tid]
+        grid = self.grids[tid] = _Grid(shape, size, self.line) \
+            if len(shape) == 2 and shape[-1] * size % self.line == 0 else None
+        return grid
+
     def touch(self, region: Region, write: bool) -> bool:
         """Touch a window; for a read, whether it hit L2."""
-        lines, idx, nbytes = self._lines(region)
-        hit = not write and int(lines[idx].min()) >= self.clock - self.capacity
-        lines[idx] = self.clock
+        tid = region[0]
+        grid = self.grids[tid] if tid in self.grids else self._grid(tid)
+        if grid is not None:
+            cells, nbytes = grid.window(region[1], region[2])
+            hit = not write and int(cells.min()) >= self.clock - self.capacity
+            cells.fill(self.clock)
+        else:
+            lines, idx, nbytes = self._lines(region)
+            hit = not write and int(lines[idx].min()) >= self.clock - self.capacity
+            lines[idx] = self.clock
         self.moved += nbytes
         self.clock = self.moved // self.line
         return hit
