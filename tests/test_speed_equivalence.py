@@ -308,3 +308,28 @@ def test_replay_matches_interpretation_with_spmd_split_deps_and_manual_scopes(tm
     assert any(t.after for t in full.tasks) and any(t.manual for t in full.tasks)
     if which == "yaml":
         assert count > 0, "nothing was replayed"
+
+
+def test_full_collections_are_rare_during_a_run_and_restored_after(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run raises only the full-collection threshold, and gives the caller's thresholds back, also when
+    the run fails."""
+    import gc
+
+    seen = []
+    real_run = _runner._run
+    monkeypatch.setattr(_runner, "_run", lambda *a: (seen.append(gc.get_threshold()), real_run(*a))[1])
+    before = gc.get_threshold()
+    _runner.run(_runner.RunOptions(program=PROGRAMS / "softmax.yaml", preset="tiny", numerics=False, quiet=True,
+                                   plot=False, trace=False, out=tmp_path / "a"))
+    assert seen == [(before[0], before[1], _runner.FULL_COLLECTION_EVERY)] and gc.get_threshold() == before
+
+
+    def fail(*_: object) -> None:
+        raise NpusimError("stopped inside the run")
+
+    monkeypatch.setattr(_runner, "_run", fail)
+    with pytest.raises(NpusimError, match="inside the run"):
+        _runner.run(_runner.RunOptions(program=PROGRAMS / "softmax.yaml", preset="tiny", quiet=True,
+                                       out=tmp_path / "b"))
+    assert gc.get_threshold() == before

@@ -601,11 +601,7 @@ def _apply(tmpl: Template, plan: Plan, entry: _Entry, task: Task, interp: Interp
         reads, writes = list(tmpl.reads), list(tmpl.writes)
         accesses = [GmAccess(op, region, is_write) for op, _, is_write, region in tmpl.accesses]
     else:
-        accesses = []
-        for op, g, is_write, (tid, lo, hi) in tmpl.accesses:
-            s = shifts[g]
-            accesses.append(GmAccess(op, (tid_map[tid], tuple([a + b for a, b in zip(lo, s, strict=True)]),
-                                          tuple([a + b for a, b in zip(hi, s, strict=True)])), is_write))
+        accesses = _shifted(tmpl.accesses, shifts, tid_map)
         per_tensor: dict[int, tuple[int, ...]] = {}
         for tid, groups in tmpl.by_tensor.items():
             first = shifts[groups[0]]
@@ -636,6 +632,21 @@ def _apply(tmpl: Template, plan: Plan, entry: _Entry, task: Task, interp: Interp
     interp.iterations += tmpl.iterations
     task.ops, task.core, task.reads, task.writes, task.accesses = tmpl.ops, tmpl.core, reads, writes, accesses
     return True
+
+
+def _shifted(accesses: list[tuple[int, int, bool, Region]], shifts: list[tuple[int, ...]], tid_map: dict[int, int]
+             ) -> list[GmAccess]:
+    """Each op's window moved by its group's shift (2-D windows, nearly all of them, unrolled)."""
+    out = []
+    for op, g, is_write, (tid, lo, hi) in accesses:
+        s = shifts[g]
+        if len(s) == 2:
+            s0, s1 = s
+            out.append(GmAccess(op, (tid_map[tid], (lo[0] + s0, lo[1] + s1), (hi[0] + s0, hi[1] + s1)), is_write))
+        else:
+            out.append(GmAccess(op, (tid_map[tid], tuple([a + b for a, b in zip(lo, s, strict=True)]),
+                                     tuple([a + b for a, b in zip(hi, s, strict=True)])), is_write))
+    return out
 
 
 def _moved(regions: list[Region], shifts: dict[int, tuple[int, ...]], tid_map: dict[int, int]) -> list[Region]:
