@@ -40,6 +40,9 @@ PRESETS = {"tiny", "full_max_seq"}
 MODES = ("numerics", "timing", "numpy")
 SCALING = ["max_seq=1024", "max_seq=2048", "default", "max_seq=8192", "max_seq=16384", "batch=32", "batch=64"]
 START_UP = {"--help": ["--help"], "validate matmul": ["validate", "programs/matmul.yaml"]}
+# Children write and use bytecode as an installed npusim does (an editable install compiles its modules on first
+# import): a machine with PYTHONDONTWRITEBYTECODE set would otherwise pay ~0.1 s of compiling in every run
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def cpu_name() -> str:
@@ -128,7 +131,7 @@ def once(python: str, repo: Path, case: str, mode: str, pretouch_mb: int) -> dic
     pretouch(pretouch_mb)
     begin = time.perf_counter()
     proc = subprocess.run([python, str(Path(__file__).resolve()), "--child", case, mode, str(repo)],
-                          capture_output=True, text=True, cwd=repo, check=False)
+                          capture_output=True, text=True, cwd=repo, check=False, env=CHILD_ENV)
     if proc.returncode != 0:
         raise SystemExit(f"{repo} {case}/{mode} failed:\n{proc.stderr}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -169,10 +172,12 @@ def start_up(python: str, repo: Path, repeat: int) -> dict[str, dict[str, float]
     out = {}
     for name, argv in START_UP.items():
         walls, cpus = [], []
-        for _ in range(repeat):
+        subprocess.run([python, "-m", "npusim", *argv], capture_output=True, cwd=repo, check=False, env=CHILD_ENV)
+        for _ in range(repeat):  # after one unmeasured run (it writes the bytecode)
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             begin = time.perf_counter()
-            proc = subprocess.run([python, "-m", "npusim", *argv], capture_output=True, cwd=repo, check=False)
+            proc = subprocess.run([python, "-m", "npusim", *argv], capture_output=True, cwd=repo, check=False,
+                                  env=CHILD_ENV)
             walls.append(time.perf_counter() - begin)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
@@ -203,7 +208,8 @@ def sweep(python: str, repo: Path, n: int) -> dict[str, float]:
               f"    each = list(pool.map(bench._sweep_one, [{str(repo)!r}] * {n},\n"
               f"                         [1024 + 64 * i for i in range({n})]))\n"
               "print(time.perf_counter() - begin, sum(each) / len(each))\n")
-    proc = subprocess.run([python, "-c", script], capture_output=True, text=True, cwd=repo, check=False)
+    proc = subprocess.run([python, "-c", script], capture_output=True, text=True, cwd=repo, check=False,
+                          env=CHILD_ENV)
     if proc.returncode != 0:
         raise SystemExit(f"{repo}: sweep failed:\n{proc.stderr}")
     total, each = (float(x) for x in proc.stdout.split())
