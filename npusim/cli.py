@@ -19,16 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-import yaml
 
+from .defaults import DEFAULT_CONFIG, MAX_TRACE_BYTES, REFERENCE_ATOL, REFERENCE_RTOL, ExprLimits, RunLimits, YamlLimits
 from .errors import NpusimError, interruption
-from .frontend import parse_inits, parse_overrides
-from .frontend.expressions import ExprLimits
-from .frontend.yaml_source import YamlLimits
-from .interp import RunLimits
-from .output import artefacts
-from .references import REFERENCE_ATOL, REFERENCE_RTOL
-from .timing import DEFAULT_CONFIG, load_config, resolve_config_path
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -72,6 +65,8 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .output import artefacts  # (imported here, with numpy: `npusim --help` needs neither)
+
         artefacts.committed.clear()
         _printable_stdout()
         try:
@@ -133,6 +128,7 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def make_options(program: str, kw: dict[str, Any], **extra: Any):
+    from .frontend import parse_inits, parse_overrides
     from .runner import RunOptions
 
     return RunOptions(
@@ -202,7 +198,7 @@ def main() -> None:
               help="absolute tolerance of --expect")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True,
               help="stdout: the tables, the scope table as CSV, or report.json")
-@click.option("--max-trace-bytes", default=artefacts.MAX_TRACE_BYTES, show_default=True, type=click.IntRange(1),
+@click.option("--max-trace-bytes", default=MAX_TRACE_BYTES, show_default=True, type=click.IntRange(1),
               help="a larger trace drops its op slices (to a sample, then to tasks), then is not written (said on "
                    "stderr)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress and no table")
@@ -325,6 +321,7 @@ def compare(a: str, b: str | None, config_a: str | None, config_b: str | None, s
 def import_(program: str, output: str | None, sets: tuple[str, ...], inits: tuple[str, ...]) -> None:
     """Write the YAML program equivalent to the PyPTO program PROGRAM (.py, never executed)."""
     from .errors import ProgramError
+    from .frontend import parse_inits, parse_overrides
     from .frontend.pypto import import_pypto
     from .frontend.pypto.to_yaml import to_yaml
     from .output.artefacts import write_atomic
@@ -388,6 +385,7 @@ def sweep(program: str, grids: tuple[str, ...], configs: tuple[str, ...], sample
     from .explore.sweep import SweepSpec
     from .explore.sweep import sweep as run_sweep
     from .explore.variants import parse_grid
+    from .frontend import parse_overrides
     from .output.sweep import sweep_table
 
     spec = SweepSpec(Path(program), parse_grid(list(grids)), list(configs) or [DEFAULT_CONFIG], preset,
@@ -420,6 +418,7 @@ def tune(program: str, params: tuple[str, ...], config: str, trials: int, batch:
     """Search PROGRAM's params for the lowest latency (optuna TPE, timing-only); print the best tiling."""
     from .explore.tune import TuneSpec, parse_params
     from .explore.tune import tune as run_tune
+    from .frontend import parse_overrides
 
     spec = TuneSpec(Path(program), parse_params(list(params)), config, preset, parse_overrides(list(sets)), trials,
                     seed, batch, engine, address, workers, _cache_dir(cache, no_cache))  # type: ignore[arg-type]
@@ -451,6 +450,10 @@ def config() -> None:
 @guarded
 def config_show(name_or_file: str) -> None:
     """Print a config with every value resolved."""
+    import yaml
+
+    from .timing import load_config, resolve_config_path
+
     hw = load_config(name_or_file)
     click.echo(f"# {resolve_config_path(name_or_file)}")
     click.echo(yaml.safe_dump(hw.model_dump(), sort_keys=False, width=120), nl=False)
@@ -461,6 +464,8 @@ def config_show(name_or_file: str) -> None:
 @guarded
 def config_check(file: str) -> None:
     """Validate a config file (exit status 2 with the first problem)."""
+    from .timing import load_config
+
     hw = load_config(file)
     click.echo(f"{file}: ok ({hw.name}: {hw.num_aic} AIC + {hw.num_aiv} AIV at {hw.clock_hz / 1e9:g} GHz)")
 

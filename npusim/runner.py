@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from .defaults import MAX_TRACE_BYTES
 from .errors import NpusimError
 from .frontend import Program, load_program
 from .frontend.expressions import ExprLimits
@@ -31,7 +32,6 @@ from .graph import Execution
 from .interp import RunLimits, check_gm_budget, check_memory, execute
 from .interp.values import NeedsNumerics
 from .output import artefacts
-from .output.compare import Comparison, compare_runs, load_report
 from .output.expect import expectation, load_expected
 from .output.report import Report, TraceSample, build_report
 from .references import REFERENCE_ATOL, REFERENCE_RTOL, Reference, check_fits, compute_expected, get_reference
@@ -48,6 +48,9 @@ from .timing import (
     resolve_config_path,
     simulate,
 )
+
+if TYPE_CHECKING:
+    from .output.compare import Comparison
 
 TRACE_OPS_UP_TO = 100_000  # above this many ops the trace holds the ops of a sample of tasks (unless asked)
 PROGRESS_EVERY_S = 10.0  # progress lines on a stderr that is not a terminal: one per this many seconds
@@ -77,7 +80,7 @@ class RunOptions:
     expect: Path | None = None  # saved outputs to check against instead of the program's reference
     rtol: float = REFERENCE_RTOL
     atol: float = REFERENCE_ATOL
-    max_trace_bytes: int = artefacts.MAX_TRACE_BYTES
+    max_trace_bytes: int = MAX_TRACE_BYTES
     run_limits: RunLimits = field(default_factory=RunLimits)
     yaml_limits: YamlLimits = field(default_factory=YamlLimits)
     expr_limits: ExprLimits = field(default_factory=ExprLimits)
@@ -516,6 +519,8 @@ class Side:
     def report(self) -> Report:
         if self.report_file is not None:
             if self.saved is None:
+                from .output.compare import load_report  # (imports rich: only when comparing)
+
                 self.saved = load_report(self.report_file)
             return self.saved
         assert self.options is not None
@@ -538,6 +543,8 @@ def compare(a: Side, b: Side, out: Path | None) -> Comparison:
     """Two sides scope by scope (compare.json, compare.png), into reports/compare-<a>-vs-<b>-<key> by default,
     staged and put in place together like a run's artefacts; no side's program, config or report may lie in
     the output directory."""
+    from .output.compare import compare_runs
+
     label_a, label_b = labels(a, b)
     if out is None:
         key = hashlib.sha256(json.dumps([a.identity(), b.identity()], sort_keys=True).encode()).hexdigest()[:8]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 import subprocess
@@ -177,3 +178,24 @@ def test_compare_runs_both_and_says_bits_are_identical(cli, tmp_path: Path) -> N
     for scope in ("scope1", "scope3"):
         assert rows[scope]["a"]["gm_bytes"] == rows[scope]["b"]["gm_bytes"]
     assert (out / "compare.png").stat().st_size > 0
+
+
+HEAVY = ("numpy", "ml_dtypes", "pydantic", "yaml", "rich", "simpy", "matplotlib")
+
+
+def _heavy_imports(*argv: str) -> list[str]:
+    """The heavy libraries a fresh process has imported after `npusim ARGV` (run in it, exit caught)."""
+    code = ("import sys\nfrom npusim.__main__ import main\n"
+            f"sys.argv = ['npusim', *{list(argv)!r}]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    return ast.literal_eval(proc.stdout.strip().splitlines()[-1])
+
+
+def test_help_imports_only_click_and_validate_no_drawing_or_tables() -> None:
+    """Start-up: `npusim --help` (and a command's --help) import none of the heavy libraries; validate reads
+    YAML and runs the quick pass (numpy, pydantic) but draws and prints no tables (matplotlib, rich)."""
+    assert _heavy_imports("--help") == []
+    assert _heavy_imports("run", "--help") == []
+    assert set(_heavy_imports("validate", "programs/matmul.yaml")).isdisjoint({"matplotlib", "rich"})

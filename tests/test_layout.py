@@ -15,7 +15,7 @@ PACKAGE = REPO / "npusim"
 # vocabulary every stage shares; the top (run, cli) drives the pipeline. The references (independent
 # implementations that check outputs) may import only `common`, and only `output` and later may use them.
 STAGES = ["common", "numerics", "ops", "frontend", "graph", "interp", "timing", "output", "top"]
-COMMON = {"npusim.errors", "npusim.dtypes", "npusim.vocabulary", "npusim.version"}
+COMMON = {"npusim.errors", "npusim.dtypes", "npusim.vocabulary", "npusim.version", "npusim.defaults"}
 # the package itself is the notebook API (`npusim.run`, `npusim.sweep`), imported lazily
 TOP = {"npusim", "npusim.api", "npusim.runner", "npusim.cli", "npusim.__main__"}
 

@@ -12,20 +12,13 @@ import ast
 import math
 import operator
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from npusim.defaults import ExprLimits
 from npusim.errors import Location, ProgramError, did_you_mean, shown
 
 Env = dict[str, Any]
 Compiled = tuple[Callable[[Env], Any], Any]  # (closure, folded constant or None)
-
-
-@dataclass(frozen=True)
-class ExprLimits:
-    max_chars: int = 1000
-    max_nodes: int = 200
-    max_depth: int = 32
 
 
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {

@@ -18,6 +18,7 @@ import numpy as np
 import yaml
 from pydantic import ValidationError
 
+from npusim.defaults import YamlLimits
 from npusim.errors import Location, NpusimError, did_you_mean, shown
 
 PathKey = tuple[str | int, ...]
@@ -31,16 +32,6 @@ _STANDARD_TAGS = {
     "tag:yaml.org,2002:seq",
     "tag:yaml.org,2002:map",
 }
-
-
-@dataclass(frozen=True)
-class YamlLimits:
-    """Bounds on what a YAML file may cost to read (each can be raised from the command line)."""
-
-    max_bytes: int = 4 * 1024 * 1024
-    max_nodes: int = 50_000
-    max_depth: int = 64
-    max_string_chars: int = 10_000
 
 
 @dataclass

@@ -1,26 +1,16 @@
-"""Bounds on what one run may do, and the memory check made before any GM tensor is allocated."""
+"""The run limits applied: the GM budget, and the memory check made before any GM tensor is allocated."""
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
+from npusim.defaults import RunLimits
 from npusim.dtypes import itemsize
 from npusim.errors import LimitError, Location
 from npusim.frontend.program import Program
 from npusim.graph import Execution
-
-
-@dataclass(frozen=True)
-class RunLimits:
-    """Bounds on what one run may do; each has a command-line flag to raise it."""
-
-    max_tasks: int = 200_000
-    max_loop_iterations: int = 50_000_000
-    max_gm_bytes: int = 8 * 1024**3
-    max_memory_bytes: int = 1 << 62  # a run estimated to need more is refused (and more than the machine has)
 
 
 def available_memory() -> int | None:

@@ -34,9 +34,6 @@ ARTEFACTS = frozenset({
     "sweep.csv", "sweep.json", "sweep.png", "tune.json",
 })
 STAGE_PREFIX = ".npusim-stage-"
-# A larger trace.json drops its op events, then is not written (said on stderr): a default that keeps the trace
-# small enough for Perfetto's web UI in a browser tab; --max-trace-bytes raises it
-MAX_TRACE_BYTES = 512 << 20
 _COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=+-]*")
 MAX_COMPONENT = 200  # characters of a report directory's name (file systems allow 255 bytes)
 

@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
+from npusim.defaults import REFERENCE_ATOL, REFERENCE_RTOL
 from npusim.errors import Location, ProgramError, shown
 
 from . import examples, qwen3_decode
 
 Inputs = dict[str, np.ndarray]
-REFERENCE_RTOL = REFERENCE_ATOL = 3e-3  # the default tolerances of a check, the seed's (docs/sources.md PF §6)
 
 
 @dataclass(frozen=True)

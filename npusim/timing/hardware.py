@@ -18,12 +18,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from npusim.defaults import DEFAULT_CONFIG
 from npusim.errors import ConfigError, Location, did_you_mean
 from npusim.frontend.yaml_source import YamlDoc, YamlLimits, load_yaml, pydantic_message
 from npusim.vocabulary import MAX_BUFFER_BYTES, Buffer
 
 CONFIG_DIR = Path(str(resources.files("npusim") / "configs"))  # the shipped configs, as package data
-DEFAULT_CONFIG = "ascend910b"
 
 
 
