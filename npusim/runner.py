@@ -32,8 +32,6 @@ from .graph import Execution
 from .interp import RunLimits, check_gm_budget, check_memory, execute
 from .interp.values import NeedsNumerics
 from .output import artefacts
-from .output.expect import expectation, load_expected
-from .output.report import Report, TraceSample, build_report
 from .references import REFERENCE_ATOL, REFERENCE_RTOL, Reference, check_fits, compute_expected, get_reference
 from .references import check as reference_check
 from .timing import (
@@ -51,6 +49,7 @@ from .timing import (
 
 if TYPE_CHECKING:
     from .output.compare import Comparison
+    from .output.report import Report, TraceSample
 
 TRACE_OPS_UP_TO = 100_000  # above this many ops the trace holds the ops of a sample of tasks (unless asked)
 PROGRESS_EVERY_S = 10.0  # progress lines on a stderr that is not a terminal: one per this many seconds
@@ -285,6 +284,8 @@ def run(opts: RunOptions) -> RunResult:
     if opts.expect is not None:
         if not opts.numerics:
             raise NpusimError("--expect compares computed outputs: it needs numerics (drop --no-numerics)")
+        from .output.expect import load_expected
+
         expected = load_expected(opts.expect, program)
     target = output_dir(opts, program, hw)
     with target if target is not None else nullcontext(), rare_full_collections():
@@ -320,6 +321,9 @@ def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[
 
     # the check's reference (the user's saved outputs with --expect, else the program's own) is computed on a
     # second thread while the interpreter runs: it needs only the inputs, and numpy releases the GIL
+    from .output.expect import expectation
+    from .output.report import build_report  # (pydantic models: built only for a run, not to validate)
+
     reference: Reference | None = None
     if expected is not None and opts.expect is not None:
         reference = expectation(opts.expect, expected, opts.rtol, opts.atol)
@@ -432,6 +436,8 @@ def _plan_trace(opts: RunOptions, execution: Execution, timeline: Timeline, plan
         return
     plan.trace_events = detail
     if detail == "sample":
+        from .output.report import TraceSample
+
         plan.trace_sample = TraceSample(
             rule=trace.SAMPLE_RULE, tasks=len(with_ops), of_tasks=len(timeline.runs),
             ops=sum(len(timeline.runs[t].schedule.ops) for t in with_ops),
