@@ -74,3 +74,41 @@ def test_real_process_exit_status_and_stderr() -> None:
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.strip() == f"error: {path}:{expectation(path)}"
+
+
+def _parsed(text: str, file: str) -> object:
+    """The YamlDoc's data and locations, or the located error, of one parse."""
+    from npusim.errors import NpusimError
+    from npusim.frontend.yaml_source import YamlLimits, parse_yaml
+
+    try:
+        doc = parse_yaml(text, file, YamlLimits(max_nodes=400))
+    except NpusimError as exc:
+        return str(exc)
+    return doc.data, doc.locations, doc.key_locations
+
+
+EXTRA_YAML = [
+    "a: [1, 2, {b: 3}]\nc: &x 4\nd: *x\n",  # an alias
+    "a: 1\n---\nb: 2\n",  # two documents
+    "- 1e-6\n- 1.85e9\n- .5E+3\n- 0x1f\n- 'x'\n",  # YAML 1.2 floats, hex, quoted
+    "a: \"\\x07\"\nb: caf\u00e9 \u00fc\n  c: 1\n",  # an escape, non-ASCII columns, then bad indentation
+    "a: caf\u00e9\nb: [\u00fc\u00fc, 1, {c: \u00e9}]\n",  # columns after non-ASCII characters
+    "k: \u0007\n",  # a control character PyYAML refuses
+    "[" + ",".join(["1"] * 500) + "]\n",  # more nodes than the limit
+    "a:\n\t- 1\n",  # a tab
+]
+
+
+YAML_FILES = [p for d in ("tests/bad_programs", "programs", "configs") for p in sorted((REPO / d).glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("case", [*YAML_FILES, *range(len(EXTRA_YAML))], ids=str)
+def test_libyaml_composes_what_the_python_loader_does(case: Path | int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path (libyaml) gives the same data, locations and errors as PyYAML's own composer."""
+    from npusim.frontend import yaml_source
+
+    text = EXTRA_YAML[case] if isinstance(case, int) else case.read_text(errors="replace")
+    fast = _parsed(text, "f.yaml")
+    monkeypatch.setattr(yaml_source, "_fast_compose", lambda *_: None)
+    assert fast == _parsed(text, "f.yaml")

@@ -126,12 +126,14 @@ def parse_yaml(text: str, file: str, limits: YamlLimits = YamlLimits()) -> YamlD
     if not text.strip():
         raise NpusimError("file is empty", Location(file, 1, 1))
     _check_bracket_depth(text, file, limits.max_depth)
+    root = _fast_compose(text, limits.max_nodes)
     try:
-        loader = _BoundedLoader(text, limits.max_nodes)
-        try:
-            root = loader.get_single_node()
-        finally:
-            loader.dispose()
+        if root is None:
+            loader = _BoundedLoader(text, limits.max_nodes)
+            try:
+                root = loader.get_single_node()
+            finally:
+                loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
@@ -170,6 +172,35 @@ def _check_bracket_depth(text: str, file: str, max_depth: int) -> None:
 def load_yaml(path: Path | str, limits: YamlLimits = YamlLimits(), what: str = "file") -> YamlDoc:
     path = Path(path)
     return parse_yaml(read_text(path, limits.max_bytes, what), str(path), limits)
+
+
+_NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent, yaml.AliasEvent)
+
+
+def _fast_compose(text: str, max_nodes: int) -> yaml.Node | None:
+    """The node tree composed by libyaml (C, ~20x faster than PyYAML's Python composer: 2 ms against 45 for
+    the Qwen3 program), after a pass over its events has counted the nodes (so a file of millions of values is
+    never built); None when libyaml is missing, the file holds no document or more than one, has too many
+    nodes or is not valid YAML: the Python loader then composes it, or gives its own located error."""
+    if not yaml.__with_libyaml__:
+        return None
+    try:
+        counter = yaml.CSafeLoader(text)
+        try:
+            nodes = 0
+            while counter.check_event():
+                nodes += isinstance(counter.get_event(), _NODE_EVENTS)
+                if nodes > max_nodes:
+                    return None
+        finally:
+            counter.dispose()
+        loader = _FastLoader(text)
+        try:
+            return loader.get_single_node()
+        finally:
+            loader.dispose()
+    except yaml.YAMLError:
+        return None
 
 
 class _TooManyNodes(Exception):
@@ -264,11 +295,16 @@ class _Converter:
             raise self.fail(f"number of {len(node.value)} characters is too long to read", node) from None
 
 
-_BoundedLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)[eE][-+]?[0-9]+$"),
-    list("-+.0123456789"),
-)
+class _FastLoader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  # type: ignore[misc]
+    """libyaml's safe loader, resolving scalars as _BoundedLoader does."""
+
+
+for _loader in (_BoundedLoader, _FastLoader):
+    _loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)[eE][-+]?[0-9]+$"),
+        list("-+.0123456789"),
+    )
 
 _UNION_TAGS = {"int", "str", "float", "bool", "list", "dict"}
 
