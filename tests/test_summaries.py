@@ -295,16 +295,18 @@ def test_kernels_chart(result: RunResult, tmp_path: Path) -> None:
 # --- console ---------------------------------------------------------------------------------------------
 
 
-def _scaled(report: Report, factor: float) -> Report:
-    """The report with every scope's numbers multiplied (a run `factor` times the size)."""
+def _scaled(report: Report, factor: float, tasks: float | None = None, data: float | None = None) -> Report:
+    """The report with every scope's numbers multiplied (a run `factor` times the size; its task counts and
+    its bytes and transfers by their own factors when given)."""
     big = report.model_copy(deep=True)
+    tasks, data = tasks or factor, data or factor
     for s in [*big.scopes, big.total]:
         s.start_cycle *= factor
         s.cycles *= factor
         s.us *= factor
-        s.tasks = int(s.tasks * factor)
-        s.dma.bytes = {p: int(n * factor) for p, n in s.dma.bytes.items()}
-        s.dma.transfers = {p: int(n * factor) for p, n in s.dma.transfers.items()}
+        s.tasks = int(s.tasks * tasks)
+        s.dma.bytes = {p: int(n * data) for p, n in s.dma.bytes.items()}
+        s.dma.transfers = {p: int(n * data) for p, n in s.dma.transfers.items()}
     return big
 
 
@@ -323,6 +325,15 @@ def test_tables_fit_100_columns_and_never_cut_numbers(qwen3_tiny: RunResult) -> 
     assert all(len(line) <= WIDTH for line in text.splitlines()) and "…" not in text
     for s in big.scopes:
         assert f"{s.us:.2f}" in text and str(s.tasks) in text
+    # numbers as wide as the default layer's (1503 tasks, 3616.52 µs, 1933.125 MB): the names stay whole too
+    layer = _scaled(report, 13, tasks=11, data=440)
+    assert (len(str(layer.total.tasks)), len(f"{layer.total.us:.2f}"), len(f"{layer.total.dma.gm_read() / 1e6:.3f}")
+            ) == (4, 7, 8)
+    console = Console(width=WIDTH, record=True, file=io.StringIO())
+    console.print(scope_table(layer))
+    text = console.export_text()
+    first_words = {line.split()[0] for line in text.splitlines() if line.strip()}
+    assert {s.name.rsplit("/", 1)[-1] for s in layer.scopes} <= first_words
     # numbers too wide for 100 columns: the table grows, the digits stay
     huge = _scaled(report, 1e9)
     console = Console(width=WIDTH, record=True, file=io.StringIO())

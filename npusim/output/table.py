@@ -39,7 +39,8 @@ def _bound(s: Summary | Any) -> str:
 def number_table(title: str | None, columns: list[str]) -> Table:
     """A table whose first column (names) folds when space runs out and whose other columns (numbers) never
     wrap or shrink."""
-    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
+                  show_edge=False)
     for i, col in enumerate(columns):
         table.add_column(col, justify="left" if i == 0 else "right", no_wrap=i > 0, overflow="fold")
     return table
