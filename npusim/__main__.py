@@ -7,15 +7,21 @@ would end the process by SIGINT (status -2) instead of exiting 130."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
 INTERRUPTED = (130, 143)
+# Commands that start no helper processes leave with os._exit once their output is flushed: Python's own exit
+# frees every object of the run one by one (0.2 s of a 1.8 s timing-only run of the default layer). A sweep or
+# a tune exits normally (a Ray or process pool shuts down at exit).
+QUICK_EXIT = frozenset({"run", "validate", "compare", "import", "config"})
 
 
 def _leave(code: int) -> None:
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # the reader has gone (`npusim ... | head`) or it is closed
+            stream.flush()
     os._exit(code)
 
 
@@ -36,6 +42,8 @@ def main() -> None:
     except SystemExit as exc:
         if exc.code in INTERRUPTED:
             _leave(exc.code)  # type: ignore[arg-type]
+        if sys.argv[1:2] and sys.argv[1] in QUICK_EXIT and isinstance(exc.code, int | None):
+            _leave(exc.code or 0)
         raise
 
 

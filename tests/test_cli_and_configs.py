@@ -185,7 +185,7 @@ HEAVY = ("numpy", "ml_dtypes", "pydantic", "yaml", "rich", "simpy", "matplotlib"
 
 def _heavy_imports(*argv: str) -> list[str]:
     """The heavy libraries a fresh process has imported after `npusim ARGV` (run in it, exit caught)."""
-    code = ("import sys\nfrom npusim.__main__ import main\n"
+    code = ("import sys\nimport npusim.__main__ as entry\nentry.QUICK_EXIT = frozenset()\nmain = entry.main\n"
             f"sys.argv = ['npusim', *{list(argv)!r}]\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
@@ -199,3 +199,15 @@ def test_help_imports_only_click_and_validate_no_drawing_or_tables() -> None:
     assert _heavy_imports("--help") == []
     assert _heavy_imports("run", "--help") == []
     assert set(_heavy_imports("validate", "programs/matmul.yaml")).isdisjoint({"matplotlib", "rich"})
+
+
+def test_a_quick_exit_loses_no_output(tmp_path: Path) -> None:
+    """`run` leaves by os._exit (no teardown): the whole JSON report still reaches a piped stdout, the exit
+    status is the command's, and an error still exits 2."""
+    proc = subprocess.run([sys.executable, "-m", "npusim", "run", "programs/softmax.yaml", "--preset", "tiny",
+                           "--format", "json", "--out", str(tmp_path / "r")], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["total"] == json.loads((tmp_path / "r" / "report.json").read_text())["total"]
+    bad = subprocess.run([sys.executable, "-m", "npusim", "validate", str(tmp_path / "missing.yaml")],
+                         capture_output=True, text=True, cwd=REPO)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "missing.yaml" in bad.stderr
