@@ -244,6 +244,21 @@ def extrapolations(results: dict) -> list[str]:
     return lines
 
 
+def same_results(results: dict) -> str:
+    """Whether before and after gave the same outputs' sha256 and the same cycles of every scope, per case and
+    mode (numerics and timing-only)."""
+    lines = []
+    for case, modes in results["after"].items():
+        for mode in ("numerics", "timing"):
+            a, b = results["before"][case].get(mode), modes.get(mode)
+            if a is None or b is None:
+                continue
+            same = a["sha256"] == b["sha256"] and a["cycles"] == b["cycles"]
+            lines.append(f"{case} {mode}: {'identical' if same else 'DIFFERENT'} outputs' sha256 and cycles of "
+                         f"{len(b['cycles']) - 1} scopes and the total ({b['cycles']['total']:.3f})")
+    return "Before against after:\n\n" + "\n".join(f"- {line}" for line in lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", default="tiny,default,full_max_seq")
@@ -292,6 +307,8 @@ def main() -> None:
         table += (f"\nSweep ({side}): {v['variants']} timing-only variants of the full layer in {v['wall_s']:.1f} s on "
                   f"{os.cpu_count()} processes ({v['per_variant_s']:.2f} s each in its process; 100 variants: "
                   f"~{v['wall_s'] * 100 / v['variants']:.0f} s)\n")
+    if args.base is not None:
+        table += "\n" + same_results(results) + "\n"
     print(table)
     out = HERE / "out"
     out.mkdir(exist_ok=True)
