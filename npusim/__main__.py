@@ -14,7 +14,7 @@ import sys
 INTERRUPTED = (130, 143)
 # Commands that start no helper processes leave with os._exit once their output is flushed: Python's own exit
 # frees every object of the run one by one (0.2 s of a 1.8 s timing-only run of the default layer). A sweep or
-# a tune exits normally (a Ray or process pool shuts down at exit).
+# a tune exits normally (a Ray or process pool shuts down at exit), and so does a profiled or traced run.
 QUICK_EXIT = frozenset({"run", "validate", "compare", "import", "config"})
 
 
@@ -23,6 +23,11 @@ def _leave(code: int) -> None:
         with contextlib.suppress(OSError, ValueError):  # the reader has gone (`npusim ... | head`) or it is closed
             stream.flush()
     os._exit(code)
+
+
+def _unobserved() -> bool:
+    """No profiler or tracer (`python -m cProfile -m npusim ...`, `trace`) waits to write its results at exit."""
+    return sys.getprofile() is None and sys.gettrace() is None
 
 
 def main() -> None:
@@ -42,7 +47,7 @@ def main() -> None:
     except SystemExit as exc:
         if exc.code in INTERRUPTED:
             _leave(exc.code)  # type: ignore[arg-type]
-        if sys.argv[1:2] and sys.argv[1] in QUICK_EXIT and isinstance(exc.code, int | None):
+        if sys.argv[1:2] and sys.argv[1] in QUICK_EXIT and isinstance(exc.code, int | None) and _unobserved():
             _leave(exc.code or 0)
         raise
 
