@@ -112,9 +112,10 @@ OPS: dict[str, OpSpec] = {
         ),
         OpSpec(
             "assemble",
-            (Param("target", "value"), Param("source", "value"), Param("offset", "shape")),
+            (Param("target", "value"), Param("source", "value"), Param("offset", "shape"),
+             Param("atomic", "choice", "none", ("none", "add"))),
             "write source into target at offset: a DMA store into GM (TSTORE: MTE3 from UB, FIXPIPE from L0C), "
-            "or a vector insert into a tile (TINSERT)",
+            "or a vector insert into a tile (TINSERT); atomic=\"add\": the store adds into GM (the store's cost)",
             lowering="assemble",
             pipe=None,
         ),

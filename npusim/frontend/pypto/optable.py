@@ -61,7 +61,7 @@ OPS: dict[str, PlOp] = {
     **{n: _op(n, ("input",), {"input": "x"}, aliases=("tensor", "tile")) for n in ("col_max", "col_min")},
     "row_expand": _op("row_expand", ("target", "row_vec"), {"target": "t", "row_vec": "v"}),
     "slice": _op("slice", ("input", "shape", "offset", "valid_shape"), {"input": "t"}, aliases=("tensor", "tile")),
-    "assemble": _op("assemble", ("target", "source", "offset", "atomic"), dropped={"atomic": "None_"}),
+    "assemble": _op("assemble", ("target", "source", "offset", "atomic")),
     "full": _op("full", ("shape", "dtype", "value")),
     "cast": _op("cast", ("input", "target_type", "mode"), {"input": "x"}, special="cast",
                 aliases=("tensor", "tile")),
@@ -106,13 +106,14 @@ UNSUPPORTED: dict[str, str] = {
 }
 
 DTYPES = {"FP32": "fp32", "BF16": "bf16", "FP16": "fp16", "INT32": "int32", "INT8": "int8", "INT64": "int64",
-          "FP8E4M3FN": "fp8e4m3fn", "FP8E5M2": "fp8e5m2"}
-UNSUPPORTED_DTYPES = ("FP4", "FP8E8M0", "HF4", "HF8", "INT4", "INT16", "UINT4", "UINT8", "UINT16", "UINT32",
+          "UINT8": "uint8", "FP8E4M3FN": "fp8e4m3fn", "FP8E5M2": "fp8e5m2"}
+UNSUPPORTED_DTYPES = ("FP4", "FP8E8M0", "HF4", "HF8", "INT4", "INT16", "UINT4", "UINT16", "UINT32",
                       "UINT64", "BOOL", "TASK_ID")
 TORCH_DTYPES = {"float32": "fp32", "float": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16",
-                "int32": "int32", "int8": "int8", "int64": "int64", "long": "int64", "float8_e4m3fn": "fp8e4m3fn",
-                "float8_e5m2": "fp8e5m2"}
+                "int32": "int32", "int8": "int8", "uint8": "uint8", "int64": "int64", "long": "int64",
+                "float8_e4m3fn": "fp8e4m3fn", "float8_e5m2": "fp8e5m2"}
 PAD_VALUES = {"zero": "zero", "max": "max", "min": "min"}
+ATOMIC_TYPES = {"None_": "none", "Add": "add"}  # pl.AtomicType members (pypto e2d0f78ae)
 CAST_MODES = ("round", "rint", "floor", "ceil", "trunc")
 
 # Loop iterators and the keywords each accepts (SEED parser `_parse_range_call`; pipeline is pypto HEAD's).

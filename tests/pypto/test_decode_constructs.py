@@ -1,0 +1,88 @@
+"""The constructs pypto-lib HEAD's qwen3_14b decode adds. Task-id arrays (`pl.array.create(n, pl.TASK_ID)`):
+each element stands for the task id last stored in it; deps= on an element, on a compile-time comprehension of
+elements and on a whole array give exactly the edges worked out by hand from the program; the YAML form
+(`task_array`, `ts[i] = task_ids(t)`) runs the same. Atomic assembles add into GM; UINT8 is a storage type."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from npusim.errors import ProgramError
+from npusim.frontend import load_program
+
+from .helpers import PROGRAMS, final, run_program, write
+from .test_yaml_writer import written
+
+TASKS = PROGRAMS / "extern" / "task_arrays.py"
+ATOMIC = PROGRAMS / "extern" / "atomic.py"
+
+
+def edges(path: Path, tmp: Path) -> tuple[list[tuple[str, tuple[int, ...]]], object]:
+    result = run_program(path, tmp, numerics=True)
+    return [(t.kernel, t.after) for t in result.execution.tasks], result
+
+
+def test_array_elements_give_the_edges_worked_by_hand(tmp_path: Path) -> None:
+    got, result = edges(TASKS, tmp_path / "py")
+    # dispatches in order: first 0, row 1..4 (each after first), pair after rows[0], rows[1]; all after every
+    # row and pair. The seed element is an empty task_dummy: first waits for nothing.
+    assert got == [("first", ()), ("row", (0,)), ("row", (0,)), ("row", (0,)), ("row", (0,)), ("pair", (1, 2)),
+                   ("all", (1, 2, 3, 4, 5))]
+    x = result.execution.tensors["x"].data.astype(np.float64)
+    scale = np.array([[2.0], [2.0], [3.0], [3.0]])
+    np.testing.assert_allclose(final(result, "z"), (np.exp(x) + 1.0) * scale, rtol=1e-6)
+
+
+def test_the_yaml_form_gives_the_same_edges(tmp_path: Path) -> None:
+    yml = written(TASKS, tmp_path)
+    text = yml.read_text()
+    assert "rows = task_array(K)" in text or "rows = task_array(4)" in text
+    assert "rows[i] = task_ids(row_tid)" in text
+    assert edges(yml, tmp_path / "yml")[0] == edges(TASKS, tmp_path / "py")[0]
+
+
+def test_an_index_outside_the_array_is_a_located_error(tmp_path: Path) -> None:
+    text = TASKS.read_text().replace("rows[i] = row_tid", "rows[i + 1] = row_tid")
+    path = write(tmp_path, "bad.py", text)
+    with pytest.raises(ProgramError) as exc:
+        run_program(path, tmp_path / "out", numerics=False)
+    line = next(n for n, t in enumerate(text.split("\n"), 1) if "rows[i + 1] = row_tid" in t)
+    assert str(exc.value).startswith(f"{path}:{line}:")
+    assert "index 4 is outside task-id array rows of 4 elements" in str(exc.value)
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("rows = pl.array.create(K, pl.TASK_ID)", "rows = pl.array.create(K, pl.INT32)",
+     "pl.array.create(n, pl.TASK_ID) is the one array"),
+    ("rows[i] = row_tid", "rows[i] = 3", "a task-id array holds task ids"),
+    ("deps=[rows[j] for j in range(2)]", "deps=[rows[j] for j in range(K + 1)]",
+     "index 4 is outside the task-id array of 4 elements"),
+])
+def test_misused_arrays_are_located_at_import(tmp_path: Path, old: str, new: str, message: str) -> None:
+    text = TASKS.read_text()
+    assert old in text
+    path = write(tmp_path, "bad.py", text.replace(old, new))
+    with pytest.raises(ProgramError) as exc:
+        load_program(path)
+    line = next(n for n, t in enumerate(text.replace(old, new).split("\n"), 1) if new in t)
+    assert message in str(exc.value) and str(exc.value).startswith(f"{path}:{line}:")
+
+
+def test_atomic_assembles_add_into_gm(tmp_path: Path) -> None:
+    result = run_program(ATOMIC, tmp_path / "out", numerics=True)
+    x = result.execution.tensors["x"].data.astype(np.float32)
+    want = np.float32(1.0) + np.exp(x) + np.exp(x)  # y starts at 1.0; each of the two blocks adds exp(x)
+    np.testing.assert_allclose(final(result, "y"), want, rtol=2e-6)
+    program = load_program(ATOMIC)
+    assert program.body[-1].text == "buf = create_tensor([64], uint8)"
+
+
+def test_an_atomic_store_costs_what_a_plain_one_does(tmp_path: Path) -> None:
+    plain = write(tmp_path, "plain.py", ATOMIC.read_text().replace(", atomic=pl.AtomicType.Add", ""))
+    a = run_program(ATOMIC, tmp_path / "a", numerics=False).timeline
+    b = run_program(plain, tmp_path / "b", numerics=False).timeline
+    assert [r.schedule.cycles for r in a.runs] == [r.schedule.cycles for r in b.runs]
+    assert a.cycles == b.cycles
