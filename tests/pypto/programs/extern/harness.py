@@ -13,7 +13,7 @@ CHUNK = 8
 
 @pl.jit
 def f(x: pl.Tensor, lens: pl.Tensor, pos: pl.Tensor, table: pl.Tensor, y: pl.Out[pl.Tensor]):
-    for i in pl.range(CHUNK):
+    for _i in pl.range(CHUNK):
         with pl.at(level=pl.Level.CORE_GROUP, name_hint="widen"):
             y = pl.assemble(y, pl.cast(x[:, :], target_type=pl.FP32), [0, 0])
     return y
