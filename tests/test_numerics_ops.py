@@ -633,6 +633,20 @@ def test_row_broadcast_copies_bits():
         nx.row_broadcast(t, v[:2])
 
 
+def test_col_broadcast_copies_bits_down_every_column():
+    """col_expand (TCOLEXPAND): the [1, N] row in every row of a tile of t's shape, bit for bit (NaN payload,
+    -0.0), against numpy's broadcast."""
+    v = from_bits(np.array([[0x7FA00001, 0x80000000, 0x3F800000, 0x00000001]], dtype=np.uint32), "fp32")
+    t = np.full((3, 4), 7.0, dtype=np.float32)
+    got = nx.col_broadcast(t, v)
+    assert got.shape == (3, 4) and got.dtype == np.float32
+    assert (bits_of(got) == np.broadcast_to(bits_of(v), (3, 4))).all()
+    b = np.arange(5, dtype=np.float32).astype(NP["bf16"]).reshape(1, 5)
+    assert nx.col_broadcast(np.zeros((2, 5), NP["bf16"]), b).dtype == NP["bf16"]
+    with pytest.raises(ValueError, match="v must be"):
+        nx.col_broadcast(t, v[:, :3])
+
+
 # ------------------------------------------------------------------------------------------------------
 # broadcasts, fills, digest
 # ------------------------------------------------------------------------------------------------------

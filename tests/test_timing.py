@@ -287,6 +287,17 @@ def test_row_expand_is_a_flag_round_trip_and_a_dup_per_row(tmp_path: Path) -> No
     assert costs["e"] == pytest.approx(4 * v.ctrl_cycles + 16 * per_row) == pytest.approx(4 + 16 * (1.9 + 11 + 1 + 1))
 
 
+def test_col_expand_is_one_ub_copy_per_row(tmp_path: Path) -> None:
+    """TCOLEXPAND of a [1, 96] FP32 row into [16, 96] (a2a3 TColExpand.hpp L22-36): per row one
+    copy_ubuf_to_ubuf of 96 x 4 B = 12 blocks: 16 x (5 + 1 x 12) cycles."""
+    costs = _costs(tmp_path, "  - incore k:\n    - t = slice(x, [16, 96], [0, 0])\n"
+                   "    - v = slice(x, [1, 96], [0, 0])\n    - e = col_expand(t, v)\n",
+                   "  x: {shape: [16, 96], dtype: fp32, role: input, init: zeros}")
+    c = HW.vector.ub_copy
+    assert costs["e"] == pytest.approx(16 * (c.cycles_per_call + c.cycles_per_block * 96 * 4 / c.block_bytes))
+    assert costs["e"] == pytest.approx(16 * (5 + 12))
+
+
 def test_tile_copies_and_column_sums(tmp_path: Path) -> None:
     """A slice of a tile (TEXTRACT) is one copy_ubuf_to_ubuf (5 + 1 per 32-B block: DEV TMOV 64x128 = 1029); a
     binary col_sum of 4 rows is two count-mode vadds, a barrier, one vadd, a barrier, a barrier, the copy out

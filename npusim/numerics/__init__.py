@@ -40,6 +40,7 @@ from .elementwise import (
     abs_,
     add,
     binary_scalar,
+    col_broadcast,
     col_expand,
     div,
     fill_pad,
@@ -61,7 +62,7 @@ from .transcendental import exp, rsqrt
 
 __all__ = [
     "BINARY_OPS", "CAST_MODES", "EXPAND_OPS", "INT32_MAX", "INT32_MIN", "PAD_VALUES", "ROW_SUM_LANES", "abs_", "add",
-    "binary_scalar", "cast", "col_expand", "col_max", "col_min", "col_sum", "digest", "div", "exp", "fill_pad",
-    "full", "matmul", "matmul_acc", "maximum", "minimum", "mul", "neg", "recip", "row_broadcast", "row_expand",
-    "row_max", "row_min", "row_sum", "rsqrt", "sqrt", "sub",
+    "binary_scalar", "cast", "col_broadcast", "col_expand", "col_max", "col_min", "col_sum", "digest", "div", "exp",
+    "fill_pad", "full", "matmul", "matmul_acc", "maximum", "minimum", "mul", "neg", "recip", "row_broadcast",
+    "row_expand", "row_max", "row_min", "row_sum", "rsqrt", "sqrt", "sub",
 ]

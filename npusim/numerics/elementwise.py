@@ -170,6 +170,15 @@ def row_broadcast(t: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.repeat(np.asarray(v), n, axis=1)
 
 
+def col_broadcast(t: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """v [1,N] copied into every row of a tile of t's shape [M,N] (a bit copy: NaN payloads kept)."""
+    check_2d("col_expand", t)
+    m, n = np.shape(t)
+    if np.shape(v) != (1, n):
+        raise ValueError(f"col_expand: v must be {[1, n]}, got {list(np.shape(v))}")
+    return np.repeat(np.asarray(v), m, axis=0)
+
+
 def col_expand(op_name: str, t: np.ndarray, v: np.ndarray) -> np.ndarray:
     """t [M,N] OP v [1,N], v broadcast down each column; op_name in add, sub, mul, div."""
     return _expand("col_expand", op_name, t, v)

@@ -77,6 +77,17 @@ def infer_row_broadcast(op: str, t: TileType, v: TileType) -> tuple[tuple[int, .
     return t.shape, v.dtype
 
 
+def infer_col_broadcast(op: str, t: TileType, v: TileType) -> tuple[tuple[int, ...], str]:
+    """col_expand: v [1, N] over the shape of t [M, N]; the device's TCOLEXPAND keeps one dtype."""
+    _need_vector(op, t, v)
+    _need_2d(op, "tile", t)
+    if v.shape != (1, t.shape[1]):
+        raise OpError(f"the column vector must be [1, {t.shape[1]}] for a {_fmt(t.shape)} tile, got {_fmt(v.shape)}")
+    if v.dtype != t.dtype:
+        raise OpError(f"t is {t.dtype} but v is {v.dtype}; cast one of them first")
+    return t.shape, v.dtype
+
+
 def infer_row_expand(op: str, t: TileType, v: TileType) -> tuple[tuple[int, ...], str]:
     _need_vector(op, t, v)
     _need_2d(op, "tile", t)

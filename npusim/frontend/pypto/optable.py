@@ -60,6 +60,7 @@ OPS: dict[str, PlOp] = {
     "col_sum": _op("col_sum", ("input", "tmp_tile"), {"input": "x"}, aliases=("tensor", "tile")),
     **{n: _op(n, ("input",), {"input": "x"}, aliases=("tensor", "tile")) for n in ("col_max", "col_min")},
     "row_expand": _op("row_expand", ("target", "row_vec"), {"target": "t", "row_vec": "v"}),
+    "col_expand": _op("col_expand", ("target", "col_vec"), {"target": "t", "col_vec": "v"}),
     "slice": _op("slice", ("input", "shape", "offset", "valid_shape"), {"input": "t"}, aliases=("tensor", "tile")),
     "assemble": _op("assemble", ("target", "source", "offset", "atomic")),
     "full": _op("full", ("shape", "dtype", "value")),
@@ -95,7 +96,7 @@ UNSUPPORTED: dict[str, str] = {
     **{n: "an op npusim's op table does not have" for n in (
         "concat", "transpose", "log", "relu", "cmp", "cmps", "sel", "sels", "rem", "rems", "and_", "ands", "or_",
         "ors", "xor", "xors", "shl", "shls", "shr", "shrs", "not_", "addc", "subc", "addsc", "subsc", "lrelu",
-        "prelu", "matmul_bias", "gemv", "gemv_acc", "gemv_bias", "expands", "col_expand",
+        "prelu", "matmul_bias", "gemv", "gemv_acc", "gemv_bias", "expands",
         "maxs", "mins", "sum", "arange", "ci", "col_expand_expdif",
         "row_expand_expdif", "fmod", "fmods", "sin", "cos", "set_validshape", "write", "batch_matmul",
         "reinterpret_view", "fillpad_expand")},

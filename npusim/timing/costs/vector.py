@@ -408,6 +408,14 @@ def row_broadcast(vec: VectorStream, sig: ComputeSig, rule: VectorRule) -> None:
     vec.ctrl(2)
 
 
+def col_broadcast(vec: VectorStream, sig: ComputeSig, rule: VectorRule) -> None:
+    """TColExpand.hpp TCOLEXPAND_IMPL / TColExpand L22-36 (a2a3): per valid row of the result one
+    copy_ubuf_to_ubuf of the [1, N] row (one burst of its valid columns in whole 32-B blocks)."""
+    out = shape_of(sig.out, vec.v.bytes_per_repeat)
+    for _ in range(out.vrows):
+        vec.ub_copy(out.vcols * out.size)
+
+
 def row_expand(vec: VectorStream, sig: ComputeSig, rule: VectorRule) -> None:
     """TRowExpandBinOp.hpp TRowExpandBinaryInstr L94-132 (TROWEXPANDADD/SUB/MUL/DIV): the [M, 1] operand is
     broadcast into a scratch tile with vbrcb (ceil(M/8) repeats) and a barrier; then, decided at run time,
@@ -646,6 +654,7 @@ VECTOR_RULES: dict[str, VectorRule] = {
     "TROWEXPANDSUB": rule(row_expand, "vbrcb", "vsub", a5=_ALU),
     "TROWEXPANDMUL": rule(row_expand, "vbrcb", "vmul", a5=_ALU),
     "TROWEXPANDDIV": rule(row_expand, "vbrcb", "vdiv", a5=_SFU),
+    "TCOLEXPAND": rule(col_broadcast, a5=(vf_rows, "copy")),
     "TCOLEXPANDADD": rule(col_expand, "vadd", a5=_ALU),
     "TCOLEXPANDSUB": rule(col_expand, "vsub", a5=_ALU),
     "TCOLEXPANDMUL": rule(col_expand, "vmul", a5=_ALU),
