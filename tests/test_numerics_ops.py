@@ -633,6 +633,16 @@ def test_row_broadcast_copies_bits():
         nx.row_broadcast(t, v[:2])
 
 
+def test_arange_counts_along_one_row_and_wraps_as_int32():
+    """arange (TCI): start + k at column k (start - k descending), against numpy's int64 arange taken mod 2**32."""
+    got = nx.arange(5, (1, 7))
+    assert got.dtype == np.int32 and got.tolist() == [list(np.arange(5, 12))]
+    assert nx.arange(3, [1, 4], descending=True).tolist() == [[3, 2, 1, 0]]
+    edge = nx.arange(2**31 - 2, (1, 4))
+    want = ((np.arange(4, dtype=np.int64) + 2**31 - 2 + 2**31) % 2**32 - 2**31).astype(np.int32)
+    assert (edge[0] == want).all() and edge[0, 2] == -(2**31)
+
+
 def test_col_broadcast_copies_bits_down_every_column():
     """col_expand (TCOLEXPAND): the [1, N] row in every row of a tile of t's shape, bit for bit (NaN payload,
     -0.0), against numpy's broadcast."""

@@ -287,6 +287,15 @@ def test_row_expand_is_a_flag_round_trip_and_a_dup_per_row(tmp_path: Path) -> No
     assert costs["e"] == pytest.approx(4 * v.ctrl_cycles + 16 * per_row) == pytest.approx(4 + 16 * (1.9 + 11 + 1 + 1))
 
 
+def test_arange_is_a_scalar_store_per_element(tmp_path: Path) -> None:
+    """TCI of a [1, 64] int32 (pl.arange): the scalar loop of pto-isa TCI.hpp, one store per valid column at
+    `scalar_store_cycles` (3) each, on the SCALAR pipe: 64 x 3 = 192 cycles."""
+    costs = _costs(tmp_path, "  - incore k:\n    - a = arange(5, [1, 64], int32)\n    - y = assemble(y, a, [0, 0])\n",
+                   "  y: {shape: [1, 64], dtype: int32, role: output}")
+    assert HW.scalar_store_cycles == 3
+    assert costs["a"] == 64 * HW.scalar_store_cycles == 192
+
+
 def test_col_expand_is_one_ub_copy_per_row(tmp_path: Path) -> None:
     """TCOLEXPAND of a [1, 96] FP32 row into [16, 96] (a2a3 TColExpand.hpp L22-36): per row one
     copy_ubuf_to_ubuf of 96 x 4 B = 12 blocks: 16 x (5 + 1 x 12) cycles."""

@@ -39,6 +39,7 @@ from .elementwise import (
     PAD_VALUES,
     abs_,
     add,
+    arange,
     binary_scalar,
     col_broadcast,
     col_expand,
@@ -62,7 +63,7 @@ from .transcendental import exp, rsqrt
 
 __all__ = [
     "BINARY_OPS", "CAST_MODES", "EXPAND_OPS", "INT32_MAX", "INT32_MIN", "PAD_VALUES", "ROW_SUM_LANES", "abs_", "add",
-    "binary_scalar", "cast", "col_broadcast", "col_expand", "col_max", "col_min", "col_sum", "digest", "div", "exp",
-    "fill_pad", "full", "matmul", "matmul_acc", "maximum", "minimum", "mul", "neg", "recip", "row_broadcast",
+    "arange", "binary_scalar", "cast", "col_broadcast", "col_expand", "col_max", "col_min", "col_sum", "digest", "div",
+    "exp", "fill_pad", "full", "matmul", "matmul_acc", "maximum", "minimum", "mul", "neg", "recip", "row_broadcast",
     "row_expand", "row_max", "row_min", "row_sum", "rsqrt", "sqrt", "sub",
 ]

@@ -184,6 +184,14 @@ def col_expand(op_name: str, t: np.ndarray, v: np.ndarray) -> np.ndarray:
     return _expand("col_expand", op_name, t, v)
 
 
+def arange(start: int, shape: tuple[int, ...] | list[int], descending: bool = False) -> np.ndarray:
+    """int32 start + k (start - k when descending) at column k of a [1, N] tile, wrapping as int32 does."""
+    n = int(shape[-1])
+    k = np.arange(n, dtype=np.int64)
+    values = int(start) - k if descending else int(start) + k
+    return ((values + 2**31) % 2**32 - 2**31).astype(np.int32).reshape(1, n)
+
+
 def full(shape: tuple[int, ...] | list[int], dtype: str, value: float | int) -> np.ndarray:
     """A tile of `value`: for float dtypes the literal (as a float64, or an exact integer) rounded once to
     nearest-even (saturating for FP8); NaN -> canonical NaN. For an integer dtype the value must be an integer

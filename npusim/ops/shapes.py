@@ -114,6 +114,18 @@ def infer_full(op: str, shape: tuple[int, ...], dtype: str, value: float) -> tup
     return shape, dtype
 
 
+def infer_arange(op: str, start: float, shape: tuple[int, ...], dtype: str, descending: bool
+                 ) -> tuple[tuple[int, ...], str]:
+    """arange (TCI): a [1, N] tile of int32 (pto-isa TCI.hpp: leading dims 1, N > 1; npusim has no int16)."""
+    if len(shape) != 2 or shape[0] != 1 or shape[1] < 2:
+        raise OpError(f"the shape must be [1, N] with N > 1 (TCI fills one row), got {_fmt(shape)}")
+    if dtype != "int32":
+        raise OpError(f"arange makes int32 (TCI's 16-bit form is int16, which npusim has not), not {dtype}")
+    if float(start) != int(start):
+        raise OpError(f"start {start} is not an integer")
+    return shape, dtype
+
+
 def infer_reshape(op: str, t: TileType, shape: tuple[int, ...]) -> tuple[tuple[int, ...], str]:
     old, new = _prod(t.shape), _prod(shape)
     if old != new:

@@ -16,6 +16,7 @@ from npusim.dtypes import dtype_name
 
 from .shapes import (
     accumulator_dtype,
+    infer_arange,
     infer_binary,
     infer_cast,
     infer_col_broadcast,
@@ -127,6 +128,16 @@ OPS: dict[str, OpSpec] = {
             infer=partial(infer_full, "full"),
             compute=lambda shape, dtype, value: numerics.full(shape, dtype, value),
             cost="TEXPANDS",
+        ),
+        OpSpec(
+            "arange",
+            (Param("start", "scalar"), Param("shape", "shape"), Param("dtype", "dtype"),
+             Param("descending", "flag", False)),
+            "start, start + 1, ... (start - k with descending) along a [1, N] int32 tile (TCI: a scalar loop)",
+            infer=partial(infer_arange, "arange"),
+            compute=lambda start, shape, dtype, descending: numerics.arange(start, shape, descending),
+            pipe="scalar",
+            cost="TCI",
         ),
         OpSpec(
             "cast",

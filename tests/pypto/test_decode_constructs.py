@@ -86,3 +86,33 @@ def test_an_atomic_store_costs_what_a_plain_one_does(tmp_path: Path) -> None:
     b = run_program(plain, tmp_path / "b", numerics=False).timeline
     assert [r.schedule.cycles for r in a.runs] == [r.schedule.cycles for r in b.runs]
     assert a.cycles == b.cycles
+
+
+ARANGE = '''
+import pypto.language as pl
+
+N = 16
+
+
+@pl.jit
+def f(x: pl.Tensor[[4, N], pl.FP32], y: pl.Out[pl.Tensor[[4, N], pl.FP32]]):
+    with pl.at(level=pl.Level.CORE_GROUP, name_hint="pos"):
+        cols = pl.cast(pl.arange(3, [1, N], dtype=pl.INT32), target_type=pl.FP32)
+        y = pl.assemble(y, pl.add(x[:, :], pl.col_expand(x[:, :], cols)), [0, 0])
+    return y
+
+
+def build_tensor_specs():
+    import torch
+    from golden import TensorSpec
+    return [TensorSpec("x", [4, N], torch.float32, init_value=torch.rand),
+            TensorSpec("y", [4, N], torch.float32, is_output=True)]
+'''
+
+
+def test_arange_and_col_expand_from_pypto(tmp_path: Path) -> None:
+    """pl.arange(3, [1, N]) is 3..18 along the row; pl.col_expand copies it down x's 4 rows."""
+    path = write(tmp_path, "ar.py", ARANGE)
+    result = run_program(path, tmp_path / "out", numerics=True)
+    x = result.execution.tensors["x"].data.astype(np.float64)
+    np.testing.assert_array_equal(final(result, "y"), (x.astype(np.float32) + np.arange(3, 19, dtype=np.float32)))

@@ -61,6 +61,7 @@ OPS: dict[str, PlOp] = {
     **{n: _op(n, ("input",), {"input": "x"}, aliases=("tensor", "tile")) for n in ("col_max", "col_min")},
     "row_expand": _op("row_expand", ("target", "row_vec"), {"target": "t", "row_vec": "v"}),
     "col_expand": _op("col_expand", ("target", "col_vec"), {"target": "t", "col_vec": "v"}),
+    **{n: _op("arange", ("start", "shape", "dtype", "descending")) for n in ("arange", "ci")},  # pl.arange = pl.ci
     "slice": _op("slice", ("input", "shape", "offset", "valid_shape"), {"input": "t"}, aliases=("tensor", "tile")),
     "assemble": _op("assemble", ("target", "source", "offset", "atomic")),
     "full": _op("full", ("shape", "dtype", "value")),
@@ -97,7 +98,7 @@ UNSUPPORTED: dict[str, str] = {
         "concat", "transpose", "log", "relu", "cmp", "cmps", "sel", "sels", "rem", "rems", "and_", "ands", "or_",
         "ors", "xor", "xors", "shl", "shls", "shr", "shrs", "not_", "addc", "subc", "addsc", "subsc", "lrelu",
         "prelu", "matmul_bias", "gemv", "gemv_acc", "gemv_bias", "expands",
-        "maxs", "mins", "sum", "arange", "ci", "col_expand_expdif",
+        "maxs", "mins", "sum", "col_expand_expdif",
         "row_expand_expdif", "fmod", "fmods", "sin", "cos", "set_validshape", "write", "batch_matmul",
         "reinterpret_view", "fillpad_expand")},
     **{n: "task-dependency plumbing" for n in ("no_dep", "submit", "spmd_submit")},

@@ -1,6 +1,7 @@
 """Cube (and scalar-pipe) cost rules: a TMATMUL / TMATMUL_ACC is one `mad`, `head + cycles_per_fractal x
 ceil(M/16) ceil(K/k0) ceil(N/16)` with k0 = fractal_k_bytes / element size (docs/sources.md, PTC §2/§4;
-per operand dtype, int8 and FP8 with k0 = 32); a TRESHAPE is metadata, `reshape_cycles`. A matmul whose
+per operand dtype, int8 and FP8 with k0 = 32); a TRESHAPE is metadata, `reshape_cycles`; a TCI (arange) a scalar
+loop, `scalar_store_cycles` per element. A matmul whose
 operands do not fit L0A / L0B runs as PyPTO's AutoTileMatmulL0 pass rewrites it: a K-loop of `l0_k_blocks`
 slabs, each one mad of K / blocks (docs/timing-model.md §3)."""
 
@@ -58,8 +59,15 @@ def reshape(sig: ComputeSig, hw: HardwareConfig) -> Step:
     return Step("scalar", "aiv", hw.reshape_cycles)
 
 
+def contiguous_integers(sig: ComputeSig, hw: HardwareConfig) -> Step:
+    """TCI (pl.arange): a scalar loop storing each of the [1, N] result's valid columns (pto-isa npu/a2a3
+    TCI.hpp TCI, the form without a scratch tile that pypto's `pto.tci` codegen emits)."""
+    return Step("scalar", "aiv", hw.scalar_store_cycles * sig.out.valid[-1])
+
+
 CUBE_AND_SCALAR_RULES: dict[str, Callable[[ComputeSig, HardwareConfig], Step]] = {
     "TMATMUL": mad,
     "TMATMUL_ACC": mad,
     "TRESHAPE": reshape,
+    "TCI": contiguous_integers,
 }
