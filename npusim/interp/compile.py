@@ -680,7 +680,7 @@ class Interpreter:
                                    instr.loc)
             elif kind in ("value_or_scalar", "scalar"):
                 out[param.name] = ("scalar", self._expr(node, instr))
-            elif kind in ("shape", "shape_opt"):
+            elif kind in ("shape", "shape_opt", "index"):
                 if not isinstance(node, ast.List | ast.Tuple):
                     raise ProgramError(f"{instr.spec.name}: {param.name} must be a list like [a, b]", instr.loc)
                 out[param.name] = ("shape", [self._expr(e, instr) for e in node.elts])

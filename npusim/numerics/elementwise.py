@@ -192,6 +192,16 @@ def arange(start: int, shape: tuple[int, ...] | list[int], descending: bool = Fa
     return ((values + 2**31) % 2**32 - 2**31).astype(np.int32).reshape(1, n)
 
 
+def write(t: np.ndarray, index: tuple[int, ...] | list[int], value: float | int) -> np.ndarray:
+    """A copy of t with t[index] = value rounded once to t's dtype (as `full` rounds it)."""
+    idx = tuple(int(i) for i in index)
+    if len(idx) != t.ndim or any(not 0 <= i < d for i, d in zip(idx, t.shape, strict=True)):
+        raise ValueError(f"write: index {list(idx)} is outside the tile of shape {list(t.shape)}")
+    out = np.array(t, copy=True)
+    out[idx] = full((1,), dtype_of(t), value)[0]
+    return out
+
+
 def full(shape: tuple[int, ...] | list[int], dtype: str, value: float | int) -> np.ndarray:
     """A tile of `value`: for float dtypes the literal (as a float64, or an exact integer) rounded once to
     nearest-even (saturating for FP8); NaN -> canonical NaN. For an integer dtype the value must be an integer

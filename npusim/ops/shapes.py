@@ -126,6 +126,13 @@ def infer_arange(op: str, start: float, shape: tuple[int, ...], dtype: str, desc
     return shape, dtype
 
 
+def infer_write(op: str, t: TileType, index: tuple[int, ...], value: float) -> tuple[tuple[int, ...], str]:
+    """write: t with one element replaced (TSETVAL); the index gives every dimension."""
+    if len(index) != len(t.shape):
+        raise OpError(f"the index has {len(index)} entries for a {len(t.shape)}-D tile")
+    return t.shape, t.dtype
+
+
 def infer_reshape(op: str, t: TileType, shape: tuple[int, ...]) -> tuple[tuple[int, ...], str]:
     old, new = _prod(t.shape), _prod(shape)
     if old != new:

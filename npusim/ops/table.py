@@ -31,6 +31,7 @@ from .shapes import (
     infer_row_broadcast,
     infer_row_expand,
     infer_unary,
+    infer_write,
 )
 from .spec import OpSpec, Param
 
@@ -138,6 +139,15 @@ OPS: dict[str, OpSpec] = {
             compute=lambda start, shape, dtype, descending: numerics.arange(start, shape, descending),
             pipe="scalar",
             cost="TCI",
+        ),
+        OpSpec(
+            "write",
+            (Param("t", "value"), Param("index", "index"), Param("value", "scalar")),
+            "t with the element at index set to value, rounded to t's dtype (TSETVAL: one scalar store into UB)",
+            infer=partial(infer_write, "write"),
+            compute=lambda t, index, value: numerics.write(t, index, value),
+            pipe="scalar",
+            cost="TSETVAL",
         ),
         OpSpec(
             "cast",

@@ -116,3 +116,30 @@ def test_arange_and_col_expand_from_pypto(tmp_path: Path) -> None:
     result = run_program(path, tmp_path / "out", numerics=True)
     x = result.execution.tensors["x"].data.astype(np.float64)
     np.testing.assert_array_equal(final(result, "y"), (x.astype(np.float32) + np.arange(3, 19, dtype=np.float32)))
+
+
+WRITE = PROGRAMS / "extern" / "write.py"
+
+
+def test_write_sets_tile_elements_at_one_scalar_store_each(tmp_path: Path) -> None:
+    """pl.write(row, [0, c], v * 10) where x[0, c] > 2 (numpy: where(x > 2, 10 x, -1)); each write is one TSETVAL,
+    a scalar store into UB at scalar_store_cycles (3 on configs/ascend910b.yaml)."""
+    from npusim.timing import load_config
+    from npusim.timing.costs import CostModel
+
+    result = run_program(WRITE, tmp_path / "out", numerics=True)
+    x = result.execution.tensors["x"].data
+    np.testing.assert_array_equal(result.execution.tensors["y"].data, np.where(x > 2, 10 * x, -1))
+    hw = load_config("ascend910b")
+    writes = [op for op in result.execution.tasks[0].ops if result.execution.instrs[op.instr].op == "write"]
+    assert len(writes) == int((x > 2).sum()) and hw.scalar_store_cycles == 3
+    assert all(CostModel(hw).isolated_cycles(op.sig) == 3 for op in writes)
+
+
+def test_write_into_gm_is_refused_where_it_stands(tmp_path: Path) -> None:
+    text = WRITE.read_text().replace("pl.write(row, [0, c], v * 10)", "pl.write(y, [0, c], v * 10)")
+    path = write(tmp_path, "gm.py", text)
+    with pytest.raises(ProgramError) as exc:
+        run_program(path, tmp_path / "out", numerics=False)
+    line = next(n for n, t in enumerate(text.split("\n"), 1) if "pl.write(y," in t)
+    assert str(exc.value).startswith(f"{path}:{line}:") and "writing one element of GM" in str(exc.value)

@@ -906,6 +906,13 @@ class Translator:
                 return
             if op == "static_print":
                 return
+            if op == "write":  # `pl.write(t, [i, j], v)` updates t: `t = write(t, [i, j], v)`
+                first = value.args[0] if value.args else next((k.value for k in value.keywords
+                                                               if k.arg in ("tile", "tensor")), None)
+                if not isinstance(first, ast.Name):
+                    raise self.fail("pl.write writes into a tile named by a variable", value)
+                self.op_call(value, first.id)
+                return
             if op is not None:
                 self.op_call(value, None)
                 return
@@ -1689,7 +1696,7 @@ class Translator:
         if kind == "scalar":
             operand = self.scalar(node, f"`{shown}`'s {param}")
             return operand.expr, (operand.value if operand.value is not None else 0.0)
-        if kind in ("shape", "shape_opt"):
+        if kind in ("shape", "shape_opt", "index"):
             if kind == "shape_opt" and isinstance(node, ast.Constant) and node.value is None:
                 return None, None
             dims = self._shape_list(node, shown, param, static=param == "shape")

@@ -59,6 +59,12 @@ def reshape(sig: ComputeSig, hw: HardwareConfig) -> Step:
     return Step("scalar", "aiv", hw.reshape_cycles)
 
 
+def set_value(sig: ComputeSig, hw: HardwareConfig) -> Step:
+    """TSETVAL (pl.write into a tile; pypto e2d0f78ae pto_ops_memory.cpp MakeTileWriteCodegenPTO): one scalar
+    store into UB."""
+    return Step("scalar", "aiv", hw.scalar_store_cycles)
+
+
 def contiguous_integers(sig: ComputeSig, hw: HardwareConfig) -> Step:
     """TCI (pl.arange): a scalar loop storing each of the [1, N] result's valid columns (pto-isa npu/a2a3
     TCI.hpp TCI, the form without a scratch tile that pypto's `pto.tci` codegen emits)."""
@@ -70,4 +76,5 @@ CUBE_AND_SCALAR_RULES: dict[str, Callable[[ComputeSig, HardwareConfig], Step]] =
     "TMATMUL_ACC": mad,
     "TRESHAPE": reshape,
     "TCI": contiguous_integers,
+    "TSETVAL": set_value,
 }
