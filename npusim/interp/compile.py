@@ -655,6 +655,8 @@ class Interpreter:
             run = ComputeOp(self, instr, args, iid)
         elif spec.lowering == "uninit":
             run = self._op_uninit(instr, args)
+        elif spec.lowering == "validshape":
+            run = self._op_set_validshape(instr, args)
         else:
             raise AssertionError(f"{spec.name} ({spec.lowering}) is not an instruction")
         if instr.target is not None:
@@ -814,6 +816,35 @@ class Interpreter:
                 raise self.located(instr, "uninit", exc) from None
             data = poison(shape, dtype) if self.numerics else None
             self.env[target] = Tile(data, tile_sig(shape, dtype), None, -1, self.task.id)  # type: ignore[union-attr]
+
+        return run
+
+    def _op_set_validshape(self, instr: OpCall, args: dict) -> Run:
+        """A new valid extent for a tile, no data moved and no op recorded (pypto e2d0f78ae tile_ops.py
+        set_validshape: "Update valid-shape metadata of a tile without data movement")."""
+        src_name = args["t"][1]
+        rows, cols = args["rows"][1], args["cols"][1]
+        dynamic = not (rows.is_const and cols.is_const)
+        env, target = self.env, instr.target
+
+        def run() -> None:
+            try:
+                tile = env[src_name]
+                valid = (rows.fn(env), cols.fn(env))
+            except KeyError as exc:
+                raise self.undefined(instr, exc) from None
+            except RUNTIME_ERRORS as exc:
+                raise self.located(instr, "set_validshape", exc) from None
+            if tile.__class__ is not Tile or len(tile.shape) != 2:
+                raise self.error(instr, f"set_validshape: {src_name} must be a 2-D tile")
+            self.own(tile, instr, src_name)
+            if any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= d
+                   for v, d in zip(valid, tile.shape, strict=True)):
+                raise self.error(instr, f"set_validshape: valid shape {shown(list(valid))} does not fit the tile "
+                                 f"{fmt_shape(tile.shape)}")
+            sig = tile_sig(tile.shape, tile.dtype, valid, dynamic or tile.sig.dynamic)
+            if target is not None:
+                env[target] = Tile(tile.data, sig, tile.buf, tile.op, tile.owner)
 
         return run
 

@@ -16,7 +16,7 @@ ParamKind = Literal["value", "value_or_scalar", "shape", "shape_opt", "index", "
 Where = Literal["kernel", "orchestration", "both"]
 # How the interpreter lowers an op: a table-driven tile op ("compute"), or one of the data-movement ops that
 # depend on where their operands live (GM or on-chip), or an orchestration-only op.
-Lowering = Literal["compute", "slice", "assemble", "create_tensor", "read", "uninit"]
+Lowering = Literal["compute", "slice", "assemble", "create_tensor", "read", "uninit", "validshape"]
 
 
 class OpError(Exception):

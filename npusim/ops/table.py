@@ -92,6 +92,14 @@ OPS: dict[str, OpSpec] = {
             pipe=None,
         ),
         OpSpec(
+            "set_validshape",
+            (Param("t", "value"), Param("rows", "scalar"), Param("cols", "scalar")),
+            "the same 2-D tile whose valid part is its first rows x cols (metadata only, no instruction: pypto "
+            "tile.set_validshape); a run-time rows or cols makes it a dynamic tile",
+            lowering="validshape",
+            pipe=None,
+        ),
+        OpSpec(
             "uninit",
             (Param("shape", "shape"), Param("dtype", "dtype")),
             "an uninitialised tile (PyPTO's create_tensor inside a kernel): no instruction runs; it reads as NaN "

@@ -143,3 +143,20 @@ def test_write_into_gm_is_refused_where_it_stands(tmp_path: Path) -> None:
         run_program(path, tmp_path / "out", numerics=False)
     line = next(n for n, t in enumerate(text.split("\n"), 1) if "pl.write(y," in t)
     assert str(exc.value).startswith(f"{path}:{line}:") and "writing one element of GM" in str(exc.value)
+
+
+VALIDSHAPE = PROGRAMS / "extern" / "validshape.py"
+
+
+def test_set_validshape_is_metadata_a_run_time_extent_makes_the_tile_dynamic(tmp_path: Path) -> None:
+    """n = 5: y keeps exp(x) in its first 5 columns and fillpad zeroes the other 11 (numpy); set_validshape records
+    no op (load, exp, fillpad, store) and the fillpad sees a dynamic [4, 16] tile whose valid part is [4, 5]."""
+    result = run_program(VALIDSHAPE, tmp_path / "out", numerics=True)
+    x = result.execution.tensors["x"].data.astype(np.float32)
+    want = np.where(np.arange(16) < 5, np.exp(x), 0.0)
+    np.testing.assert_allclose(final(result, "y"), want, rtol=2e-6)
+    task = result.execution.tasks[0]
+    names = [result.execution.instrs[op.instr].op for op in task.ops]
+    assert "set_validshape" not in names and names.count("fillpad") == 1
+    pad = next(op for op in task.ops if result.execution.instrs[op.instr].op == "fillpad")
+    assert pad.sig.ins[0].valid == (4, 5) and pad.sig.ins[0].dynamic

@@ -62,6 +62,8 @@ OPS: dict[str, PlOp] = {
     "row_expand": _op("row_expand", ("target", "row_vec"), {"target": "t", "row_vec": "v"}),
     "col_expand": _op("col_expand", ("target", "col_vec"), {"target": "t", "col_vec": "v"}),
     **{n: _op("arange", ("start", "shape", "dtype", "descending")) for n in ("arange", "ci")},  # pl.arange = pl.ci
+    "set_validshape": _op("set_validshape", ("tile", "valid_rows", "valid_cols"),
+                          {"tile": "t", "valid_rows": "rows", "valid_cols": "cols"}),
     "write": _op("write", ("tile", "indices", "value"), {"tile": "t", "indices": "index"}, aliases=("tensor",)),
     "slice": _op("slice", ("input", "shape", "offset", "valid_shape"), {"input": "t"}, aliases=("tensor", "tile")),
     "assemble": _op("assemble", ("target", "source", "offset", "atomic")),
@@ -100,7 +102,7 @@ UNSUPPORTED: dict[str, str] = {
         "ors", "xor", "xors", "shl", "shls", "shr", "shrs", "not_", "addc", "subc", "addsc", "subsc", "lrelu",
         "prelu", "matmul_bias", "gemv", "gemv_acc", "gemv_bias", "expands",
         "maxs", "mins", "sum", "col_expand_expdif",
-        "row_expand_expdif", "fmod", "fmods", "sin", "cos", "set_validshape", "batch_matmul",
+        "row_expand_expdif", "fmod", "fmods", "sin", "cos", "batch_matmul",
         "reinterpret_view", "fillpad_expand")},
     **{n: "task-dependency plumbing" for n in ("no_dep", "submit", "spmd_submit")},
     **{n: "task-id arrays (pl.array); deps= takes task ids bound by `with ... as tid` or pl.system.task_dummy"

@@ -1765,8 +1765,8 @@ class Translator:
                 raise self.fail(f"`{shown}`: the source is {len(src.shape)}-D but shape {list(map(int, shape))} and "
                                 f"offset have {len(shape)} and {len(offset)} entries", call)
             return ValueType(shape, src.dtype)
-        if spec.lowering == "assemble":
-            t: TileType = arg_types["target"]
+        if spec.lowering in ("assemble", "validshape"):
+            t: TileType = arg_types["target" if spec.lowering == "assemble" else "t"]
             return ValueType(t.shape, t.dtype)
         try:
             shape, dtype = spec.infer(**arg_types)
