@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from npusim import numerics as nx
 from npusim.numerics.formats import round_f64
+from npusim.ops import OPS as NPU_OPS
 
 from .test_numerics import HYP, NP, bits_of, from_bits, ref_cast, ref_round_fraction
 
@@ -641,6 +642,18 @@ def test_arange_counts_along_one_row_and_wraps_as_int32():
     edge = nx.arange(2**31 - 2, (1, 4))
     want = ((np.arange(4, dtype=np.int64) + 2**31 - 2 + 2**31) % 2**32 - 2**31).astype(np.int32)
     assert (edge[0] == want).all() and edge[0, 2] == -(2**31)
+
+
+def test_col_expand_expdif_rounds_the_difference_then_takes_its_exp():
+    """exp(t - v) with v [1, N] broadcast: the FP32 difference (exact in numpy's float32 subtraction), then exp
+    correctly rounded: against float64 exp of the float32 difference, rounded once."""
+    rng = np.random.default_rng(3)
+    t = rng.uniform(-4, 4, (5, 8)).astype(np.float32)
+    v = rng.uniform(-4, 4, (1, 8)).astype(np.float32)
+    got = nx.exp(nx.col_expand("sub", t, v))  # the op table row of col_expand_expdif
+    assert NPU_OPS["col_expand_expdif"].compute(t=t, v=v).tobytes() == got.tobytes()
+    want = np.exp((t - v).astype(np.float64)).astype(np.float32)
+    assert got.dtype == np.float32 and (got == want).all()
 
 
 def test_col_broadcast_copies_bits_down_every_column():

@@ -296,6 +296,19 @@ def test_arange_is_a_scalar_store_per_element(tmp_path: Path) -> None:
     assert costs["a"] == 64 * HW.scalar_store_cycles == 192
 
 
+def test_col_expand_expdif_is_a_vsub_a_barrier_and_a_vexp(tmp_path: Path) -> None:
+    """TCOLEXPANDEXPDIF of a static [16, 64] FP32 tile (TColExpandBinOp.hpp one repeat per row, each call
+    TColExpandExpdif.hpp's vsub, pipe_barrier, vexp): vsub of 16 repeats (head 10 + 16 x 2.02 + tail 14), the
+    barrier, vexp of 16 repeats (13 + 16 x 2 + 18)."""
+    costs = _costs(tmp_path, "  - incore k:\n    - t = slice(x, [16, 64], [0, 0])\n"
+                   "    - v = slice(x, [1, 64], [0, 0])\n    - e = col_expand_expdif(t, v)\n",
+                   "  x: {shape: [16, 64], dtype: fp32, role: input, init: zeros}")
+    vs, ve, v = HW.vector.intrinsics["vsub"], HW.vector.intrinsics["vexp"], HW.vector
+    want = (vs.head_cycles + 16 * vs.cycles_per_repeat + vs.tail_cycles + v.barrier_cycles
+            + ve.head_cycles + 16 * ve.cycles_per_repeat + ve.tail_cycles)
+    assert costs["e"] == pytest.approx(want) == pytest.approx(10 + 32.32 + 14 + v.barrier_cycles + 13 + 32 + 18)
+
+
 def test_col_expand_is_one_ub_copy_per_row(tmp_path: Path) -> None:
     """TCOLEXPAND of a [1, 96] FP32 row into [16, 96] (a2a3 TColExpand.hpp L22-36): per row one
     copy_ubuf_to_ubuf of 96 x 4 B = 12 blocks: 16 x (5 + 1 x 12) cycles."""

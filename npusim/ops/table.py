@@ -254,6 +254,15 @@ OPS: dict[str, OpSpec] = {
         _expand("col", "mul", "TCOLEXPANDMUL"),
         _expand("col", "div", "TCOLEXPANDDIV"),
         OpSpec(
+            "col_expand_expdif",
+            (Param("t", "value"), Param("v", "value")),
+            "exp(t - v), v [1, N] broadcast down each column: the difference rounded to the dtype, then its exp "
+            "(TCOLEXPANDEXPDIF: vsub, barrier, vexp per call)",
+            infer=partial(infer_col_expand, "col_expand_expdif"),
+            compute=lambda t, v: numerics.exp(numerics.col_expand("sub", t, v)),
+            cost="TCOLEXPANDEXPDIF",
+        ),
+        OpSpec(
             "fillpad",
             (Param("t", "value"), Param("pad_value", "choice", "zero", numerics.PAD_VALUES)),
             "fill the elements outside the valid shape with 0, +inf (max) or -inf (min); valid becomes full",

@@ -56,6 +56,7 @@ OPS: dict[str, PlOp] = {
     **{n: _op(n, ("input", "tmp_tile"), {"input": "x"}, {"tmp_tile": _ANY}, aliases=("tensor", "tile"))
        for n in ("row_sum", "row_max", "row_min")},
     **{f"{k}_expand_{o}": _expand(f"{k}_expand_{o}") for k in ("row", "col") for o in ("add", "sub", "mul", "div")},
+    "col_expand_expdif": _expand("col_expand_expdif"),
     # pypto HEAD's column reductions and row expansion, npusim's ops of the same names
     "col_sum": _op("col_sum", ("input", "tmp_tile"), {"input": "x"}, aliases=("tensor", "tile")),
     **{n: _op(n, ("input",), {"input": "x"}, aliases=("tensor", "tile")) for n in ("col_max", "col_min")},
@@ -101,7 +102,7 @@ UNSUPPORTED: dict[str, str] = {
         "concat", "transpose", "log", "relu", "cmp", "cmps", "sel", "sels", "rem", "rems", "and_", "ands", "or_",
         "ors", "xor", "xors", "shl", "shls", "shr", "shrs", "not_", "addc", "subc", "addsc", "subsc", "lrelu",
         "prelu", "matmul_bias", "gemv", "gemv_acc", "gemv_bias", "expands",
-        "maxs", "mins", "sum", "col_expand_expdif",
+        "maxs", "mins", "sum",
         "row_expand_expdif", "fmod", "fmods", "sin", "cos", "batch_matmul",
         "reinterpret_view", "fillpad_expand")},
     **{n: "task-dependency plumbing" for n in ("no_dep", "submit", "spmd_submit")},
