@@ -160,3 +160,17 @@ def test_set_validshape_is_metadata_a_run_time_extent_makes_the_tile_dynamic(tmp
     assert "set_validshape" not in names and names.count("fillpad") == 1
     pad = next(op for op in task.ops if result.execution.instrs[op.instr].op == "fillpad")
     assert pad.sig.ins[0].valid == (4, 5) and pad.sig.ins[0].dynamic
+
+
+def test_a_scalar_cast_into_a_float_type_is_a_float_scalar(tmp_path: Path) -> None:
+    """pl.cast(pl.cast(lane * 2 - 1, pl.INT32), pl.FP32) of a loop scalar (pypto-lib HEAD's rope sign template):
+    a scalar, not a tile op; -1.0, 1.0 alternating, divided by 4 as floats."""
+    text = (PROGRAMS / "extern" / "write.py").read_text()
+    text = text.replace("            v = pl.read(x, [0, c])\n            if v > 2:\n"
+                        "                pl.write(row, [0, c], v * 10)\n",
+                        "            lane = c % 2\n"
+                        "            pl.write(row, [0, c], pl.cast(pl.cast(lane * 2 - 1, pl.INT32), pl.FP32) * 10)\n")
+    assert "lane = c % 2" in text
+    path = write(tmp_path, "signs.py", text)
+    result = run_program(path, tmp_path / "out", numerics=True)
+    assert result.execution.tensors["y"].data.tolist() == [[-10, 10] * 4]

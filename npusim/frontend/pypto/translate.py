@@ -1549,6 +1549,9 @@ class Translator:
         if isinstance(node, ast.Call) and self._op_name(node) in ("read", "dim", "min", "max", "get_block_idx",
                                                                   "const"):
             return Scalar(ast.Constant(0))
+        if isinstance(node, ast.Call) and self._op_name(node) == "cast" and node.args \
+                and isinstance(self._peek(node.args[0]), Scalar):  # a cast of a scalar is a scalar
+            return Scalar(ast.Constant(0))
         if isinstance(node, ast.Constant):
             return Scalar(literal(node.value), node.value) if isinstance(node.value, bool | int | float) else None
         if isinstance(node, ast.Name):
@@ -1622,6 +1625,9 @@ class Translator:
         value = self.scalar(bound["input"], "the value")
         dt_node = bound.get("target_type")
         dt = self._pl_attr(dt_node) if dt_node is not None else None
+        if dt in ("FP32", "FP16", "BF16"):  # into a float: the value as a float (npusim's scalars are float64)
+            return Scalar(ast.BinOp(value.expr, ast.Mult(), ast.Constant(1.0)),
+                          float(value.value) if value.value is not None else None)
         if dt not in ("INDEX", "INT32", "INT64", "UINT32"):
             raise self.unsupported(f"`{shown}` of a scalar to `{ast.unparse(dt_node) if dt_node else '?'}`", call)
         return value
