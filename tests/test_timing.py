@@ -446,8 +446,28 @@ def test_a_loop_has_the_buffer_slots_it_asks_for(tmp_path: Path, rng: str, stage
     assert sched.cycles == pytest.approx(_loop_cycles(stages, 8))
     if stages == 1:  # the latency is paid every iteration
         assert sched.cycles > 8 * HW.dma["gm_to_ub"].latency_cycles
-    # t and u live at once, and F - 1 more of the loaded t (exp's result u keeps one slot: pypto #1852)
-    assert sched.peak_bytes["UB"] == 2 * 16 * 64 * 4 + (stages - 1) * 16 * 64 * 4
+    # exp's result u is written over t, whose last use it is (pypto's MemoryReuse lets touching lifetimes share a
+    # buffer: memory_reuse_pass.cpp LifetimesOverlap), plus F - 1 more slots of the loaded t (pypto #1852)
+    assert sched.peak_bytes["UB"] == 16 * 64 * 4 + (stages - 1) * 16 * 64 * 4
+
+
+def test_a_result_may_take_the_buffer_of_an_operand_it_last_reads(tmp_path: Path) -> None:
+    """pypto e2d0f78ae memory_reuse_pass.cpp LifetimesOverlap: lifetimes that touch (last use == definition) share
+    a buffer, except for ops registered not_inplace_safe() (row_sum, ...) and dtype-widening casts. Three
+    [16, 1024] FP32 tiles (64 KiB each): s = add(a, b) fits in 128 KiB of UB, not 192; a row_sum keeps its
+    operand and result apart (64 KiB + 64 B); a BF16 -> FP32 cast too (32 + 64 KiB)."""
+    tensors = ("  x: {shape: [16, 1024], dtype: fp32, role: input, init: zeros}\n"
+               "  h: {shape: [16, 1024], dtype: bf16, role: input, init: zeros}")
+    tile = 16 * 1024 * 4
+
+    def peak(body: str, name: str) -> int:
+        ex = kernel_tasks(program(tmp_path, "  - incore k:\n" + body, tensors, name=name))
+        return schedule_kernel(ex.tasks[0], CostModel(HW), ex.instrs).peak_bytes["UB"]
+
+    loads = "    - a = slice(x, [16, 1024], [0, 0])\n    - b = slice(x, [16, 1024], [0, 0])\n"
+    assert peak(loads + "    - s = add(a, b)\n", "add") == 2 * tile
+    assert peak("    - a = slice(x, [16, 1024], [0, 0])\n    - r = row_sum(a)\n", "rowsum") == tile + 16 * 4
+    assert peak("    - g = slice(h, [16, 1024], [0, 0])\n    - w = cast(g, fp32)\n", "widen") == tile // 2 + tile
 
 
 def test_buffer_capacity_counts_every_stage(tmp_path: Path) -> None:

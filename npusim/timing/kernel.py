@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from npusim.dtypes import itemsize
 from npusim.errors import NpusimError
-from npusim.graph import InstrInfo, OpRecord, Task
+from npusim.graph import ComputeSig, InstrInfo, OpRecord, Task
 from npusim.vocabulary import BUFFERS, PIPES, Buffer, GmSource, PathName, Pipe, Side
 
 from .costs import CostModel, Step
@@ -57,8 +58,31 @@ class KernelSchedule:
     extern_write_bytes: int = 0
 
 
+# Ops whose result may not take an operand's buffer (pypto e2d0f78ae src/ir/op/tile_ops: `not_inplace_safe()`
+# row_sum/max/min, recip, rsqrt, extract, move, ...), and the broadcasts whose vector operand it may not take
+# (`forbid_output_alias(1)`: row_expand*, col_expand*)
+_NOT_IN_PLACE = ("TROWSUM", "TROWMAX", "TROWMIN", "TRECIP", "TRSQRT", "TEXTRACT", "MOVE")
+_FIRST_ONLY = ("TROWEXPAND", "TCOLEXPAND")
+
+
+def _may_alias(op: OpRecord, dep: int) -> bool:
+    """Whether op's result may be written over its operand made by op `dep` (its last use is this op):
+    pypto's MemoryReuse lets lifetimes that touch share a buffer, "within a single statement, inputs are
+    consumed before outputs are produced" (memory_reuse_pass.cpp LifetimesOverlap), except for the ops above
+    and dtype-widening casts."""
+    key = op.sig.key
+    if key in _NOT_IN_PLACE or op.sig.__class__ is not ComputeSig:
+        return False
+    if key == "TCVT" and itemsize(op.sig.out.dtype) > itemsize(op.sig.ins[0].dtype):  # type: ignore[union-attr]
+        return False
+    if key.startswith(_FIRST_ONLY):
+        return len(op.deps) > 1 and dep == op.deps[0]
+    return True
+
+
 def _liveness_peaks(ops: list[OpRecord]) -> dict[str, int]:
-    """Peak live bytes per buffer: a tile lives from the op making it to its last consumer."""
+    """Peak live bytes per buffer: a tile lives from the op making it to its last consumer, and the buffer is free
+    for that consumer's own result when the consumer may write in place (`_may_alias`)."""
     last_use = list(range(len(ops)))
     for i, op in enumerate(ops):
         for d in op.deps:
@@ -67,7 +91,9 @@ def _liveness_peaks(ops: list[OpRecord]) -> dict[str, int]:
     for i, op in enumerate(ops):
         if op.buf and op.nbytes:
             events[op.buf].append((i, op.nbytes))
-            events[op.buf].append((last_use[i] + 1, -op.nbytes))
+            user = ops[last_use[i]]
+            in_place = last_use[i] != i and user.buf == op.buf and _may_alias(user, i)
+            events[op.buf].append((last_use[i] + (0 if in_place else 1), -op.nbytes))
     peaks: dict[str, int] = {}
     for buf, evs in events.items():
         live = peak = 0
