@@ -174,3 +174,15 @@ def test_a_scalar_cast_into_a_float_type_is_a_float_scalar(tmp_path: Path) -> No
     path = write(tmp_path, "signs.py", text)
     result = run_program(path, tmp_path / "out", numerics=True)
     assert result.execution.tensors["y"].data.tolist() == [[-10, 10] * 4]
+
+
+def test_a_scalar_cast_of_a_comparison_is_a_scalar(tmp_path: Path) -> None:
+    """pl.cast(v > 2, pl.INT32) (pypto-lib HEAD's `pl.cast(s == s, pl.INT32)` fence bits): a scalar 0 or 1."""
+    text = (PROGRAMS / "extern" / "write.py").read_text().replace(
+        "            if v > 2:\n                pl.write(row, [0, c], v * 10)\n",
+        "            pl.write(row, [0, c], pl.cast(v > 2, pl.INT32))\n")
+    assert "pl.cast(v > 2, pl.INT32)" in text
+    path = write(tmp_path, "bits.py", text)
+    result = run_program(path, tmp_path / "out", numerics=True)
+    x = result.execution.tensors["x"].data
+    np.testing.assert_array_equal(result.execution.tensors["y"].data, (x > 2).astype(np.int32))

@@ -1556,8 +1556,8 @@ class Translator:
             return Scalar(literal(node.value), node.value) if isinstance(node.value, bool | int | float) else None
         if isinstance(node, ast.Name):
             return self.name_operand(node)
-        if isinstance(node, ast.BinOp | ast.UnaryOp) and not any(isinstance(n, ast.Call | ast.Subscript)
-                                                                   for n in ast.walk(node)):
+        if isinstance(node, ast.BinOp | ast.UnaryOp | ast.Compare | ast.BoolOp) \
+                and not any(isinstance(n, ast.Call | ast.Subscript) for n in ast.walk(node)):
             return self.expr(node)
         return None
 
