@@ -198,7 +198,7 @@ def write(t: np.ndarray, index: tuple[int, ...] | list[int], value: float | int)
     if len(idx) != t.ndim or any(not 0 <= i < d for i, d in zip(idx, t.shape, strict=True)):
         raise ValueError(f"write: index {list(idx)} is outside the tile of shape {list(t.shape)}")
     out = np.array(t, copy=True)
-    out[idx] = full((1,), dtype_of(t), value)[0]
+    out[idx] = full((1,), dtype_of(t), int(value) if isinstance(value, bool | np.bool_) else value)[0]
     return out
 
 
