@@ -186,3 +186,14 @@ def test_a_scalar_cast_of_a_comparison_is_a_scalar(tmp_path: Path) -> None:
     result = run_program(path, tmp_path / "out", numerics=True)
     x = result.execution.tensors["x"].data
     np.testing.assert_array_equal(result.execution.tensors["y"].data, (x > 2).astype(np.int32))
+
+
+def test_a_scope_name_starting_with_a_digit_stays_a_name(tmp_path: Path) -> None:
+    """`# Scope 3b:` (qwen3_14b decode_fwd) names a scope `scope3b`, an identifier, so that the YAML form
+    (`scope NAME`) loads back (it was `3b`, which the YAML refused)."""
+    text = ARANGE.replace("    with pl.at(level=pl.Level.CORE_GROUP, name_hint=\"pos\"):\n",
+                          "    # Scope 3b: inner\n    with pl.at(level=pl.Level.CORE_GROUP, name_hint=\"pos\"):\n")
+    assert "# Scope 3b:" in text
+    path = write(tmp_path, "sc.py", text)
+    assert load_program(path).body[0].text == "scope scope3b"
+    assert load_program(written(path, tmp_path)).body[0].text == "scope scope3b"

@@ -473,8 +473,9 @@ class Translator:
 
     def _scope_marker(self, s: ast.stmt, block: list[ast.stmt]) -> str | None:
         """The scope a comment just before `s` (at the block's indentation) opens: `# Scope N:` a numbered one
-        (`scopeN`, closing every open scope), `# Scope NAME:` a named one (nested in the open numbered one);
-        "" for `# End of scope` (closing the innermost); None for no marker."""
+        (`scopeN`, closing every open scope), `# Scope NAME:` a named one (nested in the open numbered one; a NAME
+        that starts with a digit, `3b`, is `scope3b`, so that it stays a name); "" for `# End of scope` (closing the
+        innermost); None for no marker."""
         col = block[0].col_offset
         i = next(k for k, t in enumerate(block) if t is s)
         lo = self._block_start(s) if i == 0 else (getattr(block[i - 1], "end_lineno", None) or block[i - 1].lineno) + 1
@@ -484,7 +485,7 @@ class Translator:
             if comment is None or comment[0] != col:
                 continue
             if m := _SCOPE_COMMENT.search(comment[1]):
-                marker = f"scope{m.group(1)}" if m.group(1).isdigit() else m.group(1)
+                marker = f"scope{m.group(1)}" if m.group(1)[0].isdigit() else m.group(1)
             elif _SCOPE_END.search(comment[1]):
                 marker = ""
         return marker
