@@ -1,7 +1,7 @@
 """The element types a program can name, with their numpy types and sizes.
 
-The vector unit computes in bf16, fp16, fp32 and int32 (`VECTOR_DTYPES`). int8, int64 and the two FP8 formats
-are storage types: GM tensors and tiles hold them, `cast` converts to and from them, and the cube takes int8
+The vector unit computes in bf16, fp16, fp32 and int32 (`VECTOR_DTYPES`). int8, uint8, int64 and the two FP8
+formats are storage types: GM tensors and tiles hold them, `cast` converts to and from them, and the cube takes int8
 and FP8 operands (`matmul`); a vector op on them is an error that says to cast first.
 """
 
@@ -16,13 +16,14 @@ NUMPY_DTYPES: dict[str, np.dtype] = {
     "fp32": np.dtype(np.float32),
     "int32": np.dtype(np.int32),
     "int8": np.dtype(np.int8),
+    "uint8": np.dtype(np.uint8),
     "int64": np.dtype(np.int64),
     "fp8e4m3fn": np.dtype(ml_dtypes.float8_e4m3fn),
     "fp8e5m2": np.dtype(ml_dtypes.float8_e5m2),
 }
 FLOAT_DTYPES = ("bf16", "fp16", "fp32")  # the vector unit's floating-point types
 FP8_DTYPES = ("fp8e4m3fn", "fp8e5m2")
-INT_DTYPES = ("int8", "int32", "int64")
+INT_DTYPES = ("int8", "uint8", "int32", "int64")
 VECTOR_DTYPES = (*FLOAT_DTYPES, "int32")  # what vector arithmetic is defined on
 CUBE_OPERAND_DTYPES = (*FLOAT_DTYPES, "int8", *FP8_DTYPES)
 MAX_DIMS = 32  # dimensions of a tensor or tile: numpy 1.x arrays have at most 32 (numpy 2.x: 64)

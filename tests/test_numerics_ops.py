@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from npusim import numerics as nx
 from npusim.numerics.formats import round_f64
+from npusim.ops import OPS as NPU_OPS
 
 from .test_numerics import HYP, NP, bits_of, from_bits, ref_cast, ref_round_fraction
 
@@ -631,6 +632,42 @@ def test_row_broadcast_copies_bits():
     assert bits_of(got).tolist() == [[0x7FA00001] * 5, [0x80000000] * 5, [0x3F800000] * 5]
     with pytest.raises(ValueError, match="v must be"):
         nx.row_broadcast(t, v[:2])
+
+
+def test_arange_counts_along_one_row_and_wraps_as_int32():
+    """arange (TCI): start + k at column k (start - k descending), against numpy's int64 arange taken mod 2**32."""
+    got = nx.arange(5, (1, 7))
+    assert got.dtype == np.int32 and got.tolist() == [list(np.arange(5, 12))]
+    assert nx.arange(3, [1, 4], descending=True).tolist() == [[3, 2, 1, 0]]
+    edge = nx.arange(2**31 - 2, (1, 4))
+    want = ((np.arange(4, dtype=np.int64) + 2**31 - 2 + 2**31) % 2**32 - 2**31).astype(np.int32)
+    assert (edge[0] == want).all() and edge[0, 2] == -(2**31)
+
+
+def test_col_expand_expdif_rounds_the_difference_then_takes_its_exp():
+    """exp(t - v) with v [1, N] broadcast: the FP32 difference (exact in numpy's float32 subtraction), then exp
+    correctly rounded: against float64 exp of the float32 difference, rounded once."""
+    rng = np.random.default_rng(3)
+    t = rng.uniform(-4, 4, (5, 8)).astype(np.float32)
+    v = rng.uniform(-4, 4, (1, 8)).astype(np.float32)
+    got = nx.exp(nx.col_expand("sub", t, v))  # the op table row of col_expand_expdif
+    assert NPU_OPS["col_expand_expdif"].compute(t=t, v=v).tobytes() == got.tobytes()
+    want = np.exp((t - v).astype(np.float64)).astype(np.float32)
+    assert got.dtype == np.float32 and (got == want).all()
+
+
+def test_col_broadcast_copies_bits_down_every_column():
+    """col_expand (TCOLEXPAND): the [1, N] row in every row of a tile of t's shape, bit for bit (NaN payload,
+    -0.0), against numpy's broadcast."""
+    v = from_bits(np.array([[0x7FA00001, 0x80000000, 0x3F800000, 0x00000001]], dtype=np.uint32), "fp32")
+    t = np.full((3, 4), 7.0, dtype=np.float32)
+    got = nx.col_broadcast(t, v)
+    assert got.shape == (3, 4) and got.dtype == np.float32
+    assert (bits_of(got) == np.broadcast_to(bits_of(v), (3, 4))).all()
+    b = np.arange(5, dtype=np.float32).astype(NP["bf16"]).reshape(1, 5)
+    assert nx.col_broadcast(np.zeros((2, 5), NP["bf16"]), b).dtype == NP["bf16"]
+    with pytest.raises(ValueError, match="v must be"):
+        nx.col_broadcast(t, v[:, :3])
 
 
 # ------------------------------------------------------------------------------------------------------

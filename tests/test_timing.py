@@ -287,6 +287,39 @@ def test_row_expand_is_a_flag_round_trip_and_a_dup_per_row(tmp_path: Path) -> No
     assert costs["e"] == pytest.approx(4 * v.ctrl_cycles + 16 * per_row) == pytest.approx(4 + 16 * (1.9 + 11 + 1 + 1))
 
 
+def test_arange_is_a_scalar_store_per_element(tmp_path: Path) -> None:
+    """TCI of a [1, 64] int32 (pl.arange): the scalar loop of pto-isa TCI.hpp, one store per valid column at
+    `scalar_store_cycles` (3) each, on the SCALAR pipe: 64 x 3 = 192 cycles."""
+    costs = _costs(tmp_path, "  - incore k:\n    - a = arange(5, [1, 64], int32)\n    - y = assemble(y, a, [0, 0])\n",
+                   "  y: {shape: [1, 64], dtype: int32, role: output}")
+    assert HW.scalar_store_cycles == 3
+    assert costs["a"] == 64 * HW.scalar_store_cycles == 192
+
+
+def test_col_expand_expdif_is_a_vsub_a_barrier_and_a_vexp(tmp_path: Path) -> None:
+    """TCOLEXPANDEXPDIF of a static [16, 64] FP32 tile (TColExpandBinOp.hpp one repeat per row, each call
+    TColExpandExpdif.hpp's vsub, pipe_barrier, vexp): vsub of 16 repeats (head 10 + 16 x 2.02 + tail 14), the
+    barrier, vexp of 16 repeats (13 + 16 x 2 + 18)."""
+    costs = _costs(tmp_path, "  - incore k:\n    - t = slice(x, [16, 64], [0, 0])\n"
+                   "    - v = slice(x, [1, 64], [0, 0])\n    - e = col_expand_expdif(t, v)\n",
+                   "  x: {shape: [16, 64], dtype: fp32, role: input, init: zeros}")
+    vs, ve, v = HW.vector.intrinsics["vsub"], HW.vector.intrinsics["vexp"], HW.vector
+    want = (vs.head_cycles + 16 * vs.cycles_per_repeat + vs.tail_cycles + v.barrier_cycles
+            + ve.head_cycles + 16 * ve.cycles_per_repeat + ve.tail_cycles)
+    assert costs["e"] == pytest.approx(want) == pytest.approx(10 + 32.32 + 14 + v.barrier_cycles + 13 + 32 + 18)
+
+
+def test_col_expand_is_one_ub_copy_per_row(tmp_path: Path) -> None:
+    """TCOLEXPAND of a [1, 96] FP32 row into [16, 96] (a2a3 TColExpand.hpp L22-36): per row one
+    copy_ubuf_to_ubuf of 96 x 4 B = 12 blocks: 16 x (5 + 1 x 12) cycles."""
+    costs = _costs(tmp_path, "  - incore k:\n    - t = slice(x, [16, 96], [0, 0])\n"
+                   "    - v = slice(x, [1, 96], [0, 0])\n    - e = col_expand(t, v)\n",
+                   "  x: {shape: [16, 96], dtype: fp32, role: input, init: zeros}")
+    c = HW.vector.ub_copy
+    assert costs["e"] == pytest.approx(16 * (c.cycles_per_call + c.cycles_per_block * 96 * 4 / c.block_bytes))
+    assert costs["e"] == pytest.approx(16 * (5 + 12))
+
+
 def test_tile_copies_and_column_sums(tmp_path: Path) -> None:
     """A slice of a tile (TEXTRACT) is one copy_ubuf_to_ubuf (5 + 1 per 32-B block: DEV TMOV 64x128 = 1029); a
     binary col_sum of 4 rows is two count-mode vadds, a barrier, one vadd, a barrier, a barrier, the copy out
@@ -413,8 +446,28 @@ def test_a_loop_has_the_buffer_slots_it_asks_for(tmp_path: Path, rng: str, stage
     assert sched.cycles == pytest.approx(_loop_cycles(stages, 8))
     if stages == 1:  # the latency is paid every iteration
         assert sched.cycles > 8 * HW.dma["gm_to_ub"].latency_cycles
-    # t and u live at once, and F - 1 more of the loaded t (exp's result u keeps one slot: pypto #1852)
-    assert sched.peak_bytes["UB"] == 2 * 16 * 64 * 4 + (stages - 1) * 16 * 64 * 4
+    # exp's result u is written over t, whose last use it is (pypto's MemoryReuse lets touching lifetimes share a
+    # buffer: memory_reuse_pass.cpp LifetimesOverlap), plus F - 1 more slots of the loaded t (pypto #1852)
+    assert sched.peak_bytes["UB"] == 16 * 64 * 4 + (stages - 1) * 16 * 64 * 4
+
+
+def test_a_result_may_take_the_buffer_of_an_operand_it_last_reads(tmp_path: Path) -> None:
+    """pypto e2d0f78ae memory_reuse_pass.cpp LifetimesOverlap: lifetimes that touch (last use == definition) share
+    a buffer, except for ops registered not_inplace_safe() (row_sum, ...) and dtype-widening casts. Three
+    [16, 1024] FP32 tiles (64 KiB each): s = add(a, b) fits in 128 KiB of UB, not 192; a row_sum keeps its
+    operand and result apart (64 KiB + 64 B); a BF16 -> FP32 cast too (32 + 64 KiB)."""
+    tensors = ("  x: {shape: [16, 1024], dtype: fp32, role: input, init: zeros}\n"
+               "  h: {shape: [16, 1024], dtype: bf16, role: input, init: zeros}")
+    tile = 16 * 1024 * 4
+
+    def peak(body: str, name: str) -> int:
+        ex = kernel_tasks(program(tmp_path, "  - incore k:\n" + body, tensors, name=name))
+        return schedule_kernel(ex.tasks[0], CostModel(HW), ex.instrs).peak_bytes["UB"]
+
+    loads = "    - a = slice(x, [16, 1024], [0, 0])\n    - b = slice(x, [16, 1024], [0, 0])\n"
+    assert peak(loads + "    - s = add(a, b)\n", "add") == 2 * tile
+    assert peak("    - a = slice(x, [16, 1024], [0, 0])\n    - r = row_sum(a)\n", "rowsum") == tile + 16 * 4
+    assert peak("    - g = slice(h, [16, 1024], [0, 0])\n    - w = cast(g, fp32)\n", "widen") == tile // 2 + tile
 
 
 def test_buffer_capacity_counts_every_stage(tmp_path: Path) -> None:

@@ -328,3 +328,35 @@ def test_a_timing_only_run_reads_an_input_through_a_second_name(tmp_path: Path) 
     r = run(RunOptions(program=program(tmp_path, body, tensors), out=tmp_path / "o", quiet=True, plot=False,
                        trace=False, numerics=False))
     assert len(r.execution.tasks) == 3
+
+
+# --- a matmul too large for L0: PyPTO's AutoTileMatmulL0 K-loop -----------------------------------------
+
+BIG_TENSORS = ("  a: {shape: [16, 256], dtype: bf16, role: input, init: 'uniform(-1, 1)'}\n"
+               "  w: {shape: [256, 256], dtype: bf16, role: input, init: 'uniform(-1, 1)'}\n"
+               "  out: {shape: [16, 256], dtype: fp32, role: output}")
+BIG_BODY = ("  - incore big:\n    - x = slice(a, [16, 256], [0, 0])\n    - y = slice(w, [256, 256], [0, 0])\n"
+            "    - acc = matmul(x, y)\n    - out = assemble(out, acc, [0, 0])\n")
+
+
+def test_a_matmul_too_large_for_l0b_runs_as_k_slabs(tmp_path: Path) -> None:
+    """w is [256, 256] BF16 = 128 KiB, L0B holds 64 KiB: K-only tiling with two slabs in L0B at a time,
+    k = the largest multiple of 16 dividing 256 with 2 x k x 256 x 2 B <= 65536, so k = 64 and 4 slabs (k = 128
+    would need 131072 B). Each slab: w's 32 KiB moved L1 -> L0B (one transfer, 1 + 32768 / 128 cycles) and one
+    mad of 16 x 64 x 256: 6 + 1 x 1 x 4 x 16 = 70 cycles (a single 16 x 256 x 256 mad would be 6 + 256)."""
+    assert (HW.l0b_bytes, HW.cube.head_cycles, HW.cube.fractal_n) == (65536, 6, 16)
+    ex = execute(load_program(program(tmp_path, BIG_BODY, BIG_TENSORS)), {}, numerics_on=False)
+    sched = schedule_kernel(ex.tasks[0], CostModel(HW), ex.instrs)
+    moves = [t for t in sched.ops if t.path == "l1_to_l0b"]
+    assert [t.nbytes for t in moves] == [32768] * 4
+    assert all(t.end - t.start == pytest.approx(dma("l1_to_l0b", 32768)) for t in moves)
+    cube = [t for t in sched.ops if t.pipe == "cube"]
+    assert len(cube) == 1 and cube[0].end - cube[0].start == pytest.approx(4 * (6 + 1 * 1 * 4 * 16))
+    assert sched.peak_bytes["L0B"] == 2 * 32768  # two slabs live, not the 128 KiB tile
+    # an L0B-sized operand is untouched: [128, 256] = 64 KiB, one move, one mad of 6 + 8 x 16
+    small = BIG_BODY.replace("[256, 256], [0, 0])", "[128, 256], [0, 0])").replace("[16, 256], [0, 0])\n    - y",
+                                                                                   "[16, 128], [0, 0])\n    - y")
+    ex2 = execute(load_program(program(tmp_path, small, BIG_TENSORS, "small")), {}, numerics_on=False)
+    sched2 = schedule_kernel(ex2.tasks[0], CostModel(HW), ex2.instrs)
+    assert [t.nbytes for t in sched2.ops if t.path == "l1_to_l0b"] == [65536]
+    assert [t.end - t.start for t in sched2.ops if t.pipe == "cube"] == [6 + 8 * 16]

@@ -9,7 +9,7 @@ from typing import Any
 
 from npusim.errors import Location
 from npusim.ops import OpSpec
-from npusim.vocabulary import SplitMode
+from npusim.vocabulary import CoreKind, SplitMode
 
 from .expressions import ExprLimits
 
@@ -69,10 +69,36 @@ class ManualBlock(Instr):
 @dataclass
 class TaskIdsAssign(Instr):
     """`target = task_ids(a, b, ...)`: a task id standing for all of the given ones (PyPTO
-    `pl.system.task_dummy(deps=[...])`: a barrier, no kernel runs)."""
+    `pl.system.task_dummy(deps=[...])`: a barrier, no kernel runs). `index`: `target[index] = ...` sets one
+    element of a task-id array; `source_indices[k]` (when given): source k is `sources[k][index]`, an element."""
 
     target: str
     sources: list[str]
+    index: ast.expr | None = None
+    source_indices: list[ast.expr | None] = field(default_factory=list)
+
+
+@dataclass
+class ExternCall(Instr):
+    """`extern("NAME", core=..., lanes=..., reads=[...], writes=[...])` in a kernel: a hand-written kernel
+    (PyPTO `@pl.jit.extern`) npusim cannot see into. It runs on `core` ("aiv", "aic", or "mix": an AIC with
+    `lanes` AIV lanes); what it is known to do is read the GM tensors or views `reads` and write `writes` (its
+    pl.Out / pl.InOut parameters; an InOut is in both). Its results cannot be computed."""
+
+    name: str
+    core: CoreKind
+    lanes: int
+    reads: list[str]
+    writes: list[str]
+
+
+@dataclass
+class TaskArray(Instr):
+    """`target = task_array(n)`: n task ids, each standing for no task until set (PyPTO
+    `pl.array.create(n, pl.TASK_ID)`), set and read by runtime indices through `TaskIdsAssign`."""
+
+    target: str
+    size: ast.expr
 
 
 @dataclass

@@ -22,6 +22,7 @@ from npusim.vocabulary import SPLIT_MODES
 from .expressions import FUNCTIONS, ExprCompiler, ExprLimits, number_problem, parse_python
 from .params import resolve_params
 from .program import (
+    ExternCall,
     ForLoop,
     IfBlock,
     Instr,
@@ -31,6 +32,7 @@ from .program import (
     Program,
     ScalarAssign,
     ScopeBlock,
+    TaskArray,
     TaskIdsAssign,
     Tensor,
 )
@@ -45,7 +47,8 @@ _CONTROL_FORMS = ("scope NAME, incore [NAME][(blocks=N, block=V, split=MODE, tid
                   "for V in range(...), for V in pipeline(..., stage=F), parallel V in range(...), if EXPR, else")
 _KERNEL_OPTIONS = ("blocks", "block", "split", "tid", "deps")
 MAX_STAGES = 16  # buffer slots a pipelined loop may ask for
-_RESERVED = set(OPS) | set(FUNCTIONS) | {"range", "pipeline", "True", "False", "task_ids"} | set(NUMPY_DTYPES)
+_RESERVED = (set(OPS) | set(FUNCTIONS) | {"range", "pipeline", "True", "False", "task_ids", "task_array", "extern"}
+             | set(NUMPY_DTYPES))
 # A program's name and its presets' names name its default report directory (reports/NAME-PRESET-...; other
 # characters are made '_' there): printable, at most 100 characters, no path separator, not starting with '.'
 # or '-', so never '.', '..', '/abs' or '../x', a NUL or a lone surrogate
@@ -66,7 +69,7 @@ class _Strict(BaseModel):
 
 class TensorDecl(_Strict):
     shape: Annotated[list[int | str], Field(min_length=1, max_length=MAX_DIMS)]
-    dtype: Literal["bf16", "fp16", "fp32", "int32", "int8", "int64", "fp8e4m3fn", "fp8e5m2"]
+    dtype: Literal["bf16", "fp16", "fp32", "int32", "int8", "uint8", "int64", "fp8e4m3fn", "fp8e5m2"]
     role: Literal["input", "output", "inout", "scratch"]
     init: str | None = None
 
@@ -335,6 +338,8 @@ class BodyParser:
             raise ProgramError("one instruction per line", loc)
         stmt = stmts[0]
         target: str | None = None
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Subscript):
+            return self.parse_task_element(text, loc, stmt.targets[0], stmt.value)
         if isinstance(stmt, ast.Assign):
             if len(stmt.targets) != 1 or not isinstance(stmt.targets[0], ast.Name):
                 raise ProgramError("the left-hand side must be a single name", loc)
@@ -349,9 +354,18 @@ class BodyParser:
                 f"expected 'name = op(...)' or 'name = expression', got a {type(stmt).__name__} statement", loc
             )
         if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "task_ids":
-            if target is None or value.keywords or not all(isinstance(a, ast.Name) for a in value.args):
-                raise ProgramError("task_ids takes task-id names: 't = task_ids(a, b)'", loc)
-            return TaskIdsAssign(loc, text, target, [a.id for a in value.args])  # type: ignore[attr-defined]
+            if target is None:
+                raise ProgramError("task_ids assigns a task id: 't = task_ids(a, b)'", loc)
+            sources, indices = _task_refs(value, loc)
+            return TaskIdsAssign(loc, text, target, sources, source_indices=indices)
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "extern":
+            if target is not None:
+                raise ProgramError("extern(...) is a statement: its writes= name what it writes", loc)
+            return _extern(text, loc, value)
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "task_array":
+            if target is None or value.keywords or len(value.args) != 1:
+                raise ProgramError("task_array takes the element count: 'ts = task_array(n)'", loc)
+            return TaskArray(loc, text, target, value.args[0])
         if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in OPS \
                 and value.func.id != "read":
             return self.parse_op(text, loc, target, value)
@@ -362,6 +376,14 @@ class BodyParser:
         if target is None:
             raise ProgramError("an expression line must assign its value: 'name = expression'", loc)
         return ScalarAssign(loc, text, target, value)
+
+    def parse_task_element(self, text: str, loc: Location, target: ast.Subscript, value: ast.expr) -> TaskIdsAssign:
+        """`ts[i] = task_ids(a, b[j])`: one element of a task-id array set."""
+        if not (isinstance(target.value, ast.Name) and isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
+                and value.func.id == "task_ids") or isinstance(target.slice, ast.Slice | ast.Tuple):
+            raise ProgramError("only an element of a task-id array is assigned by index: 'ts[i] = task_ids(a)'", loc)
+        sources, indices = _task_refs(value, loc)
+        return TaskIdsAssign(loc, text, target.value.id, sources, target.slice, indices)
 
     def parse_op(self, text: str, loc: Location, target: str | None, call: ast.Call) -> OpCall:
         spec = OPS[call.func.id]  # type: ignore[attr-defined]
@@ -398,3 +420,43 @@ class BodyParser:
                         Location(loc.file, loc.line, (loc.col or 1) + sub.col_offset),
                     )
         return OpCall(loc, text, target, spec, args)
+
+
+def _task_refs(call: ast.Call, loc: Location) -> tuple[list[str], list[ast.expr | None]]:
+    """The arguments of `task_ids(a, b[j])`: task-id names, or elements of task-id arrays."""
+    names: list[str] = []
+    indices: list[ast.expr | None] = []
+    for a in call.args:
+        if isinstance(a, ast.Name):
+            names.append(a.id)
+            indices.append(None)
+        elif isinstance(a, ast.Subscript) and isinstance(a.value, ast.Name) and not isinstance(a.slice, ast.Slice
+                                                                                               | ast.Tuple):
+            names.append(a.value.id)
+            indices.append(a.slice)
+        else:
+            raise ProgramError("task_ids takes task ids or task-id array elements: 't = task_ids(a, b[i])'", loc)
+    if call.keywords:
+        raise ProgramError("task_ids takes no keywords", loc)
+    return names, indices if any(i is not None for i in indices) else []
+
+
+def _extern(text: str, loc: Location, call: ast.Call) -> ExternCall:
+    """`extern("NAME", core="mix", lanes=2, reads=[a, b], writes=[c])`: a hand-written kernel's call."""
+    form = 'extern("NAME", core="aiv"|"aic"|"mix", lanes=1|2, reads=[...], writes=[...])'
+    kw = {k.arg: k.value for k in call.keywords}
+    if len(call.args) != 1 or not (isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str)) \
+            or set(kw) - {"core", "lanes", "reads", "writes"}:
+        raise ProgramError(f"expected {form}", loc)
+    core = kw.get("core", ast.Constant("aiv"))
+    lanes = kw.get("lanes", ast.Constant(1))
+    if not (isinstance(core, ast.Constant) and core.value in ("aiv", "aic", "mix")) or not (
+            isinstance(lanes, ast.Constant) and lanes.value in (1, 2) and (lanes.value == 1 or core.value == "mix")):
+        raise ProgramError(f"expected {form} (2 lanes only for core=\"mix\")", loc)
+    names: dict[str, list[str]] = {}
+    for key in ("reads", "writes"):
+        node = kw.get(key, ast.List([], ast.Load()))
+        if not (isinstance(node, ast.List) and all(isinstance(e, ast.Name) for e in node.elts)):
+            raise ProgramError(f"extern {key}= takes a list of tensor names", loc)
+        names[key] = [e.id for e in node.elts]  # type: ignore[attr-defined]
+    return ExternCall(loc, text, call.args[0].value, core.value, lanes.value, names["reads"], names["writes"])

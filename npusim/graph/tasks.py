@@ -30,6 +30,17 @@ class OpRecord(NamedTuple):
 Region = tuple[int, tuple[int, ...], tuple[int, ...]]  # (tensor id, lo corner, hi corner exclusive)
 
 
+class ExternWork(NamedTuple):
+    """What a task running a hand-written kernel (`@pl.jit.extern`) is known to do: the kernel's name, the bytes
+    of the GM views it reads and writes (the whole dispatch's, over all of its blocks), and the AIV lanes it
+    occupies. npusim prices it from these alone (docs/timing-model.md §6)."""
+
+    name: str
+    read_bytes: int
+    write_bytes: int
+    lanes: int
+
+
 class GmAccess(NamedTuple):
     """The GM window one DMA op of a task reads or writes (what decides whether a read hits L2)."""
 
@@ -60,6 +71,7 @@ class Task:
     split: SplitMode = "none"  # a mix task whose vector work is halved across both AIV lanes (pl.split)
     after: tuple[int, ...] = ()  # explicit dependencies (deps=): dispatches this one waits for
     manual: bool = False  # submitted in a manual scope: no dependencies from GM footprints, not tracked
+    extern: ExternWork | None = None  # a hand-written kernel's task: no ops, priced from its views' bytes
 
     def __post_init__(self) -> None:
         if self.dispatch < 0:
@@ -67,7 +79,10 @@ class Task:
 
     @property
     def lanes(self) -> int:
-        """AIV lanes the task occupies with the same work: 2 for a split mix task, else 1."""
+        """AIV lanes the task occupies with the same work: 2 for a split mix task (or a mixed extern kernel with
+        dual AIV dispatch), else 1."""
+        if self.extern is not None:
+            return self.extern.lanes
         return 2 if self.split != "none" and self.core == "mix" else 1
 
 

@@ -21,6 +21,7 @@ from npusim.dtypes import INT_DTYPES, MAX_DIMS, NUMPY_DTYPES, itemsize, np_dtype
 from npusim.errors import Location, ProgramError, shown
 from npusim.frontend.expressions import FUNCTIONS, INT_MAX, INT_MIN, Expr, ExprCompiler
 from npusim.frontend.program import (
+    ExternCall,
     ForLoop,
     IfBlock,
     Instr,
@@ -30,9 +31,10 @@ from npusim.frontend.program import (
     Program,
     ScalarAssign,
     ScopeBlock,
+    TaskArray,
     TaskIdsAssign,
 )
-from npusim.graph import Execution, FinalTensor, InstrInfo, Task, coalesce
+from npusim.graph import Execution, ExternWork, FinalTensor, InstrInfo, Task, coalesce
 
 from .compute import ComputeOp
 from .limits import RunLimits, check_gm_budget
@@ -184,6 +186,10 @@ class Interpreter:
             return self._compile_manual(instr)
         if isinstance(instr, TaskIdsAssign):
             return self._compile_task_ids(instr)
+        if isinstance(instr, TaskArray):
+            return self._compile_task_array(instr)
+        if isinstance(instr, ExternCall):
+            return self._compile_extern(instr, in_kernel)
         raise AssertionError(type(instr))
 
     def _reads_a_value(self, instr: OpCall) -> bool:
@@ -201,7 +207,8 @@ class Interpreter:
     def _define(self, name: str, kind: str, instr: Instr) -> None:
         old = self.kinds.get(name)
         if old is not None and old != kind:
-            what = {"scalar": "a scalar", "value": "a tile or tensor", "tid": "a task id"}
+            what = {"scalar": "a scalar", "value": "a tile or tensor", "tid": "a task id",
+                    "tids": "a task-id array"}
             raise ProgramError(f"{name!r} is {what[old]} elsewhere; it cannot also be {what[kind]}", instr.loc)
         if name in self.program.consts:
             raise ProgramError(f"{name!r} is a param or let and cannot be assigned", instr.loc)
@@ -247,7 +254,7 @@ class Interpreter:
         return read
 
     def _compile_scalar(self, instr: ScalarAssign) -> Run:
-        if isinstance(instr.expr, ast.Name) and self.kinds.get(instr.expr.id) in ("value", "tid"):
+        if isinstance(instr.expr, ast.Name) and self.kinds.get(instr.expr.id) in ("value", "tid", "tids"):
             return self._compile_alias(instr, instr.expr.id)
         expr = self._expr(instr.expr, instr)
         self._define(instr.target, "scalar", instr)
@@ -265,7 +272,8 @@ class Interpreter:
         return run
 
     def _compile_alias(self, instr: ScalarAssign, source: str) -> Run:
-        """`a = b` where b is a tile, tensor or task id: a second name for the same value (no data moves)."""
+        """`a = b` where b is a tile, tensor, task id or task-id array: a second name for the same value (no data
+        moves; setting an element of an array through either name sets it for both)."""
         self._define(instr.target, self.kinds[source], instr)
         env, target = self.env, instr.target
 
@@ -386,32 +394,121 @@ class Interpreter:
 
         return run
 
-    def _task_ids(self, names: list[str], instr: Instr) -> Callable[[], frozenset[int]]:
-        """The dispatches a list of task-id names stands for, at run time."""
-        for n in names:
-            if self.kinds.get(n) != "tid":
+    def _task_ids(self, names: list[str], instr: Instr,
+                  indices: list[ast.expr | None] | None = None) -> Callable[[], frozenset[int]]:
+        """The dispatches a list of task-id names stands for, at run time: a task id, a task-id array (all of its
+        elements), or (`indices[k]` given) the element of array k at that index."""
+        picks = [self._element(n, i, instr) if i is not None else None
+                 for n, i in zip(names, indices or [None] * len(names), strict=True)]
+        for n, pick in zip(names, picks, strict=True):
+            if pick is None and self.kinds.get(n) not in ("tid", "tids"):
                 hint = "" if n in self.kinds else " (no task id of that name is bound before this line)"
                 raise ProgramError(f"{n!r} is not a task id{hint}", instr.loc)
+        whole = [self.kinds[n] == "tids" and pick is None for n, pick in zip(names, picks, strict=True)]
         env = self.env
 
         def get() -> frozenset[int]:
             out: frozenset[int] = frozenset()
-            for n in names:
+            for n, pick, all_of in zip(names, picks, whole, strict=True):
                 try:
-                    out = out | env[n]
+                    out = out.union(*env[n]) if all_of else out | (env[n] if pick is None else env[n][pick()])
                 except KeyError as exc:
                     raise self.located(instr, "deps", exc) from None
             return out
 
         return get
 
+    def _element(self, array: str, index: ast.expr, instr: Instr) -> Callable[[], int]:
+        """The checked run-time index of an element of task-id array `array`."""
+        if self.kinds.get(array) != "tids":
+            raise ProgramError(f"{array!r} is not a task-id array (task_array(n))", instr.loc)
+        fn, env = self._expr(index, instr).fn, self.env
+
+        def pick() -> int:
+            try:
+                i = fn(env)
+                n = len(env[array])
+            except RUNTIME_ERRORS as exc:
+                raise self.located(instr, "task-id array index", exc) from None
+            except KeyError as exc:
+                raise self.undefined(instr, exc) from None
+            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n:
+                raise self.error(instr, f"index {shown(i)} is outside task-id array {array} of {n} elements")
+            return i
+
+        return pick
+
     def _compile_task_ids(self, instr: TaskIdsAssign) -> Run:
-        get = self._task_ids(instr.sources, instr)
-        self._define(instr.target, "tid", instr)
+        get = self._task_ids(instr.sources, instr, instr.source_indices or None)
+        env, target = self.env, instr.target
+        if instr.index is None:
+            self._define(target, "tid", instr)
+
+            def run() -> None:
+                env[target] = get()
+
+            return run
+        pick = self._element(target, instr.index, instr)
+
+        def run_element() -> None:
+            env[target][pick()] = get()
+
+        return run_element
+
+    def _compile_task_array(self, instr: TaskArray) -> Run:
+        size = self._expr(instr.size, instr).fn
+        self._define(instr.target, "tids", instr)
         env, target = self.env, instr.target
 
         def run() -> None:
-            env[target] = get()
+            try:
+                n = size(env)
+            except RUNTIME_ERRORS as exc:
+                raise self.located(instr, "task_array size", exc) from None
+            if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= self.limits.max_tasks:
+                raise self.error(instr, f"task_array needs a size from 0 to {self.limits.max_tasks}, got {shown(n)}")
+            env[target] = [frozenset()] * n
+
+        return run
+
+    def _compile_extern(self, instr: ExternCall, in_kernel: bool) -> Run:
+        """A hand-written kernel's call: its task's footprint is the views it is passed (reads and writes as
+        annotated) and their bytes are all npusim knows of its work (ExternWork); its results cannot be computed,
+        so a run with numerics stops here."""
+        if not in_kernel:
+            raise ProgramError(f"extern {instr.name} runs as a kernel: put it in an 'incore:' block", instr.loc)
+        if self.numerics:
+            raise ProgramError(f"{instr.name} is a hand-written kernel (@pl.jit.extern): npusim cannot compute its "
+                               "results; run with --no-numerics for its timing", instr.loc)
+        self._register(instr, "extern")
+        env = self.env
+
+        def footprint(names: list[str], regions: list, what: str) -> int:
+            total = 0
+            for n in names:
+                try:
+                    value = env[n]
+                except KeyError as exc:
+                    raise self.undefined(instr, exc) from None
+                if isinstance(value, Tile):
+                    raise self.error(instr, f"extern {instr.name}: {n} is a tile; it {what} GM tensors and views")
+                view = as_view(value)
+                total += math.prod(view.shape) * itemsize(view.dtype)
+                hi = tuple([o + d for o, d in zip(view.offset, view.shape, strict=True)])
+                if not view.tensor.untracked and 0 not in view.shape:
+                    regions.append(view.tensor.region(view.offset, hi))
+            return total
+
+        def run() -> None:
+            task = self.task
+            assert task is not None
+            if task.extern is not None or task.ops:
+                raise self.error(instr, f"extern {instr.name}: a kernel that calls a hand-written kernel runs only "
+                                 "that call")
+            reads = footprint(instr.reads, task.reads, "reads")
+            writes = footprint(instr.writes, task.writes, "writes")
+            task.extern = ExternWork(instr.name, reads, writes, instr.lanes)
+            task.core = instr.core
 
         return run
 
@@ -438,6 +535,7 @@ class Interpreter:
         if instr.block_var is not None:
             self._define(instr.block_var, "scalar", instr)
         body = self._compile_block(instr.body, in_kernel=True)
+        extern = any(isinstance(i, ExternCall) for i in instr.body)  # its task has no ops to replay
         if instr.tid is not None:
             self._define(instr.tid, "tid", instr)
         self.l1_names = set()
@@ -450,9 +548,11 @@ class Interpreter:
                 )
             scopes = tuple("/".join(self.scope_stack[: i + 1]) for i in range(len(self.scope_stack)))
             name = instr.name or f"{self.scope_stack[-1] if self.scope_stack else 'kernel'}@{instr.loc.line}"
+            if extern:
+                name = f"{name} (extern)"  # so that no table mistakes it for a modelled kernel
             task = Task(len(self.tasks), name, scopes, iid, self._context(), dispatch=dispatch, block=block,
                         blocks=blocks, after=waits, manual=self.manual)
-            if self.replay is None:
+            if self.replay is None or extern:
                 interpret(task)
             else:
                 self.replay.kernel(iid, instr.body, task, interpret)
@@ -492,7 +592,11 @@ class Interpreter:
             raw = (task.reads, task.writes)
             task.reads = coalesce(task.reads)
             task.writes = coalesce(task.writes)
-            task.core = core_kind(task.ops)
+            if task.extern is None:
+                task.core = core_kind(task.ops)
+            elif task.ops:
+                raise self.error(instr, f"kernel {task.kernel}: a kernel that calls a hand-written kernel "
+                                 f"({task.extern.name}) runs only that call")
             return raw
 
         def run() -> None:
@@ -551,6 +655,8 @@ class Interpreter:
             run = ComputeOp(self, instr, args, iid)
         elif spec.lowering == "uninit":
             run = self._op_uninit(instr, args)
+        elif spec.lowering == "validshape":
+            run = self._op_set_validshape(instr, args)
         else:
             raise AssertionError(f"{spec.name} ({spec.lowering}) is not an instruction")
         if instr.target is not None:
@@ -576,7 +682,7 @@ class Interpreter:
                                    instr.loc)
             elif kind in ("value_or_scalar", "scalar"):
                 out[param.name] = ("scalar", self._expr(node, instr))
-            elif kind in ("shape", "shape_opt"):
+            elif kind in ("shape", "shape_opt", "index"):
                 if not isinstance(node, ast.List | ast.Tuple):
                     raise ProgramError(f"{instr.spec.name}: {param.name} must be a list like [a, b]", instr.loc)
                 out[param.name] = ("shape", [self._expr(e, instr) for e in node.elts])
@@ -713,6 +819,35 @@ class Interpreter:
 
         return run
 
+    def _op_set_validshape(self, instr: OpCall, args: dict) -> Run:
+        """A new valid extent for a tile, no data moved and no op recorded (pypto e2d0f78ae tile_ops.py
+        set_validshape: "Update valid-shape metadata of a tile without data movement")."""
+        src_name = args["t"][1]
+        rows, cols = args["rows"][1], args["cols"][1]
+        dynamic = not (rows.is_const and cols.is_const)
+        env, target = self.env, instr.target
+
+        def run() -> None:
+            try:
+                tile = env[src_name]
+                valid = (rows.fn(env), cols.fn(env))
+            except KeyError as exc:
+                raise self.undefined(instr, exc) from None
+            except RUNTIME_ERRORS as exc:
+                raise self.located(instr, "set_validshape", exc) from None
+            if tile.__class__ is not Tile or len(tile.shape) != 2:
+                raise self.error(instr, f"set_validshape: {src_name} must be a 2-D tile")
+            self.own(tile, instr, src_name)
+            if any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= d
+                   for v, d in zip(valid, tile.shape, strict=True)):
+                raise self.error(instr, f"set_validshape: valid shape {shown(list(valid))} does not fit the tile "
+                                 f"{fmt_shape(tile.shape)}")
+            sig = tile_sig(tile.shape, tile.dtype, valid, dynamic or tile.sig.dynamic)
+            if target is not None:
+                env[target] = Tile(tile.data, sig, tile.buf, tile.op, tile.owner)
+
+        return run
+
     def _window(self, instr: OpCall, src_shape: tuple[int, ...], shape: tuple[int, ...],
                 offset: tuple[int, ...], what: str) -> None:
         if len(shape) != len(src_shape) or len(offset) != len(src_shape):
@@ -786,6 +921,7 @@ class Interpreter:
         target_name = args["target"][1]
         source_name = args["source"][1]
         get_offset = self.shape_getter(args["offset"][1], instr, "offset")
+        atomic = args["atomic"][1] == "add"
         env = self.env
         result_name = instr.target
 
@@ -806,6 +942,8 @@ class Interpreter:
                 raise self.error(instr, f"assemble: source is {source.dtype} but {target_name} is "
                                   f"{target.dtype}; cast first")
             if target.__class__ is Tile:
+                if atomic:
+                    raise self.error(instr, f"assemble: atomic=\"add\" adds into GM; {target_name} is a tile")
                 self.own(target, instr, target_name)
                 self._window(instr, target.shape, source.shape, offset, f"tile {target_name}")
                 result = self.lower.insert(self.task, target, source, offset, iid)
@@ -817,7 +955,7 @@ class Interpreter:
                                      "kernels only read; declare it inout to write it")
                 self._window(instr, view.shape, written, offset, target_name)
                 abs_offset = tuple([a + b for a, b in zip(view.offset, offset, strict=True)])
-                self.lower.store(self.task, view.tensor, abs_offset, source, written, iid)
+                self.lower.store(self.task, view.tensor, abs_offset, source, written, iid, atomic)
                 result = target
             if result_name is not None:
                 env[result_name] = result

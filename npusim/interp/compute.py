@@ -30,8 +30,8 @@ class ComputeOp:
         self.env = interp.env
         self.values = [(n, a[1]) for n, a in args.items() if a[0] == "value"]
         self.scalars = [(n, a[1]) for n, a in args.items() if a[0] == "scalar"]
-        self.shapes = [(n, interp.shape_getter(a[1], instr, n, positive=True)) for n, a in args.items()
-                       if a[0] == "shape"]
+        self.shapes = [(n, interp.shape_getter(a[1], instr, n, positive=spec.param(n).kind != "index"))
+                       for n, a in args.items() if a[0] == "shape"]
         self.consts = {n: a[1] for n, a in args.items() if a[0] == "const"}
         self.cube = spec.pipe == "cube"
         self.metadata_only = spec.pipe == "scalar"
@@ -52,6 +52,9 @@ class ComputeOp:
         interp, lower, iid = self.interp, self.interp.lower, self.iid
         task = interp.task
         value = self.env[var]
+        if value.__class__ is not Tile and self.spec.name == "write":
+            raise OpError(f"{var} is a GM tensor: writing one element of GM (pto.store_scalar) is not supported yet; "
+                          "write into a tile")
         if value.__class__ is not Tile:
             view = as_view(value)
             value = lower.load(task, view.tensor, view.offset, view.shape, None, False, "L1" if self.cube else "UB",

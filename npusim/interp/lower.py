@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from npusim import numerics
 from npusim.dtypes import itemsize
 from npusim.graph import ComputeSig, DmaSig, GmAccess, MoveSig, OpRecord, OpSig, Task, TileSig, result_tile
 from npusim.vocabulary import BUFFER_SIDE, Buffer, CoreKind, Place, SplitMode
@@ -106,15 +107,17 @@ class Lowering:
         return tile
 
     def store(self, task: Task, tensor: GMTensor, offset: tuple[int, ...], source: Tile,
-              written: tuple[int, ...], iid: int) -> None:
-        """A DMA store of the valid part of a tile into GM: MTE3 from UB, FIXPIPE from L0C."""
+              written: tuple[int, ...], iid: int, atomic: bool = False) -> None:
+        """A DMA store of the valid part of a tile into GM: MTE3 from UB, FIXPIPE from L0C. `atomic`: the store
+        adds into GM (the DMA engine's atomic-add mode; the same transfer, so the same cost)."""
         if source.buf not in ("UB", "L0C"):
             source = self.move(task, source, "UB", iid)
         deps = (source.op,) if source.op >= 0 else ()
         hi = tuple([o + w for o, w in zip(offset, written, strict=True)])
         if self.numerics and tensor.data is not None and source.data is not None:
-            tensor.data[tuple(slice(o, h) for o, h in zip(offset, hi, strict=True))] = \
-                source.data[tuple(slice(0, w) for w in written)]
+            window = tuple(slice(o, h) for o, h in zip(offset, hi, strict=True))
+            part = source.data[tuple(slice(0, w) for w in written)]
+            tensor.data[window] = numerics.add(tensor.data[window], part) if atomic else part
         if 0 not in written:
             region = tensor.region(offset, hi)
             if not tensor.untracked:  # (a manual-dependency tensor orders no task; its traffic still meets L2)

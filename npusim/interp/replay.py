@@ -325,7 +325,7 @@ class _Analyzer:
                 bindings[p.name] = self._binding(node.id, env)
             elif p.kind in ("value_or_scalar", "scalar"):
                 self._structural(self._form(node, env))
-            elif p.kind in ("shape", "shape_opt"):
+            elif p.kind in ("shape", "shape_opt", "index"):
                 if p.name == "offset" and lowering in ("slice", "assemble"):
                     continue
                 for e in getattr(node, "elts", ()):

@@ -39,7 +39,9 @@ from .elementwise import (
     PAD_VALUES,
     abs_,
     add,
+    arange,
     binary_scalar,
+    col_broadcast,
     col_expand,
     div,
     fill_pad,
@@ -53,6 +55,7 @@ from .elementwise import (
     row_expand,
     sqrt,
     sub,
+    write,
 )
 from .formats import CAST_MODES, INT32_MAX, INT32_MIN, digest
 from .matmul import matmul, matmul_acc
@@ -61,7 +64,7 @@ from .transcendental import exp, rsqrt
 
 __all__ = [
     "BINARY_OPS", "CAST_MODES", "EXPAND_OPS", "INT32_MAX", "INT32_MIN", "PAD_VALUES", "ROW_SUM_LANES", "abs_", "add",
-    "binary_scalar", "cast", "col_expand", "col_max", "col_min", "col_sum", "digest", "div", "exp", "fill_pad",
-    "full", "matmul", "matmul_acc", "maximum", "minimum", "mul", "neg", "recip", "row_broadcast", "row_expand",
-    "row_max", "row_min", "row_sum", "rsqrt", "sqrt", "sub",
+    "arange", "binary_scalar", "cast", "col_broadcast", "col_expand", "col_max", "col_min", "col_sum", "digest", "div",
+    "exp", "fill_pad", "full", "matmul", "matmul_acc", "maximum", "minimum", "mul", "neg", "recip", "row_broadcast",
+    "row_expand", "row_max", "row_min", "row_sum", "rsqrt", "sqrt", "sub", "write",
 ]

@@ -170,9 +170,36 @@ def row_broadcast(t: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.repeat(np.asarray(v), n, axis=1)
 
 
+def col_broadcast(t: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """v [1,N] copied into every row of a tile of t's shape [M,N] (a bit copy: NaN payloads kept)."""
+    check_2d("col_expand", t)
+    m, n = np.shape(t)
+    if np.shape(v) != (1, n):
+        raise ValueError(f"col_expand: v must be {[1, n]}, got {list(np.shape(v))}")
+    return np.repeat(np.asarray(v), m, axis=0)
+
+
 def col_expand(op_name: str, t: np.ndarray, v: np.ndarray) -> np.ndarray:
     """t [M,N] OP v [1,N], v broadcast down each column; op_name in add, sub, mul, div."""
     return _expand("col_expand", op_name, t, v)
+
+
+def arange(start: int, shape: tuple[int, ...] | list[int], descending: bool = False) -> np.ndarray:
+    """int32 start + k (start - k when descending) at column k of a [1, N] tile, wrapping as int32 does."""
+    n = int(shape[-1])
+    k = np.arange(n, dtype=np.int64)
+    values = int(start) - k if descending else int(start) + k
+    return ((values + 2**31) % 2**32 - 2**31).astype(np.int32).reshape(1, n)
+
+
+def write(t: np.ndarray, index: tuple[int, ...] | list[int], value: float | int) -> np.ndarray:
+    """A copy of t with t[index] = value rounded once to t's dtype (as `full` rounds it)."""
+    idx = tuple(int(i) for i in index)
+    if len(idx) != t.ndim or any(not 0 <= i < d for i, d in zip(idx, t.shape, strict=True)):
+        raise ValueError(f"write: index {list(idx)} is outside the tile of shape {list(t.shape)}")
+    out = np.array(t, copy=True)
+    out[idx] = full((1,), dtype_of(t), int(value) if isinstance(value, bool | np.bool_) else value)[0]
+    return out
 
 
 def full(shape: tuple[int, ...] | list[int], dtype: str, value: float | int) -> np.ndarray:

@@ -20,7 +20,8 @@ from npusim.dtypes import FLOAT_DTYPES, dtype_name, np_dtype
 CAST_MODES = ("round", "rint", "floor", "ceil", "trunc")
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
-INT_RANGES = {"int8": (-(2**7), 2**7 - 1), "int32": (INT32_MIN, INT32_MAX), "int64": (-(2**63), 2**63 - 1)}
+INT_RANGES = {"int8": (-(2**7), 2**7 - 1), "uint8": (0, 2**8 - 1),
+              "int32": (INT32_MIN, INT32_MAX), "int64": (-(2**63), 2**63 - 1)}
 
 
 class Fmt(NamedTuple):

@@ -77,6 +77,17 @@ def infer_row_broadcast(op: str, t: TileType, v: TileType) -> tuple[tuple[int, .
     return t.shape, v.dtype
 
 
+def infer_col_broadcast(op: str, t: TileType, v: TileType) -> tuple[tuple[int, ...], str]:
+    """col_expand: v [1, N] over the shape of t [M, N]; the device's TCOLEXPAND keeps one dtype."""
+    _need_vector(op, t, v)
+    _need_2d(op, "tile", t)
+    if v.shape != (1, t.shape[1]):
+        raise OpError(f"the column vector must be [1, {t.shape[1]}] for a {_fmt(t.shape)} tile, got {_fmt(v.shape)}")
+    if v.dtype != t.dtype:
+        raise OpError(f"t is {t.dtype} but v is {v.dtype}; cast one of them first")
+    return t.shape, v.dtype
+
+
 def infer_row_expand(op: str, t: TileType, v: TileType) -> tuple[tuple[int, ...], str]:
     _need_vector(op, t, v)
     _need_2d(op, "tile", t)
@@ -101,6 +112,25 @@ def infer_full(op: str, shape: tuple[int, ...], dtype: str, value: float) -> tup
     if dtype.startswith("int") and float(value) != int(value):
         raise OpError(f"value {value} is not an integer, as an {dtype} tile needs")
     return shape, dtype
+
+
+def infer_arange(op: str, start: float, shape: tuple[int, ...], dtype: str, descending: bool
+                 ) -> tuple[tuple[int, ...], str]:
+    """arange (TCI): a [1, N] tile of int32 (pto-isa TCI.hpp: leading dims 1, N > 1; npusim has no int16)."""
+    if len(shape) != 2 or shape[0] != 1 or shape[1] < 2:
+        raise OpError(f"the shape must be [1, N] with N > 1 (TCI fills one row), got {_fmt(shape)}")
+    if dtype != "int32":
+        raise OpError(f"arange makes int32 (TCI's 16-bit form is int16, which npusim has not), not {dtype}")
+    if float(start) != int(start):
+        raise OpError(f"start {start} is not an integer")
+    return shape, dtype
+
+
+def infer_write(op: str, t: TileType, index: tuple[int, ...], value: float) -> tuple[tuple[int, ...], str]:
+    """write: t with one element replaced (TSETVAL); the index gives every dimension."""
+    if len(index) != len(t.shape):
+        raise OpError(f"the index has {len(index)} entries for a {len(t.shape)}-D tile")
+    return t.shape, t.dtype
 
 
 def infer_reshape(op: str, t: TileType, shape: tuple[int, ...]) -> tuple[tuple[int, ...], str]:

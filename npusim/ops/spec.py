@@ -11,12 +11,12 @@ from npusim.vocabulary import Buffer, Pipe
 
 REQUIRED = object()
 
-ParamKind = Literal["value", "value_or_scalar", "shape", "shape_opt", "dtype", "dtype_opt", "scalar", "choice",
-                    "flag"]
+ParamKind = Literal["value", "value_or_scalar", "shape", "shape_opt", "index", "dtype", "dtype_opt", "scalar",
+                    "choice", "flag"]  # index: a list of scalars like a shape, zero allowed
 Where = Literal["kernel", "orchestration", "both"]
 # How the interpreter lowers an op: a table-driven tile op ("compute"), or one of the data-movement ops that
 # depend on where their operands live (GM or on-chip), or an orchestration-only op.
-Lowering = Literal["compute", "slice", "assemble", "create_tensor", "read", "uninit"]
+Lowering = Literal["compute", "slice", "assemble", "create_tensor", "read", "uninit", "validshape"]
 
 
 class OpError(Exception):

@@ -16,8 +16,10 @@ from npusim.dtypes import dtype_name
 
 from .shapes import (
     accumulator_dtype,
+    infer_arange,
     infer_binary,
     infer_cast,
+    infer_col_broadcast,
     infer_col_expand,
     infer_col_reduce,
     infer_fillpad,
@@ -29,6 +31,7 @@ from .shapes import (
     infer_row_broadcast,
     infer_row_expand,
     infer_unary,
+    infer_write,
 )
 from .spec import OpSpec, Param
 
@@ -89,6 +92,14 @@ OPS: dict[str, OpSpec] = {
             pipe=None,
         ),
         OpSpec(
+            "set_validshape",
+            (Param("t", "value"), Param("rows", "scalar"), Param("cols", "scalar")),
+            "the same 2-D tile whose valid part is its first rows x cols (metadata only, no instruction: pypto "
+            "tile.set_validshape); a run-time rows or cols makes it a dynamic tile",
+            lowering="validshape",
+            pipe=None,
+        ),
+        OpSpec(
             "uninit",
             (Param("shape", "shape"), Param("dtype", "dtype")),
             "an uninitialised tile (PyPTO's create_tensor inside a kernel): no instruction runs; it reads as NaN "
@@ -112,9 +123,10 @@ OPS: dict[str, OpSpec] = {
         ),
         OpSpec(
             "assemble",
-            (Param("target", "value"), Param("source", "value"), Param("offset", "shape")),
+            (Param("target", "value"), Param("source", "value"), Param("offset", "shape"),
+             Param("atomic", "choice", "none", ("none", "add"))),
             "write source into target at offset: a DMA store into GM (TSTORE: MTE3 from UB, FIXPIPE from L0C), "
-            "or a vector insert into a tile (TINSERT)",
+            "or a vector insert into a tile (TINSERT); atomic=\"add\": the store adds into GM (the store's cost)",
             lowering="assemble",
             pipe=None,
         ),
@@ -125,6 +137,25 @@ OPS: dict[str, OpSpec] = {
             infer=partial(infer_full, "full"),
             compute=lambda shape, dtype, value: numerics.full(shape, dtype, value),
             cost="TEXPANDS",
+        ),
+        OpSpec(
+            "arange",
+            (Param("start", "scalar"), Param("shape", "shape"), Param("dtype", "dtype"),
+             Param("descending", "flag", False)),
+            "start, start + 1, ... (start - k with descending) along a [1, N] int32 tile (TCI: a scalar loop)",
+            infer=partial(infer_arange, "arange"),
+            compute=lambda start, shape, dtype, descending: numerics.arange(start, shape, descending),
+            pipe="scalar",
+            cost="TCI",
+        ),
+        OpSpec(
+            "write",
+            (Param("t", "value"), Param("index", "index"), Param("value", "scalar")),
+            "t with the element at index set to value, rounded to t's dtype (TSETVAL: one scalar store into UB)",
+            infer=partial(infer_write, "write"),
+            compute=lambda t, index, value: numerics.write(t, index, value),
+            pipe="scalar",
+            cost="TSETVAL",
         ),
         OpSpec(
             "cast",
@@ -210,10 +241,27 @@ OPS: dict[str, OpSpec] = {
         _expand("row", "sub", "TROWEXPANDSUB"),
         _expand("row", "mul", "TROWEXPANDMUL"),
         _expand("row", "div", "TROWEXPANDDIV"),
+        OpSpec(
+            "col_expand",
+            (Param("t", "value"), Param("v", "value")),
+            "v [1, N] copied down each column into a tile of t's shape [M, N] (t gives the shape only)",
+            infer=partial(infer_col_broadcast, "col_expand"),
+            compute=lambda t, v: numerics.col_broadcast(t, v),
+            cost="TCOLEXPAND",
+        ),
         _expand("col", "add", "TCOLEXPANDADD"),
         _expand("col", "sub", "TCOLEXPANDSUB"),
         _expand("col", "mul", "TCOLEXPANDMUL"),
         _expand("col", "div", "TCOLEXPANDDIV"),
+        OpSpec(
+            "col_expand_expdif",
+            (Param("t", "value"), Param("v", "value")),
+            "exp(t - v), v [1, N] broadcast down each column: the difference rounded to the dtype, then its exp "
+            "(TCOLEXPANDEXPDIF: vsub, barrier, vexp per call)",
+            infer=partial(infer_col_expand, "col_expand_expdif"),
+            compute=lambda t, v: numerics.exp(numerics.col_expand("sub", t, v)),
+            cost="TCOLEXPANDEXPDIF",
+        ),
         OpSpec(
             "fillpad",
             (Param("t", "value"), Param("pad_value", "choice", "zero", numerics.PAD_VALUES)),

@@ -19,7 +19,8 @@ from npusim.frontend import Program
 from npusim.references import Reference
 
 STORED = {"bf16": np.dtype(np.uint16), "fp16": np.dtype(np.uint16), "fp32": np.dtype(np.float32),
-          "int32": np.dtype(np.int32), "int8": np.dtype(np.int8), "int64": np.dtype(np.int64),
+          "int32": np.dtype(np.int32), "int8": np.dtype(np.int8), "uint8": np.dtype(np.uint8),
+          "int64": np.dtype(np.int64),
           "fp8e4m3fn": np.dtype(np.uint8), "fp8e5m2": np.dtype(np.uint8)}
 
 

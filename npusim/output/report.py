@@ -244,6 +244,11 @@ def _span(runs: list[TaskRun], timeline: Timeline, shares: HbmShares) -> dict:
             transfers[path] += n
         for pipe, c in r.schedule.busy.items():
             busy[pipe] += c
+    ext_read = sum(r.schedule.extern_read_bytes for r in runs)
+    ext_write = sum(r.schedule.extern_write_bytes for r in runs)
+    if ext_read or ext_write:  # hand-written kernels' bytes, on no DMA path npusim knows (`gm_` / `_gm` as GM)
+        dma_bytes.update(gm_extern=ext_read, extern_gm=ext_write)
+        transfers.update(gm_extern=0, extern_gm=0)
     start = min((r.start for r in runs), default=0.0)
     end = max((r.end for r in runs), default=0.0)
     cycles = end - start

@@ -149,7 +149,8 @@ class Bound:
     """What limits a group of tasks: `hbm` when more than half of their exec time was throttled (their
     length was then their GM bytes over their bandwidth share, whatever their pipes do), else the pipe with
     the most busy cycles in their standalone schedules. `share`: the throttled fraction of exec time, or
-    that pipe's busy cycles over the standalone cycles (one AIV lane's for a split task)."""
+    that pipe's busy cycles over the standalone cycles (one AIV lane's for a split task). Hand-written kernels'
+    tasks (`@pl.jit.extern`) are `hbm` by construction: `share` is the part of their exec time moving bytes."""
 
     by: str
     share: float
@@ -160,7 +161,9 @@ class Bound:
 def bound(runs: Iterable[TaskRun], throttled: list[float]) -> Bound:
     exec_cycles = throttled_cycles = standalone = 0.0
     busy = dict.fromkeys(PIPES, 0.0)
-    for r in runs:
+    busy_runs = list(runs)
+    externs = sum(1 for r in busy_runs if r.schedule.extern_read_bytes + r.schedule.extern_write_bytes)
+    for r in busy_runs:
         exec_cycles += r.end - r.start
         throttled_cycles += throttled[r.task]
         standalone += r.schedule.cycles
@@ -170,6 +173,9 @@ def bound(runs: Iterable[TaskRun], throttled: list[float]) -> Bound:
             busy[pipe] += c - lane2.get(pipe, 0.0) / 2
     if exec_cycles <= 0:
         return Bound("", 0.0, 0.0, 0.0)
+    if externs and externs == len(busy_runs):  # hand-written kernels: their length is their bytes over HBM
+        moving = sum(r.end - r.kernel_start for r in busy_runs)
+        return Bound("hbm", moving / exec_cycles, exec_cycles, throttled_cycles)
     if throttled_cycles > MAJORITY * exec_cycles:
         return Bound("hbm", throttled_cycles / exec_cycles, exec_cycles, throttled_cycles)
     pipe = max(PIPES, key=lambda p: busy[p])
@@ -218,6 +224,8 @@ def traffic(schedules: Iterable[KernelSchedule]) -> dict[str, int]:
     """GM read / write and on-chip bytes and transfers of a set of standalone schedules."""
     out = dict.fromkeys(("gm_read_bytes", "gm_write_bytes", "gm_transfers", "onchip_bytes", "onchip_transfers"), 0)
     for s in schedules:
+        out["gm_read_bytes"] += s.extern_read_bytes
+        out["gm_write_bytes"] += s.extern_write_bytes
         for path, n in s.dma_bytes.items():
             if path.startswith("gm_"):
                 out["gm_read_bytes"] += n

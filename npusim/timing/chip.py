@@ -27,7 +27,7 @@ from npusim.vocabulary import CoreKind, GmSource, Side
 from .costs import CostError, CostModel
 from .hardware import HardwareConfig
 from .hbm import SharedHBM
-from .kernel import KernelSchedule, schedule_kernel
+from .kernel import KernelSchedule, extern_schedule, schedule_kernel
 from .l2 import gm_sources
 from .lanes import both_lanes
 
@@ -285,6 +285,9 @@ def schedules_of(tasks: list[Task], instrs: list[InstrInfo], hw: HardwareConfig,
     cache: dict[tuple, KernelSchedule] = {}
     schedules: list[KernelSchedule] = []
     for task, src in zip(tasks, sources, strict=True):
+        if task.extern is not None:
+            schedules.append(extern_schedule(task, hw))
+            continue
         key = (tuple(task.ops), src, task.lanes)
         sched = cache.get(key)
         if sched is None:

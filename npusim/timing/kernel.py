@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from npusim.dtypes import itemsize
 from npusim.errors import NpusimError
-from npusim.graph import InstrInfo, OpRecord, Task
+from npusim.graph import ComputeSig, InstrInfo, OpRecord, Task
 from npusim.vocabulary import BUFFERS, PIPES, Buffer, GmSource, PathName, Pipe, Side
 
 from .costs import CostModel, Step
@@ -53,10 +54,35 @@ class KernelSchedule:
     l2_hit_bytes: int = 0  # GM read bytes served by L2
     aiv_gm_bytes: int = 0  # the part of `gm_bytes` moved by AIV-side paths
     aiv_l2_hit_bytes: int = 0  # the part of `l2_hit_bytes` read by AIV-side paths
+    extern_read_bytes: int = 0  # a hand-written kernel's GM bytes (no DMA path of it is known; in `gm_bytes`)
+    extern_write_bytes: int = 0
+
+
+# Ops whose result may not take an operand's buffer (pypto e2d0f78ae src/ir/op/tile_ops: `not_inplace_safe()`
+# row_sum/max/min, recip, rsqrt, extract, move, ...), and the broadcasts whose vector operand it may not take
+# (`forbid_output_alias(1)`: row_expand*, col_expand*)
+_NOT_IN_PLACE = ("TROWSUM", "TROWMAX", "TROWMIN", "TRECIP", "TRSQRT", "TEXTRACT", "MOVE")
+_FIRST_ONLY = ("TROWEXPAND", "TCOLEXPAND")
+
+
+def _may_alias(op: OpRecord, dep: int) -> bool:
+    """Whether op's result may be written over its operand made by op `dep` (its last use is this op):
+    pypto's MemoryReuse lets lifetimes that touch share a buffer, "within a single statement, inputs are
+    consumed before outputs are produced" (memory_reuse_pass.cpp LifetimesOverlap), except for the ops above
+    and dtype-widening casts."""
+    key = op.sig.key
+    if key in _NOT_IN_PLACE or op.sig.__class__ is not ComputeSig:
+        return False
+    if key == "TCVT" and itemsize(op.sig.out.dtype) > itemsize(op.sig.ins[0].dtype):  # type: ignore[union-attr]
+        return False
+    if key.startswith(_FIRST_ONLY):
+        return len(op.deps) > 1 and dep == op.deps[0]
+    return True
 
 
 def _liveness_peaks(ops: list[OpRecord]) -> dict[str, int]:
-    """Peak live bytes per buffer: a tile lives from the op making it to its last consumer."""
+    """Peak live bytes per buffer: a tile lives from the op making it to its last consumer, and the buffer is free
+    for that consumer's own result when the consumer may write in place (`_may_alias`)."""
     last_use = list(range(len(ops)))
     for i, op in enumerate(ops):
         for d in op.deps:
@@ -65,7 +91,9 @@ def _liveness_peaks(ops: list[OpRecord]) -> dict[str, int]:
     for i, op in enumerate(ops):
         if op.buf and op.nbytes:
             events[op.buf].append((i, op.nbytes))
-            events[op.buf].append((last_use[i] + 1, -op.nbytes))
+            user = ops[last_use[i]]
+            in_place = last_use[i] != i and user.buf == op.buf and _may_alias(user, i)
+            events[op.buf].append((last_use[i] + (0 if in_place else 1), -op.nbytes))
     peaks: dict[str, int] = {}
     for buf, evs in events.items():
         live = peak = 0
@@ -179,14 +207,31 @@ class _Pipes:
             self.aiv_busy[pipe] += cycles
 
 
+def l0_blocks(ops: list[OpRecord], cost: CostModel) -> dict[int, int]:
+    """The K slabs of every matmul too large for L0 (CostModel.l0_blocks), and of the L1 -> L0A / L0B moves
+    feeding it: op index -> slabs, for the ops that are K-tiled."""
+    out: dict[int, int] = {}
+    for i, op in enumerate(ops):
+        n = cost.l0_blocks(op.sig)
+        if n > 1:
+            out[i] = n
+            for d in op.deps:
+                if ops[d].buf in ("L0A", "L0B") and ops[d].sig.key == "MOVE":
+                    out[d] = max(out.get(d, 1), n)
+    return out
+
+
 def schedule_kernel(task: Task, cost: CostModel, instrs: list[InstrInfo],
                     sources: tuple[GmSource | None, ...] | None = None) -> KernelSchedule:
     """Schedule one task's ops on the pipes of its core(s); raises CapacityError if its tiles do not fit.
     `sources[i]`: where op i's GM data come from (HBM when not given)."""
     hw = cost.hw
     ops = task.ops
+    blocks = l0_blocks(ops, cost)
+    sized = [op._replace(nbytes=2 * op.nbytes // blocks[i]) if i in blocks and op.buf in ("L0A", "L0B") else op
+             for i, op in enumerate(ops)]  # a K-tiled operand holds two slabs of L0 (the K-loop's ping-pong)
     depth = buffer_depths(ops, instrs)
-    peaks = check_capacity(task, _liveness_peaks(ops), depth, ops, hw, instrs)
+    peaks = check_capacity(task, _liveness_peaks(sized), depth, sized, hw, instrs)
     n = len(ops)
     ready_other = [0.0] * n  # result usable by another pipe (vector results after the drain, DMA data on arrival)
     ready_same = [0.0] * n  # result usable by the next op of the same vector stream
@@ -195,7 +240,8 @@ def schedule_kernel(task: Task, cost: CostModel, instrs: list[InstrInfo],
     history: dict[tuple[int, Buffer], list[int]] = defaultdict(list)
     pipes = _Pipes()
     for i, op in enumerate(ops):
-        steps: tuple[Step, ...] = cost.steps(op.sig, sources[i] if sources is not None else None)
+        steps: tuple[Step, ...] = cost.sliced_steps(op.sig, blocks[i]) if i in blocks else \
+            cost.steps(op.sig, sources[i] if sources is not None else None)
         first_vector = steps[0].pipe == "vector"
         t = 0.0
         for d in op.deps:
@@ -223,3 +269,18 @@ def schedule_kernel(task: Task, cost: CostModel, instrs: list[InstrInfo],
     return KernelSchedule(pipes.finish, pipes.busy, dict(pipes.dma_bytes), dict(pipes.dma_transfers), pipes.gm, peaks,
                           pipes.timings, aiv_busy=pipes.aiv_busy, l2_hit_bytes=pipes.l2_hit, aiv_gm_bytes=pipes.aiv_gm,
                           aiv_l2_hit_bytes=pipes.aiv_l2_hit)
+
+
+def extern_schedule(task: Task, hw: HardwareConfig) -> KernelSchedule:
+    """A hand-written kernel's task (`@pl.jit.extern`), which npusim cannot see into: its block streams its share
+    (1 / blocks) of the bytes of the GM views the kernel is passed, each read view once and each written view
+    once, at the chip's achievable HBM bandwidth (`hbm.read_bytes_per_s`; the config has no separate write
+    rate), so that alone it takes the whole HBM and beside other tasks it shares it. The runtime's fixed time per
+    task is added by the chip, as for every task. No pipe is known to be busy (docs/timing-model.md §6)."""
+    work = task.extern
+    assert work is not None
+    blocks = max(task.blocks, 1)
+    reads, writes = -(-work.read_bytes // blocks), -(-work.write_bytes // blocks)
+    return KernelSchedule((reads + writes) / hw.hbm_bytes_per_cycle, dict.fromkeys(PIPES, 0.0), {}, {}, reads + writes,
+                          {}, [], aiv_busy=dict.fromkeys(PIPES, 0.0), extern_read_bytes=reads,
+                          extern_write_bytes=writes)

@@ -11,6 +11,7 @@ import pytest
 from npusim.errors import ProgramError
 from npusim.frontend import load_program, parse_overrides
 from npusim.frontend.params import resolve_params
+from npusim.frontend.pypto import load_pypto
 
 from .helpers import PROGRAMS, final, run_program, write
 
@@ -198,9 +199,42 @@ def build_tensor_specs():
 '''
     cases = {("[4, 8]", "torch.float32"): "TensorSpec 'a' has shape [4, 8] but the program's parameter has [4, 4]",
              ("[4, 4]", "torch.bfloat16"): "TensorSpec 'a' is bf16 but the program's parameter is fp32",
-             ("[4, 4]", "torch.uint8"): "dtype `torch.uint8` is not supported"}
+             ("[4, 4]", "torch.uint16"): "dtype `torch.uint16` is not supported"}
     for (shape, dtype), message in cases.items():
         path = write(tmp_path, "agree.py", source.replace("SHAPE", shape).replace("DTYPE", dtype))
         with pytest.raises(ProgramError) as exc:
             load_program(path)
         assert message in str(exc.value) and str(exc.value).startswith(f"{path}:18:")
+
+
+# --- a harness that draws its inputs with torch (tests/pypto/programs/extern/harness.py) -----------------
+
+TORCH_HARNESS = PROGRAMS / "extern" / "harness.py"
+INITS = {"pos": "randint(0, 63)", "table": "uniform(-1, 1)"}
+
+
+def test_a_generator_harness_gives_shapes_dtypes_and_rules() -> None:
+    program = load_pypto(TORCH_HARNESS, inits=INITS)
+    got = {n: (t.shape, t.dtype, t.init) for n, t in program.tensors.items()}
+    assert got == {
+        "x": ((16, 64), "bf16", "normal(1, 0.5)"),  # empty(...).normal_(0, 0.5) + 1.0, then .to(bfloat16)
+        "lens": ((16,), "int32", "randint(1, 64)"),
+        "pos": ((16,), "int32", "randint(0, 63)"),  # from --init
+        "table": ((16, 16), "fp32", "uniform(-1, 1)"),  # [16, 1] x [1, 8] broadcast, cos | sin along dim 1
+        "y": ((16, 64), "fp32", None),
+    }
+
+
+@pytest.mark.parametrize("name", ["pos", "table"])
+def test_a_tensor_computed_element_by_element_needs_an_init(name: str) -> None:
+    inits = {k: v for k, v in INITS.items() if k != name}
+    with pytest.raises(ProgramError) as exc:
+        load_pypto(TORCH_HARNESS, inits=inits)
+    why = {"pos": "values stored element by element", "table": "torch.cat of tensors"}[name]
+    assert f"tensor {name}: its init_value cannot be read statically" in str(exc.value)
+    assert why in str(exc.value) and f"give --init {name}=RULE" in str(exc.value)
+
+
+def test_main_rebinding_a_constant_reaches_the_entry(tmp_path: Path) -> None:
+    result = run_program(TORCH_HARNESS, tmp_path / "out", numerics=False, inits=INITS)
+    assert [t.kernel for t in result.execution.tasks] == ["widen", "widen"]  # CHUNK = 2 in __main__, not 8

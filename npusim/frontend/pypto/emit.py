@@ -11,8 +11,32 @@ from typing import Any
 from npusim.errors import ProgramError
 from npusim.ops import OPS, REQUIRED
 
-from ..program import ForLoop, IfBlock, Instr, KernelBlock, ManualBlock, OpCall, ScalarAssign, ScopeBlock, TaskIdsAssign
-from .ir import ForStmt, IfStmt, KernelStmt, ManualStmt, OpStmt, ScalarStmt, ScopeStmt, Stmt, TaskIdsStmt
+from ..program import (
+    ExternCall,
+    ForLoop,
+    IfBlock,
+    Instr,
+    KernelBlock,
+    ManualBlock,
+    OpCall,
+    ScalarAssign,
+    ScopeBlock,
+    TaskArray,
+    TaskIdsAssign,
+)
+from .ir import (
+    ExternStmt,
+    ForStmt,
+    IfStmt,
+    KernelStmt,
+    ManualStmt,
+    OpStmt,
+    ScalarStmt,
+    ScopeStmt,
+    Stmt,
+    TaskArrayStmt,
+    TaskIdsStmt,
+)
 
 _LOCATION_FIELDS = ("lineno", "col_offset", "end_lineno", "end_col_offset")
 
@@ -104,5 +128,18 @@ class Emitter:
         if isinstance(s, ManualStmt):
             return ManualBlock(s.loc, "manual", self.block(s.body))
         if isinstance(s, TaskIdsStmt):
-            return TaskIdsAssign(s.loc, f"{s.target} = task_ids({', '.join(s.sources)})", s.target, list(s.sources))
+            index = clean(s.index) if s.index is not None else None
+            picks = [clean(i) if i is not None else None for i in s.source_indices]
+            refs = [n if i is None else f"{n}[{ast.unparse(i)}]"
+                    for n, i in zip(s.sources, picks or [None] * len(s.sources), strict=True)]
+            target = s.target if index is None else f"{s.target}[{ast.unparse(index)}]"
+            return TaskIdsAssign(s.loc, f"{target} = task_ids({', '.join(refs)})", s.target, list(s.sources),
+                                 index, picks)  # type: ignore[arg-type]
+        if isinstance(s, ExternStmt):
+            text = (f"extern({s.name!r}, core={s.core!r}, lanes={s.lanes}, reads=[{', '.join(s.reads)}], "
+                    f"writes=[{', '.join(s.writes)}])").replace("'", '"')
+            return ExternCall(s.loc, text, s.name, s.core, s.lanes, list(s.reads), list(s.writes))  # type: ignore
+        if isinstance(s, TaskArrayStmt):
+            size = clean(s.size)
+            return TaskArray(s.loc, f"{s.target} = task_array({ast.unparse(size)})", s.target, size)  # type: ignore
         raise AssertionError(type(s))

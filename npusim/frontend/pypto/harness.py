@@ -22,7 +22,8 @@ from npusim.errors import Location, ProgramError
 from . import optable
 from .exprs import literal, to_npusim
 from .module import FunctionValue, Harness, ModuleAlias, ModuleModel
-from .source import Folder, FoldError, Scope, Unfoldable
+from .source import Definition, Folder, FoldError, Scope, Unfoldable
+from .torchvalues import TorchTensor
 
 
 @dataclass(frozen=True)
@@ -119,29 +120,50 @@ class SpecReader:
         """The TensorSpecs (ScalarSpecs are left out: `scalar_specs`)."""
         fn, scope = self.harness.fn, self.harness.scope
         calls = self._spec_calls(fn, scope)
-        return [self.spec(call, scope) for call in calls if not _is_scalar_spec(call)]
+        return [self.spec(call, where) for call, where in calls if not _is_scalar_spec(call)]
 
     def scalar_specs(self) -> list[ScalarSpecValue]:
         fn, scope = self.harness.fn, self.harness.scope
         out = []
-        for call in self._spec_calls(fn, scope):
+        for call, where in self._spec_calls(fn, scope):
             if not _is_scalar_spec(call):
                 continue
             args: dict[str, ast.expr] = dict(zip(("name", "dtype", "value"), call.args, strict=False))
             args.update({kw.arg: kw.value for kw in call.keywords if kw.arg})
             if not {"name", "value"} <= set(args):
                 raise ProgramError("ScalarSpec(name, dtype, value)", self.loc(call))
-            spec_name = self._fold(args["name"], scope, "the name")
-            value = self._fold(args["value"], scope, "the value")
+            spec_name = self._fold(args["name"], where, "the name")
+            value = self._fold(args["value"], where, "the value")
             if not isinstance(spec_name, str) or not isinstance(value, bool | int | float):
                 raise ProgramError("a ScalarSpec needs a string name and a number value npusim can read statically",
                                    self.loc(call))
-            dtype_attr = self._torch_attr(args["dtype"], scope) if "dtype" in args else None
+            dtype_attr = self._torch_attr(args["dtype"], where) if "dtype" in args else None
             out.append(ScalarSpecValue(spec_name, optable.TORCH_DTYPES.get(dtype_attr or "", "int32"), value,
                                        self.loc(call)))
         return out
 
-    def _spec_calls(self, fn: ast.FunctionDef, scope: Scope) -> list[ast.Call]:
+    def _spec_calls(self, fn: ast.FunctionDef, scope: Scope) -> list[tuple[ast.Call, Scope]]:
+        """Each TensorSpec / ScalarSpec call with the scope it is read in: the harness's, or for
+        `[TensorSpec(n, ...) for n in NAMES]` one per item, `n` bound to it."""
+        out: list[tuple[ast.Call, Scope]] = []
+        for e in self._spec_items(fn, scope):
+            if isinstance(e, ast.ListComp) and len(e.generators) == 1 and not e.generators[0].ifs \
+                    and isinstance(e.generators[0].target, ast.Name):
+                items = self._fold(e.generators[0].iter, scope, "the names a spec comprehension runs over")
+                for item in items if isinstance(items, list | tuple) else ():
+                    inner = Scope(parent=scope)
+                    inner.define(Definition(e.generators[0].target.id, None, item, self.loc(e), "local"))
+                    out.append((self._spec_call(e.elt), inner))
+                continue
+            out.append((self._spec_call(e), scope))
+        return out
+
+    def _spec_call(self, e: ast.expr) -> ast.Call:
+        if not (isinstance(e, ast.Call) and ast.unparse(e.func).split(".")[-1] in ("TensorSpec", "ScalarSpec")):
+            raise ProgramError(f"expected TensorSpec(...), got `{ast.unparse(e)[:50]}`", self.loc(e))
+        return e
+
+    def _spec_items(self, fn: ast.FunctionDef, scope: Scope) -> list[ast.expr]:
         returned = [s for s in fn.body if isinstance(s, ast.Return) and s.value is not None]
         if not returned:
             raise ProgramError(f"{fn.name} returns no list of TensorSpecs", self.loc(fn))
@@ -151,8 +173,8 @@ class SpecReader:
             items: list[ast.expr] = []
             for s in fn.body:
                 if isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id == value.id for t in s.targets) \
-                        and isinstance(s.value, ast.List):
-                    items = list(s.value.elts)
+                        and isinstance(s.value, ast.List | ast.ListComp):
+                    items = list(s.value.elts) if isinstance(s.value, ast.List) else [s.value]
                 elif isinstance(s, ast.Expr) and isinstance(s.value, ast.Call) \
                         and isinstance(s.value.func, ast.Attribute) and s.value.func.attr == "append" \
                         and isinstance(s.value.func.value, ast.Name) and s.value.func.value.id == value.id:
@@ -163,12 +185,7 @@ class SpecReader:
         else:
             raise ProgramError(f"{fn.name} must return a list of TensorSpec(...) calls npusim can read "
                                f"statically, got `{ast.unparse(value)[:50]}`", self.loc(value))
-        calls = []
-        for e in elts:
-            if not (isinstance(e, ast.Call) and ast.unparse(e.func).split(".")[-1] in ("TensorSpec", "ScalarSpec")):
-                raise ProgramError(f"expected TensorSpec(...), got `{ast.unparse(e)[:50]}`", self.loc(e))
-            calls.append(e)
-        return calls
+        return elts
 
     def spec(self, call: ast.Call, scope: Scope) -> Spec:
         names = ("name", "shape", "dtype", "init_value", "is_output")
@@ -189,10 +206,13 @@ class SpecReader:
             raise ProgramError(f"TensorSpec {spec_name!r}: the shape must be a list of integers",
                                self.loc(args["shape"]))
         dtype_attr = self._torch_attr(args["dtype"], scope)
-        if dtype_attr is None and isinstance(args["dtype"], ast.Name):  # `dtype` a harness variable (torch.X)
-            d = scope.definition(args["dtype"].id)
-            if d is not None and isinstance(d.value, ModuleAlias) and d.value.module.startswith("torch."):
-                dtype_attr = d.value.module.split(".", 1)[1]
+        if dtype_attr is None:  # `dtype` a harness variable (torch.X) or `inputs[name].dtype`
+            try:
+                folded = Folder(scope.lookup).fold(args["dtype"])
+            except FoldError:
+                folded = None
+            if isinstance(folded, ModuleAlias) and folded.module.startswith("torch."):
+                dtype_attr = folded.module.split(".", 1)[1]
         if dtype_attr not in optable.TORCH_DTYPES:
             raise ProgramError(f"TensorSpec {spec_name!r}: dtype `{ast.unparse(args['dtype'])}` is not supported "
                                f"(npusim has {', '.join(sorted(set(optable.TORCH_DTYPES.values())))})",
@@ -222,6 +242,15 @@ class SpecReader:
 
     # -- init values --
     def init_rule(self, node: ast.expr, scope: Scope) -> str:
+        if isinstance(node, ast.Subscript | ast.Attribute | ast.Name):  # a tensor the harness built (torchvalues)
+            try:
+                value = Folder(scope.lookup).fold(node)
+            except FoldError:
+                value = None
+            if isinstance(value, TorchTensor):
+                if value.rule is None:
+                    raise _NotSimple(f"`{ast.unparse(node)[:40]}` holds {value.why or 'values npusim cannot name'}")
+                return value.rule.text()
         factory = self._torch_attr(node, scope)
         if factory is not None:  # init_value=torch.randn: called as fn(shape, dtype=dtype)
             base = {"randn": "normal(0, 1)", "rand": "uniform(0, 1)", "zeros": "zeros", "ones": "ones"}

@@ -49,7 +49,14 @@ class TaskIdType:
     """A task id (PyPTO `pl.Scalar[pl.TASK_ID]`): what `with ... as tid` binds and `deps=[...]` takes."""
 
 
-Type = ScalarType | ValueType | TaskIdType
+@dataclass(frozen=True)
+class TaskArrayType:
+    """A task-id array (PyPTO `pl.array.create(n, pl.TASK_ID)`, a `pl.Array[n, pl.TASK_ID]` parameter)."""
+
+    size: int
+
+
+Type = ScalarType | ValueType | TaskIdType | TaskArrayType
 SCALAR = ScalarType()
 TASK_ID = TaskIdType()
 
@@ -126,10 +133,33 @@ class ManualStmt(Stmt):
 
 @dataclass
 class TaskIdsStmt(Stmt):
-    """`target = pl.system.task_dummy(deps=[...])`: a task id standing for all of `sources`."""
+    """`target = pl.system.task_dummy(deps=[...])`: a task id standing for all of `sources`; `index`: the
+    element `target[index]` of a task-id array is set; `source_indices[k]`: source k is an array's element."""
 
     target: str
     sources: list[str]
+    index: ast.expr | None = None
+    source_indices: list[ast.expr | None] = field(default_factory=list)
+
+
+@dataclass
+class ExternStmt(Stmt):
+    """A call of a `@pl.jit.extern` kernel inside a kernel scope: its name, core ("aiv", "aic", "mix"), AIV
+    lanes, and the GM values it reads and writes (its pl.Out / pl.InOut parameters write)."""
+
+    name: str
+    core: str
+    lanes: int
+    reads: list[str]
+    writes: list[str]
+
+
+@dataclass
+class TaskArrayStmt(Stmt):
+    """`target = pl.array.create(size, pl.TASK_ID)`."""
+
+    target: str
+    size: ast.expr
 
 
 @dataclass
@@ -174,6 +204,8 @@ def names_read(stmt: Stmt) -> set[str]:
         nodes = [stmt.cond]
     elif isinstance(stmt, KernelStmt) and stmt.blocks is not None:
         nodes = [stmt.blocks]
+    elif isinstance(stmt, ExternStmt):
+        return {*stmt.reads, *stmt.writes}
     out: set[str] = set()
     for node in nodes:
         out.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name))

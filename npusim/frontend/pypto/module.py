@@ -126,6 +126,7 @@ class RunCall:
     node: ast.Call
     lookup: Any
     exprs: dict[str, ast.expr]
+    module_level: bool = True  # made by the `__main__` block itself (its assignments rebind module globals)
 
     def argument(self, name: str, position: int) -> ast.expr | None:
         for kw in self.node.keywords:
@@ -435,6 +436,7 @@ def read_module(source: Source, overrides: Mapping[str, Number], max_bytes: int 
     if site is None:
         site = _jit_site(source, reader, globals_, run_call)
     if run_call is not None:
+        _rebind_from_main(globals_, run_call)
         _harness_from_main(reader, globals_, run_call)
     for name in overrides:
         if name not in reader.used_overrides:
@@ -473,6 +475,24 @@ def _jit_site(source: Source, reader: _Reader, globals_: Scope, run_call: RunCal
         raise ProgramError(f"@pl.jit.host entry {entry.name!r} is not supported (host-level orchestration of "
                            "several devices; npusim models one chip)", source.loc(entry))
     return ProgramSite(None, globals_, None, entry)
+
+
+def _rebind_from_main(globals_: Scope, run_call: RunCall) -> None:
+    """`X = v` in the `__main__` block before its run call rebinds the module constant X for the run, as in
+    Python (an entry reads its globals when it is traced, after `__main__` assigned them); what the module
+    derived from X before stays as it was."""
+    if not run_call.module_level:
+        return
+    for name_, expr in run_call.exprs.items():
+        d = globals_.defs.get(name_)
+        if d is None or d.kind != "module" or not is_number(d.value) or d.overridden:
+            continue
+        try:
+            value = run_call.lookup(name_)
+        except KeyError:
+            continue
+        if is_number(value) and type(value) is type(d.value) and value != d.value:
+            d.value, d.expr = value, expr
 
 
 def _harness_from_main(reader: _Reader, globals_: Scope, run_call: RunCall) -> None:
@@ -536,12 +556,12 @@ class _MainRunner(Runner):
             fn = self.lookup_or_none(call.func.value.id)
             if isinstance(fn, FunctionValue) and dsl_kind(fn.node) in ("jit", "jit.host"):  # `entry.compile(*args)`
                 run = ast.Call(ast.Name("run_jit", ast.Load()), [], [ast.keyword("fn", call.func.value)])
-                raise _Found(RunCall(run, self.lookup, dict(self.exprs)))
+                raise _Found(RunCall(run, self.lookup, dict(self.exprs), self.depth == 0))
         if isinstance(call, ast.Call):
             func = call.func
             name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
             if name in self.RUN_NAMES:
-                raise _Found(RunCall(call, self.lookup, dict(self.exprs)))
+                raise _Found(RunCall(call, self.lookup, dict(self.exprs), self.depth == 0))
         if isinstance(s, ast.Assign | ast.AnnAssign) and s.value is not None:
             for t in (s.targets if isinstance(s, ast.Assign) else [s.target]):
                 if isinstance(t, ast.Name):
@@ -552,7 +572,8 @@ class _MainRunner(Runner):
                             self.exprs[a.id] = b
         if isinstance(s, ast.Raise):
             raise _Stop
-        if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and not call.args and not call.keywords:
+        if isinstance(s, ast.Expr) and isinstance(call, ast.Call) and isinstance(call.func, ast.Name) \
+                and not call.args and not call.keywords:  # `main()` as a statement; `x = f()` is an assignment
             fn = self.lookup_or_none(call.func.id)
             if isinstance(fn, FunctionValue) and fn.lookup is not None and dsl_kind(fn.node) is None \
                     and self.depth < 4:  # `main()`: the run call is in the script's main function

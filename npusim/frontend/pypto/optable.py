@@ -56,12 +56,18 @@ OPS: dict[str, PlOp] = {
     **{n: _op(n, ("input", "tmp_tile"), {"input": "x"}, {"tmp_tile": _ANY}, aliases=("tensor", "tile"))
        for n in ("row_sum", "row_max", "row_min")},
     **{f"{k}_expand_{o}": _expand(f"{k}_expand_{o}") for k in ("row", "col") for o in ("add", "sub", "mul", "div")},
+    "col_expand_expdif": _expand("col_expand_expdif"),
     # pypto HEAD's column reductions and row expansion, npusim's ops of the same names
     "col_sum": _op("col_sum", ("input", "tmp_tile"), {"input": "x"}, aliases=("tensor", "tile")),
     **{n: _op(n, ("input",), {"input": "x"}, aliases=("tensor", "tile")) for n in ("col_max", "col_min")},
     "row_expand": _op("row_expand", ("target", "row_vec"), {"target": "t", "row_vec": "v"}),
+    "col_expand": _op("col_expand", ("target", "col_vec"), {"target": "t", "col_vec": "v"}),
+    **{n: _op("arange", ("start", "shape", "dtype", "descending")) for n in ("arange", "ci")},  # pl.arange = pl.ci
+    "set_validshape": _op("set_validshape", ("tile", "valid_rows", "valid_cols"),
+                          {"tile": "t", "valid_rows": "rows", "valid_cols": "cols"}),
+    "write": _op("write", ("tile", "indices", "value"), {"tile": "t", "indices": "index"}, aliases=("tensor",)),
     "slice": _op("slice", ("input", "shape", "offset", "valid_shape"), {"input": "t"}, aliases=("tensor", "tile")),
-    "assemble": _op("assemble", ("target", "source", "offset", "atomic"), dropped={"atomic": "None_"}),
+    "assemble": _op("assemble", ("target", "source", "offset", "atomic")),
     "full": _op("full", ("shape", "dtype", "value")),
     "cast": _op("cast", ("input", "target_type", "mode"), {"input": "x"}, special="cast",
                 aliases=("tensor", "tile")),
@@ -95,9 +101,9 @@ UNSUPPORTED: dict[str, str] = {
     **{n: "an op npusim's op table does not have" for n in (
         "concat", "transpose", "log", "relu", "cmp", "cmps", "sel", "sels", "rem", "rems", "and_", "ands", "or_",
         "ors", "xor", "xors", "shl", "shls", "shr", "shrs", "not_", "addc", "subc", "addsc", "subsc", "lrelu",
-        "prelu", "matmul_bias", "gemv", "gemv_acc", "gemv_bias", "expands", "col_expand",
-        "maxs", "mins", "sum", "arange", "ci", "col_expand_expdif",
-        "row_expand_expdif", "fmod", "fmods", "sin", "cos", "set_validshape", "write", "batch_matmul",
+        "prelu", "matmul_bias", "gemv", "gemv_acc", "gemv_bias", "expands",
+        "maxs", "mins", "sum",
+        "row_expand_expdif", "fmod", "fmods", "sin", "cos", "batch_matmul",
         "reinterpret_view", "fillpad_expand")},
     **{n: "task-dependency plumbing" for n in ("no_dep", "submit", "spmd_submit")},
     **{n: "task-id arrays (pl.array); deps= takes task ids bound by `with ... as tid` or pl.system.task_dummy"
@@ -106,13 +112,14 @@ UNSUPPORTED: dict[str, str] = {
 }
 
 DTYPES = {"FP32": "fp32", "BF16": "bf16", "FP16": "fp16", "INT32": "int32", "INT8": "int8", "INT64": "int64",
-          "FP8E4M3FN": "fp8e4m3fn", "FP8E5M2": "fp8e5m2"}
-UNSUPPORTED_DTYPES = ("FP4", "FP8E8M0", "HF4", "HF8", "INT4", "INT16", "UINT4", "UINT8", "UINT16", "UINT32",
+          "UINT8": "uint8", "FP8E4M3FN": "fp8e4m3fn", "FP8E5M2": "fp8e5m2"}
+UNSUPPORTED_DTYPES = ("FP4", "FP8E8M0", "HF4", "HF8", "INT4", "INT16", "UINT4", "UINT16", "UINT32",
                       "UINT64", "BOOL", "TASK_ID")
 TORCH_DTYPES = {"float32": "fp32", "float": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16",
-                "int32": "int32", "int8": "int8", "int64": "int64", "long": "int64", "float8_e4m3fn": "fp8e4m3fn",
-                "float8_e5m2": "fp8e5m2"}
+                "int32": "int32", "int8": "int8", "uint8": "uint8", "int64": "int64", "long": "int64",
+                "float8_e4m3fn": "fp8e4m3fn", "float8_e5m2": "fp8e5m2"}
 PAD_VALUES = {"zero": "zero", "max": "max", "min": "min"}
+ATOMIC_TYPES = {"None_": "none", "Add": "add"}  # pl.AtomicType members (pypto e2d0f78ae)
 CAST_MODES = ("round", "rint", "floor", "ceil", "trunc")
 
 # Loop iterators and the keywords each accepts (SEED parser `_parse_range_call`; pipeline is pypto HEAD's).

@@ -30,6 +30,7 @@ from npusim.ops import OPS
 
 from .ir import (
     SCALAR,
+    ExternStmt,
     ForStmt,
     IfStmt,
     KernelStmt,
@@ -399,6 +400,10 @@ class Outliner:
             if isinstance(s, OpStmt) and s.op == "assemble":
                 for d in flow.reach[(id(s), s.args["target"].id)]:
                     written |= _closure(d, step)
+            elif isinstance(s, ExternStmt):  # a hand-written kernel writes its pl.Out / pl.InOut arguments
+                for n in s.writes:
+                    for d in flow.reach[(id(s), n)]:
+                        written |= _closure(d, step)
         written.discard(None)  # type: ignore[arg-type]
         return written
 

@@ -21,6 +21,8 @@ from typing import Any
 
 from npusim.errors import Location
 
+from . import torchvalues as tv
+
 MAX_INT_BITS = 256  # folded integers beyond this are refused: no constant needs them, a hostile file might
 MAX_STEPS = 400_000  # evaluation steps of one value (a call, a loop iteration, a node)
 MAX_TOTAL_STEPS = 5_000_000  # evaluation steps of one import
@@ -249,11 +251,17 @@ class Folder:
             return self._name(node.id, node)
         if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
             left, right = self._eval(node.left), self._eval(node.right)
+            if isinstance(left, _TORCH) or isinstance(right, _TORCH):
+                return self._torch(tv.binop, (_BINOPS[type(node.op)], left, right), node)
             if not (_plain(left) and _plain(right)):
                 raise FoldError("only numbers, strings and sequences can be combined", node)
             return self._checked(_BINOPS[type(node.op)], (left, right), node)
         if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-            return self._checked(_UNARY[type(node.op)], (self._eval(node.operand),), node)
+            operand = self._eval(node.operand)
+            if isinstance(operand, _TORCH) and isinstance(node.op, ast.USub | ast.UAdd):
+                factor = -1 if isinstance(node.op, ast.USub) else 1
+                return self._torch(tv.binop, (operator.mul, operand, factor), node)
+            return self._checked(_UNARY[type(node.op)], (operand,), node)
         if isinstance(node, ast.BoolOp):
             result = self._eval(node.values[0])
             for v in node.values[1:]:
@@ -263,6 +271,8 @@ class Folder:
             return result
         if isinstance(node, ast.Compare):
             values = [self._eval(v) for v in [node.left, *node.comparators]]
+            if any(isinstance(v, _TORCH) for v in values):
+                raise FoldError("a comparison of a value read back from a torch tensor", node)
             return all(self._checked(_CMP[type(op)], (values[i], values[i + 1]), node)
                        for i, op in enumerate(node.ops))
         if isinstance(node, ast.IfExp):
@@ -369,6 +379,8 @@ class Folder:
             idx: Any = slice(*(self._eval(x) if x is not None else None for x in (s.lower, s.upper, s.step)))
         else:
             idx = self._eval(node.slice)
+        if isinstance(base, tv.TorchTensor):
+            return self._torch(tv.index, (base, idx), node)
         if not isinstance(base, list | tuple | str | dict | range):
             raise FoldError(f"cannot index {type(base).__name__}", node)
         try:
@@ -407,6 +419,8 @@ class Folder:
             raise FoldError(f"the harness's arguments have no option {attr!r}", node)
         if isinstance(base, DynDim) and attr == "name":
             return base.name
+        if isinstance(base, tv.TorchTensor | tv.Generator):
+            return tv.attribute(base, attr) if isinstance(base, tv.TorchTensor) else tv.Method(base, attr)
         if isinstance(base, ArgParser):
             return ParserMethod(base, attr)
         if type(base) in _METHODS and attr in _METHODS[type(base)]:
@@ -426,6 +440,9 @@ class Folder:
             else:
                 kwargs[kw.arg] = self._eval(kw.value)
         func = node.func
+        if isinstance(func, ast.Name) and func.id in ("int", "float", "abs", "round") and not self._shadowed(func.id) \
+                and any(isinstance(a, tv.Opaque) for a in args):
+            return tv.Opaque()  # a number read back from a tensor stays unknown
         if isinstance(func, ast.Name) and func.id in _BUILTINS and not self._shadowed(func.id):
             if func.id == "isinstance":
                 if len(args) != 2 or not all(isinstance(t, type) for t in _as_tuple(args[1])):
@@ -449,6 +466,8 @@ class Folder:
             return self._library(target.module, args, kwargs, node)
         if isinstance(target, ParserMethod):
             return parser_call(target.parser, target.method, args, kwargs)
+        if isinstance(target, tv.Method):
+            return self._torch(tv.call_method, (target, args, kwargs), node)
         if callable(target) and getattr(target, "__self__", None) is not None \
                 and type(target.__self__) in _METHODS:  # a whitelisted method of one of our values
             return self._checked(target, tuple(args), node, kwargs)
@@ -476,6 +495,8 @@ class Folder:
             return Instance(inst.cls, {**inst.values, **kwargs})
         if name.endswith("ArgumentParser"):
             return ArgParser()
+        if name.startswith("torch.") and name.count(".") == 1:
+            return self._torch(tv.factory, (name.split(".", 1)[1], args, kwargs), node)
         raise FoldError(f"the call of `{name}` cannot be computed without running the program", node)
 
     def construct(self, cls: DataclassType, args: list[Any], kwargs: dict[str, Any], node: ast.AST) -> Instance:
@@ -532,6 +553,16 @@ class Folder:
         return None
 
     @staticmethod
+    def _torch(fn: Callable[..., Any], args: tuple, node: ast.AST) -> Any:
+        """A step of a harness's torch expression (torchvalues), its refusal a FoldError."""
+        try:
+            return fn(*args)
+        except tv.TorchError as exc:
+            raise FoldError(f"`{ast.unparse(node)[:40]}`: {exc} is not followed", node) from None
+        except (TypeError, ValueError, IndexError, ZeroDivisionError) as exc:
+            raise FoldError(f"`{ast.unparse(node)[:40]}`: {exc}", node) from None
+
+    @staticmethod
     def _sized(value: Any, node: ast.AST) -> Any:
         if isinstance(value, str | list | tuple | dict | set) and len(value) > MAX_LEN:
             raise FoldError(f"a value of more than {MAX_LEN} items", node)
@@ -556,6 +587,9 @@ class Folder:
         if isinstance(value, type({}.keys()) | type({}.values()) | type({}.items())):
             value = list(value)
         return self._sized(value, node)
+
+
+_TORCH = (tv.TorchTensor, tv.Opaque, tv.Generator)
 
 
 def _plain(v: Any) -> bool:
@@ -668,6 +702,9 @@ class Runner:
                 idx: Any = slice(*(self.folder._eval(x) if x is not None else None for x in (s.lower, s.upper, s.step)))
             else:
                 idx = self.folder._eval(target.slice)
+            if isinstance(base, tv.TorchTensor):  # a store into a tensor: its values are no longer one rule's
+                base.rule, base.why = None, "values stored element by element"
+                return
             if not isinstance(base, list | dict):
                 raise FoldError(f"cannot assign into {type(base).__name__}", node)
             try:

@@ -1,6 +1,6 @@
 """Constructs npusim cannot model, found before anything else of a program is read: collectives across
-ranks (`pypto.language.distributed`, `pld.*`), sorting ops, explicit AIV-lane regions (`pl.split_aiv`) and
-hand-written C++ kernels (`@pl.jit.extern`). The entry and every helper it calls by name (in this file or a
+ranks (`pypto.language.distributed`, `pld.*`), sorting ops and explicit AIV-lane regions (`pl.split_aiv`). The
+entry and every helper it calls by name (in this file or a
 sibling module) are walked in source order, descending into a helper where it is called, so the first such
 construct the program would run is reported as one located error naming it and the chain of calls that
 reaches it. Everything else unsupported is reported where translation meets it."""
@@ -22,7 +22,6 @@ WHY = {
     "pld": "collectives and remote memory across ranks (pypto.language.distributed); npusim models one chip",
     "sort": "a sorting op; npusim's op table has none",
     "split_aiv": "explicit AIV-lane regions; npusim splits a kernel's vector work only by pl.split",
-    "extern": "a hand-written C++ kernel; npusim cannot run C++",
 }
 
 
@@ -70,8 +69,6 @@ class _Walker:
             value = self._value(node.func, scope)
             if isinstance(value, FunctionValue):
                 kind = dsl_kind(value.node)
-                if kind == "jit.extern":
-                    self.fail("extern", f"`{value.node.name}(...)`, a @pl.jit.extern kernel,", node, source, chain)
                 if kind in ("jit.inline", "jit.incore", "jit.opaque", "inline") and id(value.node) not in self.seen:
                     self.seen.add(id(value.node))
                     inner = getattr(value, "scope", None) or (LookupScope(value.lookup) if value.lookup is not None

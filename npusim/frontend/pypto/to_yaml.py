@@ -18,7 +18,19 @@ import yaml
 from npusim.errors import Location, ProgramError
 from npusim.frontend.expressions import ExprCompiler
 
-from ..program import ForLoop, IfBlock, Instr, KernelBlock, ManualBlock, OpCall, ScalarAssign, ScopeBlock, TaskIdsAssign
+from ..program import (
+    ExternCall,
+    ForLoop,
+    IfBlock,
+    Instr,
+    KernelBlock,
+    ManualBlock,
+    OpCall,
+    ScalarAssign,
+    ScopeBlock,
+    TaskArray,
+    TaskIdsAssign,
+)
 from .exprs import literal, to_npusim
 from .source import Definition, Scope, Unfoldable
 from .translate import RESERVED
@@ -208,7 +220,7 @@ class YamlWriter:
             if i.loc.line and i.loc.file != self.program.file:  # a helper of a sibling module
                 where = f"  # {Path(i.loc.file).name}:L{i.loc.line}"
             self._names(i)
-            if isinstance(i, OpCall | ScalarAssign | TaskIdsAssign):
+            if isinstance(i, OpCall | ScalarAssign | TaskIdsAssign | TaskArray | ExternCall):
                 out.append(f"{pad}- {_scalar(i.text)}{where}")
                 continue
             head = i.text

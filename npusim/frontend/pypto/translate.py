@@ -9,6 +9,7 @@ the construct."""
 from __future__ import annotations
 
 import ast
+import copy
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from .ir import (
     SCALAR,
     TASK_ID,
     Dim,
+    ExternStmt,
     ForStmt,
     IfStmt,
     KernelStmt,
@@ -36,6 +38,8 @@ from .ir import (
     ScalarStmt,
     ScopeStmt,
     Stmt,
+    TaskArrayStmt,
+    TaskArrayType,
     TaskIdsStmt,
     Type,
     ValueType,
@@ -95,6 +99,13 @@ class Translated:
 @dataclass(frozen=True)
 class Tid:
     """A task-id operand: the npusim name of a task id."""
+
+    ir: str
+
+
+@dataclass(frozen=True)
+class TidArray:
+    """A task-id array operand (`pl.array.create(n, pl.TASK_ID)`): its npusim name."""
 
     ir: str
 
@@ -462,8 +473,9 @@ class Translator:
 
     def _scope_marker(self, s: ast.stmt, block: list[ast.stmt]) -> str | None:
         """The scope a comment just before `s` (at the block's indentation) opens: `# Scope N:` a numbered one
-        (`scopeN`, closing every open scope), `# Scope NAME:` a named one (nested in the open numbered one);
-        "" for `# End of scope` (closing the innermost); None for no marker."""
+        (`scopeN`, closing every open scope), `# Scope NAME:` a named one (nested in the open numbered one; a NAME
+        that starts with a digit, `3b`, is `scope3b`, so that it stays a name); "" for `# End of scope` (closing the
+        innermost); None for no marker."""
         col = block[0].col_offset
         i = next(k for k, t in enumerate(block) if t is s)
         lo = self._block_start(s) if i == 0 else (getattr(block[i - 1], "end_lineno", None) or block[i - 1].lineno) + 1
@@ -473,7 +485,7 @@ class Translator:
             if comment is None or comment[0] != col:
                 continue
             if m := _SCOPE_COMMENT.search(comment[1]):
-                marker = f"scope{m.group(1)}" if m.group(1).isdigit() else m.group(1)
+                marker = f"scope{m.group(1)}" if m.group(1)[0].isdigit() else m.group(1)
             elif _SCOPE_END.search(comment[1]):
                 marker = ""
         return marker
@@ -529,6 +541,9 @@ class Translator:
         if not isinstance(target, ast.Name):
             raise self.unsupported(f"assignment to `{ast.unparse(target)[:40]}`", stmt)
         py = target.id
+        if isinstance(value, ast.Call) and self._op_name(value) == "array.create":
+            self.task_array(py, value)
+            return
         if isinstance(value, ast.Call) and self._op_name(value) is not None:
             operand = self.op_call(value, py)
             if isinstance(operand, Scalar):
@@ -548,8 +563,8 @@ class Translator:
         self._bind_operand(py, self.expr(value), stmt)
 
     def _bind_operand(self, py: str, operand: Operand, stmt: ast.AST) -> None:
-        if isinstance(operand, Tid):
-            ir = self.bind(py, TASK_ID)
+        if isinstance(operand, Tid | TidArray):
+            ir = self.bind(py, self.types[operand.ir] if isinstance(operand, TidArray) else TASK_ID)
             if ir != operand.ir:
                 self.emit(ScalarStmt(self.loc(stmt), ir, name(operand.ir)))
             return
@@ -836,17 +851,42 @@ class Translator:
         return out
 
     def _tid_list(self, node: ast.expr) -> list[Tid]:
+        """`[t1, arr[i], arr2]` (an array standing for all of its elements) or `[arr[i] for i in range(K)]` over
+        a compile-time iterable."""
+        if isinstance(node, ast.ListComp):
+            return [t for e in self._expand_comprehension(node) for t in self._tid_list(ast.List([e], ast.Load()))]
         if isinstance(node, ast.List | ast.Tuple):
             items = []
             for e in node.elts:
                 op = self.expr(e)
+                if isinstance(op, TidArray):
+                    out = self.fresh("_tid", TASK_ID)
+                    self.emit(TaskIdsStmt(self.loc(e), out, [op.ir]))
+                    op = Tid(out)
                 if not isinstance(op, Tid):
                     raise self.fail(f"deps= takes task ids (`with ... as tid`), got `{ast.unparse(e)[:40]}`", e)
                 items.append(op)
             return items
-        if isinstance(node, ast.ListComp):
-            raise self.unsupported("a comprehension in deps=", node, "task-id arrays (pl.array)")
         raise self.fail("deps= must be a list of task ids", node)
+
+    def _expand_comprehension(self, node: ast.ListComp) -> list[ast.expr]:
+        """`[e for v in ITER]` with a compile-time ITER: `e` once per item, `v` written as the item."""
+        if len(node.generators) != 1 or node.generators[0].ifs or not isinstance(node.generators[0].target, ast.Name):
+            raise self.unsupported("a comprehension with several `for`s or an `if` in deps=", node)
+        gen = node.generators[0]
+        try:
+            items = list(self.fold(gen.iter))
+        except (FoldError, TypeError) as exc:
+            why = exc.reason if isinstance(exc, FoldError) else "not a sequence"
+            raise self.fail(f"deps= comprehension: `{ast.unparse(gen.iter)[:40]}` must be known at compile time "
+                            f"({why})", gen.iter) from None
+        var = gen.target.id  # type: ignore[union-attr]
+        out = []
+        for item in items:
+            if isinstance(item, bool) or not isinstance(item, int):
+                raise self.fail(f"deps= comprehension: {var} takes {item!r}, not an integer", gen.iter)
+            out.append(_substitute(node.elt, var, item))
+        return out
 
     def _split_mode(self, node: ast.expr) -> str:
         mode = self._pl_attr(node)
@@ -866,6 +906,13 @@ class Translator:
                 self.static_assert(value)
                 return
             if op == "static_print":
+                return
+            if op == "write":  # `pl.write(t, [i, j], v)` updates t: `t = write(t, [i, j], v)`
+                first = value.args[0] if value.args else next((k.value for k in value.keywords
+                                                               if k.arg in ("tile", "tensor")), None)
+                if not isinstance(first, ast.Name):
+                    raise self.fail("pl.write writes into a tile named by a variable", value)
+                self.op_call(value, first.id)
                 return
             if op is not None:
                 self.op_call(value, None)
@@ -999,8 +1046,7 @@ class Translator:
         fv, kind = found
         fn = fv.node
         if kind == "jit.extern":
-            raise self.unsupported(f"`{fn.name}`, a @pl.jit.extern kernel", call,
-                                   "hand-written C++; npusim cannot run it")
+            return self.extern_call(fv, call)
         if kind in ("jit", "jit.host"):
             raise self.fail(f"{fn.name} is a @pl.{kind} entry; an entry calls @pl.jit.inline/.incore/.opaque "
                             "helpers (PyPTO does not discover another @pl.jit)", call)
@@ -1045,6 +1091,83 @@ class Translator:
             self.calls.pop()
             self.assign_counts.pop()
             self.env, self.closure, self.source = saved
+
+    def extern_call(self, fv: FunctionValue, call: ast.Call) -> list[Operand]:
+        """A `@pl.jit.extern` kernel (hand-written C++) called in a kernel scope (or alone: a kernel of its own):
+        one ExternStmt naming the GM values it reads (pl.Tensor, pl.InOut parameters) and writes (pl.Out,
+        pl.InOut); its value is its first written argument, as PyPTO binds a single-result extern's return."""
+        fn = fv.node
+        saved = self.closure, self.source  # the decorator and annotations are read in the extern's own module
+        self.closure = getattr(fv, "scope", None) or (LookupScope(fv.lookup) if fv.lookup is not None else saved[0])
+        self.source = self.model.source_of(fv.file or saved[1].file)
+        try:
+            core, lanes = self._extern_core(fn)
+            directions = {p.arg: self._direction(p.annotation) for p in fn.args.args}
+        finally:
+            self.closure, self.source = saved
+        a = fn.args
+        if a.vararg or a.kwarg or a.posonlyargs or a.kwonlyargs or a.defaults:
+            raise self.unsupported(f"extern {fn.name} with defaults, *args or keyword-only parameters", fn)
+        if len(call.args) > len(a.args):
+            raise self.fail(f"{fn.name} takes {len(a.args)} arguments, got {len(call.args)}", call)
+        nodes = dict(zip([p.arg for p in a.args], call.args, strict=False))
+        for kw in call.keywords:
+            if kw.arg is None or kw.arg not in [p.arg for p in a.args] or kw.arg in nodes:
+                raise self.fail(f"{fn.name}: unexpected argument {kw.arg!r}", kw.value)
+            nodes[kw.arg] = kw.value
+        reads: list[str] = []
+        writes: list[str] = []
+        for p in a.args:
+            if p.arg not in nodes:
+                raise self.fail(f"{fn.name}: missing argument {p.arg!r}", call)
+            node = nodes[p.arg]
+            direction = directions[p.arg]
+            if direction == "scalar":
+                self.scalar(node, f"{fn.name}'s scalar argument {p.arg!r}")
+                continue
+            if not isinstance(node, ast.Name):
+                raise self.fail(f"{fn.name}: pass the tensor {p.arg!r} as a name (a view made before the kernel)",
+                                node)
+            op = self.expr(node)
+            if not isinstance(op, Value):
+                raise self.fail(f"{fn.name}: {p.arg!r} is a tensor parameter, got `{ast.unparse(node)[:40]}`", node)
+            if direction in ("in", "inout"):
+                reads.append(op.ir)
+            if direction in ("out", "inout"):
+                writes.append(op.ir)
+        stmt = ExternStmt(self.loc(call), fn.name, core, lanes, reads, writes)
+        if self.in_kernel:
+            self.emit(stmt)
+        else:
+            if self.in_auto:
+                raise self.fail(f"extern {fn.name} inside pl.auto_incore: call it in a pl.at or pl.spmd scope", call)
+            self.emit(KernelStmt(self.loc(call), fn.name, [stmt], False, text=f"{fn.name}(...)"))
+        return [Value(writes[0])] if writes else []
+
+    def _extern_core(self, fn: ast.FunctionDef) -> tuple[str, int]:
+        """(core, AIV lanes) from `@pl.jit.extern(core_type=..., dual_aiv_dispatch=...)`: "aiv" one AIV, "aic"
+        one AIC, "mixed" an AIC with one AIV lane, or both with dual_aiv_dispatch=True (pypto e2d0f78ae)."""
+        deco = next(d for d in fn.decorator_list if isinstance(d, ast.Call | ast.Attribute))
+        keywords = {kw.arg: kw.value for kw in deco.keywords} if isinstance(deco, ast.Call) else {}
+        values = {}
+        for key, default in (("core_type", "aiv"), ("dual_aiv_dispatch", False)):
+            node = keywords.get(key)
+            try:
+                values[key] = self.fold(node) if node is not None else default
+            except FoldError as exc:
+                raise self.fail(f"extern {fn.name}: {key} must be a constant ({exc.reason})", node) from None
+        cores = {"aiv": "aiv", "aic": "aic", "mixed": "mix"}
+        core = cores.get(values["core_type"])  # type: ignore[arg-type]
+        if core is None:
+            raise self.fail(f"extern {fn.name}: core_type is one of {', '.join(map(repr, cores))}, got "
+                            f"{values['core_type']!r}", keywords.get("core_type", deco))
+        return core, 2 if core == "mix" and values["dual_aiv_dispatch"] is True else 1
+
+    def _direction(self, ann: ast.expr | None) -> str:
+        """"in", "out", "inout" for a tensor parameter's annotation, "scalar" for pl.Scalar[...]."""
+        head = ann.value if isinstance(ann, ast.Subscript) else ann
+        attr = self._pl_attr(head) if head is not None else None
+        return {"Out": "out", "InOut": "inout", "Scalar": "scalar"}.get(attr or "", "in")
 
     def _check_param_shape(self, op: Value, p: ast.arg, fn: str) -> None:
         """A helper's `pl.Tensor[[dims], dtype]` parameter against its argument: pl.dynamic dims bind (or
@@ -1120,6 +1243,8 @@ class Translator:
             ir = self.env[node.id]
             if self.types.get(ir) == TASK_ID:
                 return Tid(ir)  # type: ignore[return-value]
+            if isinstance(self.types.get(ir), TaskArrayType):
+                return TidArray(ir)  # type: ignore[return-value]
             return Value(ir) if self.types[ir] != SCALAR else Scalar(name(ir), self.static.get(ir))
         value = self.closure_value(node.id)
         if value is KeyError:
@@ -1200,6 +1325,8 @@ class Translator:
                 d = shape[k]
                 return Scalar(ast.parse(dim_expr(d), mode="eval").body, int(d))
         owner = self.expr(base)
+        if isinstance(owner, TidArray):
+            return self.task_element(owner, node)  # type: ignore[return-value]
         if isinstance(owner, Scalar):
             try:
                 value = self.fold(node)
@@ -1309,6 +1436,9 @@ class Translator:
     def subscript_assign(self, target: ast.Subscript, value: ast.expr, stmt: ast.stmt) -> None:
         """`t[...] = v` -> `t = assemble(t, v, offsets)` (pypto HEAD's sugar)."""
         owner = self.expr(target.value)
+        if isinstance(owner, TidArray):
+            self.set_task_element(owner, target, value, stmt)
+            return
         if not isinstance(owner, Value) or not isinstance(target.value, ast.Name):
             raise self.fail("only a tensor variable can be assigned into", target)
         src_type = self.types[owner.ir]
@@ -1369,6 +1499,43 @@ class Translator:
         self.emit(TaskIdsStmt(self.loc(call), out, sources))
         return Tid(out)
 
+    def task_array(self, py: str, call: ast.Call) -> None:
+        """`arr = pl.array.create(n, pl.TASK_ID)`: a task-id array of a compile-time size n."""
+        if len(call.args) != 2 or call.keywords or self._pl_attr(call.args[1]) != "TASK_ID":
+            raise self.unsupported(f"`{ast.unparse(call)[:50]}`", call,
+                                   "pl.array.create(n, pl.TASK_ID) is the one array npusim models")
+        if self.in_kernel or self.in_auto:
+            raise self.fail("a task-id array belongs to orchestration, not inside a kernel", call)
+        size = self._const_int(call.args[0], "a task-id array's size")
+        if size < 0:
+            raise self.fail(f"a task-id array needs a size >= 0, got {size}", call.args[0])
+        ir = self.bind(py, TaskArrayType(size))
+        self.emit(TaskArrayStmt(self.loc(call), ir, literal(size)))
+
+    def _task_index(self, array: TidArray, node: ast.Subscript) -> ast.expr:
+        if isinstance(node.slice, ast.Slice | ast.Tuple):
+            raise self.fail("a task-id array takes one index", node)
+        index = self.scalar(node.slice, "a task-id array index")
+        size = self.types[array.ir].size  # type: ignore[union-attr]
+        if index.value is not None and not (isinstance(index.value, int) and 0 <= index.value < size):
+            raise self.fail(f"index {index.value!r} is outside the task-id array of {size} elements", node)
+        return index.expr
+
+    def task_element(self, array: TidArray, node: ast.Subscript) -> Tid:
+        """`arr[i]` read: a task id bound to that element's value now."""
+        index = self._task_index(array, node)
+        out = self.fresh("_tid", TASK_ID)
+        self.emit(TaskIdsStmt(self.loc(node), out, [array.ir], source_indices=[index]))
+        return Tid(out)
+
+    def set_task_element(self, array: TidArray, target: ast.Subscript, value: ast.expr, stmt: ast.stmt) -> None:
+        """`arr[i] = tid`: the element stands for that task id from now on."""
+        index = self._task_index(array, target)
+        source = self.expr(value)
+        if not isinstance(source, Tid):
+            raise self.fail(f"a task-id array holds task ids, got `{ast.unparse(value)[:40]}`", value)
+        self.emit(TaskIdsStmt(self.loc(stmt), array.ir, [source.ir], index=index))
+
     def const_call(self, call: ast.Call) -> Scalar:
         if not call.args:
             raise self.fail("pl.const(value, dtype)", call)
@@ -1383,12 +1550,15 @@ class Translator:
         if isinstance(node, ast.Call) and self._op_name(node) in ("read", "dim", "min", "max", "get_block_idx",
                                                                   "const"):
             return Scalar(ast.Constant(0))
+        if isinstance(node, ast.Call) and self._op_name(node) == "cast" and node.args \
+                and isinstance(self._peek(node.args[0]), Scalar):  # a cast of a scalar is a scalar
+            return Scalar(ast.Constant(0))
         if isinstance(node, ast.Constant):
             return Scalar(literal(node.value), node.value) if isinstance(node.value, bool | int | float) else None
         if isinstance(node, ast.Name):
             return self.name_operand(node)
-        if isinstance(node, ast.BinOp | ast.UnaryOp) and not any(isinstance(n, ast.Call | ast.Subscript)
-                                                                   for n in ast.walk(node)):
+        if isinstance(node, ast.BinOp | ast.UnaryOp | ast.Compare | ast.BoolOp) \
+                and not any(isinstance(n, ast.Call | ast.Subscript) for n in ast.walk(node)):
             return self.expr(node)
         return None
 
@@ -1456,6 +1626,9 @@ class Translator:
         value = self.scalar(bound["input"], "the value")
         dt_node = bound.get("target_type")
         dt = self._pl_attr(dt_node) if dt_node is not None else None
+        if dt in ("FP32", "FP16", "BF16"):  # into a float: the value as a float (npusim's scalars are float64)
+            return Scalar(ast.BinOp(value.expr, ast.Mult(), ast.Constant(1.0)),
+                          float(value.value) if value.value is not None else None)
         if dt not in ("INDEX", "INT32", "INT64", "UINT32"):
             raise self.unsupported(f"`{shown}` of a scalar to `{ast.unparse(dt_node) if dt_node else '?'}`", call)
         return value
@@ -1506,11 +1679,6 @@ class Translator:
         return Value(out)
 
     def _check_dropped(self, param: str, allowed: Any, node: ast.expr, shown: str) -> None:
-        if param == "atomic":
-            if self._pl_attr(node) not in ("AtomicType.None_",):
-                raise self.unsupported(f"`{shown}(atomic={ast.unparse(node)})`", node,
-                                       "atomic accumulation into GM by several tasks")
-            return
         if param == "layout":
             if self._pl_attr(node) not in ("ND", "TensorLayout.ND"):
                 raise self.unsupported(f"`{shown}({param}={ast.unparse(node)})`", node)
@@ -1535,7 +1703,7 @@ class Translator:
         if kind == "scalar":
             operand = self.scalar(node, f"`{shown}`'s {param}")
             return operand.expr, (operand.value if operand.value is not None else 0.0)
-        if kind in ("shape", "shape_opt"):
+        if kind in ("shape", "shape_opt", "index"):
             if kind == "shape_opt" and isinstance(node, ast.Constant) and node.value is None:
                 return None, None
             dims = self._shape_list(node, shown, param, static=param == "shape")
@@ -1582,6 +1750,11 @@ class Translator:
             if member not in optable.PAD_VALUES:
                 raise self.unsupported(f"`pad_value=pl.PadValue.{member}`", node)
             return optable.PAD_VALUES[member]
+        if attr is not None and attr.startswith("AtomicType."):
+            member = attr.split(".", 1)[1]
+            if member not in optable.ATOMIC_TYPES:
+                raise self.unsupported(f"`atomic=pl.AtomicType.{member}`", node, "npusim models Add")
+            return optable.ATOMIC_TYPES[member]
         if isinstance(node, ast.Constant) and node.value in choices:
             return node.value
         raise self.fail(f"`{shown}`: {param} must be one of {', '.join(map(repr, choices))}", node)
@@ -1599,8 +1772,8 @@ class Translator:
                 raise self.fail(f"`{shown}`: the source is {len(src.shape)}-D but shape {list(map(int, shape))} and "
                                 f"offset have {len(shape)} and {len(offset)} entries", call)
             return ValueType(shape, src.dtype)
-        if spec.lowering == "assemble":
-            t: TileType = arg_types["target"]
+        if spec.lowering in ("assemble", "validshape"):
+            t: TileType = arg_types["target" if spec.lowering == "assemble" else "t"]
             return ValueType(t.shape, t.dtype)
         try:
             shape, dtype = spec.infer(**arg_types)
@@ -1646,3 +1819,12 @@ def _name_hint_scopes(stmts: list[Stmt]) -> list[Stmt]:
 def translate(model: ModuleModel, consts: dict[str, Any], specs: dict[str, Any] | None = None) -> Translated:
     return Translator(model, consts, specs).program()
 
+
+def _substitute(node: ast.expr, var: str, value: int) -> ast.expr:
+    """A copy of `node` with the name `var` written as the number `value` (positions kept for errors)."""
+
+    class _Sub(ast.NodeTransformer):
+        def visit_Name(self, n: ast.Name) -> ast.AST:
+            return ast.copy_location(ast.Constant(value), n) if n.id == var else n
+
+    return _Sub().visit(copy.deepcopy(node))

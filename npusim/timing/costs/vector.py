@@ -219,6 +219,17 @@ def _single(vec: VectorStream, name: str) -> Emit:
     return lambda repeats, masked: vec.call(name, repeats, floor=masked)
 
 
+def _sub_exp(vec: VectorStream, sub: str, exp: str) -> Emit:
+    """TColExpandExpdif.hpp ColExpandExpdifOp L22-35: each call is vsub, pipe_barrier, vexp over the same repeats."""
+
+    def emit(repeats: int, masked: bool) -> None:
+        vec.call(sub, repeats, floor=masked)
+        vec.barrier()
+        vec.call(exp, repeats)
+
+    return emit
+
+
 # --- A2/A3 decompositions: (stream, signature, rule) ---------------------------------------------
 
 
@@ -408,6 +419,14 @@ def row_broadcast(vec: VectorStream, sig: ComputeSig, rule: VectorRule) -> None:
     vec.ctrl(2)
 
 
+def col_broadcast(vec: VectorStream, sig: ComputeSig, rule: VectorRule) -> None:
+    """TColExpand.hpp TCOLEXPAND_IMPL / TColExpand L22-36 (a2a3): per valid row of the result one
+    copy_ubuf_to_ubuf of the [1, N] row (one burst of its valid columns in whole 32-B blocks)."""
+    out = shape_of(sig.out, vec.v.bytes_per_repeat)
+    for _ in range(out.vrows):
+        vec.ub_copy(out.vcols * out.size)
+
+
 def row_expand(vec: VectorStream, sig: ComputeSig, rule: VectorRule) -> None:
     """TRowExpandBinOp.hpp TRowExpandBinaryInstr L94-132 (TROWEXPANDADD/SUB/MUL/DIV): the [M, 1] operand is
     broadcast into a scratch tile with vbrcb (ceil(M/8) repeats) and a barrier; then, decided at run time,
@@ -428,11 +447,11 @@ def row_expand(vec: VectorStream, sig: ComputeSig, rule: VectorRule) -> None:
 
 
 def col_expand(vec: VectorStream, sig: ComputeSig, rule: VectorRule) -> None:
-    """TColExpandBinOp.hpp ColExpandBinaryInstr L64-83 (TCOLEXPANDADD/SUB/MUL/DIV): a compile-time contiguous
+    """TColExpandBinOp.hpp ColExpandBinaryInstr L64-83 (TCOLEXPANDADD/SUB/MUL/DIV/EXPDIF): a compile-time contiguous
     tile (full-width static, or one row) takes one repeat per row per chunk with the [1, N] operand's repeat
     stride 0; every other tile, dynamic ones included, one count-mode call per row."""
     s = shape_of(_src(sig), vec.v.bytes_per_repeat)
-    emit = _single(vec, rule.intrinsics[0])
+    emit = _single(vec, rule.intrinsics[0]) if len(rule.intrinsics) == 1 else _sub_exp(vec, *rule.intrinsics)
     if s.rows == 1 or (not s.dynamic and s.full_width):
         if s.cols < s.E:
             vec.ctrl()
@@ -646,10 +665,12 @@ VECTOR_RULES: dict[str, VectorRule] = {
     "TROWEXPANDSUB": rule(row_expand, "vbrcb", "vsub", a5=_ALU),
     "TROWEXPANDMUL": rule(row_expand, "vbrcb", "vmul", a5=_ALU),
     "TROWEXPANDDIV": rule(row_expand, "vbrcb", "vdiv", a5=_SFU),
+    "TCOLEXPAND": rule(col_broadcast, a5=(vf_rows, "copy")),
     "TCOLEXPANDADD": rule(col_expand, "vadd", a5=_ALU),
     "TCOLEXPANDSUB": rule(col_expand, "vsub", a5=_ALU),
     "TCOLEXPANDMUL": rule(col_expand, "vmul", a5=_ALU),
     "TCOLEXPANDDIV": rule(col_expand, "vdiv", a5=_SFU),
+    "TCOLEXPANDEXPDIF": rule(col_expand, "vsub", "vexp", a5=_SFU),
     # conversions, fills and copies (TCvt.hpp, TExpandS.hpp, TExtract.hpp, TInsert.hpp, TFillPad.hpp)
     "TCVT": rule(convert, "vconv", a5=(vf_convert, "cvt")),
     "TEXPANDS": rule(fill, "vector_dup", a5=_ALU_SCALAR),
