@@ -13,16 +13,15 @@ from .elementwise import add
 from .formats import FMTS, Fmt, bits_of, canonical_nan_f32, dtype_of, round_f64, same_dtype, to_f64
 
 
-def _global_span(bits: np.ndarray, fmt: Fmt) -> tuple[int, bool]:
-    """(span, all finite) of a whole matrix: every element is an integer multiple of 2**unit below
-    2**(unit + span), unit being the ulp exponent of the smallest nonzero magnitude (see _exponent_spans)."""
+def _global_span(bits: np.ndarray, fmt: Fmt) -> tuple[np.ndarray, np.ndarray]:
+    """(span, all finite) of a whole matrix, or of each matrix of a stack [..., M, K]: every element is an
+    integer multiple of 2**unit below 2**(unit + span), unit being the ulp exponent of the smallest nonzero
+    magnitude (see _exponent_spans); an all-zero matrix has span 0."""
     mag = bits & ~fmt.uint(1 << (fmt.width - 1))
-    hi = int(mag.max(initial=0))
-    if hi == 0:
-        return 0, True
-    lo = int((mag - fmt.uint(1)).min()) + 1  # zeros wrap to the maximum and drop out
-    e_hi, e_lo = max(hi >> fmt.mbits, 1), max(lo >> fmt.mbits, 1)
-    return e_hi - e_lo + fmt.mbits + 1, hi < fmt.inf_bits
+    hi = mag.max(axis=(-2, -1), initial=0).astype(np.int64)
+    lo = (mag - fmt.uint(1)).min(axis=(-2, -1)).astype(np.int64) + 1  # zeros wrap to the maximum and drop out
+    e_hi, e_lo = np.maximum(hi >> fmt.mbits, 1), np.maximum(lo >> fmt.mbits, 1)
+    return np.where(hi == 0, 0, e_hi - e_lo + fmt.mbits + 1), hi < fmt.inf_bits
 
 
 def _exponent_spans(bits: np.ndarray, fmt: Fmt, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -149,25 +148,38 @@ def _two_band_product(a64: np.ndarray, bits_a: np.ndarray, b64: np.ndarray, span
                       log2k: int) -> np.ndarray | None:
     """Exact a @ b, as float64 values that round to fp32 like the exact sums, when each row of A splits into
     two exponent bands that are each certified exact with every column of B (the common case of one operand
-    spanning many binades, e.g. softmax weights or SwiGLU outputs); None when two bands do not suffice.
+    spanning many binades, e.g. softmax weights or SwiGLU outputs); None when two bands do not suffice."""
+    c, ok = _two_band_products(a64[None], bits_a[None], b64[None], span_b[None], fmt, log2k)
+    return c[0] if ok[0] else None
+
+
+def _two_band_products(a64: np.ndarray, bits_a: np.ndarray, b64: np.ndarray, span_b: np.ndarray, fmt: Fmt,
+                       log2k: int) -> tuple[np.ndarray, np.ndarray]:
+    """_two_band_product of every pair of stacks a [B, M, K], b [B, K, N] (span_b [B, N]): the products and,
+    per pair, whether two bands sufficed (the other pairs' products are left 0).
 
     Row r's band `hi` holds the elements whose exponent field is within `keep` of the row's largest, `lo` the
     rest: both products are exact float64 dgemms (see matmul's certificate), their sum s = hi + lo is formed
     with TwoSum (s rounded to nearest, e the exact error), and where s is exactly an fp32 rounding midpoint
     and e != 0 it is moved one float64 ulp towards e, so its fp32 rounding is that of s + e.
     """
-    keep = 53 - log2k - int(span_b.max(initial=0)) - (fmt.mbits + 1)
-    if keep < 0:
-        return None
+    span_b_max = span_b.max(axis=-1, initial=0)
+    keep = 53 - log2k - span_b_max - (fmt.mbits + 1)  # per pair
     expo = ((bits_a & ~fmt.uint(1 << (fmt.width - 1))) >> fmt.mbits).astype(np.int64)
-    top = expo.max(axis=1, keepdims=True)
-    in_hi = expo >= top - keep
+    top = expo.max(axis=-1, keepdims=True)
+    in_hi = expo >= top - keep[:, None, None]
     lo_bits = np.where(in_hi, fmt.uint(0), bits_a)
-    span_lo, _, _ = _exponent_spans(lo_bits, fmt, axis=1)
-    if int(span_lo.max(initial=0)) + int(span_b.max(initial=0)) + log2k > 53:
-        return None
+    span_lo, _, _ = _exponent_spans(lo_bits, fmt, axis=-1)
+    ok = (keep >= 0) & (span_lo.max(axis=-1, initial=0) + span_b_max + log2k <= 53)
+    out = np.zeros((a64.shape[0], a64.shape[1], b64.shape[2]))
+    if not ok.any():
+        return out, ok
+    pick = slice(None) if ok.all() else ok
+    a64, b64, in_hi = a64[pick], b64[pick], in_hi[pick]
     hi = np.where(in_hi, a64, 0.0)
-    c_hi, c_lo = hi @ b64, (a64 - hi) @ b64
+    m = a64.shape[1]
+    both = np.concatenate([hi, a64 - hi], axis=1) @ b64  # one dgemm of both bands' rows
+    c_hi, c_lo = both[:, :m], both[:, m:]
     total = c_hi + c_lo  # TwoSum: total + err == c_hi + c_lo exactly
     back = total - c_hi
     err = (c_hi - (total - back)) + (c_lo - back)
@@ -175,7 +187,8 @@ def _two_band_product(a64: np.ndarray, bits_a: np.ndarray, b64: np.ndarray, span
     r64 = r.astype(np.float64)
     other = np.nextafter(r, np.where(total > r64, np.float32(np.inf), np.float32(-np.inf))).astype(np.float64)
     midpoint = (r64 != total) & ((r64 + other) * 0.5 == total) & (err != 0)
-    return np.where(midpoint, np.nextafter(total, np.where(err > 0, np.inf, -np.inf)), total)
+    out[pick] = np.where(midpoint, np.nextafter(total, np.where(err > 0, np.inf, -np.inf)), total)
+    return out, ok
 
 
 def _nonfinite_dot(a64: np.ndarray, b64: np.ndarray) -> np.ndarray:
@@ -237,7 +250,7 @@ def matmul(a: np.ndarray, b: np.ndarray, *, a_trans: bool = False, b_trans: bool
     span, finite = _global_span(bits_a, fmt)
     if finite:
         span_b_all, finite = _global_span(bits_b, fmt)
-        span += span_b_all
+        span = span + span_b_all
     if finite and span + log2k <= 53:
         # Hot path: the whole-matrix spans bound every row's and column's span, so every element is certified.
         c = a64 @ b64
@@ -285,14 +298,81 @@ def matmul(a: np.ndarray, b: np.ndarray, *, a_trans: bool = False, b_trans: bool
     return round_f64(c, out_dtype, "rint")
 
 
+def matmul_many(a: np.ndarray, b: np.ndarray, *, a_trans: bool = False, b_trans: bool = False,
+                out_dtype: str = "fp32") -> np.ndarray:
+    """matmul(a[i], b[i]) for every i of stacks a [B, M, K] and b [B, K, N] (or transposed), the same bits, with
+    one float64 dgemm of the pairs certified exact (matmul's certificate, per pair) and one two-band product
+    (_two_band_products) of the other finite pairs; a pair with inf/NaN or not split in two goes through matmul."""
+    a, b = np.asarray(a), np.asarray(b)
+    dt = same_dtype("matmul", a, b)
+    if a_trans:
+        a = a.swapaxes(1, 2)
+    if b_trans:
+        b = b.swapaxes(1, 2)
+    if dt not in ("bf16", "fp16", "fp32") or out_dtype != "fp32" or a.shape[2] != b.shape[1] or a.shape[2] == 0:
+        return np.stack([matmul(x, y, out_dtype=out_dtype) for x, y in zip(a, b, strict=True)])
+    fmt = FMTS[dt]
+    log2k = (a.shape[2] - 1).bit_length()
+    bits_a, bits_b = bits_of(a, dt), bits_of(b, dt)
+    span_a, finite_a = _global_span(bits_a, fmt)
+    span_b, finite_b = _global_span(bits_b, fmt)
+    finite = finite_a & finite_b
+    a64, b64 = to_f64(a), to_f64(b)
+    hot = finite & (span_a + span_b + log2k <= 53)
+    if hot.all():
+        c = a64 @ b64
+    else:
+        c = np.zeros((a.shape[0], a.shape[1], b.shape[2]))
+        c[hot] = a64[hot] @ b64[hot]
+    banded = np.nonzero(finite & ~hot)[0]
+    if len(banded):
+        col_spans, _, _ = _exponent_spans(bits_b[banded], fmt, axis=-2)
+        split, ok = _two_band_products(a64[banded], bits_a[banded], b64[banded], col_spans, fmt, log2k)
+        c[banded] = split
+        finite[banded[~ok]] = False  # those pairs through matmul
+    c += 0.0  # an exact zero sum is +0 (-0 + 0 = +0), whatever order produced it
+    with np.errstate(over="ignore"):
+        out = c.astype(np.float32)  # IEEE float64 -> float32: one nearest-even rounding everywhere
+    for i in np.nonzero(~finite)[0]:
+        out[i] = matmul(a[i], b[i])
+    return out
+
+
+def _acc_dtype(acc: np.ndarray, a: np.ndarray) -> str:
+    """The accumulator dtype of matmul_acc for operands like a (int32 for int8/int32, else fp32), checked."""
+    want = "int32" if dtype_of(a) in ("int8", "int32") else "fp32"
+    if dtype_of(acc) != want:
+        raise ValueError(f"matmul_acc: acc must be {want}, got {dtype_of(acc)}")
+    return want
+
+
+def _accumulate(acc: np.ndarray, r: np.ndarray) -> np.ndarray:
+    if np.shape(acc) != r.shape:
+        raise ValueError(f"matmul_acc: acc is {list(np.shape(acc))}, matmul result is {list(r.shape)}")
+    return add(acc, r)
+
+
 def matmul_acc(acc: np.ndarray, a: np.ndarray, b: np.ndarray, *, a_trans: bool = False,
                b_trans: bool = False) -> np.ndarray:
     """acc + matmul(a, b) in fp32: the matmul result is rounded to fp32, then added to acc (two roundings);
     for int8 operands in int32, wrapping."""
-    want = "int32" if dtype_of(a) in ("int8", "int32") else "fp32"
-    if dtype_of(acc) != want:
-        raise ValueError(f"matmul_acc: acc must be {want}, got {dtype_of(acc)}")
-    r = matmul(a, b, a_trans=a_trans, b_trans=b_trans, out_dtype=want)
-    if np.shape(acc) != r.shape:
-        raise ValueError(f"matmul_acc: acc is {list(np.shape(acc))}, matmul result is {list(r.shape)}")
-    return add(acc, r)
+    want = _acc_dtype(acc, a)
+    return _accumulate(acc, matmul(a, b, a_trans=a_trans, b_trans=b_trans, out_dtype=want))
+
+
+def matmul_acc_chain(acc: np.ndarray, lhs: list[np.ndarray], rhs: list[np.ndarray], *, a_trans: bool = False,
+                     b_trans: bool = False) -> np.ndarray:
+    """matmul_acc(acc, lhs[i], rhs[i]) applied for i in order, each result the next acc: the same bits. The
+    products do not depend on acc, so they are computed together (matmul_many); the additions run in turn."""
+    if not lhs:
+        return acc
+    want = _acc_dtype(acc, lhs[0])
+    if any(x.shape != lhs[0].shape for x in lhs) or any(y.shape != rhs[0].shape for y in rhs):
+        products = [matmul(x, y, a_trans=a_trans, b_trans=b_trans, out_dtype=want)
+                    for x, y in zip(lhs, rhs, strict=True)]
+    else:
+        products = list(matmul_many(np.stack(lhs), np.stack(rhs), a_trans=a_trans, b_trans=b_trans,
+                                    out_dtype=want))
+    for r in products:
+        acc = _accumulate(acc, r)
+    return acc
