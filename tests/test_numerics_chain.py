@@ -4,6 +4,7 @@ the loop ends, against the same arithmetic done one iteration at a time in Fract
 
 from __future__ import annotations
 
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -63,9 +64,12 @@ def test_matmul_many_rounds_each_exact_sum_once(trans: tuple[bool, bool]) -> Non
         assert got[p].tobytes() == want.tobytes(), p
 
 
-def test_matmul_acc_chain_is_matmul_acc_in_turn() -> None:
-    """acc_{i+1} = fp32(acc_i + fp32(exact a_i @ b_i)), done in Fractions; also with int8 operands (int32
-    wrapping) and operands whose shapes differ between iterations."""
+@pytest.mark.parametrize("stack_bytes", [2 << 20, 2 * 8 * 64 * 5], ids=["one-stack", "two-pairs-a-stack"])
+def test_matmul_acc_chain_is_matmul_acc_in_turn(stack_bytes: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """acc_{i+1} = fp32(acc_i + fp32(exact a_i @ b_i)), done in Fractions, the products in one stack or two
+    pairs at a time; also with int8 operands (int32 wrapping) and operands whose shapes differ between
+    iterations."""
+    monkeypatch.setattr(sys.modules["npusim.numerics.matmul"], "_STACK_BYTES", stack_bytes)
     a, b = _pairs(np.random.default_rng(12))
     a, b = a[:4], b[:4]
     acc0 = np.random.default_rng(13).standard_normal((4, 5)).astype(np.float32)

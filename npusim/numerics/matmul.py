@@ -177,9 +177,7 @@ def _two_band_products(a64: np.ndarray, bits_a: np.ndarray, b64: np.ndarray, spa
     pick = slice(None) if ok.all() else ok
     a64, b64, in_hi = a64[pick], b64[pick], in_hi[pick]
     hi = np.where(in_hi, a64, 0.0)
-    m = a64.shape[1]
-    both = np.concatenate([hi, a64 - hi], axis=1) @ b64  # one dgemm of both bands' rows
-    c_hi, c_lo = both[:, :m], both[:, m:]
+    c_hi, c_lo = hi @ b64, (a64 - hi) @ b64
     total = c_hi + c_lo  # TwoSum: total + err == c_hi + c_lo exactly
     back = total - c_hi
     err = (c_hi - (total - back)) + (c_lo - back)
@@ -360,6 +358,9 @@ def matmul_acc(acc: np.ndarray, a: np.ndarray, b: np.ndarray, *, a_trans: bool =
     return _accumulate(acc, matmul(a, b, a_trans=a_trans, b_trans=b_trans, out_dtype=want))
 
 
+_STACK_BYTES = 2 << 20  # matmul_acc_chain: the float64 right operands stacked for one matmul_many
+
+
 def matmul_acc_chain(acc: np.ndarray, lhs: list[np.ndarray], rhs: list[np.ndarray], *, a_trans: bool = False,
                      b_trans: bool = False) -> np.ndarray:
     """matmul_acc(acc, lhs[i], rhs[i]) applied for i in order, each result the next acc: the same bits. The
@@ -370,9 +371,11 @@ def matmul_acc_chain(acc: np.ndarray, lhs: list[np.ndarray], rhs: list[np.ndarra
     if any(x.shape != lhs[0].shape for x in lhs) or any(y.shape != rhs[0].shape for y in rhs):
         products = [matmul(x, y, a_trans=a_trans, b_trans=b_trans, out_dtype=want)
                     for x, y in zip(lhs, rhs, strict=True)]
-    else:
-        products = list(matmul_many(np.stack(lhs), np.stack(rhs), a_trans=a_trans, b_trans=b_trans,
-                                    out_dtype=want))
+    else:  # a few pairs at a time: the float64 temporaries of a stack stay in cache
+        step = max(1, _STACK_BYTES // (8 * rhs[0].size))
+        products = [r for i in range(0, len(lhs), step)
+                    for r in matmul_many(np.stack(lhs[i:i + step]), np.stack(rhs[i:i + step]), a_trans=a_trans,
+                                         b_trans=b_trans, out_dtype=want)]
     for r in products:
         acc = _accumulate(acc, r)
     return acc
