@@ -13,15 +13,16 @@ from .elementwise import add
 from .formats import FMTS, Fmt, bits_of, canonical_nan_f32, dtype_of, round_f64, same_dtype, to_f64
 
 
-def _global_span(bits: np.ndarray, fmt: Fmt) -> tuple[np.ndarray, np.ndarray]:
-    """(span, all finite) of a whole matrix, or of each matrix of a stack [..., M, K]: every element is an
-    integer multiple of 2**unit below 2**(unit + span), unit being the ulp exponent of the smallest nonzero
-    magnitude (see _exponent_spans); an all-zero matrix has span 0."""
+def _global_span(bits: np.ndarray, fmt: Fmt) -> tuple[int, bool]:
+    """(span, all finite) of a whole matrix: every element is an integer multiple of 2**unit below
+    2**(unit + span), unit being the ulp exponent of the smallest nonzero magnitude (see _exponent_spans)."""
     mag = bits & ~fmt.uint(1 << (fmt.width - 1))
-    hi = mag.max(axis=(-2, -1), initial=0).astype(np.int64)
-    lo = (mag - fmt.uint(1)).min(axis=(-2, -1)).astype(np.int64) + 1  # zeros wrap to the maximum and drop out
-    e_hi, e_lo = np.maximum(hi >> fmt.mbits, 1), np.maximum(lo >> fmt.mbits, 1)
-    return np.where(hi == 0, 0, e_hi - e_lo + fmt.mbits + 1), hi < fmt.inf_bits
+    hi = int(mag.max(initial=0))
+    if hi == 0:
+        return 0, True
+    lo = int((mag - fmt.uint(1)).min()) + 1  # zeros wrap to the maximum and drop out
+    e_hi, e_lo = max(hi >> fmt.mbits, 1), max(lo >> fmt.mbits, 1)
+    return e_hi - e_lo + fmt.mbits + 1, hi < fmt.inf_bits
 
 
 def _exponent_spans(bits: np.ndarray, fmt: Fmt, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -171,11 +172,11 @@ def _two_band_products(a64: np.ndarray, bits_a: np.ndarray, b64: np.ndarray, spa
     lo_bits = np.where(in_hi, fmt.uint(0), bits_a)
     span_lo, _, _ = _exponent_spans(lo_bits, fmt, axis=-1)
     ok = (keep >= 0) & (span_lo.max(axis=-1, initial=0) + span_b_max + log2k <= 53)
-    out = np.zeros((a64.shape[0], a64.shape[1], b64.shape[2]))
-    if not ok.any():
+    if not ok.all():
+        out = np.zeros((a64.shape[0], a64.shape[1], b64.shape[2]))
+        if ok.any():
+            out[ok] = _two_band_products(a64[ok], bits_a[ok], b64[ok], span_b[ok], fmt, log2k)[0]
         return out, ok
-    pick = slice(None) if ok.all() else ok
-    a64, b64, in_hi = a64[pick], b64[pick], in_hi[pick]
     hi = np.where(in_hi, a64, 0.0)
     c_hi, c_lo = hi @ b64, (a64 - hi) @ b64
     total = c_hi + c_lo  # TwoSum: total + err == c_hi + c_lo exactly
@@ -185,8 +186,7 @@ def _two_band_products(a64: np.ndarray, bits_a: np.ndarray, b64: np.ndarray, spa
     r64 = r.astype(np.float64)
     other = np.nextafter(r, np.where(total > r64, np.float32(np.inf), np.float32(-np.inf))).astype(np.float64)
     midpoint = (r64 != total) & ((r64 + other) * 0.5 == total) & (err != 0)
-    out[pick] = np.where(midpoint, np.nextafter(total, np.where(err > 0, np.inf, -np.inf)), total)
-    return out, ok
+    return np.where(midpoint, np.nextafter(total, np.where(err > 0, np.inf, -np.inf)), total), ok
 
 
 def _nonfinite_dot(a64: np.ndarray, b64: np.ndarray) -> np.ndarray:
@@ -248,7 +248,7 @@ def matmul(a: np.ndarray, b: np.ndarray, *, a_trans: bool = False, b_trans: bool
     span, finite = _global_span(bits_a, fmt)
     if finite:
         span_b_all, finite = _global_span(bits_b, fmt)
-        span = span + span_b_all
+        span += span_b_all
     if finite and span + log2k <= 53:
         # Hot path: the whole-matrix spans bound every row's and column's span, so every element is certified.
         c = a64 @ b64
@@ -312,9 +312,10 @@ def matmul_many(a: np.ndarray, b: np.ndarray, *, a_trans: bool = False, b_trans:
     fmt = FMTS[dt]
     log2k = (a.shape[2] - 1).bit_length()
     bits_a, bits_b = bits_of(a, dt), bits_of(b, dt)
-    span_a, finite_a = _global_span(bits_a, fmt)
-    span_b, finite_b = _global_span(bits_b, fmt)
-    finite = finite_a & finite_b
+    # each matrix's _global_span: the spans of its elements as one line (inf/NaN flagged, not spanned)
+    span_a, _, bad_a = _exponent_spans(bits_a.reshape(len(a), -1), fmt, axis=1)
+    span_b, _, bad_b = _exponent_spans(bits_b.reshape(len(b), -1), fmt, axis=1)
+    finite = ~bad_a & ~bad_b
     a64, b64 = to_f64(a), to_f64(b)
     hot = finite & (span_a + span_b + log2k <= 53)
     if hot.all():
