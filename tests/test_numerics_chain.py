@@ -34,12 +34,13 @@ def _f32(q: Fraction) -> np.float32:
 
 def _pairs(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Six [4, 64] x [64, 5] bf16 pairs: certified by whole-matrix spans, rows spanning ~30 binades (two
-    exponent bands), rows too wide for two bands, exact zeros and cancelling sums, an inf and a NaN."""
+    exponent bands), a row too wide for two bands, exact zeros and cancelling sums, an inf and a NaN."""
     m, k, n = 4, 64, 5
     b = rng.uniform(-0.5, 0.5, (6, k, n))
     a = rng.uniform(-0.5, 0.5, (6, m, k))
     a[1] *= np.exp2(rng.integers(-30, 1, (m, k)))  # two bands
-    a[2] *= np.exp2(rng.integers(-120, 1, (m, k)))  # wider than two bands: matmul's limbs
+    a[2] *= np.exp2(rng.integers(-30, 1, (m, k)))
+    a[2, 0] *= np.exp2(rng.integers(-90, 1, k))  # one row wider than two bands: matmul's limbs for it
     a[3, :, ::2] = 0.0
     b[3] = np.repeat(b[3, :1], k, axis=0)
     a[3, 0, 1::2] = a[3, 0, 1::2] * np.array([1, -1] * (k // 4))  # pairs of terms that cancel
@@ -49,12 +50,17 @@ def _pairs(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize("trans", [(False, False), (True, False), (False, True)])
-def test_matmul_many_rounds_each_exact_sum_once(trans: tuple[bool, bool]) -> None:
+def test_matmul_many_rounds_each_exact_sum_once(trans: tuple[bool, bool], monkeypatch: pytest.MonkeyPatch) -> None:
     a, b = _pairs(np.random.default_rng(11))
     a_trans, b_trans = trans
     x = np.ascontiguousarray(a.swapaxes(1, 2)) if a_trans else a
     y = np.ascontiguousarray(b.swapaxes(1, 2)) if b_trans else b
+    module = sys.modules["npusim.numerics.matmul"]
+    one_by_one: list[tuple[int, ...]] = []
+    alone = module.matmul
+    monkeypatch.setattr(module, "matmul", lambda p, q, **kw: one_by_one.append(p.shape) or alone(p, q, **kw))
     got = matmul_many(x, y, a_trans=a_trans, b_trans=b_trans)
+    assert sorted(one_by_one) == [(1, 64), (4, 64), (4, 64)]  # the too-wide row of pair 2, pairs 4 and 5
     assert got.dtype == np.float32 and got.shape == (6, 4, 5)
     for p in range(6):
         if p in (4, 5):  # inf/NaN: the IEEE result class, as matmul gives it (tests/test_numerics_matmul.py)

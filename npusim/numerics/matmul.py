@@ -150,19 +150,20 @@ def _two_band_product(a64: np.ndarray, bits_a: np.ndarray, b64: np.ndarray, span
     """Exact a @ b, as float64 values that round to fp32 like the exact sums, when each row of A splits into
     two exponent bands that are each certified exact with every column of B (the common case of one operand
     spanning many binades, e.g. softmax weights or SwiGLU outputs); None when two bands do not suffice."""
-    c, ok = _two_band_products(a64[None], bits_a[None], b64[None], span_b[None], fmt, log2k)
-    return c[0] if ok[0] else None
+    c, rows_ok = _two_band_products(a64[None], bits_a[None], b64[None], span_b[None], fmt, log2k)
+    return c[0] if rows_ok.all() else None
 
 
 def _two_band_products(a64: np.ndarray, bits_a: np.ndarray, b64: np.ndarray, span_b: np.ndarray, fmt: Fmt,
                        log2k: int) -> tuple[np.ndarray, np.ndarray]:
-    """_two_band_product of every pair of stacks a [B, M, K], b [B, K, N] (span_b [B, N]): the products and,
-    per pair, whether two bands sufficed (the other pairs' products are left 0).
+    """_two_band_product of every pair of stacks a [B, M, K], b [B, K, N] (span_b [B, N]), row by row: the
+    products and, per pair and row [B, M], whether two bands sufficed (the other rows' values are not exact).
 
     Row r's band `hi` holds the elements whose exponent field is within `keep` of the row's largest, `lo` the
-    rest: both products are exact float64 dgemms (see matmul's certificate), their sum s = hi + lo is formed
-    with TwoSum (s rounded to nearest, e the exact error), and where s is exactly an fp32 rounding midpoint
-    and e != 0 it is moved one float64 ulp towards e, so its fp32 rounding is that of s + e.
+    rest: both products are exact float64 dgemms (see matmul's certificate; a row of a product depends on
+    that row of A alone), their sum s = hi + lo is formed with TwoSum (s rounded to nearest, e the exact
+    error), and where s is exactly an fp32 rounding midpoint and e != 0 it is moved one float64 ulp towards e,
+    so its fp32 rounding is that of s + e.
     """
     span_b_max = span_b.max(axis=-1, initial=0)
     keep = 53 - log2k - span_b_max - (fmt.mbits + 1)  # per pair
@@ -171,22 +172,18 @@ def _two_band_products(a64: np.ndarray, bits_a: np.ndarray, b64: np.ndarray, spa
     in_hi = expo >= top - keep[:, None, None]
     lo_bits = np.where(in_hi, fmt.uint(0), bits_a)
     span_lo, _, _ = _exponent_spans(lo_bits, fmt, axis=-1)
-    ok = (keep >= 0) & (span_lo.max(axis=-1, initial=0) + span_b_max + log2k <= 53)
-    if not ok.all():
-        out = np.zeros((a64.shape[0], a64.shape[1], b64.shape[2]))
-        if ok.any():
-            out[ok] = _two_band_products(a64[ok], bits_a[ok], b64[ok], span_b[ok], fmt, log2k)[0]
-        return out, ok
+    rows_ok = (keep[:, None] >= 0) & (span_lo + span_b_max[:, None] + log2k <= 53)
     hi = np.where(in_hi, a64, 0.0)
     c_hi, c_lo = hi @ b64, (a64 - hi) @ b64
     total = c_hi + c_lo  # TwoSum: total + err == c_hi + c_lo exactly
     back = total - c_hi
     err = (c_hi - (total - back)) + (c_lo - back)
-    r = total.astype(np.float32)
+    with np.errstate(over="ignore"):  # beyond fp32 (or a row not exact): no midpoint to move off
+        r = total.astype(np.float32)
     r64 = r.astype(np.float64)
     other = np.nextafter(r, np.where(total > r64, np.float32(np.inf), np.float32(-np.inf))).astype(np.float64)
     midpoint = (r64 != total) & ((r64 + other) * 0.5 == total) & (err != 0)
-    return np.where(midpoint, np.nextafter(total, np.where(err > 0, np.inf, -np.inf)), total), ok
+    return np.where(midpoint, np.nextafter(total, np.where(err > 0, np.inf, -np.inf)), total), rows_ok
 
 
 def _nonfinite_dot(a64: np.ndarray, b64: np.ndarray) -> np.ndarray:
@@ -300,7 +297,8 @@ def matmul_many(a: np.ndarray, b: np.ndarray, *, a_trans: bool = False, b_trans:
                 out_dtype: str = "fp32") -> np.ndarray:
     """matmul(a[i], b[i]) for every i of stacks a [B, M, K] and b [B, K, N] (or transposed), the same bits, with
     one float64 dgemm of the pairs certified exact (matmul's certificate, per pair) and one two-band product
-    (_two_band_products) of the other finite pairs; a pair with inf/NaN or not split in two goes through matmul."""
+    (_two_band_products) of the other finite pairs; a pair with inf/NaN, or the rows of a pair two bands do not
+    suffice for, go through matmul."""
     a, b = np.asarray(a), np.asarray(b)
     dt = same_dtype("matmul", a, b)
     if a_trans:
@@ -324,16 +322,18 @@ def matmul_many(a: np.ndarray, b: np.ndarray, *, a_trans: bool = False, b_trans:
         c = np.zeros((a.shape[0], a.shape[1], b.shape[2]))
         c[hot] = a64[hot] @ b64[hot]
     banded = np.nonzero(finite & ~hot)[0]
+    rows_ok = np.ones((0, a.shape[1]), dtype=bool)
     if len(banded):
         col_spans, _, _ = _exponent_spans(bits_b[banded], fmt, axis=-2)
-        split, ok = _two_band_products(a64[banded], bits_a[banded], b64[banded], col_spans, fmt, log2k)
-        c[banded] = split
-        finite[banded[~ok]] = False  # those pairs through matmul
+        c[banded], rows_ok = _two_band_products(a64[banded], bits_a[banded], b64[banded], col_spans, fmt, log2k)
     c += 0.0  # an exact zero sum is +0 (-0 + 0 = +0), whatever order produced it
     with np.errstate(over="ignore"):
         out = c.astype(np.float32)  # IEEE float64 -> float32: one nearest-even rounding everywhere
     for i in np.nonzero(~finite)[0]:
         out[i] = matmul(a[i], b[i])
+    for i, ok in zip(banded, rows_ok, strict=True):
+        if not ok.all():  # rows two bands do not suffice for (too many binades): matmul's exact limbs
+            out[i, ~ok] = matmul(a[i][~ok], b[i])
     return out
 
 
