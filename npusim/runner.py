@@ -30,6 +30,7 @@ from .frontend.program import ScalarAssign
 from .frontend.yaml_source import YamlLimits
 from .graph import Execution
 from .interp import RunLimits, check_gm_budget, check_memory, execute
+from .interp.heap import keep_freed_memory
 from .interp.values import NeedsNumerics
 from .output import artefacts
 from .references import REFERENCE_ATOL, REFERENCE_RTOL, Reference, check_fits, compute_expected, get_reference
@@ -317,6 +318,8 @@ def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[
     quick = probe(program, quick_inputs, opts, numerics_later=opts.numerics)
     if quick.execution is not None:
         check_memory(program, quick.execution, opts.run_limits, opts.numerics)
+    if opts.numerics:
+        keep_freed_memory()  # before the inputs: drawing them, the interpreter and the reference churn the heap
     inputs = initial_values(program, opts.seed) if opts.numerics else quick_inputs
 
     # the check's reference (the user's saved outputs with --expect, else the program's own) is computed on a

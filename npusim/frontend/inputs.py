@@ -30,6 +30,7 @@ from .expressions import ExprCompiler, parse_python
 from .program import Program, Tensor
 
 CHUNK_ELEMENTS = 1 << 22
+PIECE_ELEMENTS = 1 << 18  # values drawn and transformed at a time within a chunk: passes over them stay in cache
 _DISTRIBUTIONS = {"uniform": 2, "normal": 2, "randint": 2, "full": 1, "ones": 0, "zeros": 0}
 
 
@@ -168,16 +169,18 @@ def generate(tensor: Tensor, rule: InitRule, seed_seq: np.random.SeedSequence,
 
     def fill(index: int) -> None:
         start = index * CHUNK_ELEMENTS
-        n = min(CHUNK_ELEMENTS, flat.size - start)
-        values = _filler(rule, chunk_stream(seed_seq, index), np.int64 if tensor.dtype == "int64" else np.int32)(n)
-        if tensor.dtype in INT_DTYPES:
-            if values.dtype.kind == "f":
-                values = np.rint(values)
-            info = np.iinfo(out.dtype)
-            values = np.clip(values, info.min, info.max)
-        elif tensor.dtype in FP8_DTYPES:  # the saturating rounding of a cast, not ml_dtypes' overflow to NaN
-            values = cast(values.astype(np.float32), tensor.dtype, "rint")
-        flat[start : start + n] = values.astype(out.dtype)
+        end = min(start + CHUNK_ELEMENTS, flat.size)
+        draw = _filler(rule, chunk_stream(seed_seq, index), np.int64 if tensor.dtype == "int64" else np.int32)
+        for lo in range(start, end, PIECE_ELEMENTS):  # the stream goes on across draws: the values of one draw
+            values = draw(min(PIECE_ELEMENTS, end - lo))
+            if tensor.dtype in INT_DTYPES:
+                if values.dtype.kind == "f":
+                    values = np.rint(values)
+                info = np.iinfo(out.dtype)
+                values = np.clip(values, info.min, info.max)
+            elif tensor.dtype in FP8_DTYPES:  # the saturating rounding of a cast, not ml_dtypes' overflow to NaN
+                values = cast(values.astype(np.float32), tensor.dtype, "rint")
+            flat[lo : lo + values.size] = values.astype(out.dtype)
 
     chunks = range(-(-flat.size // CHUNK_ELEMENTS))
     if pool is None or len(chunks) == 1:

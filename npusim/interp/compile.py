@@ -313,6 +313,7 @@ class Interpreter:
         finally:
             self.stages.pop()
         env, var = self.env, instr.var
+        chained = self._chained(instr, body) if in_kernel and self.numerics else None
 
         def run() -> None:
             try:
@@ -336,16 +337,49 @@ class Interpreter:
             before = self._estimate() if self.first_only else (0, 0)
             self.loop_vars.append(var)
             try:
+                if chained is not None:
+                    chained.chain = []
                 for v in rng:
                     env[var] = v
                     for f in body:
                         f()
+                if chained is not None:
+                    chained.finish_chain()
             finally:
                 self.loop_vars.pop()
+                if chained is not None:
+                    chained.chain = None
             if self.first_only and n > 1:
                 self._extrapolate(before, n)
 
         return run
+
+    @staticmethod
+    def _chained(instr: ForLoop, body: list[Run]) -> ComputeOp | None:
+        """The accumulating op of a kernel loop whose values can all wait for the loop's end (with numerics): a
+        body of scalar assignments, loads and one op with a chain_compute (matmul_acc) that feeds its result
+        back as its first operand, a name no other instruction of the body reads or assigns. Its records are
+        made as each iteration runs; its values are computed together when the loop ends (ComputeOp.defer)."""
+        ops = [(i, f) for i, f in zip(instr.body, body, strict=True) if isinstance(f, ComputeOp)]
+        if len(ops) != 1 or ops[0][1].spec.chain_compute is None or ops[0][1].scalars or ops[0][1].shapes:
+            return None
+        acc_instr, op = ops[0]
+        name = acc_instr.target
+        if name is None or op.values[0][1] != name or any(var == name for _, var in op.values[1:]):
+            return None
+        for other in instr.body:
+            if other is acc_instr:
+                continue
+            if isinstance(other, OpCall) and other.spec.lowering == "slice":
+                nodes = [v for v in other.args.values() if isinstance(v, ast.AST)]
+            elif isinstance(other, ScalarAssign):
+                nodes = [other.expr]
+            else:
+                return None
+            if other.target == name or any(isinstance(n, ast.Name) and n.id == name
+                                           for node in nodes for n in ast.walk(node)):
+                return None
+        return op
 
     def _estimate(self) -> tuple[int, int]:
         """(tasks, ops) estimated so far, the ops of the kernel being built included."""

@@ -40,6 +40,9 @@ class ComputeOp:
         self.cost_key = spec.scalar_cost if self.scalar_form else spec.cost
         self.options = tuple(sorted((k, v) for k, v in self.consts.items() if v is not None))
         self.cache: dict[tuple, Info] = {}
+        # in an accumulation loop (Interpreter._chained): the first value operand's value at the loop's start and
+        # the other value operands' values per iteration, computed together when the loop ends
+        self.chain: list | None = None
         # Where each operand must be: a cube operand in its L0 buffer (the op table says which), a vector
         # operand in UB, a metadata-only (scalar-pipe) op's operand wherever it is.
         self.want: dict[str, Buffer | None] = {
@@ -105,6 +108,26 @@ class ComputeOp:
             call["valid"] = tiles[0].sig.valid
         return self.compute(**call)  # type: ignore[misc]
 
+    def defer(self, tiles: list[Tile]) -> None:
+        """Keep this iteration's operand values for finish_chain (the first operand is the previous result)."""
+        if not self.chain:
+            self.chain.extend([tiles[0].data, [[] for _ in tiles[1:]]])  # type: ignore[union-attr]
+        for values, t in zip(self.chain[1], tiles[1:], strict=True):  # type: ignore[index]
+            values.append(t.data)
+
+    def finish_chain(self) -> None:
+        """After an accumulation loop: its last result's value, from the values the iterations kept."""
+        chain, self.chain = self.chain, None
+        if not chain or chain[0] is None or any(d is None for values in chain[1] for d in values):
+            return  # no iteration ran, or a value is missing (the result has none either)
+        call: dict[str, Any] = dict(self.consts)
+        call[self.values[0][0]] = chain[0]
+        call.update((n, values) for (n, _), values in zip(self.values[1:], chain[1], strict=True))
+        try:
+            self.env[self.instr.target].data = self.spec.chain_compute(**call)  # type: ignore[index, misc]
+        except RUNTIME_ERRORS as exc:
+            raise self.interp.located(self.instr, self.spec.name, exc) from None
+
     def __call__(self) -> None:
         interp, env, want = self.interp, self.env, self.want
         task = interp.task
@@ -125,7 +148,9 @@ class ComputeOp:
             if info is None:
                 info = self.cache[key] = self.infer(tiles, svals, shapes)
             data = None
-            if interp.numerics and all(t.data is not None for t in tiles):
+            if self.chain is not None:
+                self.defer(tiles)
+            elif interp.numerics and all(t.data is not None for t in tiles):
                 data = self.values_of(tiles, svals, shapes)
         except KeyError as exc:
             raise interp.undefined(self.instr, exc) from None

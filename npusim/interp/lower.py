@@ -83,9 +83,9 @@ class Lowering:
         hi = tuple([o + v for o, v in zip(offset, moved, strict=True)])
         data = None
         if self.numerics and tensor.data is not None:
-            region = tuple(slice(o, h) for o, h in zip(offset, hi, strict=True))
-            if valid is None:
-                data = np.array(tensor.data[region])
+            region = tuple([slice(o, h) for o, h in zip(offset, hi, strict=True)])
+            if valid is None:  # a window of a read-only tensor (role input) is its value; others change later
+                data = tensor.data[region] if not tensor.data.flags.writeable else np.array(tensor.data[region])
             else:
                 data = poison(shape, tensor.dtype)
                 data[tuple(slice(0, v) for v in valid)] = tensor.data[region]
@@ -115,8 +115,8 @@ class Lowering:
         deps = (source.op,) if source.op >= 0 else ()
         hi = tuple([o + w for o, w in zip(offset, written, strict=True)])
         if self.numerics and tensor.data is not None and source.data is not None:
-            window = tuple(slice(o, h) for o, h in zip(offset, hi, strict=True))
-            part = source.data[tuple(slice(0, w) for w in written)]
+            window = tuple([slice(o, h) for o, h in zip(offset, hi, strict=True)])
+            part = source.data[tuple([slice(0, w) for w in written])]
             tensor.data[window] = numerics.add(tensor.data[window], part) if atomic else part
         if 0 not in written:
             region = tensor.region(offset, hi)
@@ -151,7 +151,7 @@ class Lowering:
         src = self.move(task, src, "UB", iid)
         data = None
         if src.data is not None:
-            data = np.array(src.data[tuple(slice(o, o + n) for o, n in zip(offset, shape, strict=True))])
+            data = np.array(src.data[tuple([slice(o, o + n) for o, n in zip(offset, shape, strict=True)])])
         sig = tile_sig(shape, src.dtype, valid if valid != shape else None, dynamic)
         return self.emit(task, data, sig, ComputeSig("TEXTRACT", sig, (src.sig,)), iid, (src.op,), "UB")
 
@@ -162,7 +162,7 @@ class Lowering:
         data = None
         if target.data is not None and source.data is not None:
             data = np.array(target.data)
-            data[tuple(slice(o, o + n) for o, n in zip(offset, source.shape, strict=True))] = source.data
+            data[tuple([slice(o, o + n) for o, n in zip(offset, source.shape, strict=True)])] = source.data
         return self.emit(task, data, target.sig, ComputeSig("TINSERT", source.sig, (target.sig,)), iid,
                          (target.op, source.op), "UB")
 

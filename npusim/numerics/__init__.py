@@ -58,13 +58,13 @@ from .elementwise import (
     write,
 )
 from .formats import CAST_MODES, INT32_MAX, INT32_MIN, digest
-from .matmul import matmul, matmul_acc
+from .matmul import matmul, matmul_acc, matmul_acc_chain
 from .reductions import ROW_SUM_LANES, col_max, col_min, col_sum, row_max, row_min, row_sum
 from .transcendental import exp, rsqrt
 
 __all__ = [
     "BINARY_OPS", "CAST_MODES", "EXPAND_OPS", "INT32_MAX", "INT32_MIN", "PAD_VALUES", "ROW_SUM_LANES", "abs_", "add",
     "arange", "binary_scalar", "cast", "col_broadcast", "col_expand", "col_max", "col_min", "col_sum", "digest", "div",
-    "exp", "fill_pad", "full", "matmul", "matmul_acc", "maximum", "minimum", "mul", "neg", "recip", "row_broadcast",
-    "row_expand", "row_max", "row_min", "row_sum", "rsqrt", "sqrt", "sub", "write",
+    "exp", "fill_pad", "full", "matmul", "matmul_acc", "matmul_acc_chain", "maximum", "minimum", "mul", "neg", "recip",
+    "row_broadcast", "row_expand", "row_max", "row_min", "row_sum", "rsqrt", "sqrt", "sub", "write",
 ]

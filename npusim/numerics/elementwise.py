@@ -58,6 +58,8 @@ def f32_binary(op: str, a: np.ndarray | np.float32, b: np.ndarray | np.float32) 
 def _binary(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if op not in UFUNCS:
         raise ValueError(f"unknown binary op {op!r}; expected one of {BINARY_OPS}")
+    if a.__class__ is np.ndarray and b.__class__ is np.ndarray and a.dtype == b.dtype == np.float32:
+        return f32_binary(op, a, b)  # fp32 tiles (most vector ops): the general path below does just this
     dt = same_dtype(op, a, b)
     if dt not in VECTOR_DTYPES:
         raise ValueError(f"{op}: not defined for {dt}")

@@ -125,8 +125,11 @@ def to_f64(x: np.ndarray) -> np.ndarray:
 
 def to_f32(x: np.ndarray) -> np.ndarray:
     """Exact widening of a bf16/fp16/fp32 array to fp32 (NaN payloads are irrelevant to arithmetic here)."""
+    x = np.asarray(x)
+    if x.dtype == np.float32:
+        return x  # nothing to convert (the common case: no error state to set up)
     with np.errstate(invalid="ignore"):  # signalling NaNs warn
-        return np.asarray(x, dtype=np.float32)
+        return x.astype(np.float32)
 
 class Parts(NamedTuple):
     """|v| = (n + rem / 2**shift) * 2**qexp, with n an integer and rem < 2**shift (all exact)."""

@@ -149,33 +149,41 @@ def _two_band_product(a64: np.ndarray, bits_a: np.ndarray, b64: np.ndarray, span
                       log2k: int) -> np.ndarray | None:
     """Exact a @ b, as float64 values that round to fp32 like the exact sums, when each row of A splits into
     two exponent bands that are each certified exact with every column of B (the common case of one operand
-    spanning many binades, e.g. softmax weights or SwiGLU outputs); None when two bands do not suffice.
+    spanning many binades, e.g. softmax weights or SwiGLU outputs); None when two bands do not suffice."""
+    c, rows_ok = _two_band_products(a64[None], bits_a[None], b64[None], span_b[None], fmt, log2k)
+    return c[0] if rows_ok.all() else None
+
+
+def _two_band_products(a64: np.ndarray, bits_a: np.ndarray, b64: np.ndarray, span_b: np.ndarray, fmt: Fmt,
+                       log2k: int) -> tuple[np.ndarray, np.ndarray]:
+    """_two_band_product of every pair of stacks a [B, M, K], b [B, K, N] (span_b [B, N]), row by row: the
+    products and, per pair and row [B, M], whether two bands sufficed (the other rows' values are not exact).
 
     Row r's band `hi` holds the elements whose exponent field is within `keep` of the row's largest, `lo` the
-    rest: both products are exact float64 dgemms (see matmul's certificate), their sum s = hi + lo is formed
-    with TwoSum (s rounded to nearest, e the exact error), and where s is exactly an fp32 rounding midpoint
-    and e != 0 it is moved one float64 ulp towards e, so its fp32 rounding is that of s + e.
+    rest: both products are exact float64 dgemms (see matmul's certificate; a row of a product depends on
+    that row of A alone), their sum s = hi + lo is formed with TwoSum (s rounded to nearest, e the exact
+    error), and where s is exactly an fp32 rounding midpoint and e != 0 it is moved one float64 ulp towards e,
+    so its fp32 rounding is that of s + e.
     """
-    keep = 53 - log2k - int(span_b.max(initial=0)) - (fmt.mbits + 1)
-    if keep < 0:
-        return None
+    span_b_max = span_b.max(axis=-1, initial=0)
+    keep = 53 - log2k - span_b_max - (fmt.mbits + 1)  # per pair
     expo = ((bits_a & ~fmt.uint(1 << (fmt.width - 1))) >> fmt.mbits).astype(np.int64)
-    top = expo.max(axis=1, keepdims=True)
-    in_hi = expo >= top - keep
+    top = expo.max(axis=-1, keepdims=True)
+    in_hi = expo >= top - keep[:, None, None]
     lo_bits = np.where(in_hi, fmt.uint(0), bits_a)
-    span_lo, _, _ = _exponent_spans(lo_bits, fmt, axis=1)
-    if int(span_lo.max(initial=0)) + int(span_b.max(initial=0)) + log2k > 53:
-        return None
+    span_lo, _, _ = _exponent_spans(lo_bits, fmt, axis=-1)
+    rows_ok = (keep[:, None] >= 0) & (span_lo + span_b_max[:, None] + log2k <= 53)
     hi = np.where(in_hi, a64, 0.0)
     c_hi, c_lo = hi @ b64, (a64 - hi) @ b64
     total = c_hi + c_lo  # TwoSum: total + err == c_hi + c_lo exactly
     back = total - c_hi
     err = (c_hi - (total - back)) + (c_lo - back)
-    r = total.astype(np.float32)
+    with np.errstate(over="ignore"):  # beyond fp32 (or a row not exact): no midpoint to move off
+        r = total.astype(np.float32)
     r64 = r.astype(np.float64)
     other = np.nextafter(r, np.where(total > r64, np.float32(np.inf), np.float32(-np.inf))).astype(np.float64)
     midpoint = (r64 != total) & ((r64 + other) * 0.5 == total) & (err != 0)
-    return np.where(midpoint, np.nextafter(total, np.where(err > 0, np.inf, -np.inf)), total)
+    return np.where(midpoint, np.nextafter(total, np.where(err > 0, np.inf, -np.inf)), total), rows_ok
 
 
 def _nonfinite_dot(a64: np.ndarray, b64: np.ndarray) -> np.ndarray:
@@ -285,14 +293,90 @@ def matmul(a: np.ndarray, b: np.ndarray, *, a_trans: bool = False, b_trans: bool
     return round_f64(c, out_dtype, "rint")
 
 
+def matmul_many(a: np.ndarray, b: np.ndarray, *, a_trans: bool = False, b_trans: bool = False,
+                out_dtype: str = "fp32") -> np.ndarray:
+    """matmul(a[i], b[i]) for every i of stacks a [B, M, K] and b [B, K, N] (or transposed), the same bits, with
+    one float64 dgemm of the pairs certified exact (matmul's certificate, per pair) and one two-band product
+    (_two_band_products) of the other finite pairs; a pair with inf/NaN, or the rows of a pair two bands do not
+    suffice for, go through matmul."""
+    a, b = np.asarray(a), np.asarray(b)
+    dt = same_dtype("matmul", a, b)
+    if a_trans:
+        a = a.swapaxes(1, 2)
+    if b_trans:
+        b = b.swapaxes(1, 2)
+    if dt not in ("bf16", "fp16", "fp32") or out_dtype != "fp32" or a.shape[2] != b.shape[1] or a.shape[2] == 0:
+        return np.stack([matmul(x, y, out_dtype=out_dtype) for x, y in zip(a, b, strict=True)])
+    fmt = FMTS[dt]
+    log2k = (a.shape[2] - 1).bit_length()
+    bits_a, bits_b = bits_of(a, dt), bits_of(b, dt)
+    # each matrix's _global_span: the spans of its elements as one line (inf/NaN flagged, not spanned)
+    span_a, _, bad_a = _exponent_spans(bits_a.reshape(len(a), -1), fmt, axis=1)
+    span_b, _, bad_b = _exponent_spans(bits_b.reshape(len(b), -1), fmt, axis=1)
+    finite = ~bad_a & ~bad_b
+    a64, b64 = to_f64(a), to_f64(b)
+    hot = finite & (span_a + span_b + log2k <= 53)
+    if hot.all():
+        c = a64 @ b64
+    else:
+        c = np.zeros((a.shape[0], a.shape[1], b.shape[2]))
+        c[hot] = a64[hot] @ b64[hot]
+    banded = np.nonzero(finite & ~hot)[0]
+    rows_ok = np.ones((0, a.shape[1]), dtype=bool)
+    if len(banded):
+        col_spans, _, _ = _exponent_spans(bits_b[banded], fmt, axis=-2)
+        c[banded], rows_ok = _two_band_products(a64[banded], bits_a[banded], b64[banded], col_spans, fmt, log2k)
+    c += 0.0  # an exact zero sum is +0 (-0 + 0 = +0), whatever order produced it
+    with np.errstate(over="ignore"):
+        out = c.astype(np.float32)  # IEEE float64 -> float32: one nearest-even rounding everywhere
+    for i in np.nonzero(~finite)[0]:
+        out[i] = matmul(a[i], b[i])
+    for i, ok in zip(banded, rows_ok, strict=True):
+        if not ok.all():  # rows two bands do not suffice for (too many binades): matmul's exact limbs
+            out[i, ~ok] = matmul(a[i][~ok], b[i])
+    return out
+
+
+def _acc_dtype(acc: np.ndarray, a: np.ndarray) -> str:
+    """The accumulator dtype of matmul_acc for operands like a (int32 for int8/int32, else fp32), checked."""
+    want = "int32" if dtype_of(a) in ("int8", "int32") else "fp32"
+    if dtype_of(acc) != want:
+        raise ValueError(f"matmul_acc: acc must be {want}, got {dtype_of(acc)}")
+    return want
+
+
+def _accumulate(acc: np.ndarray, r: np.ndarray) -> np.ndarray:
+    if np.shape(acc) != r.shape:
+        raise ValueError(f"matmul_acc: acc is {list(np.shape(acc))}, matmul result is {list(r.shape)}")
+    return add(acc, r)
+
+
 def matmul_acc(acc: np.ndarray, a: np.ndarray, b: np.ndarray, *, a_trans: bool = False,
                b_trans: bool = False) -> np.ndarray:
     """acc + matmul(a, b) in fp32: the matmul result is rounded to fp32, then added to acc (two roundings);
     for int8 operands in int32, wrapping."""
-    want = "int32" if dtype_of(a) in ("int8", "int32") else "fp32"
-    if dtype_of(acc) != want:
-        raise ValueError(f"matmul_acc: acc must be {want}, got {dtype_of(acc)}")
-    r = matmul(a, b, a_trans=a_trans, b_trans=b_trans, out_dtype=want)
-    if np.shape(acc) != r.shape:
-        raise ValueError(f"matmul_acc: acc is {list(np.shape(acc))}, matmul result is {list(r.shape)}")
-    return add(acc, r)
+    want = _acc_dtype(acc, a)
+    return _accumulate(acc, matmul(a, b, a_trans=a_trans, b_trans=b_trans, out_dtype=want))
+
+
+_STACK_BYTES = 2 << 20  # matmul_acc_chain: the float64 right operands stacked for one matmul_many
+
+
+def matmul_acc_chain(acc: np.ndarray, lhs: list[np.ndarray], rhs: list[np.ndarray], *, a_trans: bool = False,
+                     b_trans: bool = False) -> np.ndarray:
+    """matmul_acc(acc, lhs[i], rhs[i]) applied for i in order, each result the next acc: the same bits. The
+    products do not depend on acc, so they are computed together (matmul_many); the additions run in turn."""
+    if not lhs:
+        return acc
+    want = _acc_dtype(acc, lhs[0])
+    if any(x.shape != lhs[0].shape for x in lhs) or any(y.shape != rhs[0].shape for y in rhs):
+        products = [matmul(x, y, a_trans=a_trans, b_trans=b_trans, out_dtype=want)
+                    for x, y in zip(lhs, rhs, strict=True)]
+    else:  # a few pairs at a time: the float64 temporaries of a stack stay in cache
+        step = max(1, _STACK_BYTES // (8 * rhs[0].size))
+        products = [r for i in range(0, len(lhs), step)
+                    for r in matmul_many(np.stack(lhs[i:i + step]), np.stack(rhs[i:i + step]), a_trans=a_trans,
+                                         b_trans=b_trans, out_dtype=want)]
+    for r in products:
+        acc = _accumulate(acc, r)
+    return acc

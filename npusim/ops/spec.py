@@ -64,6 +64,9 @@ class OpSpec:
     scalar_cost: str = ""  # cost key of the tile-scalar form, for binary ops
     scalar_compute: Callable[..., Any] | None = None  # numerics of the tile-scalar form
     reads_valid_shape: bool = False  # compute receives the first operand's valid shape as `valid`
+    # compute applied along a loop whose every iteration feeds its result back as the first value operand:
+    # (that operand's first value, a list over the iterations per other value operand, consts) -> the last result
+    chain_compute: Callable[..., Any] | None = None
 
     def param(self, name: str) -> Param:
         for p in self.params:

@@ -198,6 +198,8 @@ OPS: dict[str, OpSpec] = {
             infer=partial(infer_matmul_acc, "matmul_acc"),
             compute=lambda acc, lhs, rhs, b_trans, a_trans: numerics.matmul_acc(acc, lhs, rhs, a_trans=a_trans,
                                                                              b_trans=b_trans),
+            chain_compute=lambda acc, lhs, rhs, b_trans, a_trans: numerics.matmul_acc_chain(
+                acc, lhs, rhs, a_trans=a_trans, b_trans=b_trans),
             pipe="cube",
             cost="TMATMUL_ACC",
         ),
