@@ -163,22 +163,24 @@ def row_expand(op_name: str, t: np.ndarray, v: np.ndarray) -> np.ndarray:
     return _expand("row_expand", op_name, t, v)
 
 
+def _broadcast(op_name: str, t: np.ndarray, v: np.ndarray, axis: int) -> np.ndarray:
+    """v ([M,1] for axis 1, [1,N] for axis 0) repeated along `axis` to t's shape [M,N] (a bit copy)."""
+    check_2d(op_name, t)
+    shape = np.shape(t)
+    want = [shape[0], 1] if axis == 1 else [1, shape[1]]
+    if list(np.shape(v)) != want:
+        raise ValueError(f"{op_name}: v must be {want}, got {list(np.shape(v))}")
+    return np.repeat(np.asarray(v), shape[axis], axis=axis)
+
+
 def row_broadcast(t: np.ndarray, v: np.ndarray) -> np.ndarray:
     """v [M,1] copied into every column of a tile of t's shape [M,N] (a bit copy: NaN payloads kept)."""
-    check_2d("row_expand", t)
-    m, n = np.shape(t)
-    if np.shape(v) != (m, 1):
-        raise ValueError(f"row_expand: v must be {[m, 1]}, got {list(np.shape(v))}")
-    return np.repeat(np.asarray(v), n, axis=1)
+    return _broadcast("row_expand", t, v, axis=1)
 
 
 def col_broadcast(t: np.ndarray, v: np.ndarray) -> np.ndarray:
     """v [1,N] copied into every row of a tile of t's shape [M,N] (a bit copy: NaN payloads kept)."""
-    check_2d("col_expand", t)
-    m, n = np.shape(t)
-    if np.shape(v) != (1, n):
-        raise ValueError(f"col_expand: v must be {[1, n]}, got {list(np.shape(v))}")
-    return np.repeat(np.asarray(v), m, axis=0)
+    return _broadcast("col_expand", t, v, axis=0)
 
 
 def col_expand(op_name: str, t: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -66,41 +66,30 @@ def infer_col_reduce(op: str, x: TileType, tmp_tile: TileType | None = None) -> 
     return (1, x.shape[1]), x.dtype
 
 
-def infer_row_broadcast(op: str, t: TileType, v: TileType) -> tuple[tuple[int, ...], str]:
-    """row_expand: v [M, 1] over the shape of t [M, N]; the device's TROWEXPAND keeps one dtype."""
+def _vector_along(kind: str, t: TileType, v: TileType) -> None:
+    """v is t's row vector [M, 1] (kind "row") or its column vector [1, N] (kind "col")."""
+    want = (t.shape[0], 1) if kind == "row" else (1, t.shape[1])
+    if v.shape != want:
+        what = "row" if kind == "row" else "column"
+        raise OpError(f"the {what} vector must be {_fmt(want)} for a {_fmt(t.shape)} tile, got {_fmt(v.shape)}")
+
+
+def infer_broadcast(kind: str, op: str, t: TileType, v: TileType) -> tuple[tuple[int, ...], str]:
+    """row_expand / col_expand: v [M, 1] / [1, N] over the shape of t [M, N]; the device's TROWEXPAND and
+    TCOLEXPAND keep one dtype."""
     _need_vector(op, t, v)
     _need_2d(op, "tile", t)
-    if v.shape != (t.shape[0], 1):
-        raise OpError(f"the row vector must be [{t.shape[0]}, 1] for a {_fmt(t.shape)} tile, got {_fmt(v.shape)}")
+    _vector_along(kind, t, v)
     if v.dtype != t.dtype:
         raise OpError(f"t is {t.dtype} but v is {v.dtype}; cast one of them first")
     return t.shape, v.dtype
 
 
-def infer_col_broadcast(op: str, t: TileType, v: TileType) -> tuple[tuple[int, ...], str]:
-    """col_expand: v [1, N] over the shape of t [M, N]; the device's TCOLEXPAND keeps one dtype."""
+def infer_expand(kind: str, op: str, t: TileType, v: TileType) -> tuple[tuple[int, ...], str]:
+    """t OP v with v broadcast along each row ([M, 1]) or down each column ([1, N])."""
     _need_vector(op, t, v)
     _need_2d(op, "tile", t)
-    if v.shape != (1, t.shape[1]):
-        raise OpError(f"the column vector must be [1, {t.shape[1]}] for a {_fmt(t.shape)} tile, got {_fmt(v.shape)}")
-    if v.dtype != t.dtype:
-        raise OpError(f"t is {t.dtype} but v is {v.dtype}; cast one of them first")
-    return t.shape, v.dtype
-
-
-def infer_row_expand(op: str, t: TileType, v: TileType) -> tuple[tuple[int, ...], str]:
-    _need_vector(op, t, v)
-    _need_2d(op, "tile", t)
-    if v.shape != (t.shape[0], 1):
-        raise OpError(f"the row vector must be [{t.shape[0]}, 1] for a {_fmt(t.shape)} tile, got {_fmt(v.shape)}")
-    return t.shape, promote(t.dtype, v.dtype)
-
-
-def infer_col_expand(op: str, t: TileType, v: TileType) -> tuple[tuple[int, ...], str]:
-    _need_vector(op, t, v)
-    _need_2d(op, "tile", t)
-    if v.shape != (1, t.shape[1]):
-        raise OpError(f"the column vector must be [1, {t.shape[1]}] for a {_fmt(t.shape)} tile, got {_fmt(v.shape)}")
+    _vector_along(kind, t, v)
     return t.shape, promote(t.dtype, v.dtype)
 
 

@@ -18,18 +18,16 @@ from .shapes import (
     accumulator_dtype,
     infer_arange,
     infer_binary,
+    infer_broadcast,
     infer_cast,
-    infer_col_broadcast,
-    infer_col_expand,
     infer_col_reduce,
+    infer_expand,
     infer_fillpad,
     infer_full,
     infer_matmul,
     infer_matmul_acc,
     infer_reduce,
     infer_reshape,
-    infer_row_broadcast,
-    infer_row_expand,
     infer_unary,
     infer_write,
 )
@@ -65,15 +63,27 @@ def _reduce(name: str, cost: str, doc: str) -> OpSpec:
 
 
 def _expand(kind: str, op: str, cost: str) -> OpSpec:
-    infer = infer_row_expand if kind == "row" else infer_col_expand
     compute = numerics.row_expand if kind == "row" else numerics.col_expand
     axis = "row: v is [M, 1]" if kind == "row" else "column: v is [1, N]"
     return OpSpec(
         f"{kind}_expand_{op}",
         (Param("t", "value"), Param("v", "value")),
         f"t {op} v broadcast along each {axis}",
-        infer=partial(infer, f"{kind}_expand_{op}"),
+        infer=partial(infer_expand, kind, f"{kind}_expand_{op}"),
         compute=lambda t, v: compute(op, t, v),
+        cost=cost,
+    )
+
+
+def _broadcast(kind: str, cost: str) -> OpSpec:
+    compute = numerics.row_broadcast if kind == "row" else numerics.col_broadcast
+    along = "v [M, 1] copied along each row" if kind == "row" else "v [1, N] copied down each column"
+    return OpSpec(
+        f"{kind}_expand",
+        (Param("t", "value"), Param("v", "value")),
+        f"{along} into a tile of t's shape [M, N] (t gives the shape only)",
+        infer=partial(infer_broadcast, kind, f"{kind}_expand"),
+        compute=lambda t, v: compute(t, v),
         cost=cost,
     )
 
@@ -231,26 +241,12 @@ OPS: dict[str, OpSpec] = {
                compute=lambda x: numerics.col_max(x), cost="TCOLMAX"),
         OpSpec("col_min", (_V,), "min of each column to [1, N]", infer=partial(infer_col_reduce, "col_min"),
                compute=lambda x: numerics.col_min(x), cost="TCOLMIN"),
-        OpSpec(
-            "row_expand",
-            (Param("t", "value"), Param("v", "value")),
-            "v [M, 1] copied along each row into a tile of t's shape [M, N] (t gives the shape only)",
-            infer=partial(infer_row_broadcast, "row_expand"),
-            compute=lambda t, v: numerics.row_broadcast(t, v),
-            cost="TROWEXPAND",
-        ),
+        _broadcast("row", "TROWEXPAND"),
         _expand("row", "add", "TROWEXPANDADD"),
         _expand("row", "sub", "TROWEXPANDSUB"),
         _expand("row", "mul", "TROWEXPANDMUL"),
         _expand("row", "div", "TROWEXPANDDIV"),
-        OpSpec(
-            "col_expand",
-            (Param("t", "value"), Param("v", "value")),
-            "v [1, N] copied down each column into a tile of t's shape [M, N] (t gives the shape only)",
-            infer=partial(infer_col_broadcast, "col_expand"),
-            compute=lambda t, v: numerics.col_broadcast(t, v),
-            cost="TCOLEXPAND",
-        ),
+        _broadcast("col", "TCOLEXPAND"),
         _expand("col", "add", "TCOLEXPANDADD"),
         _expand("col", "sub", "TCOLEXPANDSUB"),
         _expand("col", "mul", "TCOLEXPANDMUL"),
@@ -260,7 +256,7 @@ OPS: dict[str, OpSpec] = {
             (Param("t", "value"), Param("v", "value")),
             "exp(t - v), v [1, N] broadcast down each column: the difference rounded to the dtype, then its exp "
             "(TCOLEXPANDEXPDIF: vsub, barrier, vexp per call)",
-            infer=partial(infer_col_expand, "col_expand_expdif"),
+            infer=partial(infer_expand, "col", "col_expand_expdif"),
             compute=lambda t, v: numerics.exp(numerics.col_expand("sub", t, v)),
             cost="TCOLEXPANDEXPDIF",
         ),
