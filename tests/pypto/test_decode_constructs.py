@@ -60,6 +60,7 @@ def test_an_index_outside_the_array_is_a_located_error(tmp_path: Path) -> None:
     ("rows[i] = row_tid", "rows[i] = 3", "a task-id array holds task ids"),
     ("deps=[rows[j] for j in range(2)]", "deps=[rows[j] for j in range(K + 1)]",
      "index 4 is outside the task-id array of 4 elements"),
+    ("rows[i] = row_tid", "pl.array.set(rows, i, row_tid)", "`arr[i] = tid` sets it"),
 ])
 def test_misused_arrays_are_located_at_import(tmp_path: Path, old: str, new: str, message: str) -> None:
     text = TASKS.read_text()

@@ -106,8 +106,9 @@ UNSUPPORTED: dict[str, str] = {
         "row_expand_expdif", "fmod", "fmods", "sin", "cos", "batch_matmul",
         "reinterpret_view", "fillpad_expand")},
     **{n: "task-dependency plumbing" for n in ("no_dep", "submit", "spmd_submit")},
-    **{n: "task-id arrays (pl.array); deps= takes task ids bound by `with ... as tid` or pl.system.task_dummy"
-       for n in ("array.create", "array.get", "array.set")},
+    **{n: "index the task-id array instead: `arr[i]` reads an element, `arr[i] = tid` sets it"
+       for n in ("array.get", "array.set")},
+    "array.create": "a task-id array is made by an assignment: `arr = pl.array.create(n, pl.TASK_ID)`",
     **{n: "a runtime query" for n in ("get_subblock_idx", "available_cluster_count", "available_aiv_count")},
 }
 
