@@ -200,7 +200,7 @@ class HardwareConfig(_Strict):
     runtimes: dict[str, Runtime]
     runtime: str  # the runtime generation a run uses (npusim run --runtime picks another of `runtimes`)
     reshape_cycles: Cycles
-    scalar_store_cycles: Cycles  # one element stored into UB by a scalar loop (TCI)
+    scalar_store_cycles: Cycles  # one element stored into UB by the scalar unit (TCI per element, TSETVAL)
 
     @field_validator("runtime")
     @classmethod
