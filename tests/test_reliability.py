@@ -479,20 +479,61 @@ def test_read_of_a_tensor_an_earlier_kernel_wrote(cli, tmp_path: Path) -> None:
 
 # --- determinism ---------------------------------------------------------------------------------------------
 
-def test_reference_matmul_sums_in_a_fixed_order() -> None:
-    """Bit for bit the sequential sum over k of exact float64 products, for the small and the blocked path."""
+def test_small_reference_matmul_sums_in_order() -> None:
+    """Bit for bit the sequential sum over k of exact float64 products."""
     import numpy as np
 
-    from npusim.references import fixed_order
+    from npusim.references import same_bits
 
     rng = np.random.default_rng(5)
-    for m, k, n in [(3, 50, 7), (16, 700, 300)]:
-        a, b = rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
-        got = fixed_order.matmul(a, b)
-        want = np.zeros((m, n))
-        for i in range(k):
-            want = want + a[:, i : i + 1].astype(np.float64) * b[i].astype(np.float64)
-        assert np.array_equal(got, want)
+    a, b = rng.standard_normal((3, 50)).astype(np.float32), rng.standard_normal((50, 7)).astype(np.float32)
+    want = np.zeros((3, 7))
+    for i in range(50):
+        want = want + a[:, i : i + 1].astype(np.float64) * b[i].astype(np.float64)
+    assert np.array_equal(same_bits.matmul(a, b), want)
+
+
+def test_large_reference_matmul_is_exact_where_a_float64_sum_in_any_order_is_not() -> None:
+    """The sliced path (M*K*N above SMALL): exactly 1 in columns built to cancel (2**60 + 1 - 2**60: 0 summed
+    in order in float64), whether the cancelling terms lie in the dense band (exact only if every dgemm
+    partial sum is) or the 1 lies below it (the sparse part); elsewhere within the error bound of a float64
+    sum in order, K * 2**-53 * sum |a b|, of math.fsum of the exact products."""
+    import math
+
+    import ml_dtypes
+    import numpy as np
+
+    from npusim.references import same_bits
+
+    rng = np.random.default_rng(7)
+    m, k, n = 4, 512, 1024
+    assert m * k * n > same_bits.SMALL
+    a = rng.standard_normal((m, k)).astype(ml_dtypes.bfloat16).astype(np.float32)
+    b = (rng.uniform(-1, 1, (k, n)) * np.exp2(rng.integers(-40, 1, (k, n)))).astype(ml_dtypes.bfloat16)
+    a[:, :3] = 1.0
+    b[:3, 0] = [2.0**60, 1.0, -(2.0**60)]  # the 1 is far below the band: the sparse part
+    b[:3, 1] = [2.0**12, 1.0, -(2.0**12)]  # all in the dense band
+    b[3:, :2] = 0
+    got = same_bits.matmul(a, b)
+    assert got[:, 0].tolist() == [1.0] * m and got[:, 1].tolist() == [1.0] * m
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    for i, j in [(0, 2), (1, 500), (3, 1023), *((i, j) for i in range(m) for j in rng.integers(2, n, 20))]:
+        exact = math.fsum(a64[i] * b64[:, j])  # BF16 x BF16 products are exact in float64
+        assert abs(got[i, j] - exact) <= k * 2.0**-53 * float(np.abs(a64[i] * b64[:, j]).sum()), (i, j)
+
+
+def test_large_reference_matmul_falls_back_to_the_sum_in_order() -> None:
+    """Operands the slices cannot take (a float64 right operand, an inf) are summed in order, bit for bit."""
+    import numpy as np
+
+    from npusim.references import same_bits
+
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal((4, 512)).astype(np.float32)
+    for b in (rng.standard_normal((512, 1024)), np.full((512, 1024), np.inf, dtype=np.float32)):
+        with np.errstate(invalid="ignore"):
+            assert np.array_equal(same_bits.matmul(a, b), same_bits._in_order(a.astype(np.float64), b),
+                                  equal_nan=True)
 
 
 def test_reference_exp_is_correctly_rounded_to_fp32() -> None:
@@ -500,7 +541,7 @@ def test_reference_exp_is_correctly_rounded_to_fp32() -> None:
 
     import numpy as np
 
-    from npusim.references.fixed_order import exp_f32
+    from npusim.references.same_bits import exp_f32
 
     rng = np.random.default_rng(3)
     x = np.concatenate([rng.standard_normal(4000) * 30, rng.uniform(-0.01, 0.01, 1000)]).astype(np.float32)

@@ -1,6 +1,6 @@
 """References of the example programs (matmul, rms_norm, softmax): whole-tensor numpy in float64, with
 the programs' BF16 rounding points (numpy/ml_dtypes round to nearest even, as torch does). Matmuls and exp
-go through `fixed_order`, so the expected values are the same on every machine and thread count."""
+go through `same_bits`, so the expected values are the same on every machine and thread count."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from . import fixed_order
+from . import same_bits
 
 Inputs = dict[str, np.ndarray]
 
@@ -24,7 +24,7 @@ def to_bf16(x: np.ndarray) -> np.ndarray:
 
 
 def matmul(inputs: Inputs, consts: dict[str, Any]) -> dict[str, np.ndarray]:
-    c = fixed_order.matmul(inputs["a"], inputs["b"])
+    c = same_bits.matmul(inputs["a"], inputs["b"])
     return {"c32": c, "c": to_bf16(c)}
 
 
@@ -40,16 +40,16 @@ def online_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, 
     (its factors exp rounded to FP32)."""
     o = m = l_sum = None
     for s0 in range(0, k.shape[0], tile):
-        scores = fixed_order.matmul(q, k[s0 : s0 + tile].T) * scale
+        scores = same_bits.matmul(q, k[s0 : s0 + tile].T) * scale
         mb = scores.max(axis=1, keepdims=True)
-        p = to_bf16(fixed_order.exp_f32(scores - mb))
+        p = to_bf16(same_bits.exp_f32(scores - mb))
         lb = p.sum(axis=1, keepdims=True)
-        ob = fixed_order.matmul(p, v[s0 : s0 + tile])
+        ob = same_bits.matmul(p, v[s0 : s0 + tile])
         if o is None:
             o, m, l_sum = ob, mb, lb
             continue
         m_new = np.maximum(m, mb)
-        alpha, beta = fixed_order.exp_f32(m - m_new), fixed_order.exp_f32(mb - m_new)
+        alpha, beta = same_bits.exp_f32(m - m_new), same_bits.exp_f32(mb - m_new)
         o, l_sum, m = o * alpha + ob * beta, l_sum * alpha + lb * beta, m_new
     return o / l_sum
 

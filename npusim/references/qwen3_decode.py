@@ -1,10 +1,9 @@
 """Reference of the Qwen3-32B decode layer (docs/sources.md SPEC, "Reference numerics"): plain numpy over
 whole tensors, independent of the tile program. FP32 arithmetic with the program's BF16 rounding points
 (rounded to nearest even, as torch does: the device's ties-away cast differs only on exact ties); matmuls
-are the seed's torch golden `A.float() @ B.float()`, here summed exactly-multiplied in float64 in a fixed
-order and rounded once to FP32, and exp is rounded once to FP32 (`fixed_order`: the same bits on every
-machine and thread count). Weights are widened a block of rows at a time so the check fits beside the
-simulator in memory.
+are the seed's torch golden `A.float() @ B.float()`, here exact products summed in float64 and rounded once
+to FP32, and exp is rounded once to FP32 (`same_bits`: the same bits on every machine and thread count).
+Weights are widened a block at a time so the check fits beside the simulator in memory.
 """
 
 from __future__ import annotations
@@ -13,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from . import fixed_order
+from . import same_bits
 from .examples import online_attention, to_bf16
 
 
 def _matmul(a: np.ndarray, w: np.ndarray) -> np.ndarray:
     """a (FP32 values) @ w (BF16), rounded to FP32."""
-    return fixed_order.matmul(a, w).astype(np.float32)
+    return same_bits.matmul(a, w).astype(np.float32)
 
 
 def _rms_norm(x: np.ndarray, gamma: np.ndarray, eps: float) -> np.ndarray:
@@ -74,6 +73,6 @@ def reference(inputs: dict[str, np.ndarray], c: dict[str, Any]) -> dict[str, np.
     post = _bf16_32(_rms_norm(resid1, inputs["post_rms_weight"], c["eps"]))
     gate = _matmul(post, inputs["w_gate"])
     up = _matmul(post, inputs["w_up"])
-    mlp = _bf16_32(gate / (np.float32(1) + fixed_order.exp_f32(-gate)) * up)
+    mlp = _bf16_32(gate / (np.float32(1) + same_bits.exp_f32(-gate)) * up)
     out = to_bf16(_matmul(mlp, inputs["w_down"]) + resid1)
     return {"out": out, "k_cache": k_cache, "v_cache": v_cache}
