@@ -11,7 +11,6 @@ import hashlib
 import json
 import re
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from .beside import beside
 from .defaults import MAX_TRACE_BYTES
 from .errors import NpusimError
 from .frontend import Program, load_program
@@ -322,8 +322,8 @@ def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[
         keep_freed_memory()  # before the inputs: drawing them, the interpreter and the reference churn the heap
     inputs = initial_values(program, opts.seed) if opts.numerics else quick_inputs
 
-    # the check's reference (the user's saved outputs with --expect, else the program's own) is computed on a
-    # second thread while the interpreter runs: it needs only the inputs, and numpy releases the GIL
+    # the check's reference (the user's saved outputs with --expect, else the program's own) is computed beside
+    # the interpreter, on the other core: it needs only the inputs
     from .output.expect import expectation
     from .output.report import build_report  # (pydantic models: built only for a run, not to validate)
 
@@ -332,24 +332,29 @@ def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[
         reference = expectation(opts.expect, expected, opts.rtol, opts.atol)
     elif program.reference:
         reference = get_reference(program.reference)
-    beside = _Beside(compute_expected, reference, inputs, program.consts, program.reference_loc) \
-        if opts.numerics and opts.check and reference is not None else None
+    checked = opts.numerics and opts.check and reference is not None
+    pending = beside(compute_expected, reference, inputs, program.consts, program.reference_loc) \
+        if checked and expected is None else None  # (saved outputs need no computing)
+    try:
+        # 3. interpret, 4. simulate
+        bar = Progressor(opts.quiet)
+        with bar.phase("interpreting kernels", None) as tick:
+            execution = execute(program, inputs, numerics_on=opts.numerics, limits=opts.run_limits, progress=tick)
+        with bar.phase("simulating tasks", len(execution.tasks)) as tick:
+            timeline = simulate(execution.tasks, execution.instrs, hw, progress=tick,
+                                gm_shapes=execution.gm_shapes)
 
-    # 3. interpret, 4. simulate
-    bar = Progressor(opts.quiet)
-    with bar.phase("interpreting kernels", None) as tick:
-        execution = execute(program, inputs, numerics_on=opts.numerics, limits=opts.run_limits, progress=tick)
-    with bar.phase("simulating tasks", len(execution.tasks)) as tick:
-        timeline = simulate(execution.tasks, execution.instrs, hw, progress=tick, gm_shapes=execution.gm_shapes)
-
-    # 5. check: against the user's saved outputs (--expect), else the program's reference
+        # 5. check: against the user's saved outputs (--expect), else the program's reference
+        check = None
+        if checked and reference is not None:
+            finals = {name: t.data for name, t in execution.tensors.items() if t.data is not None}
+            with bar.phase("checking outputs", None):
+                check = reference_check(reference, inputs, program.consts, finals, where=program.reference_loc,
+                                        expected=pending.result() if pending is not None else None)
+    finally:
+        if pending is not None:
+            pending.close()
     roles = {name: t.role for name, t in program.tensors.items()}
-    check = None
-    if beside is not None and reference is not None:
-        finals = {name: t.data for name, t in execution.tensors.items() if t.data is not None}
-        with bar.phase("checking outputs", None):
-            check = reference_check(reference, inputs, program.consts, finals, where=program.reference_loc,
-                                    expected=beside.result())
 
     # 6. report and artefacts: the report lists what is about to be written; all are staged, then put in
     # place together
@@ -367,29 +372,6 @@ def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[
             write_artefacts(stage, plan, program, execution, timeline, report, inputs, chain)
         target.commit("report.json")
     return RunResult(program, hw, execution, timeline, report, target.shown if target is not None else None)
-
-
-class _Beside:
-    """fn(*args) on a daemon thread (an interrupted run does not wait for it); `result()` waits and returns
-    its value or raises its exception."""
-
-    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._value: Any = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(fn, args), name="npusim-reference", daemon=True)
-        self._thread.start()
-
-    def _run(self, fn: Callable[..., Any], args: tuple) -> None:
-        try:
-            self._value = fn(*args)
-        except BaseException as exc:  # handed to the caller of result()
-            self._error = exc
-
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
 
 
 @dataclass

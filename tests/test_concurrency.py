@@ -5,9 +5,11 @@ place says so."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +23,7 @@ from npusim.cli import main
 from npusim.output import artefacts
 
 from .conftest import PROGRAMS, REPO
+from .test_reliability import fails
 
 RUN = [sys.executable, "-m", "npusim", "run", str(PROGRAMS / "matmul.yaml"), "--preset", "tiny", "--no-numerics",
        "-q"]
@@ -171,3 +174,96 @@ def test_ctrl_c_before_the_commit_leaves_the_old_set(cli, tmp_path: Path, monkey
     result = cli.invoke(main, [*args, "--set", "N_CHUNK=32"])
     assert result.exit_code == 130 and result.stderr.strip() == "interrupted: no report written"
     assert digest(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+# --- the reference beside the interpreter ---------------------------------------------------------------------
+
+def _values() -> dict:
+    import ml_dtypes
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    return {"c": rng.standard_normal((5, 7)), "cache": rng.standard_normal((9, 4)).astype(ml_dtypes.bfloat16),
+            "empty": np.zeros((0, 3), dtype=np.float32), "t": rng.standard_normal((3, 4)).T}
+
+
+def test_a_forked_reference_hands_back_its_arrays_bit_for_bit() -> None:
+    """Every dtype, an empty array and a non-contiguous one come back from the child's memfd unchanged."""
+    import numpy as np
+
+    from npusim import beside
+
+    if beside.sys.platform != "linux":
+        pytest.skip("the forked reference is Linux's")
+    got = beside._Forked(_values, ()).result()
+    want = _values()
+    assert list(got) == list(want)
+    for name, value in want.items():
+        assert got[name].dtype == value.dtype and got[name].shape == value.shape
+        assert np.array_equal(got[name].view(np.uint8), np.ascontiguousarray(value).view(np.uint8)), name
+
+
+def _located_failure() -> dict:
+    from npusim.errors import Location, ProgramError
+
+    raise ProgramError("reference r does not fit", Location("prog.yaml", 4, 12))
+
+
+def test_a_forked_reference_raises_its_error_in_the_run() -> None:
+    from npusim import beside
+    from npusim.errors import ProgramError
+
+    if beside.sys.platform != "linux":
+        pytest.skip("the forked reference is Linux's")
+    with pytest.raises(ProgramError) as caught:
+        beside._Forked(_located_failure, ()).result()
+    assert str(caught.value) == "prog.yaml:4:12: reference r does not fit"
+
+
+def test_closing_a_forked_reference_ends_its_process() -> None:
+    """An interrupted or failed run does not leave its reference computing."""
+    from npusim import beside
+
+    if beside.sys.platform != "linux":
+        pytest.skip("the forked reference is Linux's")
+    pending = beside._Forked(time.sleep, (600,))
+    pid = pending._pid
+    pending.close()
+    with pytest.raises(ChildProcessError):  # reaped: no longer our child
+        os.waitpid(pid, os.WNOHANG)
+
+
+def test_a_process_with_other_threads_computes_the_reference_on_a_thread() -> None:
+    """Forking a process that runs other threads can deadlock the child."""
+    from npusim import beside
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        pending = beside.beside(_values)
+        assert isinstance(pending, beside._Thread)
+        assert list(pending.result()) == list(_values())
+    finally:
+        stop.set()
+        other.join()
+    if beside.sys.platform == "linux":
+        assert isinstance(beside.beside(_values), beside._Forked)
+
+
+def test_a_reference_that_fails_in_its_process_is_a_located_error(cli, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run's check: the reference's error crosses from its process as one located line, exit 2."""
+    from npusim.references import REFERENCES
+
+    def broken(inputs: dict, consts: dict) -> dict:
+        raise ValueError("operands could not be broadcast")
+
+    monkeypatch.setitem(REFERENCES, "matmul", dataclasses.replace(REFERENCES["matmul"], compute=broken))
+    program = PROGRAMS / "matmul.yaml"
+    line_no = next(i for i, text in enumerate(program.read_text().splitlines(), 1) if text.startswith("reference:"))
+    fails(cli.invoke(main, ["run", str(program), "--preset", "tiny", "-q", "--no-plot", "--no-trace", "--out",
+                            str(tmp_path / "o")]),
+          "^" + re.escape(f"error: {program}:{line_no}:") + r"\d+: reference matmul does not fit this program's "
+          "tensors: ValueError: 'operands could not be broadcast'$")
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())  # no report, no artefact

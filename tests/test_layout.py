@@ -17,7 +17,7 @@ PACKAGE = REPO / "npusim"
 STAGES = ["common", "numerics", "ops", "frontend", "graph", "interp", "timing", "output", "top"]
 COMMON = {"npusim.errors", "npusim.dtypes", "npusim.vocabulary", "npusim.version", "npusim.defaults"}
 # the package itself is the notebook API (`npusim.run`, `npusim.sweep`), imported lazily
-TOP = {"npusim", "npusim.api", "npusim.runner", "npusim.cli", "npusim.__main__"}
+TOP = {"npusim", "npusim.api", "npusim.runner", "npusim.beside", "npusim.cli", "npusim.__main__"}
 
 
 def module_name(path: Path) -> str:
