@@ -25,6 +25,8 @@ _ALIGN = 64  # byte alignment of each array in the shared buffer
 
 
 class Beside(Protocol):
+    snapshot: bool  # the computation reads a copy-on-write snapshot of its arguments: the caller may change them
+
     def result(self) -> Arrays:
         """Wait for the values; raises what computing them raised."""
 
@@ -40,6 +42,8 @@ def beside(fn: Callable[..., Arrays], *args: Any) -> Beside:
 
 
 class _Thread:
+    snapshot = False
+
     def __init__(self, fn: Callable[..., Arrays], args: tuple) -> None:
         self._value: Arrays = {}
         self._error: BaseException | None = None
@@ -63,6 +67,8 @@ class _Thread:
 
 
 class _Forked:
+    snapshot = True
+
     def __init__(self, fn: Callable[..., Arrays], args: tuple) -> None:
         self._memfd = os.memfd_create("npusim-reference", os.MFD_CLOEXEC)
         read, write = os.pipe()

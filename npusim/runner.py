@@ -339,7 +339,11 @@ def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[
         # 3. interpret, 4. simulate
         bar = Progressor(opts.quiet)
         with bar.phase("interpreting kernels", None) as tick:
-            execution = execute(program, inputs, numerics_on=opts.numerics, limits=opts.run_limits, progress=tick)
+            # inout tensors are changed in place when nothing reads their initial values afterwards: the forked
+            # reference has a copy-on-write snapshot, and no inputs.npz is written
+            in_place = pending is not None and pending.snapshot and not opts.save_tensors
+            execution = execute(program, inputs, numerics_on=opts.numerics, limits=opts.run_limits, progress=tick,
+                                copy_inouts=not in_place)
         with bar.phase("simulating tasks", len(execution.tasks)) as tick:
             timeline = simulate(execution.tasks, execution.instrs, hw, progress=tick,
                                 gm_shapes=execution.gm_shapes)

@@ -146,6 +146,23 @@ def test_run_writes_every_artefact_and_saves_tensors(cli, tmp_path: Path) -> Non
     assert outputs["out"].view(ml_dtypes.bfloat16).shape == (16, 128)
 
 
+def test_inout_tensors_saved_as_inputs_hold_their_initial_values(cli, tmp_path: Path) -> None:
+    """A run changes inout tensors in place only when nothing reads their initial values afterwards (no
+    --save-tensors): the saved caches are the drawn ones, and both runs compute the same outputs."""
+    program = PROGRAMS / "qwen3_decode.yaml"
+    runs = {}
+    for name, extra in (("saved", ["--save-tensors"]), ("plain", [])):
+        out = tmp_path / name
+        result = cli.invoke(main, ["run", str(program), "--preset", "tiny", "-q", "--no-plot", "--no-trace",
+                                   "--out", str(out), *extra])
+        assert result.exit_code == 0, result.stderr
+        runs[name] = json.loads((out / "report.json").read_text())["outputs"]
+    assert runs["saved"] == runs["plain"]
+    drawn = initial_values(load_program(program, preset="tiny"), 0)["k_cache"].view(np.uint16)
+    saved_in, saved_out = np.load(tmp_path / "saved" / "inputs.npz"), np.load(tmp_path / "saved" / "outputs.npz")
+    assert np.array_equal(saved_in["k_cache"], drawn) and not np.array_equal(saved_out["k_cache"], drawn)
+
+
 @pytest.mark.parametrize("target", ["programs", "configs", "npusim", "."])
 def test_refuses_to_write_into_foreign_directories(cli, target: str) -> None:
     result = cli.invoke(main, ["run", str(PROGRAMS / "matmul.yaml"), "--preset", "tiny", "--out",

@@ -1029,14 +1029,16 @@ def _matmul_operand_names(body: list[Instr]) -> set[str]:
 
 def execute(program: Program, inputs: dict[str, np.ndarray], numerics_on: bool = True,
             limits: RunLimits | None = None, first_iterations_only: bool = False,
-            progress: Callable[[int], None] | None = None, replay: bool = True) -> Execution:
-    """Run `program` on `inputs`. Inout tensors are copied (the originals stay the initial values);
+            progress: Callable[[int], None] | None = None, replay: bool = True,
+            copy_inouts: bool = True) -> Execution:
+    """Run `program` on `inputs`. Inout tensors are copied (the originals stay the initial values) unless
+    `copy_inouts` is False (the caller needs no initial values: the run's reference has its own snapshot);
     input tensors are shared read-only. `replay=False` interprets every kernel execution in full (the
     replay of timing-only runs gives the same tasks; tests compare the two)."""
     working = {}
     for name, value in inputs.items():
         if numerics_on and program.tensors[name].role == "inout":
-            working[name] = np.array(value)
+            working[name] = np.array(value) if copy_inouts else value
         else:
             value.flags.writeable = False
             working[name] = value
