@@ -4,18 +4,18 @@ evaluation of the same layer (the reference implementation over whole tensors), 
     python benchmarks/bench.py [--cases tiny,default,full_max_seq] [--no-scaling] [--repeat 3]
                                [--base DIR --base-python PY] [--sweep N] [--no-append] [--label TEXT]
 
-Each measurement runs in a fresh child process (so its peak RSS is its own) and the median of `--repeat`
-runs is shown. With `--base`, every measurement is paired: the checkout in DIR (run by PY, e.g. its own
-venv's python) and this checkout run alternately, so a machine shared with other work slows both alike;
-before each run the parent writes `--pretouch-mb` of memory and frees it, so both start with the same
-free memory rather than one paying to evict the page cache. Tables: the three presets (run with numerics,
-timing only, numpy), the scaling over max_seq 1k-16k and batch 16-64 with the linear extrapolation of each
-end from its two neighbours, start-up (`npusim --help`, `npusim validate` of a small program, wall and
-CPU), and a sweep: N timing-only variants of the full layer (max_seq 1024 + 64 i) on a pool of one process
-per core, each process importing npusim once. The tables are printed and appended to benchmarks/README.md
-with the machine and the date; raw results (with outputs' sha256 and per-scope cycles, so two versions can
-be compared for identical results) go to benchmarks/out/*.json. Nothing here asserts on time: the numbers
-are for people.
+Each measurement runs in a fresh child process (so its peak RSS is its own; "machine MB" is the largest drop of
+the machine's available memory while it ran, which also counts the process a run forks for its check's
+reference) and the median of `--repeat` runs is shown. With `--base`, every measurement is paired: the checkout
+in DIR (run by PY, e.g. its own venv's python) and this checkout run alternately, so a machine shared with other
+work slows both alike; before each run the parent writes `--pretouch-mb` of memory and frees it, so both start
+with the same free memory rather than one paying to evict the page cache. Tables: the three presets (run with
+numerics, timing only, numpy), the scaling over max_seq 1k-16k and batch 16-64 with the linear extrapolation of
+each end from its two neighbours, start-up (`npusim --help`, `npusim validate` of a small program, wall and
+CPU), and a sweep: N timing-only variants of the full layer (max_seq 1024 + 64 i) on a pool of one process per
+core, each process importing npusim once. The tables are printed and appended to benchmarks/README.md with the
+machine and the date; raw results (with outputs' sha256 and per-scope cycles, so two versions can be compared
+for identical results) go to benchmarks/out/*.json. Nothing here asserts on time: the numbers are for people.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ REPO = HERE.parent
 PROGRAM = "programs/qwen3_decode.yaml"
 PRESETS = {"tiny", "full_max_seq"}
 MODES = ("numerics", "timing", "numpy")
+SAMPLE_S = 0.05  # how often a run's memory use of the whole machine is sampled
 SCALING = ["max_seq=1024", "max_seq=2048", "default", "max_seq=8192", "max_seq=16384", "batch=32", "batch=64"]
 START_UP = {"--help": ["--help"], "validate matmul": ["validate", "programs/matmul.yaml"]}
 # Children write and use bytecode as an installed npusim does (an editable install compiles its modules on first
@@ -127,15 +128,37 @@ def pretouch(mb: int) -> None:
         del block
 
 
+def mem_available_mb() -> float:
+    """The machine's MemAvailable (/proc/meminfo), or 0 where there is none."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def once(python: str, repo: Path, case: str, mode: str, pretouch_mb: int) -> dict:
+    """One child run. Besides the child's own peak RSS, `system_mb` is the largest drop of the machine's
+    MemAvailable while it ran (sampled every SAMPLE_S): the memory of the run and of any process it forks (the
+    check's reference), shared pages counted once."""
     pretouch(pretouch_mb)
+    baseline = lowest = mem_available_mb()
     begin = time.perf_counter()
-    proc = subprocess.run([python, str(Path(__file__).resolve()), "--child", case, mode, str(repo)],
-                          capture_output=True, text=True, cwd=repo, check=False, env=CHILD_ENV)
-    if proc.returncode != 0:
-        raise SystemExit(f"{repo} {case}/{mode} failed:\n{proc.stderr}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["process_s"] = time.perf_counter() - begin
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([python, str(Path(__file__).resolve()), "--child", case, mode, str(repo)],
+                                stdout=out, stderr=err, text=True, cwd=repo, env=CHILD_ENV)
+        while proc.poll() is None:
+            lowest = min(lowest, mem_available_mb())
+            time.sleep(SAMPLE_S)
+        elapsed = time.perf_counter() - begin
+        out.seek(0), err.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"{repo} {case}/{mode} failed:\n{err.read()}")
+        result = json.loads(out.read().strip().splitlines()[-1])
+    result["process_s"] = elapsed
+    result["system_mb"] = baseline - lowest
     return result
 
 
@@ -147,6 +170,7 @@ def median_of(runs: list[dict]) -> dict:
         if key in out:
             out[key] = statistics.median(r[key] for r in runs)
     out["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    out["system_mb"] = max(r.get("system_mb", 0.0) for r in runs)
     out["walls"] = [round(r["wall_s"], 3) for r in runs]
     return out
 
@@ -223,6 +247,7 @@ def preset_rows(side: str, results: dict, cases: list[str]) -> list[str]:
         num, tim, ref = r["numerics"], r["timing"], r["numpy"]
         rows.append(
             f"| {side} | {case} | {num['tasks']} | {num['ops']} | {num['wall_s']:.2f} | {num['peak_rss_mb']:.0f} | "
+            f"{num.get('system_mb', 0):.0f} | "
             f"{ref['gm_mb']:.0f} | {tim['wall_s']:.2f} | {tim['process_s']:.2f} | {tim['peak_rss_mb']:.0f} | "
             f"{ref['wall_s']:.3f} | {num['wall_s'] / ref['wall_s']:.1f}x | "
             f"{'passed' if num['check'] else 'FAILED'} |")
@@ -291,8 +316,8 @@ def main() -> None:
     head = (f"\n### {stamp} · {cpu_name()} · {os.cpu_count()} cores · Python {platform.python_version()}{loadavg}"
             + (f" · {args.label}" if args.label else "")
             + f"\n\nMedian of {args.repeat} runs" + (", before and after alternating" if args.base else "") + ".\n")
-    columns = ("\n| side | case | tasks | ops | run s | peak MB | GM MB | timing-only s | with start-up s | peak MB | "
-               "numpy s | run / numpy | check |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+    columns = ("\n| side | case | tasks | ops | run s | peak MB | machine MB | GM MB | timing-only s | "
+               "with start-up s | peak MB | numpy s | run / numpy | check |\n" + "|---" * 14 + "|\n")
     table = head + columns + "\n".join(row for side in sides for row in preset_rows(side, results[side], cases))
     if scaling:
         order = [c for c in SCALING if c in results[next(iter(sides))]]
