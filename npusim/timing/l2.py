@@ -35,8 +35,10 @@ class _Grid:
         self.rows, self.cols = shape[0], shape[1] * size // line
         self.cells = np.full((1, 1), NEVER, dtype=np.int32)
 
-    def window(self, lo: tuple[int, ...], hi: tuple[int, ...]) -> tuple[np.ndarray, int]:
-        """The cells under a window (a view) and the window's bytes."""
+    def touch(self, lo: tuple[int, ...], hi: tuple[int, ...], clock: int, horizon: int) -> tuple[bool, int]:
+        """Touch a window at `clock`: (whether every cell under it was last touched at `horizon` or later, the
+        window's bytes). A one-cell window, the common case (a weight tile), takes scalar access: a numpy
+        reduction over one element costs more than the rest of the touch."""
         r0, r1 = lo[0], hi[0]
         size, line = self.size, self.line
         c0, c1 = lo[1] * size // line, -(-hi[1] * size // line)
@@ -48,8 +50,16 @@ class _Grid:
             cols = math.gcd(self.cols, c0, c1)
             self.cells = np.repeat(self.cells, self.cols // cols, axis=1)
             self.cols = cols
-        return self.cells[r0 // self.rows:r1 // self.rows, c0 // self.cols:c1 // self.cols], \
-            (r1 - r0) * (hi[1] - lo[1]) * size
+        i0, i1, j0, j1 = r0 // self.rows, r1 // self.rows, c0 // self.cols, c1 // self.cols
+        nbytes = (r1 - r0) * (hi[1] - lo[1]) * size
+        if i1 - i0 == 1 and j1 - j0 == 1:
+            recent = self.cells.item(i0, j0) >= horizon
+            self.cells[i0, j0] = clock
+        else:
+            cells = self.cells[i0:i1, j0:j1]
+            recent = int(cells.min()) >= horizon
+            cells.fill(clock)
+        return recent, nbytes
 
 
 class L2Residency:
@@ -105,9 +115,8 @@ class L2Residency:
         tid = region[0]
         grid = self.grids[tid] if tid in self.grids else self._grid(tid)
         if grid is not None:
-            cells, nbytes = grid.window(region[1], region[2])
-            hit = not write and int(cells.min()) >= self.clock - self.capacity
-            cells.fill(self.clock)
+            recent, nbytes = grid.touch(region[1], region[2], self.clock, self.clock - self.capacity)
+            hit = recent and not write
         else:
             lines, idx, nbytes = self._lines(region)
             hit = not write and int(lines[idx].min()) >= self.clock - self.capacity
