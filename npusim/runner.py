@@ -13,6 +13,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -325,7 +326,7 @@ def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[
     # the check's reference (the user's saved outputs with --expect, else the program's own) is computed beside
     # the interpreter, on the other core: it needs only the inputs
     from .output.expect import expectation
-    from .output.report import build_report  # (pydantic models: built only for a run, not to validate)
+    from .output.report import build_report, output_sha256s  # (pydantic models: only for a run, not to validate)
 
     reference: Reference | None = None
     if expected is not None and opts.expect is not None:
@@ -344,6 +345,12 @@ def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[
             in_place = pending is not None and pending.snapshot and not opts.save_tensors
             execution = execute(program, inputs, numerics_on=opts.numerics, limits=opts.run_limits, progress=tick,
                                 copy_inouts=not in_place)
+        # the outputs' sha256 are computed beside the simulation (hashlib releases the GIL): 0.3 s of the default
+        # layer's 268 MB of caches
+        roles = {name: t.role for name, t in program.tensors.items()}
+        hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npusim-sha256")
+        sha256s = hashing.submit(output_sha256s, execution, roles)
+        hashing.shutdown(wait=False)  # its one job still runs
         with bar.phase("simulating tasks", len(execution.tasks)) as tick:
             timeline = simulate(execution.tasks, execution.instrs, hw, progress=tick,
                                 gm_shapes=execution.gm_shapes)
@@ -358,7 +365,6 @@ def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[
     finally:
         if pending is not None:
             pending.close()
-    roles = {name: t.role for name, t in program.tensors.items()}
 
     # 6. report and artefacts: the report lists what is about to be written; all are staged, then put in
     # place together
@@ -369,7 +375,7 @@ def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[
         config_path=config_label(resolve_config_path(opts.config)), config_sha256=config_sha256(hw), runtime=hw.runtime,
         seed=opts.seed,
         execution=execution, timeline=timeline, roles=roles, check=check, trace_events=plan.trace_events,
-        trace_sample=plan.trace_sample, artefacts=plan.files,
+        trace_sample=plan.trace_sample, artefacts=plan.files, sha256s=sha256s.result(),
     )
     if target is not None:
         with bar.phase("writing the report", None), target.writing() as stage:

@@ -295,4 +295,4 @@ def digest(x: np.ndarray) -> str:
     """sha256 hex digest of the array's raw little-endian, C-order bytes (no shape or dtype)."""
     a = np.ascontiguousarray(x)
     u = a.view(f"u{a.dtype.itemsize}") if a.dtype.itemsize > 1 else a.view(np.uint8)
-    return hashlib.sha256(u.astype(u.dtype.newbyteorder("<"), copy=False).tobytes()).hexdigest()
+    return hashlib.sha256(memoryview(u.astype(u.dtype.newbyteorder("<"), copy=False))).hexdigest()  # (no copy)

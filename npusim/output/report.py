@@ -276,12 +276,16 @@ def _span(runs: list[TaskRun], timeline: Timeline, shares: HbmShares) -> dict:
     }
 
 
-def outputs_digest(execution: Execution, roles: dict[str, str]) -> dict[str, OutputDigest]:
+def output_sha256s(execution: Execution, roles: dict[str, str]) -> dict[str, str | None]:
+    """The sha256 of the final value of every output and inout tensor (None without numerics)."""
+    return {name: digest(t.data) if t.data is not None else None
+            for name, t in execution.tensors.items() if roles.get(name) in ("output", "inout")}
+
+
+def outputs_digest(execution: Execution, sha256s: dict[str, str | None]) -> dict[str, OutputDigest]:
     """dtype, shape and sha256 of the final value of every output and inout tensor."""
-    return {
-        name: OutputDigest(dtype=t.dtype, shape=list(t.shape), sha256=digest(t.data) if t.data is not None else None)
-        for name, t in execution.tensors.items() if roles.get(name) in ("output", "inout")
-    }
+    return {name: OutputDigest(dtype=execution.tensors[name].dtype, shape=list(execution.tensors[name].shape),
+                               sha256=sha) for name, sha in sha256s.items()}
 
 
 def kernel_summaries(execution: Execution, timeline: Timeline, shares: HbmShares, chain: list[int]
@@ -413,8 +417,10 @@ def build_report(
     trace_events: Literal["ops", "sample", "tasks"] | None = None,
     trace_sample: TraceSample | None = None,
     artefacts: list[str] | None = None,
+    sha256s: dict[str, str | None] | None = None,
 ) -> Report:
-    """The report of one run, complete: the artefacts it lists are those the run is about to write."""
+    """The report of one run, complete: the artefacts it lists are those the run is about to write.
+    `sha256s`: output_sha256s, if already computed (a run hashes its outputs while it simulates)."""
     tasks = execution.tasks
     by_scope: dict[str, list[TaskRun]] = defaultdict(list)
     for run in timeline.runs:
@@ -450,7 +456,7 @@ def build_report(
         idle_gaps=idle,
         ops=execution.op_count,
         loop_iterations=execution.loop_iterations,
-        outputs=outputs_digest(execution, roles),
+        outputs=outputs_digest(execution, sha256s if sha256s is not None else output_sha256s(execution, roles)),
         check=check,
         trace_events=trace_events,
         trace_sample=trace_sample,
