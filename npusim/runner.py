@@ -340,9 +340,9 @@ def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[
         # 3. interpret, 4. simulate
         bar = Progressor(opts.quiet)
         with bar.phase("interpreting kernels", None) as tick:
-            # inout tensors are changed in place when nothing reads their initial values afterwards: the forked
-            # reference has a copy-on-write snapshot, and no inputs.npz is written
-            in_place = pending is not None and pending.snapshot and not opts.save_tensors
+            # inout tensors are changed in place when nothing reads their initial values afterwards: no
+            # reference, or a forked one with its copy-on-write snapshot, and no inputs.npz
+            in_place = (pending is None or pending.snapshot) and not opts.save_tensors
             execution = execute(program, inputs, numerics_on=opts.numerics, limits=opts.run_limits, progress=tick,
                                 copy_inouts=not in_place)
         # the outputs' sha256 are computed beside the simulation (hashlib releases the GIL): 0.3 s of the default
