@@ -145,6 +145,11 @@ def _exact_dot_limbs(
     return np.where(top < 0, 0.0, np.where(negative, -val, val))
 
 
+_BELOW_FP32 = np.uint64((1 << 29) - 1)  # the float64 fraction bits below fp32's 23
+_HALF_FP32 = np.uint64(1 << 28)  # ... as they are at an fp32 rounding midpoint
+_FP32_TINY, _FP32_HUGE = 2.0**-126, 2.0**128  # fp32's normal range
+
+
 def _two_band_product(a64: np.ndarray, bits_a: np.ndarray, b64: np.ndarray, span_b: np.ndarray, fmt: Fmt,
                       log2k: int) -> np.ndarray | None:
     """Exact a @ b, as float64 values that round to fp32 like the exact sums, when each row of A splits into
@@ -178,12 +183,21 @@ def _two_band_products(a64: np.ndarray, bits_a: np.ndarray, b64: np.ndarray, spa
     total = c_hi + c_lo  # TwoSum: total + err == c_hi + c_lo exactly
     back = total - c_hi
     err = (c_hi - (total - back)) + (c_lo - back)
+    # An fp32 rounding midpoint in fp32's normal range has its 29 float64 fraction bits below fp32's exactly
+    # half set: only such elements, and those outside that range, need the test below (rarely any).
+    size = np.abs(total)
+    maybe = ((total.view(np.uint64) & _BELOW_FP32) == _HALF_FP32) | (size < _FP32_TINY) | ~(size < _FP32_HUGE)
+    maybe &= err != 0
+    if not maybe.any():
+        return total, rows_ok
+    at, t, e = np.nonzero(maybe), total[maybe], err[maybe]
     with np.errstate(over="ignore"):  # beyond fp32 (or a row not exact): no midpoint to move off
-        r = total.astype(np.float32)
+        r = t.astype(np.float32)
     r64 = r.astype(np.float64)
-    other = np.nextafter(r, np.where(total > r64, np.float32(np.inf), np.float32(-np.inf))).astype(np.float64)
-    midpoint = (r64 != total) & ((r64 + other) * 0.5 == total) & (err != 0)
-    return np.where(midpoint, np.nextafter(total, np.where(err > 0, np.inf, -np.inf)), total), rows_ok
+    other = np.nextafter(r, np.where(t > r64, np.float32(np.inf), np.float32(-np.inf))).astype(np.float64)
+    midpoint = (r64 != t) & ((r64 + other) * 0.5 == t)
+    total[at] = np.where(midpoint, np.nextafter(t, np.where(e > 0, np.inf, -np.inf)), t)
+    return total, rows_ok
 
 
 def _nonfinite_dot(a64: np.ndarray, b64: np.ndarray) -> np.ndarray:
@@ -316,10 +330,13 @@ def matmul_many(a: np.ndarray, b: np.ndarray, *, a_trans: bool = False, b_trans:
     finite = ~bad_a & ~bad_b
     a64, b64 = to_f64(a), to_f64(b)
     hot = finite & (span_a + span_b + log2k <= 53)
-    # one dgemm of every pair (gathering the certified ones first costs more than the dgemms it saves); the
-    # others are overwritten below
-    with np.errstate(invalid="ignore", over="ignore"):
-        c = a64 @ b64
+    if 2 * np.count_nonzero(hot) >= len(hot):  # mostly certified: one dgemm of every pair (gathering the
+        with np.errstate(invalid="ignore", over="ignore"):  # certified ones would copy more than it saves);
+            c = a64 @ b64  # the others are overwritten below
+    else:
+        c = np.zeros((a.shape[0], a.shape[1], b.shape[2]))
+        if hot.any():
+            c[hot] = a64[hot] @ b64[hot]
     banded = np.nonzero(finite & ~hot)[0]
     rows_ok = np.ones((0, a.shape[1]), dtype=bool)
     if len(banded):
