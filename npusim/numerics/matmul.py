@@ -340,8 +340,9 @@ def matmul_many(a: np.ndarray, b: np.ndarray, *, a_trans: bool = False, b_trans:
     banded = np.nonzero(finite & ~hot)[0]
     rows_ok = np.ones((0, a.shape[1]), dtype=bool)
     if len(banded):
-        col_spans, _, _ = _exponent_spans(bits_b[banded], fmt, axis=-2)
-        c[banded], rows_ok = _two_band_products(a64[banded], bits_a[banded], b64[banded], col_spans, fmt, log2k)
+        pick = slice(None) if len(banded) == len(a) else banded  # (every pair, the usual case: no copies)
+        col_spans, _, _ = _exponent_spans(bits_b[pick], fmt, axis=-2)
+        c[pick], rows_ok = _two_band_products(a64[pick], bits_a[pick], b64[pick], col_spans, fmt, log2k)
     c += 0.0  # an exact zero sum is +0 (-0 + 0 = +0), whatever order produced it
     with np.errstate(over="ignore"):
         out = c.astype(np.float32)  # IEEE float64 -> float32: one nearest-even rounding everywhere
