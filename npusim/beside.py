@@ -20,6 +20,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .errors import LimitError
+
 Arrays = dict[str, np.ndarray]
 _ALIGN = 64  # byte alignment of each array in the shared buffer
 
@@ -82,9 +84,11 @@ class _Forked:
     def result(self) -> Arrays:
         with os.fdopen(self._pipe, "rb") as pipe:
             message = pipe.read()
-        self._reap()
-        if not message:
-            raise RuntimeError("the reference's process ended without a result")
+        status = self._reap()
+        if not message:  # killed (the kernel's OOM killer, a signal to it alone)
+            how = f"was killed by {signal.Signals(os.WTERMSIG(status)).name}" if os.WIFSIGNALED(status) else \
+                f"exited with status {os.waitstatus_to_exitcode(status)}"
+            raise LimitError(f"the reference check's process {how} before it finished (out of memory?)")
         kind, payload = pickle.loads(message)
         if kind == "error":
             raise payload
@@ -103,10 +107,13 @@ class _Forked:
             os.kill(self._pid, signal.SIGKILL)
             self._reap()
 
-    def _reap(self) -> None:
+    def _reap(self) -> int:
+        """Wait for the child; its wait status (0 if already reaped)."""
+        status = 0
         if self._pid is not None:
-            os.waitpid(self._pid, 0)
+            status = os.waitpid(self._pid, 0)[1]
             self._pid = None
+        return status
 
 
 def _padded(shape: tuple[int, ...], dtype: np.dtype) -> int:

@@ -220,6 +220,23 @@ def test_a_forked_reference_raises_its_error_in_the_run() -> None:
     assert str(caught.value) == "prog.yaml:4:12: reference r does not fit"
 
 
+def _killed() -> dict:
+    os.kill(os.getpid(), signal.SIGKILL)
+    return {}
+
+
+def test_a_killed_reference_process_is_one_clear_error() -> None:
+    """The OOM killer (here SIGKILL from the child itself) ends the child without a result."""
+    from npusim import beside
+    from npusim.errors import LimitError
+
+    if beside.sys.platform != "linux":
+        pytest.skip("the forked reference is Linux's")
+    with pytest.raises(LimitError, match=r"^the reference check's process was killed by SIGKILL before it finished "
+                                         r"\(out of memory\?\)$"):
+        beside._Forked(_killed, ()).result()
+
+
 def test_closing_a_forked_reference_ends_its_process() -> None:
     """An interrupted or failed run does not leave its reference computing."""
     from npusim import beside
