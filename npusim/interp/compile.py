@@ -1032,7 +1032,7 @@ def execute(program: Program, inputs: dict[str, np.ndarray], numerics_on: bool =
             progress: Callable[[int], None] | None = None, replay: bool = True,
             copy_inouts: bool = True) -> Execution:
     """Run `program` on `inputs`. Inout tensors are copied (the originals stay the initial values) unless
-    `copy_inouts` is False (the caller needs no initial values: the run's reference has its own snapshot);
+    `copy_inouts` is False (nothing reads the initial values afterwards, or the reader has its own snapshot);
     input tensors are shared read-only. `replay=False` interprets every kernel execution in full (the
     replay of timing-only runs gives the same tasks; tests compare the two)."""
     working = {}
