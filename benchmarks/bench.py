@@ -153,7 +153,8 @@ def once(python: str, repo: Path, case: str, mode: str, pretouch_mb: int) -> dic
             lowest = min(lowest, mem_available_mb())
             time.sleep(SAMPLE_S)
         elapsed = time.perf_counter() - begin
-        out.seek(0), err.seek(0)
+        out.seek(0)
+        err.seek(0)
         if proc.returncode != 0:
             raise SystemExit(f"{repo} {case}/{mode} failed:\n{err.read()}")
         result = json.loads(out.read().strip().splitlines()[-1])
