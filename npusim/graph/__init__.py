@@ -3,7 +3,7 @@ record that the interpreter writes and the timing and output stages read."""
 
 from .dependencies import coalesce, dependencies
 from .signatures import ComputeSig, DmaSig, MoveSig, OpSig, TileSig, result_tile
-from .tasks import Execution, ExternWork, FinalTensor, GmAccess, InstrInfo, OpRecord, Region, Task
+from .tasks import Execution, ExternWork, FinalTensor, GmAccess, InstrInfo, MovedWindows, OpRecord, Region, Task
 
 __all__ = ["ComputeSig", "DmaSig", "Execution", "ExternWork", "FinalTensor", "GmAccess", "InstrInfo", "MoveSig",
-           "OpRecord", "OpSig", "Region", "Task", "TileSig", "coalesce", "dependencies", "result_tile"]
+           "MovedWindows", "OpRecord", "OpSig", "Region", "Task", "TileSig", "coalesce", "dependencies", "result_tile"]

@@ -6,6 +6,7 @@ Everything here is independent of the hardware config: the timing stage prices i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -41,12 +42,40 @@ class ExternWork(NamedTuple):
     lanes: int
 
 
-class GmAccess(NamedTuple):
-    """The GM window one DMA op of a task reads or writes (what decides whether a read hits L2)."""
+# The GM window one DMA op of a task reads or writes (what decides whether a read hits L2): (index of the op in
+# its task, window, whether it writes). A plain tuple: a replayed decode layer makes ~150 000 of them per run.
+GmAccess = tuple[int, Region, bool]
 
-    op: int  # index of the op in its task
-    region: Region
-    write: bool
+
+class MovedWindows:
+    """A replayed task's GM windows, made as they are read (the L2 model reads them once per simulation): its
+    template's windows, each moved by its group's shift and onto the tensor its group maps to. Iterates, and
+    compares, as the list of GmAccess an interpreted task has."""
+
+    __slots__ = ("base", "shifts", "tids")
+
+    def __init__(self, base: list[tuple[int, int, bool, Region]], shifts: list[tuple[int, ...]],
+                 tids: dict[int, int]) -> None:
+        self.base, self.shifts, self.tids = base, shifts, tids  # base: (op, group, write, window) in op order
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __iter__(self) -> Iterator[GmAccess]:
+        shifts, tids = self.shifts, self.tids
+        for op, g, write, (tid, lo, hi) in self.base:
+            s = shifts[g]
+            if len(s) == 2:  # nearly every window: unrolled
+                s0, s1 = s
+                yield op, (tids[tid], (lo[0] + s0, lo[1] + s1), (hi[0] + s0, hi[1] + s1)), write
+            else:
+                yield op, (tids[tid], tuple([a + b for a, b in zip(lo, s, strict=True)]),
+                           tuple([a + b for a, b in zip(hi, s, strict=True)])), write
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, MovedWindows | list) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass
@@ -64,7 +93,7 @@ class Task:
     ops: list[OpRecord] = field(default_factory=list)
     reads: list[Region] = field(default_factory=list)
     writes: list[Region] = field(default_factory=list)
-    accesses: list[GmAccess] = field(default_factory=list)  # every DMA op's GM window, in op order
+    accesses: list[GmAccess] | MovedWindows = field(default_factory=list)  # every DMA op's GM window, in op order
     dispatch: int = -1  # the dispatch this task is (a block of), in submission order; -1: the task's own id
     block: int = 0  # its block index in an SPMD dispatch
     blocks: int = 1  # the dispatch's block count (pl.spmd(n)); 1 for a plain kernel

@@ -11,7 +11,7 @@ import numpy as np
 
 from npusim import numerics
 from npusim.dtypes import itemsize
-from npusim.graph import ComputeSig, DmaSig, GmAccess, MoveSig, OpRecord, OpSig, Task, TileSig, result_tile
+from npusim.graph import ComputeSig, DmaSig, MoveSig, OpRecord, OpSig, Task, TileSig, result_tile
 from npusim.vocabulary import BUFFER_SIDE, Buffer, CoreKind, Place, SplitMode
 
 from .values import GMTensor, Tile, poison, tile_sig
@@ -93,7 +93,7 @@ class Lowering:
             region = tensor.region(offset, hi)
             if not tensor.untracked:  # (a manual-dependency tensor orders no task; its traffic still meets L2)
                 task.reads.append(region)
-            task.accesses.append(GmAccess(len(task.ops), region, False))
+            task.accesses.append((len(task.ops), region, False))
         key = ("load", tensor.shape, tensor.dtype, shape, valid, dynamic, buf)
         info = self.sig_cache.get(key)
         if info is None:
@@ -122,7 +122,7 @@ class Lowering:
             region = tensor.region(offset, hi)
             if not tensor.untracked:  # (a manual-dependency tensor orders no task; its traffic still meets L2)
                 task.writes.append(region)
-            task.accesses.append(GmAccess(len(task.ops), region, True))
+            task.accesses.append((len(task.ops), region, True))
         key = ("store", source.sig, source.buf, tensor.shape)
         dma = self.sig_cache.get(key)
         if dma is None:

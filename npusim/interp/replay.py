@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from npusim.errors import ProgramError
 from npusim.frontend.expressions import FUNCTIONS
 from npusim.frontend.program import ForLoop, IfBlock, Instr, OpCall, ScalarAssign, ScopeBlock
-from npusim.graph import DmaSig, GmAccess, Region, Task, coalesce
+from npusim.graph import DmaSig, MovedWindows, Region, Task, coalesce
 
 from .values import GMTensor, GMView, Tile, as_view
 
@@ -532,14 +532,14 @@ def _template(plan: Plan, entry: _Entry, task: Task, interp: Interpreter, raw_re
     # each op's GM window (task.accesses, in op order) with the group that moves it: the k-th read access is
     # the k-th load window above, the k-th write access the k-th store window
     by_kind: dict[bool, list[int]] = {False: [g for g, w, _ in raw if not w], True: [g for g, w, _ in raw if w]}
-    if [a.region for a in task.accesses if not a.write] != raw_reads or \
-            [a.region for a in task.accesses if a.write] != raw_writes:
+    if [region for _, region, write in task.accesses if not write] != raw_reads or \
+            [region for _, region, write in task.accesses if write] != raw_writes:
         return None
     seen = {False: 0, True: 0}
     accesses: list[tuple[int, int, bool, Region]] = []
-    for a in task.accesses:
-        accesses.append((a.op, by_kind[a.write][seen[a.write]], a.write, a.region))
-        seen[a.write] += 1
+    for op, region, write in task.accesses:
+        accesses.append((op, by_kind[write][seen[write]], write, region))
+        seen[write] += 1
     groups = []
     for (binding, coeffs, checked), g in group_of.items():
         low, high = lows[g], highs[g]
@@ -599,9 +599,9 @@ def _apply(tmpl: Template, plan: Plan, entry: _Entry, task: Task, interp: Interp
         shifts.append(shift)
     if not moved and not relabel:
         reads, writes = list(tmpl.reads), list(tmpl.writes)
-        accesses = [GmAccess(op, region, is_write) for op, _, is_write, region in tmpl.accesses]
+        accesses = [(op, region, is_write) for op, _, is_write, region in tmpl.accesses]
     else:
-        accesses = _shifted(tmpl.accesses, shifts, tid_map)
+        accesses = MovedWindows(tmpl.accesses, shifts, tid_map)
         per_tensor: dict[int, tuple[int, ...]] = {}
         for tid, groups in tmpl.by_tensor.items():
             first = shifts[groups[0]]
@@ -632,21 +632,6 @@ def _apply(tmpl: Template, plan: Plan, entry: _Entry, task: Task, interp: Interp
     interp.iterations += tmpl.iterations
     task.ops, task.core, task.reads, task.writes, task.accesses = tmpl.ops, tmpl.core, reads, writes, accesses
     return True
-
-
-def _shifted(accesses: list[tuple[int, int, bool, Region]], shifts: list[tuple[int, ...]], tid_map: dict[int, int]
-             ) -> list[GmAccess]:
-    """Each op's window moved by its group's shift (2-D windows, nearly all of them, unrolled)."""
-    out = []
-    for op, g, is_write, (tid, lo, hi) in accesses:
-        s = shifts[g]
-        if len(s) == 2:
-            s0, s1 = s
-            out.append(GmAccess(op, (tid_map[tid], (lo[0] + s0, lo[1] + s1), (hi[0] + s0, hi[1] + s1)), is_write))
-        else:
-            out.append(GmAccess(op, (tid_map[tid], tuple([a + b for a, b in zip(lo, s, strict=True)]),
-                                     tuple([a + b for a, b in zip(hi, s, strict=True)])), is_write))
-    return out
 
 
 def _moved(regions: list[Region], shifts: dict[int, tuple[int, ...]], tid_map: dict[int, int]) -> list[Region]:
