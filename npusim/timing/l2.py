@@ -119,11 +119,27 @@ class L2Residency:
             hit = recent and not write
         else:
             lines, idx, nbytes = self._lines(region)
-            hit = not write and int(lines[idx].min()) >= self.clock - self.capacity
-            lines[idx] = self.clock
+            if idx.__class__ is slice and idx.stop - idx.start == 1:  # one sector: a scalar
+                hit = not write and lines.item(idx.start) >= self.clock - self.capacity
+                lines[idx.start] = self.clock
+            else:
+                hit = not write and int(lines[idx].min()) >= self.clock - self.capacity
+                lines[idx] = self.clock
         self.moved += nbytes
         self.clock = self.moved // self.line
         return hit
+
+    def sources(self, task: Task) -> tuple[GmSource | None, ...] | None:
+        """Touch a task's windows in op order: where each of its ops' GM reads come from, or None if it reads
+        no GM."""
+        sources: list[GmSource | None] | None = None
+        for op, region, write in task.accesses:
+            hit = self.touch(region, write)
+            if not write:
+                if sources is None:
+                    sources = [None] * len(task.ops)
+                sources[op] = "l2" if hit else "hbm"
+        return tuple(sources) if sources is not None else None
 
 
 def gm_sources(tasks: list[Task], shapes: dict[int, tuple[tuple[int, ...], str]], l2: L2
@@ -131,14 +147,4 @@ def gm_sources(tasks: list[Task], shapes: dict[int, tuple[tuple[int, ...], str]]
     """Per task, per op: where each GM read's data come from (`l2` or `hbm`; None for ops that read no GM),
     or None for a task that reads no GM."""
     residency = L2Residency(l2, shapes)
-    out: list[tuple[GmSource | None, ...] | None] = []
-    for task in tasks:
-        sources: list[GmSource | None] = [None] * len(task.ops)
-        reads = False
-        for access in task.accesses:
-            hit = residency.touch(access.region, access.write)
-            if not access.write:
-                sources[access.op] = "l2" if hit else "hbm"
-                reads = True
-        out.append(tuple(sources) if reads else None)
-    return out
+    return [residency.sources(task) for task in tasks]
