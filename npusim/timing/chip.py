@@ -283,12 +283,19 @@ def schedules_of(tasks: list[Task], instrs: list[InstrInfo], hw: HardwareConfig,
     """Each task's standalone schedule, computed once per distinct op list and GM-read sources."""
     cost = CostModel(hw)
     cache: dict[tuple, KernelSchedule] = {}
+    # replayed tasks share their template's op list: each list object is hashed once (all stay alive here), and
+    # equal lists get one number
+    distinct: dict[tuple, int] = {}
+    op_lists: dict[int, int] = {}
     schedules: list[KernelSchedule] = []
     for task, src in zip(tasks, sources, strict=True):
         if task.extern is not None:
             schedules.append(extern_schedule(task, hw))
             continue
-        key = (tuple(task.ops), src, task.lanes)
+        ops = op_lists.get(id(task.ops))
+        if ops is None:
+            ops = op_lists[id(task.ops)] = distinct.setdefault(tuple(task.ops), len(distinct))
+        key = (ops, src, task.lanes)
         sched = cache.get(key)
         if sched is None:
             try:
