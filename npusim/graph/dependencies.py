@@ -108,6 +108,16 @@ class _Index:
             lists = [buckets[b] for b in range(first, last + 1) if b in buckets]
         else:
             lists = [entries for b, entries in buckets.items() if first <= b <= last]
+        if len(lo) == 2:  # the common case, spelled out
+            lo0, lo1 = lo
+            hi0, hi1 = hi
+            for entries in (*lists, self.wide):
+                for e in entries:
+                    if e.task not in found:
+                        elo, ehi = e.lo, e.hi
+                        if elo[0] < hi0 and lo0 < ehi[0] and elo[1] < hi1 and lo1 < ehi[1]:
+                            found.add(e.task)
+            return
         for entries in (*lists, self.wide):
             for e in entries:
                 if e.task not in found and _overlaps(e.lo, e.hi, lo, hi):
@@ -152,9 +162,11 @@ def _layout(tasks: list[Task]) -> dict[int, tuple[int, int]]:
     spans: dict[int, list[list[tuple[int, int]]]] = {}
     for task in tasks:
         for tid, lo, hi in (*task.reads, *task.writes):
-            axes = spans.setdefault(tid, [[] for _ in lo])
-            for axis, interval in zip(axes, zip(lo, hi, strict=True), strict=False):
-                axis.append(interval)
+            axes = spans.get(tid)
+            if axes is None:
+                axes = spans[tid] = [[] for _ in lo]
+            for axis, a, b in zip(axes, lo, hi, strict=False):
+                axis.append((a, b))
     layout = {}
     for tid, axes in spans.items():
         axis = max(range(len(axes)), key=lambda a: (len(set(axes[a])), -a))
