@@ -16,17 +16,19 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from .beside import beside
+from .beside import Drawn, beside, can_fork
 from .defaults import MAX_TRACE_BYTES
+from .dtypes import np_dtype
 from .errors import NpusimError
 from .frontend import Program, load_program
 from .frontend.expressions import ExprLimits
-from .frontend.inputs import initial_values
+from .frontend.inputs import filler, initial_values
 from .frontend.program import ScalarAssign
 from .frontend.yaml_source import YamlLimits
 from .graph import Execution
@@ -237,6 +239,32 @@ class Probe:
     stopped: NeedsNumerics | None = None
 
 
+def inputs_drawn_beside(program: Program, seed: int, quick_inputs: dict[str, np.ndarray], quick: Probe
+                        ) -> tuple[dict[str, np.ndarray], Drawn]:
+    """The inputs of a numerics run whose read-only inputs a forked process draws (`Drawn`), in the order the
+    quick pass first read them. The inouts are drawn here, now (the interpreter changes them in place, and the
+    forked process keeps their initial values in its copy-on-write snapshot); the tensors the quick pass read
+    are the ones it was given."""
+    now = initial_values(program, seed, only=[n for n, t in program.tensors.items()
+                                              if t.role == "inout" and n not in quick_inputs]) | quick_inputs
+    names = list(program.tensors)
+    first: dict[str, int] = {}
+    for task in quick.execution.tasks if quick.execution is not None else ():
+        for _, (tid, _, _), write in task.accesses:
+            if not write and tid < len(names):
+                first.setdefault(names[tid], len(first))
+    later = sorted((n for n, t in program.tensors.items() if t.role == "input" and n not in now),
+                   key=lambda n: first.get(n, len(first)))  # (stable: the unread ones in declaration order)
+    drawn = Drawn([(n, program.tensors[n].shape, np_dtype(program.tensors[n].dtype)) for n in later],
+                  filler(program, seed))
+    return now | drawn.arrays, drawn
+
+
+def _no_values() -> dict[str, np.ndarray]:
+    """The computation of a process that only draws inputs."""
+    return {}
+
+
 def probe(program: Program, inputs: dict[str, np.ndarray], opts: RunOptions, numerics_later: bool) -> Probe:
     """Run every loop body once without arithmetic (on `inputs`, the values of the tensors the program reads):
     a shape or bounds error in the last kernel is found in milliseconds, and the run's tasks and ops are
@@ -321,10 +349,10 @@ def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[
         check_memory(program, quick.execution, opts.run_limits, opts.numerics)
     if opts.numerics:
         keep_freed_memory()  # before the inputs: drawing them, the interpreter and the reference churn the heap
-    inputs = initial_values(program, opts.seed) if opts.numerics else quick_inputs
 
     # the check's reference (the user's saved outputs with --expect, else the program's own) is computed beside
-    # the interpreter, on the other core: it needs only the inputs
+    # the interpreter, on the other core: it needs only the inputs. Where that is a forked process, it first
+    # draws the read-only inputs for the interpreter too, which waits only for those not yet drawn
     from .output.expect import expectation
     from .output.report import build_report, output_sha256s  # (pydantic models: only for a run, not to validate)
 
@@ -334,8 +362,16 @@ def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[
     elif program.reference:
         reference = get_reference(program.reference)
     checked = opts.numerics and opts.check and reference is not None
-    pending = beside(compute_expected, reference, inputs, program.consts, program.reference_loc) \
-        if checked and expected is None else None  # (saved outputs need no computing)
+    computed = checked and expected is None  # (saved outputs need no computing)
+    drawn: Drawn | None = None
+    if not opts.numerics:
+        inputs = quick_inputs
+    elif can_fork():
+        inputs, drawn = inputs_drawn_beside(program, opts.seed, quick_inputs, quick)
+    else:
+        inputs = initial_values(program, opts.seed)
+    pending = beside(compute_expected, reference, inputs, program.consts, program.reference_loc, drawn=drawn) \
+        if computed else beside(_no_values, drawn=drawn) if drawn is not None else None
     try:
         # 3. interpret, 4. simulate
         bar = Progressor(opts.quiet)
@@ -344,7 +380,10 @@ def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[
             # reference, or a forked one with its copy-on-write snapshot, and no inputs.npz
             in_place = (pending is None or pending.snapshot) and not opts.save_tensors
             execution = execute(program, inputs, numerics_on=opts.numerics, limits=opts.run_limits, progress=tick,
-                                copy_inouts=not in_place)
+                                copy_inouts=not in_place,
+                                arriving={name: partial(drawn.wait, name) for name in drawn.arrays} if drawn else None)
+            if drawn is not None:
+                drawn.wait_all()  # (every input is read later: the check, inputs.npz)
         # the outputs' sha256 are computed beside the simulation (hashlib releases the GIL): 0.3 s of the default
         # layer's 268 MB of caches
         roles = {name: t.role for name, t in program.tensors.items()}
@@ -361,7 +400,7 @@ def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[
             finals = {name: t.data for name, t in execution.tensors.items() if t.data is not None}
             with bar.phase("checking outputs", None):
                 check = reference_check(reference, inputs, program.consts, finals, where=program.reference_loc,
-                                        expected=pending.result() if pending is not None else None)
+                                        expected=pending.result() if computed and pending is not None else None)
     finally:
         if pending is not None:
             pending.close()

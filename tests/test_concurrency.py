@@ -184,11 +184,12 @@ def _values() -> dict:
 
     rng = np.random.default_rng(3)
     return {"c": rng.standard_normal((5, 7)), "cache": rng.standard_normal((9, 4)).astype(ml_dtypes.bfloat16),
-            "empty": np.zeros((0, 3), dtype=np.float32), "t": rng.standard_normal((3, 4)).T}
+            "empty": np.zeros((0, 3), dtype=np.float32), "t": rng.standard_normal((3, 4)).T, "scalar": np.array(2.5)}
 
 
 def test_a_forked_reference_hands_back_its_arrays_bit_for_bit() -> None:
-    """Every dtype, an empty array and a non-contiguous one come back from the child's memfd unchanged."""
+    """Every dtype, an empty array, a 0-d one and a non-contiguous one come back from the child's memfd
+    unchanged."""
     import numpy as np
 
     from npusim import beside
@@ -200,7 +201,7 @@ def test_a_forked_reference_hands_back_its_arrays_bit_for_bit() -> None:
     assert list(got) == list(want)
     for name, value in want.items():
         assert got[name].dtype == value.dtype and got[name].shape == value.shape
-        assert np.array_equal(got[name].view(np.uint8), np.ascontiguousarray(value).view(np.uint8)), name
+        assert np.array_equal(got[name].reshape(-1).view(np.uint8), value.reshape(-1).view(np.uint8)), name
 
 
 def _located_failure() -> dict:
@@ -266,6 +267,94 @@ def test_a_process_with_other_threads_computes_the_reference_on_a_thread() -> No
         other.join()
     if beside.sys.platform == "linux":
         assert isinstance(beside.beside(_values), beside._Forked)
+
+
+# --- inputs drawn by the forked process -----------------------------------------------------------------------
+
+def _drawn(fill_one):
+    """A Drawn of three arrays (a 3x4 fp32, an empty one, a bf16 vector), filled by fill_one(name, out)."""
+    import ml_dtypes
+    import numpy as np
+
+    from npusim import beside
+
+    if beside.sys.platform != "linux":
+        pytest.skip("the forked reference is Linux's")
+    layout = [("a", (3, 4), np.dtype(np.float32)), ("none", (0, 2), np.dtype(np.float32)),
+              ("v", (7,), np.dtype(ml_dtypes.bfloat16))]
+    return beside.Drawn(layout, fill_one)
+
+
+def _slow_fill(name: str, out) -> None:
+    time.sleep(0.3 if name == "a" else 0.0)  # the caller asks before the first array is drawn
+    out[...] = _wanted(name)
+
+
+def _wanted(name: str):
+    import ml_dtypes
+    import numpy as np
+
+    return {"a": np.arange(12, dtype=np.float32).reshape(3, 4) + 0.5, "none": np.zeros((0, 2), np.float32),
+            "v": (np.arange(7) / 8).astype(ml_dtypes.bfloat16)}[name]
+
+
+def _total(drawn: dict) -> dict:
+    import numpy as np
+
+    return {"sum": np.array(float(drawn["a"].sum()) + float(drawn["v"].astype(np.float32).sum()))}
+
+
+def test_a_forked_process_draws_the_arrays_the_caller_waits_for_then_computes_on_them() -> None:
+    """The caller's read-only views show each array once `wait` returns; the process computes on the same."""
+    import numpy as np
+
+    from npusim import beside
+
+    drawn = _drawn(_slow_fill)
+    pending = beside._Forked(_total, (drawn.arrays,), drawn)
+    drawn.wait("v")  # (announced after "a": waiting for it waits for "a" too)
+    drawn.wait("a")
+    for name in ("a", "none", "v"):
+        assert np.array_equal(drawn.arrays[name], _wanted(name)) and not drawn.arrays[name].flags.writeable
+    drawn.wait_all()
+    assert float(pending.result()["sum"]) == 66 + 6 + sum(range(7)) / 8
+
+
+def _failing_fill(name: str, out) -> None:
+    from npusim.errors import Location, ProgramError
+
+    if name == "none":
+        raise ProgramError("tensor none: init out of range", Location("prog.yaml", 9, 3))
+    out[...] = _wanted(name)
+
+
+def test_an_error_while_drawing_is_raised_where_the_caller_waits() -> None:
+    from npusim import beside
+    from npusim.errors import ProgramError
+
+    drawn = _drawn(_failing_fill)
+    beside._Forked(_total, (drawn.arrays,), drawn)
+    drawn.wait("a")
+    with pytest.raises(ProgramError) as caught:
+        drawn.wait("v")
+    assert str(caught.value) == "prog.yaml:9:3: tensor none: init out of range"
+
+
+def _killing_fill(name: str, out) -> None:
+    if name == "v":
+        os.kill(os.getpid(), signal.SIGKILL)
+    out[...] = _wanted(name)
+
+
+def test_a_drawing_process_killed_midway_is_one_clear_error() -> None:
+    from npusim import beside
+    from npusim.errors import LimitError
+
+    drawn = _drawn(_killing_fill)
+    beside._Forked(_total, (drawn.arrays,), drawn)
+    drawn.wait("none")
+    with pytest.raises(LimitError, match=r"^the reference check's process was killed by SIGKILL before it finished"):
+        drawn.wait("v")
 
 
 def test_a_reference_that_fails_in_its_process_is_a_located_error(cli, tmp_path: Path,

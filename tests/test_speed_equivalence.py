@@ -333,3 +333,75 @@ def test_full_collections_are_rare_during_a_run_and_restored_after(tmp_path: Pat
         _runner.run(_runner.RunOptions(program=PROGRAMS / "softmax.yaml", preset="tiny", quiet=True,
                                        out=tmp_path / "b"))
     assert gc.get_threshold() == before
+
+
+# -- inputs drawn beside the interpreter -----------------------------------------------------------------
+
+def test_the_interpreter_waits_for_an_input_before_it_first_reads_it() -> None:
+    """An input that arrives only when waited for (zeros until then) gives the outputs of one there at once."""
+    program = load_program(PROGRAMS / "matmul.yaml", "tiny")
+    inputs = initial_values(program, 0)
+    want = execute(program, initial_values(program, 0))
+    late = np.zeros_like(inputs["b"])
+    calls = []
+
+    def arrive() -> None:
+        calls.append("b")
+        late[...] = inputs["b"]
+
+    got = execute(program, {**inputs, "b": late.view()}, arriving={"b": arrive})
+    assert calls == ["b"]
+    for name in ("c", "c32"):
+        assert np.array_equal(got.tensors[name].data, want.tensors[name].data), name
+
+
+def _outcome_of_run(program: Path, preset: str | None) -> tuple[dict, dict, str]:
+    report = _runner.run(_runner.RunOptions(program=program, preset=preset, quiet=True, plot=False,
+                                            trace=False)).report
+    return ({n: o.sha256 for n, o in report.outputs.items()}, {s.name: s.cycles for s in report.scopes},
+            report.check.model_dump_json() if report.check else "")
+
+
+@pytest.mark.parametrize(("name", "preset"), [("qwen3_decode.yaml", "tiny"), ("matmul.yaml", "tiny")])
+def test_inputs_drawn_beside_give_the_run_of_inputs_drawn_first(name: str, preset: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The forked process's drawing (Linux) against every input drawn before the run: the same outputs' bits,
+    cycles and check."""
+    if not _runner.can_fork():
+        pytest.skip("inputs are drawn beside only by a forked process")
+    beside = _outcome_of_run(PROGRAMS / name, preset)
+    drawn: list[str] = []
+    real = _runner.Drawn.__init__
+
+    def spy(self, layout, fill) -> None:  # type: ignore[no-untyped-def]
+        drawn.extend(n for n, _, _ in layout)
+        real(self, layout, fill)
+
+    monkeypatch.setattr(_runner.Drawn, "__init__", spy)
+    again = _outcome_of_run(PROGRAMS / name, preset)
+    assert drawn, "nothing was drawn beside"
+    monkeypatch.setattr(_runner, "can_fork", lambda: False)
+    first = _outcome_of_run(PROGRAMS / name, preset)
+    assert beside == again == first
+
+
+def test_inputs_are_drawn_in_the_order_the_run_first_reads_them(tmp_path: Path) -> None:
+    """b declared before a, a read first: a is drawn first (declaration order only breaks ties)."""
+    text = (PROGRAMS / "matmul.yaml").read_text()
+    a_line = next(line for line in text.splitlines() if line.strip().startswith("a: {"))
+    b_line = next(line for line in text.splitlines() if line.strip().startswith("b: {"))
+    swapped = tmp_path / "swapped.yaml"
+    swapped.write_text(text.replace(a_line + "\n" + b_line, b_line + "\n" + a_line))
+    program = load_program(swapped, "tiny")
+    assert [n for n, t in program.tensors.items() if t.role == "input"] == ["b", "a"]
+    opts = _runner.RunOptions(program=swapped, preset="tiny")
+    quick = _runner.initial_values(program, 0, only=_runner.tensors_read(program))
+    if not _runner.can_fork():
+        pytest.skip("inputs are drawn beside only by a forked process")
+    inputs, drawn = _runner.inputs_drawn_beside(program, 0, quick, _runner.probe(program, quick, opts, True))
+    pending = _runner.beside(_runner._no_values, drawn=drawn)
+    drawn.wait_all()
+    pending.close()
+    assert list(drawn.arrays) == ["a", "b"]
+    for name, value in initial_values(program, 0).items():
+        assert np.array_equal(inputs[name], value), name

@@ -162,9 +162,10 @@ def chunk_stream(seed_seq: np.random.SeedSequence, index: int) -> np.random.Gene
 
 
 def generate(tensor: Tensor, rule: InitRule, seed_seq: np.random.SeedSequence,
-             pool: ThreadPoolExecutor | None = None) -> np.ndarray:
-    """The tensor's initial value, filled chunk by chunk, in place, in its own dtype (on `pool` if given)."""
-    out = np.empty(tensor.shape, dtype=np_dtype(tensor.dtype))
+             pool: ThreadPoolExecutor | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """The tensor's initial value, filled chunk by chunk, in place, in its own dtype (on `pool` if given), into
+    `out` if given (a C-contiguous array of its shape and dtype)."""
+    out = np.empty(tensor.shape, dtype=np_dtype(tensor.dtype)) if out is None else out
     flat = out.reshape(-1)
 
     def fill(index: int) -> None:
@@ -196,6 +197,18 @@ def input_streams(program: Program, seed: int) -> dict[str, np.random.SeedSequen
     names = [t.name for t in program.tensors.values() if t.role in ("input", "inout")]
     children = np.random.SeedSequence(seed).spawn(len(names))
     return dict(zip(names, children, strict=True))
+
+
+def filler(program: Program, seed: int) -> Callable[[str, np.ndarray], None]:
+    """fill(name, out): the initial value of input or inout tensor `name` into `out`, on this thread (the same
+    bits as `initial_values`). Every init rule is parsed now, so a bad one is reported here."""
+    streams = input_streams(program, seed)
+    rules = {name: parse_init(program.tensors[name], program) for name in streams}
+
+    def fill(name: str, out: np.ndarray) -> None:
+        generate(program.tensors[name], rules[name], streams[name], out=out)
+
+    return fill
 
 
 def initial_values(program: Program, seed: int, only: Iterable[str] | None = None) -> dict[str, np.ndarray]:

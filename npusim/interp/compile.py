@@ -40,7 +40,18 @@ from .compute import ComputeOp
 from .limits import RunLimits, check_gm_budget
 from .lower import Lowering, core_kind, dma_runs, lane_ops
 from .replay import ReplayCache
-from .values import RUNTIME_ERRORS, GMTensor, GMView, NeedsNumerics, Tile, as_view, fmt_shape, poison, tile_sig
+from .values import (
+    RUNTIME_ERRORS,
+    GMTensor,
+    GMView,
+    NeedsNumerics,
+    Tile,
+    arrived,
+    as_view,
+    fmt_shape,
+    poison,
+    tile_sig,
+)
 
 Run = Callable[[], None]
 
@@ -57,8 +68,10 @@ class Interpreter:
         first_iterations_only: bool = False,
         progress: Callable[[int], None] | None = None,
         replay: bool = True,
+        arriving: dict[str, Callable[[], None]] | None = None,
     ) -> None:
         self.program = program
+        self.arriving = arriving or {}  # inputs still being drawn beside the run: what waits for each
         self.numerics = numerics_on
         self.limits = limits or RunLimits()
         self.first_only = first_iterations_only
@@ -104,7 +117,7 @@ class Interpreter:
                 data = inputs[t.name]
             elif self.numerics:
                 data = poison(t.shape, t.dtype) if t.role == "scratch" else np.zeros(t.shape, np_dtype(t.dtype))
-            tensor = GMTensor(t.name, t.shape, t.dtype, data, tid)
+            tensor = GMTensor(t.name, t.shape, t.dtype, data, tid, arriving=self.arriving.get(t.name))
             self.gm_shapes[tid] = (t.shape, t.dtype)
             if t.role == "input":
                 self.readonly.add(tid)
@@ -240,6 +253,7 @@ class Interpreter:
             idx = tuple(f(env) for f in fns)
             if len(idx) != len(view.shape) or any(not 0 <= i < d for i, d in zip(idx, view.shape, strict=True)):
                 raise ProgramError(f"read: index {list(idx)} is outside {name} of shape {fmt_shape(view.shape)}", loc)
+            arrived(view.tensor)
             data = view.tensor.data
             writer = None if self.numerics else self.written.get(view.tensor.tid)
             if writer is not None:
@@ -832,7 +846,8 @@ class Interpreter:
             data = None
             if base.data is not None:
                 data = base.data.reshape(-1)[start:start + n].reshape(shape)
-            env[target] = GMTensor(target, shape, base.dtype, data, base.tid, base.untracked, base, start)
+            env[target] = GMTensor(target, shape, base.dtype, data, base.tid, base.untracked, base, start,
+                                   base.arriving)
 
         return run
 
@@ -1030,11 +1045,12 @@ def _matmul_operand_names(body: list[Instr]) -> set[str]:
 def execute(program: Program, inputs: dict[str, np.ndarray], numerics_on: bool = True,
             limits: RunLimits | None = None, first_iterations_only: bool = False,
             progress: Callable[[int], None] | None = None, replay: bool = True,
-            copy_inouts: bool = True) -> Execution:
+            copy_inouts: bool = True, arriving: dict[str, Callable[[], None]] | None = None) -> Execution:
     """Run `program` on `inputs`. Inout tensors are copied (the originals stay the initial values) unless
     `copy_inouts` is False (nothing reads the initial values afterwards, or the reader has its own snapshot);
-    input tensors are shared read-only. `replay=False` interprets every kernel execution in full (the
-    replay of timing-only runs gives the same tasks; tests compare the two)."""
+    input tensors are shared read-only. `arriving[name]` waits for the values of an input still being drawn
+    beside the run: it is called before they are first read. `replay=False` interprets every kernel execution
+    in full (the replay of timing-only runs gives the same tasks; tests compare the two)."""
     working = {}
     for name, value in inputs.items():
         if numerics_on and program.tensors[name].role == "inout":
@@ -1042,6 +1058,6 @@ def execute(program: Program, inputs: dict[str, np.ndarray], numerics_on: bool =
         else:
             value.flags.writeable = False
             working[name] = value
-    interp = Interpreter(program, working, numerics_on, limits, first_iterations_only, progress, replay)
+    interp = Interpreter(program, working, numerics_on, limits, first_iterations_only, progress, replay, arriving)
     return interp.run()
 

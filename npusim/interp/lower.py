@@ -14,7 +14,7 @@ from npusim.dtypes import itemsize
 from npusim.graph import ComputeSig, DmaSig, MoveSig, OpRecord, OpSig, Task, TileSig, result_tile
 from npusim.vocabulary import BUFFER_SIDE, Buffer, CoreKind, Place, SplitMode
 
-from .values import GMTensor, Tile, poison, tile_sig
+from .values import GMTensor, Tile, arrived, poison, tile_sig
 
 # Every move between places the lowering emits for a program the hardware can run: a config must give a route
 # for each (timing/requirements.py checks it when the config is loaded). Other moves (an accumulator loaded
@@ -83,6 +83,8 @@ class Lowering:
         hi = tuple([o + v for o, v in zip(offset, moved, strict=True)])
         data = None
         if self.numerics and tensor.data is not None:
+            if tensor.arriving is not None:
+                arrived(tensor)
             region = tuple([slice(o, h) for o, h in zip(offset, hi, strict=True)])
             if valid is None:  # a window of a read-only tensor (role input) is its value; others change later
                 data = tensor.data[region] if not tensor.data.flags.writeable else np.array(tensor.data[region])

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from npusim.dtypes import is_float, np_dtype
@@ -15,11 +17,13 @@ from npusim.vocabulary import Buffer
 class GMTensor:
     """A tensor in global memory, kept in its own dtype."""
 
-    __slots__ = ("base", "base_offset", "data", "dtype", "name", "shape", "tid", "untracked", "whole")
+    __slots__ = ("arriving", "base", "base_offset", "data", "dtype", "name", "shape", "tid", "untracked", "whole")
 
     def __init__(self, name: str, shape: tuple[int, ...], dtype: str, data: np.ndarray | None, tid: int,
-                 untracked: bool = False, base: GMTensor | None = None, base_offset: int = 0) -> None:
+                 untracked: bool = False, base: GMTensor | None = None, base_offset: int = 0,
+                 arriving: Callable[[], None] | None = None) -> None:
         self.name, self.shape, self.dtype, self.data, self.tid = name, shape, dtype, data, tid
+        self.arriving = arriving  # its values are still being drawn beside the run: call this before reading them
         self.untracked = untracked  # its accesses give no dependencies (PyPTO create_tensor(manual_dep=True))
         self.base, self.base_offset = base, base_offset  # a reshaped view: the memory of `base` from that element
         self.whole = GMView(self, (0,) * len(shape), shape)
@@ -33,6 +37,13 @@ class GMTensor:
         last = self.base_offset + _linear(self.shape, tuple(h - 1 for h in hi))
         blo, bhi = _box(self.base.shape, first, last + 1)
         return self.base.region(blo, bhi)
+
+
+def arrived(tensor: GMTensor) -> None:
+    """Return once the tensor's values are there (at once, unless they are still being drawn beside the run)."""
+    if tensor.arriving is not None:
+        tensor.arriving()
+        tensor.arriving = None
 
 
 class GMView:
