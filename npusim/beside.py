@@ -70,7 +70,7 @@ class Drawn:
         self.arrays = _views(self._memfd, layout, self._total, mmap.ACCESS_READ)
         self._read, self._write = os.pipe()
         self._done: set[str] = set()
-        self._failed: Callable[[], None] | None = None  # raises why the drawing process stopped
+        self._failed: Callable[[], object] | None = None  # raises why the drawing process stopped
 
     def draw(self) -> None:
         """In the forked process: fill every array in order, announcing each; then close the pipe."""
@@ -81,7 +81,7 @@ class Drawn:
             os.write(self._write, i.to_bytes(4, "little"))
         os.close(self._write)
 
-    def started(self, failed: Callable[[], None]) -> None:
+    def started(self, failed: Callable[[], object]) -> None:
         """In the caller, once forked: `failed` raises why the process stopped before announcing everything."""
         os.close(self._write)
         os.close(self._memfd)
