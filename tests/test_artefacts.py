@@ -506,3 +506,39 @@ def test_progress_bar_on_a_terminal_lines_elsewhere(monkeypatch: pytest.MonkeyPa
     with Progressor(quiet=False).phase("x", 3) as tick:
         assert callable(tick)
         tick(3)
+
+
+def test_plots_drawn_in_a_forked_process_are_the_plots_drawn_in_the_run(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where a process can be forked, it draws the timeline and utilisation plots: every artefact is the same
+    file, byte for byte, as when the run draws them all itself."""
+    import npusim.runner as runner
+
+    program = Path(__file__).resolve().parent.parent / "programs" / "qwen3_decode.yaml"
+    if not runner.can_fork():
+        pytest.skip("plots are drawn beside only by a forked process")
+    forks = []
+    real = runner.beside
+    monkeypatch.setattr(runner, "beside", lambda fn, *a, **k: forks.append(fn) or real(fn, *a, **k))
+    run(RunOptions(program=program, preset="tiny", numerics=False, out=tmp_path / "beside", quiet=True))
+    assert runner._draw_timelines in forks
+    monkeypatch.setattr(runner, "can_fork", lambda: False)
+    run(RunOptions(program=program, preset="tiny", numerics=False, out=tmp_path / "alone", quiet=True))
+    names = sorted(p.name for p in (tmp_path / "alone").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "beside").iterdir()) and "timeline.png" in names
+    for name in names:
+        assert (tmp_path / "beside" / name).read_bytes() == (tmp_path / "alone" / name).read_bytes(), name
+
+
+def test_a_plot_that_fails_in_the_forked_process_fails_the_run_and_writes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from npusim.errors import LimitError
+
+    def fails(*args: Any, **kwargs: Any) -> None:
+        raise LimitError("utilisation.png: too many bins")
+
+    monkeypatch.setattr(plots, "write_utilisation", fails)
+    program = Path(__file__).resolve().parent.parent / "programs" / "softmax.yaml"
+    with pytest.raises(LimitError, match=r"^utilisation\.png: too many bins$"):
+        run(RunOptions(program=program, preset="tiny", numerics=False, out=tmp_path / "o", quiet=True))
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
