@@ -112,7 +112,7 @@ class Drawn:
 
 def _views(memfd: int, layout: list[tuple[str, tuple[int, ...], np.dtype]], total: int, access: int) -> Arrays:
     """The arrays of `layout`, one after the other (aligned), in a mapping of the memfd."""
-    buffer = mmap.mmap(memfd, total, access=access) if total else b""
+    buffer = mmap.mmap(memfd, total, access=access) if total else bytearray()  # (no size-0 mappings)
     arrays, offset = {}, 0
     for name, shape, dtype in layout:
         arrays[name] = np.frombuffer(buffer, dtype=dtype, count=int(np.prod(shape)), offset=offset).reshape(shape)

@@ -320,6 +320,28 @@ def test_a_forked_process_draws_the_arrays_the_caller_waits_for_then_computes_on
     assert float(pending.result()["sum"]) == 66 + 6 + sum(range(7)) / 8
 
 
+def _fill_ones(name: str, out) -> None:
+    out.fill(1)
+
+
+def test_a_drawn_layout_of_nothing_but_empty_arrays_draws() -> None:
+    """No bytes at all to share (no size-0 mapping): the empty arrays still arrive, and can be filled."""
+    import numpy as np
+
+    from npusim import beside
+
+    if beside.sys.platform != "linux":
+        pytest.skip("the forked reference is Linux's")
+    drawn = beside.Drawn([("z", (0, 4), np.dtype(np.float32))], _fill_ones)
+    pending = beside._Forked(_total_of_nothing, (), drawn)
+    drawn.wait_all()
+    assert pending.result() == {} and drawn.arrays["z"].shape == (0, 4)
+
+
+def _total_of_nothing() -> dict:
+    return {}
+
+
 def _failing_fill(name: str, out) -> None:
     from npusim.errors import Location, ProgramError
 
