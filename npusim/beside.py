@@ -6,10 +6,10 @@ interpreter 10.2 s alone, 13.7 s beside a reference thread; 10.4 s beside a fork
 arrays in a memfd that the parent maps, so nothing is copied back. Elsewhere (no fork or memfd), or when
 the process already runs other threads (forking those can deadlock), it runs on a daemon thread.
 
-The forked process can also draw arrays for the caller first (`Drawn`: the run's read-only inputs) into a
+The forked process can also draw arrays for the caller first (`Drawn`: the run's inputs and inouts) into a
 shared memfd, announcing each when it is done; the caller starts at once and waits only for an array it is
-about to read that is not yet announced. Drawing them is then off the interpreter's core (default layer: 1.5 GB,
-1.5-3.9 s of a run before, most of it the first touch of fresh memory).
+about to use that is not yet announced. Drawing them is then off the interpreter's core (default layer:
+1.75 GB, 1.5-3.9 s of a run before, most of it the first touch of fresh memory).
 """
 
 from __future__ import annotations
@@ -58,16 +58,21 @@ def beside(fn: Callable[..., Arrays], *args: Any, drawn: Drawn | None = None) ->
 
 class Drawn:
     """Arrays a forked process draws for the caller into a shared memfd, in the order given, each announced on
-    a pipe when it is done. `arrays` are the caller's read-only views of them (the forked process reads the
-    same views, which see what it writes); `wait(name)` returns once that one is done."""
+    a pipe when it is done. `arrays` are the caller's views of them, also added to `into` (the forked process
+    reads the same views, which see what it writes); `wait(name)` returns once that one is done. They are
+    read-only but for those named `changed`, which the caller changes in place once they are announced: the
+    forked process first puts its own copy of each in its `into` (the dict its computation reads)."""
 
-    def __init__(self, layout: list[tuple[str, tuple[int, ...], np.dtype]],
-                 fill: Callable[[str, np.ndarray], None]) -> None:
-        self._layout, self._fill = layout, fill
+    def __init__(self, layout: list[tuple[str, tuple[int, ...], np.dtype]], fill: Callable[[str, np.ndarray], None],
+                 into: dict[str, np.ndarray], changed: frozenset[str] = frozenset()) -> None:
+        self._layout, self._fill, self._into, self._changed = layout, fill, into, changed
         self._total = sum(_padded(shape, dtype) for _, shape, dtype in layout)
         self._memfd = os.memfd_create("npusim-inputs", os.MFD_CLOEXEC)
         os.ftruncate(self._memfd, self._total)
-        self.arrays = _views(self._memfd, layout, self._total, mmap.ACCESS_READ)
+        self.arrays = _views(self._memfd, layout, self._total, mmap.ACCESS_WRITE)
+        for name, array in self.arrays.items():
+            array.flags.writeable = name in changed
+        into.update(self.arrays)
         self._read, self._write = os.pipe()
         self._done: set[str] = set()
         self._failed: Callable[[], object] | None = None  # raises why the drawing process stopped
@@ -78,6 +83,8 @@ class Drawn:
         arrays = _views(self._memfd, self._layout, self._total, mmap.ACCESS_WRITE)
         for i, (name, _, _) in enumerate(self._layout):
             self._fill(name, arrays[name])
+            if name in self._changed:
+                self._into[name] = arrays[name].copy()  # (the caller changes the shared one from now on)
             os.write(self._write, i.to_bytes(4, "little"))
         os.close(self._write)
 

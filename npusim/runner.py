@@ -239,25 +239,27 @@ class Probe:
     stopped: NeedsNumerics | None = None
 
 
-def inputs_drawn_beside(program: Program, seed: int, quick_inputs: dict[str, np.ndarray], quick: Probe
-                        ) -> tuple[dict[str, np.ndarray], Drawn]:
-    """The inputs of a numerics run whose read-only inputs a forked process draws (`Drawn`), in the order the
-    quick pass first read them. The inouts are drawn here, now (the interpreter changes them in place, and the
-    forked process keeps their initial values in its copy-on-write snapshot); the tensors the quick pass read
-    are the ones it was given."""
-    now = initial_values(program, seed, only=[n for n, t in program.tensors.items()
-                                              if t.role == "inout" and n not in quick_inputs]) | quick_inputs
+def inputs_drawn_beside(program: Program, seed: int, quick_inputs: dict[str, np.ndarray], quick: Probe,
+                        inouts_too: bool) -> tuple[dict[str, np.ndarray], Drawn]:
+    """The inputs of a numerics run whose inputs a forked process draws (`Drawn`), in the order the quick pass
+    first moved them, and with them the inouts if `inouts_too` (the interpreter changes those in place: the
+    process keeps its own copy of their initial values); the other inouts are drawn here, now. The tensors the
+    quick pass read are the ones it was given."""
+    inputs = dict(quick_inputs)
+    if not inouts_too:
+        inputs |= initial_values(program, seed, only=[n for n, t in program.tensors.items()
+                                                      if t.role == "inout" and n not in quick_inputs])
     names = list(program.tensors)
     first: dict[str, int] = {}
     for task in quick.execution.tasks if quick.execution is not None else ():
-        for _, (tid, _, _), write in task.accesses:
-            if not write and tid < len(names):
+        for _, (tid, _, _), _ in task.accesses:
+            if tid < len(names):
                 first.setdefault(names[tid], len(first))
-    later = sorted((n for n, t in program.tensors.items() if t.role == "input" and n not in now),
-                   key=lambda n: first.get(n, len(first)))  # (stable: the unread ones in declaration order)
+    later = sorted((n for n, t in program.tensors.items() if t.role in ("input", "inout") and n not in inputs),
+                   key=lambda n: first.get(n, len(first)))  # (stable: the unmoved ones in declaration order)
     drawn = Drawn([(n, program.tensors[n].shape, np_dtype(program.tensors[n].dtype)) for n in later],
-                  filler(program, seed))
-    return now | drawn.arrays, drawn
+                  filler(program, seed), inputs, frozenset(n for n in later if program.tensors[n].role == "inout"))
+    return inputs, drawn
 
 
 def _no_values() -> dict[str, np.ndarray]:
@@ -352,7 +354,7 @@ def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[
 
     # the check's reference (the user's saved outputs with --expect, else the program's own) is computed beside
     # the interpreter, on the other core: it needs only the inputs. Where that is a forked process, it first
-    # draws the read-only inputs for the interpreter too, which waits only for those not yet drawn
+    # draws the inputs and inouts for the interpreter too, which waits only for those not yet drawn
     from .output.expect import expectation
     from .output.report import build_report, output_sha256s  # (pydantic models: only for a run, not to validate)
 
@@ -366,8 +368,8 @@ def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[
     drawn: Drawn | None = None
     if not opts.numerics:
         inputs = quick_inputs
-    elif can_fork():
-        inputs, drawn = inputs_drawn_beside(program, opts.seed, quick_inputs, quick)
+    elif can_fork():  # (inputs.npz needs the inouts' initial values: then they are drawn now, and copied)
+        inputs, drawn = inputs_drawn_beside(program, opts.seed, quick_inputs, quick, not opts.save_tensors)
     else:
         inputs = initial_values(program, opts.seed)
     pending = beside(compute_expected, reference, inputs, program.consts, program.reference_loc, drawn=drawn) \

@@ -282,7 +282,7 @@ def _drawn(fill_one):
         pytest.skip("the forked reference is Linux's")
     layout = [("a", (3, 4), np.dtype(np.float32)), ("none", (0, 2), np.dtype(np.float32)),
               ("v", (7,), np.dtype(ml_dtypes.bfloat16))]
-    return beside.Drawn(layout, fill_one)
+    return beside.Drawn(layout, fill_one, {})
 
 
 def _slow_fill(name: str, out) -> None:
@@ -320,6 +320,33 @@ def test_a_forked_process_draws_the_arrays_the_caller_waits_for_then_computes_on
     assert float(pending.result()["sum"]) == 66 + 6 + sum(range(7)) / 8
 
 
+def _sum_later(inputs: dict) -> dict:
+    import numpy as np
+
+    time.sleep(0.3)  # the caller has overwritten the shared array by now
+    return {"sum": np.array(float(inputs["a"].sum()))}
+
+
+def test_an_array_the_caller_changes_is_kept_as_drawn_for_the_forked_computation() -> None:
+    """A `changed` array is writable for the caller, who overwrites it once announced; the process computes on
+    its own copy of the drawn values. The others stay read-only."""
+    import numpy as np
+
+    from npusim import beside
+
+    if beside.sys.platform != "linux":
+        pytest.skip("the forked reference is Linux's")
+    inputs: dict = {}
+    drawn = beside.Drawn([("a", (3, 4), np.dtype(np.float32)), ("v", (7,), np.dtype(np.float32))], _fill_ones,
+                         inputs, changed=frozenset({"a"}))
+    assert set(inputs) == {"a", "v"} and inputs["a"].flags.writeable and not inputs["v"].flags.writeable
+    pending = beside._Forked(_sum_later, (inputs,), drawn)
+    drawn.wait("a")
+    inputs["a"][...] = 0  # (the interpreter changing an inout in place)
+    drawn.wait_all()
+    assert float(pending.result()["sum"]) == 12.0
+
+
 def _fill_ones(name: str, out) -> None:
     out.fill(1)
 
@@ -332,7 +359,7 @@ def test_a_drawn_layout_of_nothing_but_empty_arrays_draws() -> None:
 
     if beside.sys.platform != "linux":
         pytest.skip("the forked reference is Linux's")
-    drawn = beside.Drawn([("z", (0, 4), np.dtype(np.float32))], _fill_ones)
+    drawn = beside.Drawn([("z", (0, 4), np.dtype(np.float32))], _fill_ones, {})
     pending = beside._Forked(_total_of_nothing, (), drawn)
     drawn.wait_all()
     assert pending.result() == {} and drawn.arrays["z"].shape == (0, 4)

@@ -355,6 +355,27 @@ def test_the_interpreter_waits_for_an_input_before_it_first_reads_it() -> None:
         assert np.array_equal(got.tensors[name].data, want.tensors[name].data), name
 
 
+def test_the_interpreter_waits_for_an_inout_before_it_first_writes_it(tmp_path: Path) -> None:
+    """An inout the kernels store into before anything reads it (c32 of the matmul, made an inout): the values
+    that arrive late must be there before the first store, or they would overwrite what it stored."""
+    text = (PROGRAMS / "matmul.yaml").read_text()
+    old = "c32: {shape: [M, N], dtype: fp32, role: output}"
+    assert old in text
+    path = tmp_path / "inout.yaml"
+    path.write_text(text.replace(old, 'c32: {shape: [M, N], dtype: fp32, role: inout, init: "uniform(-1, 1)"}'))
+    program = load_program(path, "tiny")
+    inputs = initial_values(program, 0)
+    want = execute(program, initial_values(program, 0), copy_inouts=False)
+    late = np.zeros_like(inputs["c32"])
+
+    def arrive() -> None:
+        late[...] = inputs["c32"]
+
+    got = execute(program, {**inputs, "c32": late}, copy_inouts=False, arriving={"c32": arrive})
+    for name in ("c", "c32"):
+        assert np.array_equal(got.tensors[name].data, want.tensors[name].data), name
+
+
 def _outcome_of_run(program: Path, preset: str | None) -> tuple[dict, dict, str]:
     report = _runner.run(_runner.RunOptions(program=program, preset=preset, quiet=True, plot=False,
                                             trace=False)).report
@@ -373,19 +394,21 @@ def test_inputs_drawn_beside_give_the_run_of_inputs_drawn_first(name: str, prese
     drawn: list[str] = []
     real = _runner.Drawn.__init__
 
-    def spy(self, layout, fill) -> None:  # type: ignore[no-untyped-def]
+    def spy(self, layout, *rest, **kw) -> None:  # type: ignore[no-untyped-def]
         drawn.extend(n for n, _, _ in layout)
-        real(self, layout, fill)
+        real(self, layout, *rest, **kw)
 
     monkeypatch.setattr(_runner.Drawn, "__init__", spy)
     again = _outcome_of_run(PROGRAMS / name, preset)
-    assert drawn, "nothing was drawn beside"
+    program = load_program(PROGRAMS / name, preset)
+    assert set(drawn) == {n for n, t in program.tensors.items()
+                          if t.role in ("input", "inout") and n not in _runner.tensors_read(program)}
     monkeypatch.setattr(_runner, "can_fork", lambda: False)
     first = _outcome_of_run(PROGRAMS / name, preset)
     assert beside == again == first
 
 
-def test_inputs_are_drawn_in_the_order_the_run_first_reads_them(tmp_path: Path) -> None:
+def test_inputs_are_drawn_in_the_order_the_run_first_moves_them(tmp_path: Path) -> None:
     """b declared before a, a read first: a is drawn first (declaration order only breaks ties)."""
     text = (PROGRAMS / "matmul.yaml").read_text()
     a_line = next(line for line in text.splitlines() if line.strip().startswith("a: {"))
@@ -398,7 +421,7 @@ def test_inputs_are_drawn_in_the_order_the_run_first_reads_them(tmp_path: Path) 
     quick = _runner.initial_values(program, 0, only=_runner.tensors_read(program))
     if not _runner.can_fork():
         pytest.skip("inputs are drawn beside only by a forked process")
-    inputs, drawn = _runner.inputs_drawn_beside(program, 0, quick, _runner.probe(program, quick, opts, True))
+    inputs, drawn = _runner.inputs_drawn_beside(program, 0, quick, _runner.probe(program, quick, opts, True), True)
     pending = _runner.beside(_runner._no_values, drawn=drawn)
     drawn.wait_all()
     pending.close()

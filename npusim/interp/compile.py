@@ -1048,12 +1048,14 @@ def execute(program: Program, inputs: dict[str, np.ndarray], numerics_on: bool =
             copy_inouts: bool = True, arriving: dict[str, Callable[[], None]] | None = None) -> Execution:
     """Run `program` on `inputs`. Inout tensors are copied (the originals stay the initial values) unless
     `copy_inouts` is False (nothing reads the initial values afterwards, or the reader has its own snapshot);
-    input tensors are shared read-only. `arriving[name]` waits for the values of an input still being drawn
-    beside the run: it is called before they are first read. `replay=False` interprets every kernel execution
-    in full (the replay of timing-only runs gives the same tasks; tests compare the two)."""
+    input tensors are shared read-only. `arriving[name]` waits for the values of an input or inout still being
+    drawn beside the run: it is called before they are first read or written. `replay=False` interprets every
+    kernel execution in full (the replay of timing-only runs gives the same tasks; tests compare the two)."""
     working = {}
     for name, value in inputs.items():
         if numerics_on and program.tensors[name].role == "inout":
+            if copy_inouts and arriving and name in arriving:
+                arriving[name]()  # (a copy reads every value)
             working[name] = np.array(value) if copy_inouts else value
         else:
             value.flags.writeable = False

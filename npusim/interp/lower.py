@@ -117,6 +117,8 @@ class Lowering:
         deps = (source.op,) if source.op >= 0 else ()
         hi = tuple([o + w for o, w in zip(offset, written, strict=True)])
         if self.numerics and tensor.data is not None and source.data is not None:
+            if tensor.arriving is not None:
+                arrived(tensor)
             window = tuple([slice(o, h) for o, h in zip(offset, hi, strict=True)])
             part = source.data[tuple([slice(0, w) for w in written])]
             tensor.data[window] = numerics.add(tensor.data[window], part) if atomic else part
