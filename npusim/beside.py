@@ -60,8 +60,9 @@ class Drawn:
     """Arrays a forked process draws for the caller into a shared memfd, in the order given, each announced on
     a pipe when it is done. `arrays` are the caller's views of them, also added to `into` (the forked process
     reads the same views, which see what it writes); `wait(name)` returns once that one is done. They are
-    read-only but for those named `changed`, which the caller changes in place once they are announced: the
-    forked process first puts its own copy of each in its `into` (the dict its computation reads)."""
+    read-only but for those named `changed`, which the caller changes in place once they are announced: its
+    mapping is copy-on-write, so only the pages it writes are copied, and the forked process, whose `into` (the
+    dict its computation reads) holds its own shared views of them, still sees the values it drew."""
 
     def __init__(self, layout: list[tuple[str, tuple[int, ...], np.dtype]], fill: Callable[[str, np.ndarray], None],
                  into: dict[str, np.ndarray], changed: frozenset[str] = frozenset()) -> None:
@@ -69,7 +70,7 @@ class Drawn:
         self._total = sum(_padded(shape, dtype) for _, shape, dtype in layout)
         self._memfd = os.memfd_create("npusim-inputs", os.MFD_CLOEXEC)
         os.ftruncate(self._memfd, self._total)
-        self.arrays = _views(self._memfd, layout, self._total, mmap.ACCESS_WRITE)
+        self.arrays = _views(self._memfd, layout, self._total, mmap.ACCESS_COPY)
         for name, array in self.arrays.items():
             array.flags.writeable = name in changed
         into.update(self.arrays)
@@ -84,7 +85,7 @@ class Drawn:
         for i, (name, _, _) in enumerate(self._layout):
             self._fill(name, arrays[name])
             if name in self._changed:
-                self._into[name] = arrays[name].copy()  # (the caller changes the shared one from now on)
+                self._into[name] = arrays[name]  # (the caller's copy-on-write views see its changes, this one not)
             os.write(self._write, i.to_bytes(4, "little"))
         os.close(self._write)
 
