@@ -242,9 +242,9 @@ class Probe:
 def inputs_drawn_beside(program: Program, seed: int, quick_inputs: dict[str, np.ndarray], quick: Probe,
                         inouts_too: bool) -> tuple[dict[str, np.ndarray], Drawn]:
     """The inputs of a numerics run whose inputs a forked process draws (`Drawn`), in the order the quick pass
-    first moved them, and with them the inouts if `inouts_too` (the interpreter changes those in place: the
-    process keeps its own copy of their initial values); the other inouts are drawn here, now. The tensors the
-    quick pass read are the ones it was given."""
+    first moved them, and with them the inouts if `inouts_too` (the interpreter changes those in place, in its
+    copy-on-write mapping: the process still sees their initial values); the other inouts are drawn here, now.
+    The tensors the quick pass read are the ones it was given."""
     inputs = dict(quick_inputs)
     if not inouts_too:
         inputs |= initial_values(program, seed, only=[n for n, t in program.tensors.items()
