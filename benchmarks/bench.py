@@ -105,15 +105,23 @@ def child(case: str, mode: str, repo: Path) -> None:
     print(json.dumps(result))
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory: VmHWM, which exec resets (ru_maxrss keeps the high-water mark of the
-    parent that forked us, and the parent has just pretouched --pretouch-mb)."""
+def proc_mb(path: str, key: str) -> float | None:
+    """A `key: N kB` line of a /proc file, in MiB; None where there is no such file or line."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
+    return None
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory: VmHWM, which exec resets (ru_maxrss keeps the high-water mark of the
+    parent that forked us, and the parent has just pretouched --pretouch-mb)."""
+    peak = proc_mb("/proc/self/status", "VmHWM")
+    if peak is not None:
+        return peak
     import resource  # (not on Windows)
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -130,13 +138,7 @@ def pretouch(mb: int) -> None:
 
 def mem_available_mb() -> float:
     """The machine's MemAvailable (/proc/meminfo), or 0 where there is none."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    return proc_mb("/proc/meminfo", "MemAvailable") or 0.0
 
 
 def once(python: str, repo: Path, case: str, mode: str, pretouch_mb: int) -> dict:

@@ -209,16 +209,12 @@ def _child(fn: Callable[..., Arrays], args: tuple, memfd: int, pipe: int, drawn:
         try:
             if drawn is not None:
                 drawn.draw()
-            arrays = {name: np.asarray(value, order="C") for name, value in fn(*args).items()}  # (0-d stays 0-d)
+            arrays = {name: np.asarray(value) for name, value in fn(*args).items()}
             layout = [(name, a.shape, a.dtype) for name, a in arrays.items()]
             total = sum(_padded(a.shape, a.dtype) for a in arrays.values())
-            if total:
-                os.ftruncate(memfd, total)
-                with mmap.mmap(memfd, total) as buffer:
-                    offset = 0
-                    for a in arrays.values():
-                        np.frombuffer(buffer, dtype=a.dtype, count=a.size, offset=offset)[:] = a.reshape(-1)
-                        offset += _padded(a.shape, a.dtype)
+            os.ftruncate(memfd, total)
+            for name, view in _views(memfd, layout, total, mmap.ACCESS_WRITE).items():
+                view[...] = arrays[name]
             message = pickle.dumps(("value", layout))
         except BaseException as exc:  # the parent raises it
             try:
