@@ -310,20 +310,19 @@ def test_replay_matches_interpretation_with_spmd_split_deps_and_manual_scopes(tm
         assert count > 0, "nothing was replayed"
 
 
-def test_full_collections_are_rare_during_a_run_and_restored_after(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """The run raises only the full-collection threshold, and gives the caller's thresholds back, also when
-    the run fails."""
+def test_the_collector_is_off_during_a_run_and_restored_after(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run turns the cyclic collector off, and gives the caller's state back, also when the run fails;
+    a caller that had it off keeps it off."""
     import gc
 
     seen = []
     real_run = _runner._run
-    monkeypatch.setattr(_runner, "_run", lambda *a: (seen.append(gc.get_threshold()), real_run(*a))[1])
-    before = gc.get_threshold()
+    monkeypatch.setattr(_runner, "_run", lambda *a: (seen.append(gc.isenabled()), real_run(*a))[1])
+    assert gc.isenabled()
     _runner.run(_runner.RunOptions(program=PROGRAMS / "softmax.yaml", preset="tiny", numerics=False, quiet=True,
                                    plot=False, trace=False, out=tmp_path / "a"))
-    assert seen == [(before[0], before[1], _runner.FULL_COLLECTION_EVERY)] and gc.get_threshold() == before
-
+    assert seen == [False] and gc.isenabled()
 
     def fail(*_: object) -> None:
         raise NpusimError("stopped inside the run")
@@ -332,7 +331,15 @@ def test_full_collections_are_rare_during_a_run_and_restored_after(tmp_path: Pat
     with pytest.raises(NpusimError, match="inside the run"):
         _runner.run(_runner.RunOptions(program=PROGRAMS / "softmax.yaml", preset="tiny", quiet=True,
                                        out=tmp_path / "b"))
-    assert gc.get_threshold() == before
+    assert gc.isenabled()
+    monkeypatch.setattr(_runner, "_run", real_run)
+    gc.disable()
+    try:
+        _runner.run(_runner.RunOptions(program=PROGRAMS / "softmax.yaml", preset="tiny", numerics=False,
+                                       quiet=True, plot=False, trace=False, out=tmp_path / "c"))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 # -- inputs drawn beside the interpreter -----------------------------------------------------------------
