@@ -327,10 +327,9 @@ def run(opts: RunOptions) -> RunResult:
 @contextmanager
 def collector_off() -> Iterator[None]:
     """A run builds hundreds of thousands of long-lived, acyclic records (ops, windows, task runs): CPython's
-    collector scans each of them as it is made and again as it ages (~0.13 s of a 1.1 s timing-only run of the
-    default layer, and its full collections ~0.3 s more). Nothing a run keeps needs it: the few cycles a run
-    makes (the simulation's processes) are collected once the run is done, when the collector is on again
-    (the peak RSS of the default layer's numerics run is the same, 3.94 GB, with it on or off)."""
+    collector scans each of them as it is made and again as it ages. Off for the run (the few cycles a run makes
+    are collected once it is done, when the collector is on again), the default layer's timing-only run took
+    1.30 -> 1.18 s and its numerics run's peak RSS 2281 -> 2328 MB (benchmarks/README.md, round six)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
