@@ -17,11 +17,12 @@ from hypothesis import strategies as st
 from npusim.cli import main
 from npusim.dtypes import itemsize
 from npusim.frontend import load_program
+from npusim.graph import Region
 from npusim.interp import execute
 from npusim.runner import RunOptions, run
 from npusim.timing import load_config, simulate
 from npusim.timing.hardware import L2, Runtime
-from npusim.timing.l2 import L2Residency
+from npusim.timing.l2 import GmWindows, _by_cell, _Cells, l2_hits
 
 from .conftest import PROGRAMS
 
@@ -35,24 +36,33 @@ def test_l2_config_values() -> None:
     assert (HW.l2.bytes, HW.l2.line_bytes, HW.l2.sector_bytes) == (192 * 2**20, 512, 128)
 
 
+def _hits(l2: L2, shapes: dict[int, tuple[tuple[int, ...], str]], touches: list[tuple[Region, bool]]) -> list[bool]:
+    """The model's answer for a sequence of (window, written) touches: whether each hit."""
+    rank = max([2] + [len(shape) for shape, _ in shapes.values()])
+    return l2_hits(GmWindows.of(touches, rank), shapes, l2).tolist()
+
+
 def test_a_read_of_what_was_just_written_hits() -> None:
-    l2 = L2Residency(HW.l2, {0: ((16, 256), "fp32"), 1: ((16, 256), "fp32")})
-    assert l2.touch((0, (0, 0), (16, 256)), write=True) is False
-    assert l2.touch((0, (0, 0), (16, 256)), write=False) is True  # written by an earlier op: in L2
-    assert l2.touch((1, (0, 0), (16, 256)), write=False) is False  # never touched: HBM
-    assert l2.touch((1, (4, 0), (8, 64)), write=False) is True  # read just before
+    shapes = {0: ((16, 256), "fp32"), 1: ((16, 256), "fp32")}
+    assert _hits(HW.l2, shapes, [
+        ((0, (0, 0), (16, 256)), True),
+        ((0, (0, 0), (16, 256)), False),  # written by an earlier op: in L2
+        ((1, (0, 0), (16, 256)), False),  # never touched: HBM
+        ((1, (4, 0), (8, 64)), False),  # read just before
+    ]) == [False, True, False, True]
 
 
 def test_reads_fill_sectors_not_lines() -> None:
     """A [16, 64] BF16 window of a [16, 256] tensor is 16 runs of 128 B: one sector each, a quarter of a line.
     The next 64 columns are other sectors (a miss); a window half in touched sectors misses too (every sector
     must be there)."""
-    l2 = L2Residency(HW.l2, {0: ((16, 256), "bf16")})
-    assert l2.touch((0, (0, 0), (16, 64)), write=False) is False
-    assert l2.touch((0, (0, 64), (16, 128)), write=False) is False
-    assert l2.touch((0, (0, 0), (16, 64)), write=False) is True
-    assert l2.touch((0, (0, 96), (16, 160)), write=False) is False  # sectors of columns 128-159 were never read
-    assert l2.touch((0, (0, 128), (16, 160)), write=False) is True  # now they were
+    assert _hits(HW.l2, {0: ((16, 256), "bf16")}, [
+        ((0, (0, 0), (16, 64)), False),
+        ((0, (0, 64), (16, 128)), False),
+        ((0, (0, 0), (16, 64)), False),
+        ((0, (0, 96), (16, 160)), False),  # sectors of columns 128-159 were never read
+        ((0, (0, 128), (16, 160)), False),  # now they were
+    ]) == [False, False, True, False, True]
 
 
 def test_least_recently_used_by_bytes_moved() -> None:
@@ -60,18 +70,14 @@ def test_least_recently_used_by_bytes_moved() -> None:
     last touch: the write itself); one more 128-B read in between pushes it out."""
     small = L2(bytes=4096, line_bytes=512, sector_bytes=128)
     shapes = {0: ((1, 1024), "fp32"), 1: ((1, 32), "fp32")}
-    l2 = L2Residency(small, shapes)
-    l2.touch((0, (0, 0), (1, 1024)), write=True)
-    assert l2.touch((0, (0, 0), (1, 1024)), write=False) is True
-    l2 = L2Residency(small, shapes)
-    l2.touch((0, (0, 0), (1, 1024)), write=True)
-    l2.touch((1, (0, 0), (1, 32)), write=False)
-    assert l2.touch((0, (0, 0), (1, 1024)), write=False) is False
-    three_d = L2Residency(HW.l2, {0: ((4, 8, 64), "fp32")})
-    three_d.touch((0, (1, 2, 0), (3, 4, 64)), write=True)  # rows (1, 2), (1, 3), (2, 2), (2, 3): 4 runs of 256 B
-    assert three_d.touch((0, (2, 3, 0), (3, 4, 32)), write=False) is True
-    assert three_d.touch((0, (2, 4, 0), (3, 5, 32)), write=False) is False
-
+    whole = (0, (0, 0), (1, 1024))
+    assert _hits(small, shapes, [(whole, True), (whole, False)]) == [False, True]
+    assert _hits(small, shapes, [(whole, True), ((1, (0, 0), (1, 32)), False), (whole, False)]) == [False] * 3
+    assert _hits(HW.l2, {0: ((4, 8, 64), "fp32")}, [
+        ((0, (1, 2, 0), (3, 4, 64)), True),  # rows (1, 2), (1, 3), (2, 2), (2, 3): 4 runs of 256 B
+        ((0, (2, 3, 0), (3, 4, 32)), False),
+        ((0, (2, 4, 0), (3, 5, 32)), False),
+    ]) == [False, True, False]
 
 
 def _sectors_touched(shape: tuple[int, ...], size: int, line: int, lo: tuple[int, ...], hi: tuple[int, ...]
@@ -84,14 +90,15 @@ def _sectors_touched(shape: tuple[int, ...], size: int, line: int, lo: tuple[int
 @settings(max_examples=60, deadline=None)
 @given(st.data())
 def test_l2_matches_a_sector_by_sector_lru(data: st.DataObject) -> None:
-    """Random windows on a whole-sector-rows grid, a tensor of short rows and a 1-D one, against a plain dict of
-    per-sector last touches: the model's coarse cells (split when a window falls off their boundaries) and its
-    runs give the same hits."""
+    """Random windows on a whole-sector-rows grid, a tensor of short rows, a 3-D one and a 1-D one, against a
+    plain dict of per-sector last touches, one window after another: the model's cells (cut at the windows'
+    edges) and its runs give the same hits."""
     small = L2(bytes=data.draw(st.sampled_from([1024, 4096, 16384])), line_bytes=512, sector_bytes=128)
-    shapes = {0: ((32, 128), "bf16"), 1: ((16, 24), "fp32"), 2: ((300,), "fp32")}
-    model = L2Residency(small, shapes)
+    shapes = {0: ((32, 128), "bf16"), 1: ((16, 24), "fp32"), 2: ((300,), "fp32"), 3: ((3, 5, 40), "bf16")}
     last: dict[tuple[int, int], int] = {}
     moved = 0
+    touches: list[tuple[Region, bool]] = []
+    expected: list[bool] = []
     for _ in range(data.draw(st.integers(1, 25))):
         tid = data.draw(st.sampled_from(sorted(shapes)))
         shape, dtype = shapes[tid]
@@ -102,11 +109,25 @@ def test_l2_matches_a_sector_by_sector_lru(data: st.DataObject) -> None:
         size = itemsize(dtype)
         sectors = _sectors_touched(shape, size, 128, lo, hi)
         clock = moved // 128
-        expected = not write and all(last.get((tid, s), -10**9) >= clock - small.bytes // 128 for s in sectors)
-        assert model.touch((tid, lo, hi), write) is expected
+        expected.append(not write and all(last.get((tid, s), -10**9) >= clock - small.bytes // 128
+                                          for s in sectors))
+        touches.append(((tid, lo, hi), write))
         for s in sectors:
             last[(tid, s)] = clock
         moved += math.prod(b - a for a, b in zip(lo, hi, strict=True)) * size
+    assert _hits(small, shapes, touches) == expected
+
+
+def test_cells_are_ordered_alike_by_one_key_and_by_two() -> None:
+    """Past 63 bits, the (cell, window) pairs are ordered by numpy's lexsort of the two; below, by one sorted
+    number: both give cell, then window order."""
+    rng = np.random.default_rng(0)
+    cell, window = rng.integers(0, 50, 400), rng.integers(0, 30, 400)
+    expected = sorted(zip(cell.tolist(), window.tolist(), strict=True))
+    for count in (50, 2**62):
+        got = _by_cell(_Cells(cell, window, count), 30)
+        assert list(zip(got[0].tolist(), got[1].tolist(), strict=True)) == expected
+
 
 def test_hits_are_priced_at_the_l2_latency_and_kept_out_of_hbm(tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"

@@ -597,11 +597,10 @@ def _apply(tmpl: Template, plan: Plan, entry: _Entry, task: Task, interp: Interp
             shift = tuple([s + r for s, r in zip(shift, rel, strict=True)])
         moved = moved or any(shift)
         shifts.append(shift)
+    accesses = MovedWindows(tmpl.accesses, shifts, tid_map)  # (the L2 model reads a template's windows once)
     if not moved and not relabel:
         reads, writes = list(tmpl.reads), list(tmpl.writes)
-        accesses = [(op, region, is_write) for op, _, is_write, region in tmpl.accesses]
     else:
-        accesses = MovedWindows(tmpl.accesses, shifts, tid_map)
         per_tensor: dict[int, tuple[int, ...]] = {}
         for tid, groups in tmpl.by_tensor.items():
             first = shifts[groups[0]]
