@@ -85,8 +85,8 @@ def _liveness_peaks(ops: list[OpRecord]) -> dict[str, int]:
     for that consumer's own result when the consumer may write in place (`_may_alias`)."""
     last_use = list(range(len(ops)))
     for i, op in enumerate(ops):
-        for d in op.deps:
-            last_use[d] = max(last_use[d], i)
+        for d in op.deps:  # (an op reads only earlier ops' results: the last reader is the latest i)
+            last_use[d] = i
     events: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for i, op in enumerate(ops):
         if op.buf and op.nbytes:
@@ -97,9 +97,10 @@ def _liveness_peaks(ops: list[OpRecord]) -> dict[str, int]:
     peaks: dict[str, int] = {}
     for buf, evs in events.items():
         live = peak = 0
-        for _, delta in sorted(evs, key=lambda e: (e[0], e[1])):
+        for _, delta in sorted(evs):  # (by op, then the frees before the allocations)
             live += delta
-            peak = max(peak, live)
+            if live > peak:
+                peak = live
         peaks[buf] = peak
     return peaks
 
@@ -166,31 +167,39 @@ class _Pipes:
         if self.v_open and t <= self.v_end:
             begin = self.v_end
             end = begin + step.cycles
-            self._busy("vector", "aiv", step.cycles)
+            cycles = step.cycles
         else:
             self.drain()
-            begin = max(t, self.v_end + (self.v_tail if self.v_open else 0.0))
+            after = self.v_end + (self.v_tail if self.v_open else 0.0)
+            begin = t if t >= after else after
             end = begin + step.head + step.cycles
-            self._busy("vector", "aiv", step.head + step.cycles)
-        self.v_end, self.v_tail, self.v_open = end, step.tail, step.tail > 0
+            cycles = step.head + step.cycles
+        self.busy["vector"] += cycles  # (the vector pipe is the AIV's)
+        self.aiv_busy["vector"] += cycles
+        tail = step.tail
+        self.v_end, self.v_tail, self.v_open = end, tail, tail > 0
         self.timings.append(OpTiming(op, "vector", step.side, begin, end))
         return end
 
     def place(self, op: int, step: Step, t: float) -> float:
         """A step of an in-order pipe: it starts when ready and the pipe is free. Returns its end."""
-        key = (step.side, step.pipe)
-        begin = max(t, self.free[key])
-        end = begin + step.cycles
+        side, pipe, cycles, path = step.side, step.pipe, step.cycles, step.path
+        key = (side, pipe)
+        free = self.free[key]
+        begin = t if t >= free else free
+        end = begin + cycles
         self.free[key] = end
-        self._busy(step.pipe, step.side, step.cycles)
-        self.timings.append(OpTiming(op, step.pipe, step.side, begin, end, step.path, step.nbytes))
-        if step.path is not None:
-            self.dma_bytes[step.path] += step.nbytes
-            self.dma_transfers[step.path] += 1
+        self.busy[pipe] += cycles
+        if side == "aiv":
+            self.aiv_busy[pipe] += cycles
+        self.timings.append(OpTiming(op, pipe, side, begin, end, path, step.nbytes))
+        if path is not None:
+            self.dma_bytes[path] += step.nbytes
+            self.dma_transfers[path] += 1
             self.gm += step.gm_bytes
             hit = step.nbytes if step.source == "l2" else 0
             self.l2_hit += hit
-            if step.side == "aiv":
+            if side == "aiv":
                 self.aiv_gm += step.gm_bytes
                 self.aiv_l2_hit += hit
         return end
@@ -198,13 +207,9 @@ class _Pipes:
     def drain(self) -> None:
         """Pay the open vector stream's tail."""
         if self.v_open:
-            self._busy("vector", "aiv", self.v_tail)
+            self.busy["vector"] += self.v_tail
+            self.aiv_busy["vector"] += self.v_tail
             self.finish = max(self.finish, self.v_end + self.v_tail)
-
-    def _busy(self, pipe: Pipe, side: Side, cycles: float) -> None:
-        self.busy[pipe] += cycles
-        if side == "aiv":
-            self.aiv_busy[pipe] += cycles
 
 
 def l0_blocks(ops: list[OpRecord], cost: CostModel) -> dict[int, int]:
@@ -245,12 +250,14 @@ def schedule_kernel(task: Task, cost: CostModel, instrs: list[InstrInfo],
         first_vector = steps[0].pipe == "vector"
         t = 0.0
         for d in op.deps:
-            t = max(t, ready_same[d] if first_vector and is_vector[d] else ready_other[d])
+            r = ready_same[d] if first_vector and is_vector[d] else ready_other[d]
+            if r > t:
+                t = r
         if op.buf is not None:  # the slot's tenant of F productions ago must have been consumed
             past = history[(op.instr, op.buf)]
             slots = depth[(op.instr, op.buf)]
-            if len(past) >= slots:
-                t = max(t, last_consumer_end[past[-slots]])
+            if len(past) >= slots and last_consumer_end[past[-slots]] > t:
+                t = last_consumer_end[past[-slots]]
             past.append(i)
         end = t
         for step in steps:
@@ -262,9 +269,11 @@ def schedule_kernel(task: Task, cost: CostModel, instrs: list[InstrInfo],
                 t = end + step.latency
         is_vector[i] = steps[-1].pipe == "vector"
         ready_other[i] = t
-        pipes.finish = max(pipes.finish, t)
+        if t > pipes.finish:
+            pipes.finish = t
         for d in op.deps:
-            last_consumer_end[d] = max(last_consumer_end[d], end)
+            if end > last_consumer_end[d]:
+                last_consumer_end[d] = end
     pipes.drain()
     return KernelSchedule(pipes.finish, pipes.busy, dict(pipes.dma_bytes), dict(pipes.dma_transfers), pipes.gm, peaks,
                           pipes.timings, aiv_busy=pipes.aiv_busy, l2_hit_bytes=pipes.l2_hit, aiv_gm_bytes=pipes.aiv_gm,
