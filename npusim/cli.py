@@ -209,20 +209,26 @@ def run(program: str, out: str | None, no_numerics: bool, save_tensors: bool, no
         quiet: bool, **kw: Any) -> None:
     """Simulate PROGRAM: print the per-scope and per-kernel tables and the critical path, and write report.json,
     kernels.csv, instructions.csv, lines.csv, plots and a Perfetto trace."""
-    # a process of one run: the collector is off from here until it exits (what the imports and the run make
-    # lives until then; the run leaves a caller's collector off, runner.collector_off), so it never scans it.
-    # Turned back on after the run, it scanned everything the run made: 0.05 s of the default layer's
-    # timing-only run, 0.44 s of its numerics run (measured with gc.callbacks, 2026-12-02)
+    # the collector is off while the imports and the run make what lives until the process exits (the run leaves
+    # a caller's collector off, runner.collector_off); then all of it is frozen, out of every later collection
+    # (the one at exit too), and the collector is on again if it was. Turned on before the freeze, it scanned
+    # everything the run made: 0.05 s of the default layer's timing-only run, 0.44 s of its numerics run
+    # (measured with gc.callbacks, 2026-12-02)
+    enabled = gc.isenabled()
     gc.disable()
-    from .output.table import print_summary, report_json, scopes_csv
-    from .runner import run as run_program
+    try:
+        from .output.table import print_summary, report_json, scopes_csv
+        from .runner import run as run_program
 
-    opts = make_options(program, kw, out=Path(out) if out else None, numerics=not no_numerics,
-                        save_tensors=save_tensors, plot=not no_plot, trace=not no_trace, trace_detail=trace_detail,
-                        expect=Path(expect) if expect else None, rtol=rtol, atol=atol, quiet=quiet,
-                        max_trace_bytes=max_trace_bytes)
-    result = run_program(opts)
-    gc.freeze()  # (and the collection at exit skips them)
+        opts = make_options(program, kw, out=Path(out) if out else None, numerics=not no_numerics,
+                            save_tensors=save_tensors, plot=not no_plot, trace=not no_trace,
+                            trace_detail=trace_detail, expect=Path(expect) if expect else None, rtol=rtol,
+                            atol=atol, quiet=quiet, max_trace_bytes=max_trace_bytes)
+        result = run_program(opts)
+        gc.freeze()
+    finally:
+        if enabled:
+            gc.enable()
     report = result.report
     if fmt == "csv":
         click.echo(scopes_csv(report), nl=False)
