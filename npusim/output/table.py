@@ -11,17 +11,17 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-from rich import box
-from rich.console import Console
-from rich.measure import Measurement
-from rich.table import Table
 
 from npusim.vocabulary import PIPES
 
 from .report import Report, Summary, merge_gaps
+
+if TYPE_CHECKING:  # rich is imported where a table is made: a run that prints none (`--quiet`, the CSVs) skips it
+    from rich.console import Console
+    from rich.table import Table
 
 WIDTH = 100  # the console tables fit this many columns
 TOP_KERNELS = 5
@@ -39,6 +39,9 @@ def _bound(s: Summary | Any) -> str:
 def number_table(title: str | None, columns: list[str]) -> Table:
     """A table whose first column (names) folds when space runs out and whose other columns (numbers) never
     wrap or shrink."""
+    from rich import box
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
                   show_edge=False)
     for i, col in enumerate(columns):
@@ -49,6 +52,8 @@ def number_table(title: str | None, columns: list[str]) -> Table:
 def print_table(console: Console, table: Table) -> None:
     """Print a table at the console's width, or wider when its numbers need more room: a wide table makes
     long lines (which a terminal wraps), never cut digits."""
+    from rich.measure import Measurement
+
     need = Measurement.get(console, console.options.update_width(10**6), table).minimum
     width = console.width
     console.width = max(width, need)  # rich clamps a print's width to the console's
