@@ -222,6 +222,15 @@ def test_help_imports_only_click_and_validate_no_drawing_or_tables() -> None:
     assert set(_heavy_imports("validate", "programs/matmul.yaml")).isdisjoint({"matplotlib", "rich"})
 
 
+def test_a_quiet_run_without_plots_imports_no_drawing_or_tables(tmp_path: Path) -> None:
+    """`npusim run -q --no-plot` writes its CSVs and report but prints no table: neither rich nor matplotlib is
+    imported (and simpy, for the timeline, is)."""
+    heavy = _heavy_imports("run", "programs/matmul.yaml", "--preset", "tiny", "--no-numerics", "--quiet",
+                           "--no-plot", "--no-trace", "--out", str(tmp_path / "out"))
+    assert "simpy" in heavy and {"rich", "matplotlib"}.isdisjoint(heavy)
+    assert (tmp_path / "out" / "kernels.csv").exists()
+
+
 def test_a_quick_exit_loses_no_output(tmp_path: Path) -> None:
     """`run` leaves by os._exit (no teardown): the whole JSON report still reaches a piped stdout, the exit
     status is the command's, an error still exits 2, and under a profiler the exit is the normal one."""
