@@ -70,7 +70,10 @@ def _by_cell(cells: _Cells, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The (cell, window) pairs in cell, then window order: as one number each, sorted, when cell x n + window
     fits 63 bits (numpy's sort of one int64 array is ~10x its lexsort of two)."""
     if cells.count * n < 2**63:
-        key = np.sort(cells.cell * n + cells.window)
+        key = cells.cell.astype(np.int64)
+        key *= n
+        key += cells.window
+        key.sort()
         return key // n, key % n
     order = np.lexsort((cells.window, cells.cell))
     return cells.cell[order], cells.window[order]
@@ -166,14 +169,21 @@ def _cells(rect: _Rectangles) -> _Cells:
     cells = np.diff(np.append(row_first, len(rows))) * width
     first = np.cumsum(cells) - cells  # each tensor's first cell
     t = np.searchsorted(tensors, rect.tid)
-    base = first[t] + (i0 - row_first[t]) * width[t] + j0 - col_first[t]  # a rectangle's first cell
     span = j1 - j0
     count = (i1 - i0) * span
-    owner = np.repeat(np.arange(len(count)), count)
-    index = np.arange(len(owner)) - np.repeat(np.cumsum(count) - count, count)
-    w = span[owner]
-    cell = base[owner] + index // w * width[t[owner]] + index % w
-    return _Cells(cell, rect.window[owner], int(cells.sum()))
+    total = int(cells.sum())
+    # the pairs' numbers in 32 bits when they fit: half the fresh memory, whose first touch costs (default layer:
+    # 18 000 -> 11 400 page faults, 0.156 -> 0.138 s, median of 10 alternating with 64 bits)
+    biggest = max(total, int(count.sum()), len(count), int(rect.window.max(initial=0)) + 1)
+    small = np.int32 if biggest < 2**31 else np.int64
+    base = (first[t] + (i0 - row_first[t]) * width[t] + j0 - col_first[t]).astype(small)  # each rectangle's first
+    owner = np.repeat(np.arange(len(count), dtype=small), count)
+    index = np.arange(len(owner), dtype=small) - np.repeat((np.cumsum(count) - count).astype(small), count)
+    row, col = np.divmod(index, span.astype(small)[owner])
+    row *= width[t].astype(small)[owner]
+    row += col
+    row += base[owner]
+    return _Cells(row, rect.window.astype(small)[owner], total)
 
 
 def _distinct(keys: np.ndarray) -> np.ndarray:
