@@ -129,6 +129,24 @@ def test_cells_are_ordered_alike_by_one_key_and_by_two() -> None:
         assert list(zip(got[0].tolist(), got[1].tolist(), strict=True)) == expected
 
 
+def test_the_pairs_in_64_bits_give_the_hits_of_32(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A program too large for 32-bit cell numbers numbers them in 64 bits: the same hits, window by window."""
+    from npusim.timing import l2 as l2_module
+
+    rng = np.random.default_rng(1)
+    shapes = {0: ((32, 128), "bf16"), 1: ((16, 24), "fp32"), 2: ((300,), "fp32"), 3: ((3, 5, 40), "bf16")}
+    touches: list[tuple[Region, bool]] = []
+    for _ in range(300):
+        tid = int(rng.integers(0, 4))
+        bounds = [np.sort(rng.choice(n + 1, 2, replace=False)) for n in shapes[tid][0]]
+        touches.append(((tid, tuple(int(b[0]) for b in bounds), tuple(int(b[1]) for b in bounds)),
+                        bool(rng.integers(0, 2))))
+    small = L2(bytes=4096, line_bytes=512, sector_bytes=128)
+    narrow = _hits(small, shapes, touches)
+    monkeypatch.setattr(l2_module, "_INT32_BELOW", 0)
+    assert _hits(small, shapes, touches) == narrow and any(narrow) and not all(narrow)
+
+
 def test_hits_are_priced_at_the_l2_latency_and_kept_out_of_hbm(tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
     path.write_text("name: p\ntensors:\n  x: {shape: [16, 64], dtype: fp32, role: input, init: zeros}\n"

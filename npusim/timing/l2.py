@@ -27,7 +27,8 @@ from npusim.vocabulary import GmSource
 from .hardware import L2
 
 _KEY = np.int64(1) << 32  # tensor id x _KEY + coordinate: one tensor's edges sort apart from another's
-SOURCES: tuple[GmSource | None, ...] = (None, "hbm", "l2")  # per op: no GM read, a miss, a hit
+SOURCES: tuple[GmSource | None, ...] = (None, "hbm", "l2")
+_INT32_BELOW = 2**31  # numbers below this fit 32 bits  # per op: no GM read, a miss, a hit
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def _cells(rect: _Rectangles) -> _Cells:
     # the pairs' numbers in 32 bits when they fit: half the fresh memory, whose first touch costs (default layer:
     # 18 000 -> 11 400 page faults, 0.156 -> 0.138 s, median of 10 alternating with 64 bits)
     biggest = max(total, int(count.sum()), len(count), int(rect.window.max(initial=0)) + 1)
-    small = np.int32 if biggest < 2**31 else np.int64
+    small = np.int32 if biggest < _INT32_BELOW else np.int64
     base = (first[t] + (i0 - row_first[t]) * width[t] + j0 - col_first[t]).astype(small)  # each rectangle's first
     owner = np.repeat(np.arange(len(count), dtype=small), count)
     index = np.arange(len(owner), dtype=small) - np.repeat((np.cumsum(count) - count).astype(small), count)
