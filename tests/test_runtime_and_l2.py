@@ -22,7 +22,7 @@ from npusim.interp import execute
 from npusim.runner import RunOptions, run
 from npusim.timing import load_config, simulate
 from npusim.timing.hardware import L2, Runtime
-from npusim.timing.l2 import GmWindows, _by_cell, _Cells, l2_hits
+from npusim.timing.l2 import GmWindows, _by_cell, _Cells, l2_hits, window_rank
 
 from .conftest import PROGRAMS
 
@@ -38,8 +38,7 @@ def test_l2_config_values() -> None:
 
 def _hits(l2: L2, shapes: dict[int, tuple[tuple[int, ...], str]], touches: list[tuple[Region, bool]]) -> list[bool]:
     """The model's answer for a sequence of (window, written) touches: whether each hit."""
-    rank = max([2] + [len(shape) for shape, _ in shapes.values()])
-    return l2_hits(GmWindows.of(touches, rank), shapes, l2).tolist()
+    return l2_hits(GmWindows.of(touches, window_rank(shapes)), shapes, l2).tolist()
 
 
 def test_a_read_of_what_was_just_written_hits() -> None:

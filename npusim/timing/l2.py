@@ -27,8 +27,8 @@ from npusim.vocabulary import GmSource
 from .hardware import L2
 
 _KEY = np.int64(1) << 32  # tensor id x _KEY + coordinate: one tensor's edges sort apart from another's
-SOURCES: tuple[GmSource | None, ...] = (None, "hbm", "l2")
-_INT32_BELOW = 2**31  # numbers below this fit 32 bits  # per op: no GM read, a miss, a hit
+SOURCES: tuple[GmSource | None, ...] = (None, "hbm", "l2")  # per op: no GM read, a miss, a hit
+_INT32_BELOW = 2**31  # numbers below this fit 32 bits
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,12 @@ class GmWindows:
         hi = np.array([(1,) * (rank - len(r[2])) + r[2] for r, _ in windows], dtype=np.int64).reshape(-1, rank)
         return cls(np.array([r[0] for r, _ in windows], dtype=np.int64), lo, hi,
                    np.array([w for _, w in windows], dtype=bool))
+
+
+def window_rank(shapes: dict[int, tuple[tuple[int, ...], str]]) -> int:
+    """The rank GmWindows are padded to: the largest tensor's, at least 2 (a grid's rows and sectors are the
+    last two)."""
+    return max([2] + [len(shape) for shape, _ in shapes.values()])
 
 
 def l2_hits(windows: GmWindows, shapes: dict[int, tuple[tuple[int, ...], str]], l2: L2) -> np.ndarray:
@@ -197,7 +203,7 @@ def gm_sources(tasks: list[Task], shapes: dict[int, tuple[tuple[int, ...], str]]
                ) -> list[tuple[GmSource | None, ...] | None]:
     """Per task, per op: where each GM read's data come from (`l2` or `hbm`; None for ops that read no GM),
     or None for a task that reads no GM."""
-    rank = max([2] + [len(shape) for shape, _ in shapes.values()])  # (a grid's rows and sectors are the last two)
+    rank = window_rank(shapes)
     windows, task, op = _program_windows(tasks, rank)
     hits = l2_hits(windows, shapes, l2)
     first_op = np.cumsum([0] + [len(t.ops) for t in tasks])
