@@ -11,13 +11,15 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from npusim import numerics as nx
 from npusim.frontend import load_program
 from npusim.interp import execute
 from npusim.numerics.matmul import matmul_many
 
-from .test_numerics_matmul import round_exact
+from .test_numerics_matmul import half_values, round_exact
 
 BF16 = ml_dtypes.bfloat16
 
@@ -66,6 +68,48 @@ def test_matmul_many_rounds_each_exact_sum_once(trans: tuple[bool, bool], monkey
         if p in (4, 5):  # inf/NaN: the IEEE result class, as matmul gives it (tests/test_numerics_matmul.py)
             assert got[p].tobytes() == nx.matmul(a[p], b[p]).tobytes()
             continue
+        want = np.array([[_f32(q) for q in row] for row in _exact(a[p], b[p])], dtype=np.float32)
+        assert got[p].tobytes() == want.tobytes(), p
+
+
+def _bf16(draw: st.DrawFn, count: int, low: int, high: int) -> np.ndarray:
+    """`count` bf16 bit patterns with exponent fields in [low, high], random signs and mantissas."""
+    fields = draw(st.lists(st.tuples(st.integers(low, high), st.integers(0, 0xFF)), min_size=count, max_size=count))
+    return np.array([(e << 7) | (m & 0x7F) | ((m & 0x80) << 8) for e, m in fields], dtype=np.uint16)
+
+
+@st.composite
+def _stacks(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
+    """A stack of bf16 pairs whose A rows hold values of two exponent bands, a few binades of B's and the
+    same number again some 20-60 binades below them (the tiny values of activations), and in some pairs each
+    row's large values again negated against the same rows of B, so that they cancel and the tiny ones decide
+    the sum. How far below, and how wide, each band is, is drawn: some rows fit one dgemm, some two bands, some
+    need matmul's limbs."""
+    p, m, k, n = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 12)), draw(st.integers(1, 3))
+    width = draw(st.integers(0, 8))
+    top = draw(st.integers(110, 140))
+    below, tiny_width = draw(st.integers(10, 60)), draw(st.integers(0, 40))
+    b = _bf16(draw, p * k * n, 120, 120 + width).reshape(p, k, n)
+    a = _bf16(draw, p * m * k, top - width, top).reshape(p, m, k)
+    tiny = np.array(draw(st.lists(st.booleans(), min_size=a.size, max_size=a.size))).reshape(a.shape)
+    a = np.where(tiny, _bf16(draw, a.size, top - below - tiny_width, top - below).reshape(a.shape), a)
+    if draw(st.booleans()):
+        a = np.concatenate([a, np.where(tiny, 0, a ^ 0x8000)], axis=2)
+        b = np.concatenate([b, b], axis=1)
+    return a.view(BF16), b.view(BF16)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_stacks(), st.sampled_from([(False, False), (True, False), (False, True)]))
+def test_matmul_many_of_wide_ranges_and_cancellations(stack: tuple[np.ndarray, np.ndarray],
+                                                      trans: tuple[bool, bool]) -> None:
+    """Every pair of the stack rounds its exact sum once, in every transposed form, also where the large
+    products cancel and the tiny values of the lo bands decide the sum."""
+    a, b = stack
+    x = np.ascontiguousarray(a.swapaxes(1, 2)) if trans[0] else a
+    y = np.ascontiguousarray(b.swapaxes(1, 2)) if trans[1] else b
+    got = matmul_many(x, y, a_trans=trans[0], b_trans=trans[1])
+    for p in range(len(a)):
         want = np.array([[_f32(q) for q in row] for row in _exact(a[p], b[p])], dtype=np.float32)
         assert got[p].tobytes() == want.tobytes(), p
 

@@ -166,9 +166,7 @@ def _two_band_products(a64: np.ndarray, bits_a: np.ndarray, b64: np.ndarray, spa
 
     Row r's band `hi` holds the elements whose exponent field is within `keep` of the row's largest, `lo` the
     rest: both products are exact float64 dgemms (see matmul's certificate; a row of a product depends on
-    that row of A alone), their sum s = hi + lo is formed with TwoSum (s rounded to nearest, e the exact
-    error), and where s is exactly an fp32 rounding midpoint and e != 0 it is moved one float64 ulp towards e,
-    so its fp32 rounding is that of s + e.
+    that row of A alone), summed by _exact_sum_for_fp32.
     """
     span_b_max = span_b.max(axis=-1, initial=0)
     keep = 53 - log2k - span_b_max - (fmt.mbits + 1)  # per pair
@@ -180,6 +178,13 @@ def _two_band_products(a64: np.ndarray, bits_a: np.ndarray, b64: np.ndarray, spa
     rows_ok = (keep[:, None] >= 0) & (span_lo + span_b_max[:, None] + log2k <= 53)
     hi = np.where(in_hi, a64, 0.0)
     c_hi, c_lo = hi @ b64, (a64 - hi) @ b64
+    return _exact_sum_for_fp32(c_hi, c_lo), rows_ok
+
+
+def _exact_sum_for_fp32(c_hi: np.ndarray, c_lo: np.ndarray) -> np.ndarray:
+    """c_hi + c_lo (float64 arrays, both exact), as float64 values that round to fp32 like the exact sums: the
+    sum s is formed with TwoSum (s rounded to nearest, e the exact error), and where s is exactly an fp32
+    rounding midpoint and e != 0 it is moved one float64 ulp towards e, so its fp32 rounding is that of s + e."""
     total = c_hi + c_lo  # TwoSum: total + err == c_hi + c_lo exactly
     back = total - c_hi
     err = (c_hi - (total - back)) + (c_lo - back)
@@ -189,7 +194,7 @@ def _two_band_products(a64: np.ndarray, bits_a: np.ndarray, b64: np.ndarray, spa
     maybe = ((total.view(np.uint64) & _BELOW_FP32) == _HALF_FP32) | (size < _FP32_TINY) | ~(size < _FP32_HUGE)
     maybe &= err != 0
     if not maybe.any():
-        return total, rows_ok
+        return total
     at, t, e = np.nonzero(maybe), total[maybe], err[maybe]
     with np.errstate(over="ignore"):  # beyond fp32 (or a row not exact): no midpoint to move off
         r = t.astype(np.float32)
@@ -197,7 +202,7 @@ def _two_band_products(a64: np.ndarray, bits_a: np.ndarray, b64: np.ndarray, spa
     other = np.nextafter(r, np.where(t > r64, np.float32(np.inf), np.float32(-np.inf))).astype(np.float64)
     midpoint = (r64 != t) & ((r64 + other) * 0.5 == t)
     total[at] = np.where(midpoint, np.nextafter(t, np.where(e > 0, np.inf, -np.inf)), t)
-    return total, rows_ok
+    return total
 
 
 def _nonfinite_dot(a64: np.ndarray, b64: np.ndarray) -> np.ndarray:
@@ -307,12 +312,44 @@ def matmul(a: np.ndarray, b: np.ndarray, *, a_trans: bool = False, b_trans: bool
     return round_f64(c, out_dtype, "rint")
 
 
+_SPARSE_LO = 8  # matmul_many multiplies the lo elements one by one when they are at most 1/8 of their rows
+
+
+def _stack_spans(bits: np.ndarray, fmt: Fmt) -> tuple[np.ndarray, np.ndarray]:
+    """Per matrix of a stack [P, ...]: (span, nonfinite), the span as _exponent_spans gives it for the whole
+    matrix as one line. Four reductions of the bits as unsigned and as signed integers, with no temporary the
+    size of the stack: sign-magnitude patterns order as unsigned integers with the sign set last, and as signed
+    ones with it set first, so their extremes are each sign's largest and smallest magnitudes. A matrix whose
+    smallest magnitude is a zero has its nonzero one found by _exponent_spans."""
+    flat = bits.reshape(len(bits), -1)
+    signed = flat.view(np.dtype(f"int{fmt.width}"))
+    half = 1 << (fmt.width - 1)
+    u_max, u_min = flat.max(axis=1).astype(np.int64), flat.min(axis=1).astype(np.int64)
+    s_max, s_min = signed.max(axis=1).astype(np.int64), signed.min(axis=1).astype(np.int64)
+    hi = np.maximum(np.maximum(s_max, 0), u_max - half)  # the largest magnitude of either sign
+    lo = np.minimum(np.where(u_min < half, u_min, half), np.where(s_min < 0, s_min + half, half))
+    nonfinite = hi >= fmt.inf_bits
+    span = np.maximum(hi >> fmt.mbits, 1) - np.maximum(lo >> fmt.mbits, 1) + fmt.mbits + 1
+    span = np.where(hi == 0, 0, span)
+    zeros = np.nonzero((lo == 0) & (hi != 0) & ~nonfinite)[0]  # a zero is the smallest magnitude
+    if len(zeros):
+        span[zeros] = _exponent_spans(flat[zeros], fmt, axis=1)[0]
+    return span, nonfinite
+
+
 def matmul_many(a: np.ndarray, b: np.ndarray, *, a_trans: bool = False, b_trans: bool = False,
                 out_dtype: str = "fp32") -> np.ndarray:
     """matmul(a[i], b[i]) for every i of stacks a [B, M, K] and b [B, K, N] (or transposed), the same bits, with
-    one float64 dgemm of the pairs certified exact (matmul's certificate, per pair) and one two-band product
-    (_two_band_products) of the other finite pairs; a pair with inf/NaN, or the rows of a pair two bands do not
-    suffice for, go through matmul."""
+    one float64 dgemm for the whole stack.
+
+    Row r of A's pair i splits into two exponent bands: `hi`, the elements whose exponent field is within
+    `keep` of the row's largest, where keep = 53 - ceil(log2 K) - span(B_i) - (mbits + 1), and `lo`, the rest.
+    hi @ B_i is exact in float64 in any summation order (matmul's certificate: the hi band spans at most
+    keep + mbits + 1 bits), and is the stack's one dgemm; a matrix pair that matmul's certificate covers whole
+    has every element in hi. The few lo elements (the tiny values of activations and weights) are multiplied
+    one by one and summed per row, exact when the row's lo band passes the same certificate, and each row's
+    two parts are summed by _exact_sum_for_fp32. A pair with inf/NaN, and a row whose lo band is too wide,
+    goes through matmul."""
     a, b = np.asarray(a), np.asarray(b)
     dt = same_dtype("matmul", a, b)
     if a_trans:
@@ -323,34 +360,44 @@ def matmul_many(a: np.ndarray, b: np.ndarray, *, a_trans: bool = False, b_trans:
         return np.stack([matmul(x, y, out_dtype=out_dtype) for x, y in zip(a, b, strict=True)])
     fmt = FMTS[dt]
     log2k = (a.shape[2] - 1).bit_length()
-    bits_a, bits_b = bits_of(a, dt), bits_of(b, dt)
-    # each matrix's _global_span: the spans of its elements as one line (inf/NaN flagged, not spanned)
-    span_a, _, bad_a = _exponent_spans(bits_a.reshape(len(a), -1), fmt, axis=1)
-    span_b, _, bad_b = _exponent_spans(bits_b.reshape(len(b), -1), fmt, axis=1)
-    finite = ~bad_a & ~bad_b
-    a64, b64 = to_f64(a), to_f64(b)
-    hot = finite & (span_a + span_b + log2k <= 53)
-    if 2 * np.count_nonzero(hot) >= len(hot):  # mostly certified: one dgemm of every pair (gathering the
-        with np.errstate(invalid="ignore", over="ignore"):  # certified ones would copy more than it saves);
-            c = a64 @ b64  # the others are overwritten below
-    else:
-        c = np.zeros((a.shape[0], a.shape[1], b.shape[2]))
-        if hot.any():
-            c[hot] = a64[hot] @ b64[hot]
-    banded = np.nonzero(finite & ~hot)[0]
-    rows_ok = np.ones((0, a.shape[1]), dtype=bool)
-    if len(banded):
-        pick = slice(None) if len(banded) == len(a) else banded  # (every pair, the usual case: no copies)
-        col_spans, _, _ = _exponent_spans(bits_b[pick], fmt, axis=-2)
-        c[pick], rows_ok = _two_band_products(a64[pick], bits_a[pick], b64[pick], col_spans, fmt, log2k)
+    span_b, bad_b = _stack_spans(bits_of(b, dt), fmt)
+    mag_a = bits_of(a, dt) & ~fmt.uint(1 << (fmt.width - 1))
+    top = (mag_a.max(axis=-1, keepdims=True) >> fmt.mbits).astype(np.int64)  # each row's largest exponent field
+    finite = ~bad_b & ~(top == fmt.exp_field_max).any(axis=(1, 2))
+    keep = 53 - log2k - span_b - (fmt.mbits + 1)
+    lo_band = (mag_a < (top - keep[:, None, None]) << fmt.mbits) & (mag_a != 0)
+    if not finite.all():
+        lo_band &= finite[:, None, None]
+    at = np.flatnonzero(lo_band)  # in order: each row's lo elements together
+    line, col = np.divmod(at, a.shape[2])
+    pair, row = np.divmod(line, a.shape[1])
+    a64, b64 = np.ascontiguousarray(to_f64(a)), to_f64(b)  # (a64 is changed in place: a view of a transposed a is not)
+    flat = a64.reshape(-1)
+    lo = flat[at]
+    flat[at] = 0.0  # the hi band
+    with np.errstate(invalid="ignore", over="ignore"):  # (inf/NaN pairs are recomputed below)
+        c = a64 @ b64
+    rows_ok = np.ones(a.shape[:2], dtype=bool)
+    if len(at):
+        first = np.flatnonzero(np.concatenate([[True], line[1:] != line[:-1]]))  # each lo row's first element
+        lp, lr = pair[first], row[first]
+        e = np.maximum(mag_a.reshape(-1)[at] >> fmt.mbits, 1).astype(np.int64)
+        span_lo = np.maximum.reduceat(e, first) - np.minimum.reduceat(e, first) + fmt.mbits + 1
+        rows_ok[lp, lr] = (keep[lp] >= 0) & (span_lo + span_b[lp] + log2k <= 53)
+        if len(at) * _SPARSE_LO <= len(first) * a.shape[2]:
+            c_lo = np.add.reduceat(lo[:, None] * b64[pair, col], first, axis=0)
+        else:  # a wide lo band (e.g. SwiGLU outputs, softmax weights): one more dgemm
+            lows = np.zeros_like(a64)
+            lows.reshape(-1)[at] = lo
+            c_lo = (lows @ b64)[lp, lr]
+        c[lp, lr] = _exact_sum_for_fp32(c[lp, lr], c_lo)
     c += 0.0  # an exact zero sum is +0 (-0 + 0 = +0), whatever order produced it
     with np.errstate(over="ignore"):
         out = c.astype(np.float32)  # IEEE float64 -> float32: one nearest-even rounding everywhere
     for i in np.nonzero(~finite)[0]:
         out[i] = matmul(a[i], b[i])
-    for i, ok in zip(banded, rows_ok, strict=True):
-        if not ok.all():  # rows two bands do not suffice for (too many binades): matmul's exact limbs
-            out[i, ~ok] = matmul(a[i][~ok], b[i])
+    for i in np.nonzero(~rows_ok.all(axis=1) & finite)[0]:  # rows two bands do not suffice for: matmul's limbs
+        out[i, ~rows_ok[i]] = matmul(a[i][~rows_ok[i]], b[i])
     return out
 
 
@@ -362,9 +409,13 @@ def _acc_dtype(acc: np.ndarray, a: np.ndarray) -> str:
     return want
 
 
-def _accumulate(acc: np.ndarray, r: np.ndarray) -> np.ndarray:
+def _check_shapes(acc: np.ndarray, r: np.ndarray) -> None:
     if np.shape(acc) != r.shape:
         raise ValueError(f"matmul_acc: acc is {list(np.shape(acc))}, matmul result is {list(r.shape)}")
+
+
+def _accumulate(acc: np.ndarray, r: np.ndarray) -> np.ndarray:
+    _check_shapes(acc, r)
     return add(acc, r)
 
 
@@ -394,6 +445,13 @@ def matmul_acc_chain(acc: np.ndarray, lhs: list[np.ndarray], rhs: list[np.ndarra
         products = [r for i in range(0, len(lhs), step)
                     for r in matmul_many(np.stack(lhs[i:i + step]), np.stack(rhs[i:i + step]), a_trans=a_trans,
                                          b_trans=b_trans, out_dtype=want)]
-    for r in products:
-        acc = _accumulate(acc, r)
-    return acc
+    if want != "fp32":
+        for r in products:
+            acc = _accumulate(acc, r)
+        return acc
+    total = np.array(acc, dtype=np.float32)  # (a copy: the caller's acc is not changed)
+    with np.errstate(all="ignore"):  # IEEE fp32 additions in turn, as add() makes them
+        for r in products:
+            _check_shapes(total, r)
+            np.add(total, r, out=total)
+    return canonical_nan_f32(total)  # (a NaN stays NaN through the additions: canonical once is as each time)
