@@ -19,7 +19,7 @@ from npusim.frontend import load_program
 from npusim.interp import execute
 from npusim.numerics.matmul import matmul_many
 
-from .test_numerics_matmul import half_values, round_exact
+from .test_numerics_matmul import round_exact
 
 BF16 = ml_dtypes.bfloat16
 
