@@ -31,11 +31,12 @@ from .conftest import PROGRAMS
 _runner = importlib.import_module("npusim.runner" if importlib.util.find_spec("npusim.runner") else "npusim.run")
 
 
-def _outcome(path: Path, preset: str | None, replay: bool) -> tuple[str, Execution | str, int]:
-    """The execution (or the error) of a timing-only run, and how many kernel executions were replayed."""
+def _outcome(path: Path, preset: str | None, replay: bool, numerics: bool = False) -> tuple[str, Execution | str, int]:
+    """The execution (or the error) of a timing-only run (or one with numerics), and how many kernel executions
+    were replayed (with numerics: took their task record from a template)."""
     program = load_program(path, preset)
-    inputs = initial_values(program, 0, only=_runner.tensors_read(program))
-    interp = Interpreter(program, inputs, numerics_on=False, replay=replay)
+    inputs = initial_values(program, 0) if numerics else initial_values(program, 0, only=_runner.tensors_read(program))
+    interp = Interpreter(program, inputs, numerics_on=numerics, replay=replay)
     try:
         execution = interp.run()
     except NpusimError as exc:
@@ -74,6 +75,23 @@ def test_replay_matches_interpretation_on_shipped_programs(path: Path, preset: s
     _assert_same(full, replayed)
     if len(full.tasks) > 8:
         assert count > 0, "nothing was replayed"
+
+
+NUMERIC = sorted((p, "tiny") for p in PROGRAMS.glob("*.yaml"))  # (the PyPTO layer has no small preset)
+
+
+@pytest.mark.parametrize(("path", "preset"), NUMERIC, ids=[f"{p.name}-{s}" for p, s in NUMERIC])
+def test_records_from_templates_match_interpretation_with_numerics(path: Path, preset: str | None) -> None:
+    """With numerics every execution is interpreted, and one a template fits takes the template's record: the
+    same tasks and the same values as interpreting every record."""
+    full_kind, full, _ = _outcome(path, preset, replay=False, numerics=True)
+    kind, replayed, count = _outcome(path, preset, replay=True, numerics=True)
+    assert full_kind == kind == "ok"
+    assert isinstance(full, Execution) and isinstance(replayed, Execution)
+    _assert_same(full, replayed)
+    if len(full.tasks) > 8:
+        assert count > 0, "no record came from a template"
+        assert len({id(t.ops) for t in replayed.tasks}) < len(replayed.tasks)  # the templates' op lists, shared
 
 
 def test_replay_of_the_decode_layer_interprets_one_execution_per_distinct_op_list() -> None:
@@ -187,13 +205,6 @@ def test_replay_matches_interpretation_on_generated_programs(tmp_path_factory: p
     else:
         assert isinstance(full, Execution) and isinstance(replayed, Execution)
         _assert_same(full, replayed)
-
-
-def test_the_replay_is_off_with_numerics() -> None:
-    program = load_program(PROGRAMS / "matmul.yaml", "tiny")
-    interp = Interpreter(program, initial_values(program, 0), numerics_on=True)
-    assert interp.replay is None
-    assert execute(program, initial_values(program, 0), numerics_on=False).tasks
 
 
 # -- the reference check's comparison on the bits --------------------------------------------------------

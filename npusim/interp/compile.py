@@ -92,8 +92,9 @@ class Interpreter:
         self.dispatches = 0  # dispatches (runtime tasks) submitted so far
         self.manual = False  # inside a manual scope
         self.iid_of: dict[int, int] = {}  # id(instruction) -> its index in the instruction table
-        # timing-only runs replay repeated kernels from a template (replay.py); with numerics every op runs
-        self.replay = ReplayCache(self) if replay and not numerics_on and not first_iterations_only else None
+        # repeated kernels are replayed from a template (replay.py); with numerics every op still runs for its
+        # values, and the template gives the task record
+        self.replay = ReplayCache(self, values=numerics_on) if replay and not first_iterations_only else None
         # a split kernel's lane ops per distinct op list (replayed executions share their template's list)
         self.lane_cache: dict[int, tuple[list, list]] = {}
         self.next_tid = len(program.tensors)

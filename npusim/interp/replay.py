@@ -1,5 +1,6 @@
-"""Kernel replay for timing-only runs: a kernel is interpreted once per distinct *structure* and its later
-executions are replayed from that template, without walking their ops.
+"""Kernel replay: a kernel is interpreted once per distinct *structure* and its later executions are replayed
+from that template, without walking their ops (timing-only runs), or are interpreted for their values and take
+their task record from it (runs with numerics).
 
 A kernel's op records, core kind and loop-iteration count depend only on the scalars that reach its shapes,
 valid shapes, scalar operands, loop bounds, conditions and tile windows (its *structural* scalars), and on the
@@ -402,9 +403,14 @@ class Template:
 
 @dataclass
 class ReplayCache:
-    """Plans per kernel, templates per (kernel, structure), and the replay of an execution."""
+    """Plans per kernel, templates per (kernel, structure), and the replay of an execution. With `values`
+    (a run with numerics) every execution is interpreted for its values, and one a template fits takes its
+    task record from the template instead: the same record (tests/test_speed_equivalence.py), but with the
+    template's op list and windows shared, as in a timing-only run, so the timing model's per-template work
+    is done once per template here too."""
 
     interp: Interpreter
+    values: bool = False
     plans: dict[int, Plan | None] = field(default_factory=dict)
     templates: dict[tuple, Template | None] = field(default_factory=dict)
     replayed: int = 0
@@ -426,6 +432,11 @@ class ReplayCache:
         tkey = (iid, key)
         if tkey in self.templates:
             tmpl = self.templates[tkey]
+            if self.values:
+                interpret(task)
+                if tmpl is not None and _apply(tmpl, plan, entry, task, interp, record_only=True):  # type: ignore[arg-type]
+                    self.replayed += 1
+                return
             if tmpl is not None and _apply(tmpl, plan, entry, task, interp):  # type: ignore[arg-type]
                 self.replayed += 1
                 return
@@ -571,10 +582,13 @@ def _template(plan: Plan, entry: _Entry, task: Task, interp: Interpreter, raw_re
                     {t: tuple(sorted(s)) for t, s in by_tensor.items()}, exits)
 
 
-def _apply(tmpl: Template, plan: Plan, entry: _Entry, task: Task, interp: Interpreter) -> bool:
+def _apply(tmpl: Template, plan: Plan, entry: _Entry, task: Task, interp: Interpreter,
+           record_only: bool = False) -> bool:
     """Fill `task` from the template for this entry; False (nothing changed) when its windows would leave
-    their views or the loop budget would run out: the interpreter then runs it and says so."""
-    if interp.iterations + tmpl.iterations > interp.limits.max_loop_iterations:
+    their views or the loop budget would run out: the interpreter then runs it and says so. `record_only`:
+    the execution was interpreted already (its names and loop iterations are the interpreter's), only its
+    task record is replaced."""
+    if not record_only and interp.iterations + tmpl.iterations > interp.limits.max_loop_iterations:
         return False
     base = tmpl.entry
     delta = {v: x - base.symbolic[v] for v, x in entry.symbolic.items() if x != base.symbolic[v]}
@@ -618,6 +632,9 @@ def _apply(tmpl: Template, plan: Plan, entry: _Entry, task: Task, interp: Interp
                           tuple([a + b for a, b in zip(hi, s, strict=True)]))
                 (raw_writes if is_write else raw_reads).append(region)
             reads, writes = coalesce(raw_reads), coalesce(raw_writes)
+    if record_only:
+        task.ops, task.core, task.reads, task.writes, task.accesses = tmpl.ops, tmpl.core, reads, writes, accesses
+        return True
     env = interp.env
     for name, how, what in tmpl.exits:
         if how == "scalar":
