@@ -105,17 +105,18 @@ def test_chunks_draw_the_same_bits_on_any_thread_count(tmp_path: Path, monkeypat
     assert np.array_equal(parallel.reshape(-1)[15 * 256:], last.random(160, dtype=np.float32) * 2 - 1)
 
 
+@pytest.mark.parametrize("piece", [7, 8])
 @pytest.mark.parametrize(("init", "dtype"), [("uniform(-1, 1)", "fp32"), ("normal(0, 2) / 3", "bf16"),
                                            ("randint(-5, 7)", "int32"), ("randint(0, 1099511627776)", "int64")])
 def test_a_chunk_drawn_in_pieces_is_the_chunk_drawn_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                            init: str, dtype: str) -> None:
+                                                            init: str, dtype: str, piece: int) -> None:
     """A chunk's values are drawn a piece at a time (to stay in cache); its stream gives the values of one
     draw of the whole chunk, transformed and rounded as the module docstring says."""
     from npusim.frontend import inputs
 
     text = BASE.replace("[A, B]", "[A, 1000]").replace('init: "uniform(-1, 1)"', f'init: "{init}"')
     p = load_program(write(tmp_path, text.replace("fp32, role: input", f"{dtype}, role: input", 1)))
-    monkeypatch.setattr(inputs, "PIECE_ELEMENTS", 7)
+    monkeypatch.setattr(inputs, "PIECE_ELEMENTS", piece)
     got = initial_values(p, 3)["x"].reshape(-1)
     tensor_seq = np.random.SeedSequence(3).spawn(2)[0]
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(tensor_seq.entropy,
@@ -130,6 +131,17 @@ def test_a_chunk_drawn_in_pieces_is_the_chunk_drawn_at_once(tmp_path: Path, monk
         want = rng.integers(-5, 7, size=n, dtype=wide) if dtype == "int32" else rng.integers(0, 1099511627776, size=n,
                                                                                             dtype=wide)
     assert got.tobytes() == want.astype(got.dtype).tobytes()
+
+
+def test_uniform_draws_from_raw_outputs_are_numpys_float32_draws() -> None:
+    """The uniform fill reads the bit generator's raw outputs: the same values as rng.random(n, float32) in any
+    sequence of counts, odd ones (which leave half a raw output in the generator) among them."""
+    from npusim.frontend.inputs import _uniform_f32
+
+    ours = np.random.Generator(np.random.PCG64(np.random.SeedSequence(7)))
+    numpys = np.random.Generator(np.random.PCG64(np.random.SeedSequence(7)))
+    for n in (4, 3, 6, 1, 1, 8, 5, 2, 0, 10):
+        assert _uniform_f32(ours, n).tobytes() == numpys.random(n, dtype=np.float32).tobytes(), n
 
 
 def test_init_scaling_rounds_once_to_the_tensor_dtype(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import os
+import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -133,7 +134,7 @@ def _filler(rule: InitRule, rng: np.random.Generator, wide: type = np.int32) -> 
 
     if rule.kind == "uniform":
         def draw(n: int) -> np.ndarray:
-            x = rng.random(n, dtype=np.float32)
+            x = _uniform_f32(rng, n)
             np.multiply(x, hi - lo, out=x)
             np.add(x, lo, out=x)
             return scaled(x)
@@ -152,6 +153,24 @@ def _filler(rule: InitRule, rng: np.random.Generator, wide: type = np.int32) -> 
         def draw(n: int) -> np.ndarray:
             return scaled(np.full(n, value, dtype=np.float32))
     return draw
+
+
+_UNIT_F32 = np.float32(2.0**-24)  # numpy's float32 uniform: the top 24 bits of a 32-bit draw times 2**-24
+
+
+def _uniform_f32(rng: np.random.Generator, n: int) -> np.ndarray:
+    """rng.random(n, dtype=np.float32), the same values from a PCG64's raw 64-bit outputs: numpy draws a
+    float32 from each 32-bit half, the low half first (`next_uint32`), so an even count of them is the
+    raw outputs' halves in memory order on a little-endian machine (elsewhere, for an odd count, which leaves a
+    half buffered in the generator, and after one, numpy draws them). Twice as fast: the raw outputs skip
+    numpy's per-value loop."""
+    bits = rng.bit_generator
+    if bits.__class__ is not np.random.PCG64 or n % 2 or sys.byteorder != "little" or bits.state["has_uint32"]:
+        return rng.random(n, dtype=np.float32)
+    halves = bits.random_raw(n // 2).view(np.uint32)
+    np.right_shift(halves, 8, out=halves)
+    x = halves.astype(np.float32)  # (exact: below 2**24)
+    return np.multiply(x, _UNIT_F32, out=x)
 
 
 def chunk_stream(seed_seq: np.random.SeedSequence, index: int) -> np.random.Generator:
