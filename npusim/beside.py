@@ -14,6 +14,7 @@ about to use that is not yet announced. Drawing them is then off the interpreter
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import pickle
@@ -79,8 +80,15 @@ class Drawn:
         self._failed: Callable[[], object] | None = None  # raises why the drawing process stopped
 
     def draw(self) -> None:
-        """In the forked process: fill every array in order, announcing each; then close the pipe."""
+        """In the forked process: fill every array in order, announcing each; then close the pipe. The memfd's
+        pages are allocated first, in one call: faulting them in one at a time as they are written cost 25%
+        more system time (default layer: 1.98 -> 1.51 s, median of 3 runs each)."""
         os.close(self._read)
+        try:
+            os.posix_fallocate(self._memfd, 0, self._total)
+        except OSError as exc:  # (a kernel without it for memfds allocates them as they are written, as before)
+            if exc.errno in (errno.ENOSPC, errno.ENOMEM):
+                raise LimitError(f"the inputs' {self._total / 2**20:.0f} MB do not fit in memory") from None
         arrays = _views(self._memfd, self._layout, self._total, mmap.ACCESS_WRITE)
         for i, (name, _, _) in enumerate(self._layout):
             self._fill(name, arrays[name])

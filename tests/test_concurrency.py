@@ -389,6 +389,22 @@ def test_an_error_while_drawing_is_raised_where_the_caller_waits() -> None:
     assert str(caught.value) == "prog.yaml:9:3: tensor none: init out of range"
 
 
+def test_inputs_that_do_not_fit_in_memory_are_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from npusim import beside
+    from npusim.errors import LimitError
+
+    def no_room(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(beside.os, "posix_fallocate", no_room)
+    drawn = _drawn(_slow_fill)
+    beside._Forked(_total, (drawn.arrays,), drawn)
+    with pytest.raises(LimitError, match=r"^the inputs' 0 MB do not fit in memory$"):
+        drawn.wait("a")
+
+
 def _killing_fill(name: str, out) -> None:
     if name == "v":
         os.kill(os.getpid(), signal.SIGKILL)
