@@ -604,7 +604,7 @@ class Interpreter:
             if self.replay is None or extern:
                 interpret(task)
             else:
-                self.replay.kernel(iid, instr.body, task, interpret)
+                self.replay.kernel(iid, instr.body, task, interpret, finish)
             if instr.split != "none" and task.core == "mix":
                 task.ops = split_ops(task.ops, name)
                 task.split = instr.split
@@ -630,8 +630,10 @@ class Interpreter:
             self.lane_cache[id(ops)] = (ops, lanes)
             return lanes
 
-        def interpret(task: Task) -> tuple[list, list]:
-            """Run the body into `task`; returns its footprint as recorded, before coalescing."""
+        def interpret(task: Task, summarise: bool = True) -> tuple[list, list]:
+            """Run the body into `task`; returns its footprint as recorded, before coalescing. `summarise`
+            False leaves the footprint uncoalesced and the core kind unset, for a record about to be replaced
+            by its template's (replay.py: with numerics); `finish` does it otherwise."""
             self.task = task
             try:
                 for f in body:
@@ -639,6 +641,11 @@ class Interpreter:
             finally:
                 self.task = None
             raw = (task.reads, task.writes)
+            if summarise:
+                finish(task)
+            return raw
+
+        def finish(task: Task) -> None:
             task.reads = coalesce(task.reads)
             task.writes = coalesce(task.writes)
             if task.extern is None:
@@ -646,7 +653,6 @@ class Interpreter:
             elif task.ops:
                 raise self.error(instr, f"kernel {task.kernel}: a kernel that calls a hand-written kernel "
                                  f"({task.extern.name}) runs only that call")
-            return raw
 
         def run() -> None:
             waits = tuple(sorted(after()))

@@ -415,8 +415,10 @@ class ReplayCache:
     templates: dict[tuple, Template | None] = field(default_factory=dict)
     replayed: int = 0
 
-    def kernel(self, iid: int, body: list[Instr], task: Task, interpret: Callable[[Task], tuple[list, list]]) -> None:
-        """Run one kernel execution into `task`: replayed when a template fits, else interpreted."""
+    def kernel(self, iid: int, body: list[Instr], task: Task, interpret: Callable[[Task, bool], tuple[list, list]],
+               finish: Callable[[Task], None]) -> None:
+        """Run one kernel execution into `task`: replayed when a template fits, else interpreted (`finish`
+        completes the record of an execution interpreted without summarising it)."""
         interp = self.interp
         if iid not in self.plans:
             try:
@@ -433,9 +435,12 @@ class ReplayCache:
         if tkey in self.templates:
             tmpl = self.templates[tkey]
             if self.values:
-                interpret(task)
-                if tmpl is not None and _apply(tmpl, plan, entry, task, interp, record_only=True):  # type: ignore[arg-type]
-                    self.replayed += 1
+                interpret(task, tmpl is None)
+                if tmpl is not None:
+                    if _apply(tmpl, plan, entry, task, interp, record_only=True):  # type: ignore[arg-type]
+                        self.replayed += 1
+                    else:
+                        finish(task)
                 return
             if tmpl is not None and _apply(tmpl, plan, entry, task, interp):  # type: ignore[arg-type]
                 self.replayed += 1
