@@ -371,7 +371,8 @@ def matmul_many(a: np.ndarray, b: np.ndarray, *, a_trans: bool = False, b_trans:
     at = np.flatnonzero(lo_band)  # in order: each row's lo elements together
     line, col = np.divmod(at, a.shape[2])
     pair, row = np.divmod(line, a.shape[1])
-    a64, b64 = np.ascontiguousarray(to_f64(a)), to_f64(b)  # (a64 is changed in place: a view of a transposed a is not)
+    # (a64 is changed in place, through a flat view: to_f64 of a transposed `a` keeps its strides, so copy it)
+    a64, b64 = np.ascontiguousarray(to_f64(a)), to_f64(b)
     flat = a64.reshape(-1)
     lo = flat[at]
     flat[at] = 0.0  # the hi band
