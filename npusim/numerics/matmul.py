@@ -154,31 +154,23 @@ def _two_band_product(a64: np.ndarray, bits_a: np.ndarray, b64: np.ndarray, span
                       log2k: int) -> np.ndarray | None:
     """Exact a @ b, as float64 values that round to fp32 like the exact sums, when each row of A splits into
     two exponent bands that are each certified exact with every column of B (the common case of one operand
-    spanning many binades, e.g. softmax weights or SwiGLU outputs); None when two bands do not suffice."""
-    c, rows_ok = _two_band_products(a64[None], bits_a[None], b64[None], span_b[None], fmt, log2k)
-    return c[0] if rows_ok.all() else None
-
-
-def _two_band_products(a64: np.ndarray, bits_a: np.ndarray, b64: np.ndarray, span_b: np.ndarray, fmt: Fmt,
-                       log2k: int) -> tuple[np.ndarray, np.ndarray]:
-    """_two_band_product of every pair of stacks a [B, M, K], b [B, K, N] (span_b [B, N]), row by row: the
-    products and, per pair and row [B, M], whether two bands sufficed (the other rows' values are not exact).
+    spanning many binades, e.g. softmax weights or SwiGLU outputs); None when two bands do not suffice.
 
     Row r's band `hi` holds the elements whose exponent field is within `keep` of the row's largest, `lo` the
     rest: both products are exact float64 dgemms (see matmul's certificate; a row of a product depends on
     that row of A alone), summed by _exact_sum_for_fp32.
     """
-    span_b_max = span_b.max(axis=-1, initial=0)
-    keep = 53 - log2k - span_b_max - (fmt.mbits + 1)  # per pair
+    widest = int(span_b.max(initial=0))  # B's widest column
+    keep = 53 - log2k - widest - (fmt.mbits + 1)
+    if keep < 0:
+        return None
     expo = ((bits_a & ~fmt.uint(1 << (fmt.width - 1))) >> fmt.mbits).astype(np.int64)
-    top = expo.max(axis=-1, keepdims=True)
-    in_hi = expo >= top - keep[:, None, None]
-    lo_bits = np.where(in_hi, fmt.uint(0), bits_a)
-    span_lo, _, _ = _exponent_spans(lo_bits, fmt, axis=-1)
-    rows_ok = (keep[:, None] >= 0) & (span_lo + span_b_max[:, None] + log2k <= 53)
+    in_hi = expo >= expo.max(axis=-1, keepdims=True) - keep
+    span_lo, _, _ = _exponent_spans(np.where(in_hi, fmt.uint(0), bits_a), fmt, axis=-1)
+    if not (span_lo + widest + log2k <= 53).all():
+        return None
     hi = np.where(in_hi, a64, 0.0)
-    c_hi, c_lo = hi @ b64, (a64 - hi) @ b64
-    return _exact_sum_for_fp32(c_hi, c_lo), rows_ok
+    return _exact_sum_for_fp32(hi @ b64, (a64 - hi) @ b64)
 
 
 def _exact_sum_for_fp32(c_hi: np.ndarray, c_lo: np.ndarray) -> np.ndarray:
