@@ -167,6 +167,11 @@ def test_instruction_and_line_rows_add_up(result: RunResult) -> None:
     assert sum(i.cycles for i in report.instructions) == pytest.approx(total, abs=rounding)
     assert sum(line.cycles for line in report.lines) == pytest.approx(total, abs=rounding)
     assert sum(i.share for i in report.instructions) == pytest.approx(1.0, abs=1e-4)
+    gm = report.total.dma.gm_read() + report.total.dma.gm_write()
+    onchip = sum(n for p, n in report.total.dma.bytes.items() if not touches_gm(p))
+    assert onchip > 0
+    for rows in (report.instructions, report.lines):
+        assert sum(r.gm_bytes for r in rows) == gm and sum(r.onchip_bytes for r in rows) == onchip
     tloads = sum(1 for op, s in steps if op.sig.key == "TLOAD")
     assert next(i.count for i in report.instructions if (i.instruction, i.pipe) == ("TLOAD", "mte2")) == tloads
     assert [i.cycles for i in report.instructions] == sorted((i.cycles for i in report.instructions), reverse=True)

@@ -264,21 +264,45 @@ class StepTotals:
 
 def _schedule_steps(task: Task, sched: KernelSchedule) -> tuple[dict[tuple[str, str], StepTotals],
                                                                  dict[int, StepTotals]]:
-    """One schedule's op steps totalled per (instruction, pipe) and per instruction id (source line)."""
-    by_key: dict[tuple[str, str], StepTotals] = defaultdict(StepTotals)
-    by_instr: dict[int, StepTotals] = defaultdict(StepTotals)
+    """One schedule's op steps totalled per (instruction, pipe) and per instruction id (source line). The sums
+    run in flat lists ([count, cycles, GM bytes, on-chip bytes], and an instruction's cycles per pipe), each
+    in step order as StepTotals would add them, and become StepTotals at the end."""
+    ops = task.ops
+    gm_path: dict[str, bool] = {}
+    per_key: dict[tuple[str, str], list] = {}
+    per_instr: dict[int, list] = {}
     for step in sched.ops:
-        record = task.ops[step.op]
+        record = ops[step.op]
         cycles = step.end - step.start
-        gm = step.nbytes if step.path is not None and touches_gm(step.path) else 0
-        onchip = step.nbytes - gm if step.path is not None else 0
-        for totals in (by_key[(record.sig.key, step.pipe)], by_instr[record.instr]):
-            totals.count += 1
-            totals.cycles += cycles
-            totals.gm_bytes += gm
-            totals.onchip_bytes += onchip
-            totals.pipes[step.pipe] += cycles
-            totals.kernels.add(task.kernel)
+        pipe = step.pipe
+        path = step.path
+        if path is None:
+            gm = onchip = 0
+        else:
+            if path not in gm_path:
+                gm_path[path] = touches_gm(path)
+            gm = step.nbytes if gm_path[path] else 0
+            onchip = step.nbytes - gm
+        key = (record.sig.key, pipe)
+        acc = per_key.get(key)
+        if acc is None:
+            acc = per_key[key] = [0, 0.0, 0, 0]
+        acc[0] += 1
+        acc[1] += cycles
+        acc[2] += gm
+        acc[3] += onchip
+        acc = per_instr.get(record.instr)
+        if acc is None:
+            acc = per_instr[record.instr] = [0, 0.0, 0, 0, dict.fromkeys(PIPES, 0.0)]
+        acc[0] += 1
+        acc[1] += cycles
+        acc[2] += gm
+        acc[3] += onchip
+        acc[4][pipe] += cycles
+    kernels = {task.kernel}
+    by_key = {(op, pipe): StepTotals(n, c, g, o, {**dict.fromkeys(PIPES, 0.0), pipe: c}, set(kernels))
+              for (op, pipe), (n, c, g, o) in per_key.items()}
+    by_instr = {i: StepTotals(n, c, g, o, pipes, set(kernels)) for i, (n, c, g, o, pipes) in per_instr.items()}
     return by_key, by_instr
 
 
