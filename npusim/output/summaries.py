@@ -268,7 +268,6 @@ def _schedule_steps(task: Task, sched: KernelSchedule) -> tuple[dict[tuple[str, 
     run in flat lists ([count, cycles, GM bytes, on-chip bytes], and an instruction's cycles per pipe), each
     in step order as StepTotals would add them, and become StepTotals at the end."""
     ops = task.ops
-    gm_path: dict[str, bool] = {}
     per_key: dict[tuple[str, str], list] = {}
     per_instr: dict[int, list] = {}
     for step in sched.ops:
@@ -279,9 +278,7 @@ def _schedule_steps(task: Task, sched: KernelSchedule) -> tuple[dict[tuple[str, 
         if path is None:
             gm = onchip = 0
         else:
-            if path not in gm_path:
-                gm_path[path] = touches_gm(path)
-            gm = step.nbytes if gm_path[path] else 0
+            gm = step.nbytes if touches_gm(path) else 0
             onchip = step.nbytes - gm
         key = (record.sig.key, pipe)
         acc = per_key.get(key)
