@@ -94,13 +94,55 @@ def test_records_from_templates_match_interpretation_with_numerics(path: Path, p
         assert len({id(t.ops) for t in replayed.tasks}) < len(replayed.tasks)  # the templates' op lists, shared
 
 
-def test_replay_of_the_decode_layer_interprets_one_execution_per_distinct_op_list() -> None:
-    program = load_program(PROGRAMS / "qwen3_decode.yaml", "full_max_seq")
+@pytest.mark.parametrize(("preset", "overrides"), [("full_max_seq", None), (None, {"max_seq": 16384})],
+                         ids=["full_max_seq", "max_seq_16384"])
+def test_replay_of_the_decode_layer_interprets_one_execution_per_distinct_op_list(
+        preset: str | None, overrides: dict[str, int] | None) -> None:
+    """Block loops cut short by the context length at different block offsets share a template when their
+    bounds come out the same (at max_seq 16384 the layer has 2271 tasks and 94 distinct op lists)."""
+    program = load_program(PROGRAMS / "qwen3_decode.yaml", preset, overrides)
     interp = Interpreter(program, initial_values(program, 0, only={"seq_lens"}), numerics_on=False)
     execution = interp.run()
     distinct = len({tuple(t.ops) for t in execution.tasks})
     assert interp.replay is not None
     assert len(execution.tasks) - interp.replay.replayed == distinct
+
+
+BLOCKS = """name: blocks
+params: {N: 200, B: 32}
+tensors:
+  a: {shape: [256, 16], dtype: fp32, role: input, init: ones}
+  b: {shape: [256, 16], dtype: fp32, role: output}
+body:
+  - for s0 in range(0, N, B):
+    - incore blk:
+      - n = min(B, N - s0)
+      - for j in range(n):
+        - x = slice(a, [1, 16], [s0 + j, 0])
+        - y = add(x, x)
+        - b = assemble(b, y, [s0 + j, 0])
+      - last = s0 + n
+    - incore probe:
+      - p = slice(a, [1, 16], [last - 1, 0])
+      - q = add(p, p)
+      - b = assemble(b, q, [last - 1, 0])
+"""
+
+
+@pytest.mark.parametrize("numerics", [False, True], ids=["timing-only", "numerics"])
+def test_blocks_cut_short_at_different_offsets_share_a_template(tmp_path: Path, numerics: bool) -> None:
+    """Seven blocks of 32 rows over N=200: six full ones at s0 = 0..160 and one of 8 rows at s0=192. By hand:
+    blk has two outcomes (range(0, 32), range(0, 8)) and probe one (`last` only moves its window), so three
+    executions are interpreted; `last`, computed by min() and left for probe, ends at 200 in the last block."""
+    path = tmp_path / "blocks.yaml"
+    path.write_text(BLOCKS)
+    full_kind, full, _ = _outcome(path, None, replay=False, numerics=numerics)
+    kind, replayed, count = _outcome(path, None, replay=True, numerics=numerics)
+    assert full_kind == kind == "ok"
+    assert isinstance(full, Execution) and isinstance(replayed, Execution)
+    _assert_same(full, replayed)
+    assert len(replayed.tasks) - count == 3
+    assert [t.reads for t in replayed.tasks if t.kernel == "probe"][-1] == [(0, (199, 0), (200, 16))]
 
 
 # -- generated programs ------------------------------------------------------------------------------------
@@ -148,12 +190,12 @@ def generated_program(draw: st.DrawFn) -> str:
             kbody.append(f"m = abs({draw(_expr(inner, 1))} - 2)")
             inner.append("m")
         if draw(st.booleans()):
-            bound = draw(st.sampled_from(["2", "k + 1", "o % 3", "N - i"]))
+            bound = draw(st.sampled_from(["2", "k + 1", "o % 3", "N - i", "min(2, N - i)", "min(3, o + 1) - i"]))
             kbody.append(f"for j in range({bound}):")
             indent, inner = "  ", [*names, "j"]
         else:
             indent = ""
-        guard = draw(st.sampled_from(["", f"if {draw(_expr(inner, 1))} < 3:"]))
+        guard = draw(st.sampled_from(["", f"if {draw(_expr(inner, 1))} < 3:", "if i + k < N - 1:"]))
         if guard:
             kbody.append(indent + guard)
             indent += "  "

@@ -2,38 +2,41 @@
 from that template, without walking their ops (timing-only runs), or are interpreted for their values and take
 their task record from it (runs with numerics).
 
-A kernel's op records, core kind and loop-iteration count depend only on the scalars that reach its shapes,
-valid shapes, scalar operands, loop bounds, conditions and tile windows (its *structural* scalars), and on the
-shapes, dtypes and aliasing of the GM values it names. A static dataflow pass over the kernel body finds
-them; every other scalar it reads (a *symbolic* one) reaches only GM offsets, through sums and products by
-integer constants, so each GM window of a replayed execution is the template's window shifted by
-`sum(coefficient * change)` plus the change of its view's offset. The replay shifts the template's
+A kernel's op records, core kind and loop-iteration count depend only on the values its shapes, valid shapes,
+scalar operands, loop bounds, conditions and tile windows take (its *outcome*), and on the shapes, dtypes and
+aliasing of the GM values it names. A static dataflow pass over the kernel body follows each scalar as an
+affine *form*: `sum(coefficient * entry scalar)` plus a part fixed by the outcome. A scalar that reaches GM
+offsets only through such forms stays *symbolic*: each GM window of a replayed execution is the template's
+window shifted by `sum(coefficient * change)` plus the change of its view's offset. The outcome of an
+execution is found by running the kernel's scalar work alone (`_Skeleton`), once per distinct value of the
+entry scalars it turns on, so executions whose conditions and bounds come out the same (a loop over blocks
+cut short by the context length at different block offsets, say) share one template. A scalar that reaches a
+GM offset other than affinely is *structural*: its value is part of the key. The replay shifts the template's
 footprint (re-coalescing it only when one tensor's windows shift unequally), checks the shifted windows
 against their views as the interpreter would, and leaves the names the kernel assigns as the interpreter
 would have left them. Anything the pass cannot follow (a `read` in the kernel, a name bound to GM on one path
 and a tile on another, a GM window it cannot shift) is interpreted every time; a replay whose windows would
 leave their views is interpreted instead, so the error is the interpreter's own.
 """
-
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from npusim.errors import ProgramError
-from npusim.frontend.expressions import FUNCTIONS
+from npusim.frontend.expressions import FUNCTIONS, INT_MAX, INT_MIN
 from npusim.frontend.program import ForLoop, IfBlock, Instr, OpCall, ScalarAssign, ScopeBlock
 from npusim.graph import DmaSig, MovedWindows, Region, Task, coalesce
 
-from .values import GMTensor, GMView, Tile, as_view
+from .values import RUNTIME_ERRORS, GMTensor, GMView, Tile, as_view
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from .compile import Interpreter
 
 Form = dict[str, int]  # a scalar as sum(coefficient * symbolic scalar) + a part fixed by the structure
+Dyn = frozenset[str]  # a scalar fixed by the outcome and these entry scalars, but not affinely (min(64, n - s0))
 Coeffs = tuple[tuple[tuple[str, int], ...], ...]  # one form per dimension of a GM window's offset
 _UNDEF = object()  # analysis: not assigned yet (a name the kernel assigns before it reads it, if at all)
 _FRESH = object()  # run time: the value of such a name while a template is recorded
@@ -74,6 +77,9 @@ class Plan:
     assigned_values: tuple[str, ...]
     accesses: dict[int, Access]
     exits: dict[str, Form]  # scalar names it may assign: their value at the kernel's end
+    outcome: tuple[str, ...]  # entry scalars its outcome (and its Dyn exits) turn on, sorted; () for none
+    dyn_exits: tuple[str, ...]  # scalar names it may assign whose value at the end is no form: the skeleton's
+    tile_windows: frozenset[int]  # ids of its slices and assembles of tiles (their offsets are outcome)
 
 
 def _names_in(node: Any) -> list[str]:
@@ -108,6 +114,12 @@ def _instr_reads(instr: Instr) -> list[str]:
     return []
 
 
+def _dyn(*forms: Form | Dyn) -> Form | Dyn:
+    """A scalar computed from these other than affinely: fixed by the outcome and their entry scalars."""
+    names = frozenset().union(*forms)
+    return names if names else {}
+
+
 class _Analyzer:
     """The dataflow pass over one kernel body (see the module docstring)."""
 
@@ -123,6 +135,8 @@ class _Analyzer:
         self.reads |= self.assigned & loop_vars
         self.structural: set[str] = set()
         self.accesses: dict[int, Access] = {}
+        self.outcome: set[str] = set()
+        self.tile_windows: set[int] = set()
 
     # -- which names are read before they are assigned (definite assignment) --
     def _definite(self, body: list[Instr], done: set[str]) -> set[str]:
@@ -180,18 +194,26 @@ class _Analyzer:
             values = sorted(n for n in self.reads if self.kinds.get(n) == "value")
             if len(scalars) + len(values) != len(self.reads):
                 raise _NotReplayable
+            assigned = [n for n in self.assigned if self.kinds.get(n) == "scalar" and env[n] is not _UNDEF]
+            dyn_exits = sorted(n for n in assigned if isinstance(env[n], frozenset))
+            for n in dyn_exits:
+                self.outcome |= env[n]
             return Plan(
                 scalars=tuple(scalars), values=tuple(values), structural=frozenset(self.structural),
                 fresh=tuple(sorted(self.assigned - self.reads)),
                 assigned_scalars=tuple(sorted(n for n in self.assigned if self.kinds.get(n) == "scalar")),
                 assigned_values=tuple(sorted(n for n in self.assigned if self.kinds.get(n) == "value")),
                 accesses=dict(self.accesses),
-                exits={n: env[n] for n in self.assigned if self.kinds.get(n) == "scalar" and env[n] is not _UNDEF},
+                exits={n: env[n] for n in assigned if isinstance(env[n], dict)},
+                outcome=tuple(sorted(self.outcome)), dyn_exits=tuple(dyn_exits),
+                tile_windows=frozenset(self.tile_windows),
             )
         raise _NotReplayable
 
     def _pass(self) -> dict[str, Any]:
         self.accesses = {}
+        self.outcome = set()
+        self.tile_windows = set()
         env: dict[str, Any] = {}
         for name in self.reads:
             if self.kinds.get(name) == "scalar":
@@ -210,9 +232,8 @@ class _Analyzer:
     def _instr(self, instr: Instr, env: dict[str, Any]) -> None:
         if isinstance(instr, OpCall):
             if instr.spec.name in FUNCTIONS and instr.target is not None and not self.interp._reads_a_value(instr):
-                for p in instr.spec.params:  # a scalar function of scalars (abs, sqrt): not affine
-                    self._structural(self._form(instr.args.get(p.name), env))
-                env[instr.target] = {}
+                # a scalar function of scalars (abs, sqrt): not affine
+                env[instr.target] = _dyn(*[self._form(instr.args.get(p.name), env) for p in instr.spec.params])
             else:
                 self._op(instr, env)
         elif isinstance(instr, ScalarAssign):
@@ -222,7 +243,7 @@ class _Analyzer:
                 env[instr.target] = self._form(instr.expr, env)
         elif isinstance(instr, ForLoop):
             for a in instr.range_args:
-                self._structural(self._form(a, env))
+                self._use(self._form(a, env))
             for _ in range(_MAX_PASSES):
                 after = dict(env)
                 after[instr.var] = {}
@@ -234,7 +255,7 @@ class _Analyzer:
             else:
                 raise _NotReplayable
         elif isinstance(instr, IfBlock):
-            self._structural(self._form(instr.cond, env))
+            self._use(self._form(instr.cond, env))
             then, orelse = dict(env), dict(env)
             self._block(instr.then, then)
             self._block(instr.orelse, orelse)
@@ -253,35 +274,43 @@ class _Analyzer:
                 out[name] = y
             elif y is _UNDEF:
                 out[name] = x
-            elif isinstance(x, dict) and isinstance(y, dict):
-                raise _Restart(set(x) | set(y))
+            elif isinstance(x, dict | frozenset) and isinstance(y, dict | frozenset):
+                out[name] = _dyn(x, y)  # which path ran is outcome
             else:
                 raise _NotReplayable  # a value bound to different things on different paths
         return out
 
+    def _use(self, form: Form | Dyn) -> None:
+        """A scalar the kernel's structure turns on: its value is outcome."""
+        self.outcome |= set(form)
+
     @staticmethod
-    def _structural(form: Form) -> None:
-        if form:
+    def _affine(form: Form | Dyn) -> Form:
+        """A scalar that moves a GM window: a form, or its entry scalars become structural."""
+        if isinstance(form, frozenset):
             raise _Restart(set(form))
+        return form
 
     def _binding(self, name: str, env: dict[str, Any]) -> Any:
         b = env.get(name, _UNDEF)
-        if b is _UNDEF or isinstance(b, dict):
+        if b is _UNDEF or isinstance(b, dict | frozenset):
             raise _NotReplayable
         return b
 
-    def _form(self, node: Any, env: dict[str, Any]) -> Form:
+    def _form(self, node: Any, env: dict[str, Any]) -> Form | Dyn:
         if not isinstance(node, ast.AST) or isinstance(node, ast.Constant):
             return {}
         if isinstance(node, ast.Name):
             if node.id in self.consts:
                 return {}
             form = env.get(node.id, _UNDEF)
-            if not isinstance(form, dict):
+            if not isinstance(form, dict | frozenset):
                 raise _NotReplayable
             return form
         if isinstance(node, ast.BinOp):
             left, right = self._form(node.left, env), self._form(node.right, env)
+            if isinstance(left, frozenset) or isinstance(right, frozenset):
+                return _dyn(left, right)
             if isinstance(node.op, ast.Add | ast.Sub):
                 sign = 1 if isinstance(node.op, ast.Add) else -1
                 out = dict(left)
@@ -295,22 +324,18 @@ class _Analyzer:
                 factor = self._const(other)
                 if factor.__class__ is int:
                     return {v: c * factor for v, c in form.items() if c * factor}
-            self._structural(left | right)
-            return {}
+            return _dyn(left, right)
         if isinstance(node, ast.UnaryOp):
             form = self._form(node.operand, env)
-            if isinstance(node.op, ast.USub):
+            if isinstance(node.op, ast.USub) and isinstance(form, dict):
                 return {v: -c for v, c in form.items()}
             if isinstance(node.op, ast.UAdd):
                 return form
-            self._structural(form)
-            return {}
+            return _dyn(form)
         if isinstance(node, ast.Compare | ast.BoolOp | ast.Call):
             parts = [node.left, *node.comparators] if isinstance(node, ast.Compare) else \
                 node.values if isinstance(node, ast.BoolOp) else node.args
-            for part in parts:
-                self._structural(self._form(part, env))
-            return {}
+            return _dyn(*[self._form(part, env) for part in parts])
         raise _NotReplayable
 
     def _op(self, instr: OpCall, env: dict[str, Any]) -> None:
@@ -325,12 +350,12 @@ class _Analyzer:
                     and self.kinds.get(node.id) == "value":
                 bindings[p.name] = self._binding(node.id, env)
             elif p.kind in ("value_or_scalar", "scalar"):
-                self._structural(self._form(node, env))
+                self._use(self._form(node, env))
             elif p.kind in ("shape", "shape_opt", "index"):
                 if p.name == "offset" and lowering in ("slice", "assemble"):
                     continue
                 for e in getattr(node, "elts", ()):
-                    self._structural(self._form(e, env))
+                    self._use(self._form(e, env))
             else:
                 raise _NotReplayable
         result: Any = "tile"
@@ -340,10 +365,11 @@ class _Analyzer:
             if where is None:
                 raise _NotReplayable
             if where == "tile":
+                self.tile_windows.add(id(instr))
                 for form in forms:
-                    self._structural(form)
+                    self._use(form)
             else:
-                self._access(iid, where, forms, True)
+                self._access(iid, where, [self._affine(f) for f in forms], True)
                 if lowering == "assemble":
                     result = where
         elif lowering == "compute":
@@ -360,6 +386,129 @@ class _Analyzer:
     def _access(self, iid: int, binding: Any, forms: list[Form], checked: bool) -> None:
         coeffs = tuple(tuple(sorted(f.items())) for f in forms)
         self.accesses[iid] = Access(binding[1], coeffs, checked)
+
+
+# -- the outcome of an execution ---------------------------------------------------------------------------
+
+
+class _Unknown(Exception):
+    """An execution whose scalar work the skeleton does not follow (an error, the loop budget): interpret it."""
+
+
+Step = Callable[[dict[str, Any], list[Any]], None]
+
+
+class _Skeleton:
+    """A kernel's scalar work alone: its assignments, loops and branches, recording the values its outcome is
+    made of (loop ranges, conditions, op scalars and shapes, tile windows) and leaving its Dyn exits. Checks
+    mirror the interpreter's; an execution they would stop is left to the interpreter (None)."""
+
+    def __init__(self, interp: Interpreter, body: list[Instr], plan: Plan) -> None:
+        self.interp = interp
+        self.plan = plan
+        self.steps = self._block(body)
+
+    def run(self, env0: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+        env, out = dict(env0), []
+        self.left = self.interp.limits.max_loop_iterations
+        try:
+            for step in self.steps:
+                step(env, out)
+        except (_Unknown, ProgramError, KeyError, *RUNTIME_ERRORS):
+            return None
+        return tuple(out), {name: env[name] for name in self.plan.dyn_exits if name in env}
+
+    def _block(self, body: list[Instr]) -> list[Step]:
+        steps: list[Step] = []
+        for instr in body:
+            if isinstance(instr, ScopeBlock):
+                steps.extend(self._block(instr.body))
+            else:
+                step = self._step(instr)
+                if step is not None:
+                    steps.append(step)
+        return steps
+
+    def _step(self, instr: Instr) -> Step | None:
+        interp = self.interp
+        if isinstance(instr, OpCall) and instr.spec.name in FUNCTIONS and instr.target is not None \
+                and not interp._reads_a_value(instr):
+            instr = interp._as_scalar_assign(instr)
+        if isinstance(instr, ScalarAssign):
+            if isinstance(instr.expr, ast.Name) and interp.kinds.get(instr.expr.id) == "value":
+                return None  # an alias of a tile or tensor
+            return self._assign(instr.target, interp._expr(instr.expr, instr).fn)
+        if isinstance(instr, OpCall):
+            return self._record(self._op_scalars(instr))
+        if isinstance(instr, ForLoop):
+            return self._loop(instr.var, [interp._expr(a, instr).fn for a in instr.range_args],
+                              self._block(instr.body))
+        if isinstance(instr, IfBlock):
+            return self._branch(interp._expr(instr.cond, instr).fn, self._block(instr.then), self._block(instr.orelse))
+        raise _NotReplayable
+
+    def _op_scalars(self, instr: OpCall) -> list[Callable[[dict[str, Any]], Any]]:
+        """The op's scalar operands and shapes that are not constant (a GM window's offset moves its window)."""
+        fns = []
+        for p in instr.spec.params:
+            node = instr.args.get(p.name)
+            if not isinstance(node, ast.AST) or p.kind in _SKIPPED_KINDS or p.kind == "value" or \
+                    (isinstance(node, ast.Name) and self.interp.kinds.get(node.id) == "value"):
+                continue
+            if p.name == "offset" and instr.spec.lowering in ("slice", "assemble") and \
+                    id(instr) not in self.plan.tile_windows:
+                continue
+            for n in [node] if p.kind in ("value_or_scalar", "scalar") else getattr(node, "elts", ()):
+                expr = self.interp._expr(n, instr)
+                if not expr.is_const:
+                    fns.append(expr.fn)
+        return fns
+
+    @staticmethod
+    def _assign(target: str, fn: Callable[[dict[str, Any]], Any]) -> Step:
+        def assign(env: dict[str, Any], out: list[Any]) -> None:
+            value = fn(env)
+            if value.__class__ is int and not INT_MIN <= value <= INT_MAX:
+                raise _Unknown
+            env[target] = value
+        return assign
+
+    @staticmethod
+    def _record(fns: list[Callable[[dict[str, Any]], Any]]) -> Step | None:
+        if not fns:
+            return None
+
+        def record(env: dict[str, Any], out: list[Any]) -> None:
+            for fn in fns:
+                value = fn(env)
+                out.append((value.__class__, value))
+        return record
+
+    def _loop(self, var: str, args: list[Callable[[dict[str, Any]], Any]], body: list[Step]) -> Step:
+        def loop(env: dict[str, Any], out: list[Any]) -> None:
+            values = tuple([fn(env) for fn in args])
+            if any(v.__class__ is not int or not INT_MIN <= v <= INT_MAX for v in values) or \
+                    (len(values) == 3 and values[2] == 0):
+                raise _Unknown
+            rng = range(*values)
+            self.left -= len(rng)
+            if self.left < 0:
+                raise _Unknown
+            out.append(values)
+            for v in rng:
+                env[var] = v
+                for step in body:
+                    step(env, out)
+        return loop
+
+    @staticmethod
+    def _branch(cond: Callable[[dict[str, Any]], Any], then: list[Step], orelse: list[Step]) -> Step:
+        def branch(env: dict[str, Any], out: list[Any]) -> None:
+            taken = bool(cond(env))
+            out.append(taken)
+            for step in then if taken else orelse:
+                step(env, out)
+        return branch
 
 
 # -- templates and their replay ----------------------------------------------------------------------------
@@ -412,6 +561,10 @@ class ReplayCache:
     interp: Interpreter
     values: bool = False
     plans: dict[int, Plan | None] = field(default_factory=dict)
+    skeletons: dict[int, _Skeleton] = field(default_factory=dict)
+    # (kernel, key, values of its outcome scalars) -> (outcome id, Dyn exits), None for one to interpret
+    outcomes: dict[tuple, tuple[int, dict[str, Any]] | None] = field(default_factory=dict)
+    outcome_ids: dict[tuple, int] = field(default_factory=dict)
     templates: dict[tuple, Template | None] = field(default_factory=dict)
     replayed: int = 0
 
@@ -421,33 +574,60 @@ class ReplayCache:
         completes the record of an execution interpreted without summarising it)."""
         interp = self.interp
         if iid not in self.plans:
-            try:
-                self.plans[iid] = _Analyzer(interp, body, set(interp.loop_vars)).plan()
-            except _NotReplayable:
-                self.plans[iid] = None
+            self._plan(iid, body)
         plan = self.plans[iid]
         keyed = _key(plan, interp.env) if plan is not None else None
         if keyed is None:
             interpret(task)
             return
         key, entry = keyed
-        tkey = (iid, key)
+        assert plan is not None
+        dyn: dict[str, Any] = {}
+        if plan.outcome:
+            found = self._outcome(iid, key, plan)
+            if found is None:
+                interpret(task)
+                return
+            oid, dyn = found
+            tkey: tuple = (iid, key, oid)
+        else:
+            tkey = (iid, key)
         if tkey in self.templates:
             tmpl = self.templates[tkey]
             if self.values:
                 interpret(task, tmpl is None)
                 if tmpl is not None:
-                    if _apply(tmpl, plan, entry, task, interp, record_only=True):  # type: ignore[arg-type]
+                    if _apply(tmpl, entry, task, interp, {}, record_only=True):
                         self.replayed += 1
                     else:
                         finish(task)
                 return
-            if tmpl is not None and _apply(tmpl, plan, entry, task, interp):  # type: ignore[arg-type]
+            if tmpl is not None and _apply(tmpl, entry, task, interp, dyn):
                 self.replayed += 1
                 return
             interpret(task)
             return
-        self.templates[tkey] = _record(plan, entry, task, interp, interpret)  # type: ignore[arg-type]
+        self.templates[tkey] = _record(plan, entry, task, interp, interpret)
+
+    def _plan(self, iid: int, body: list[Instr]) -> None:
+        try:
+            plan = _Analyzer(self.interp, body, set(self.interp.loop_vars)).plan()
+            if plan.outcome:
+                self.skeletons[iid] = _Skeleton(self.interp, body, plan)
+        except (_NotReplayable, ProgramError):
+            plan = None
+        self.plans[iid] = plan
+
+    def _outcome(self, iid: int, key: tuple, plan: Plan) -> tuple[int, dict[str, Any]] | None:
+        """The outcome of this execution (interned) and its Dyn exits, run once per value of the scalars it
+        turns on."""
+        env = self.interp.env
+        okey = (iid, key, tuple([(v.__class__, v) for v in [env.get(n, _UNDEF) for n in plan.outcome]]))
+        if okey not in self.outcomes:
+            ran = self.skeletons[iid].run({n: env[n] for n in plan.scalars if n in env})
+            self.outcomes[okey] = None if ran is None else \
+                (self.outcome_ids.setdefault(ran[0], len(self.outcome_ids)), ran[1])
+        return self.outcomes[okey]
 
 
 def _key(plan: Plan, env: dict[str, Any]) -> tuple[tuple, _Entry] | None:
@@ -463,7 +643,7 @@ def _key(plan: Plan, env: dict[str, Any]) -> tuple[tuple, _Entry] | None:
         elif value.__class__ is int:
             symbolic[name] = value
         else:
-            return None
+            parts.append((name, value.__class__, value))  # no shift to follow: executions share it by value
     objects: dict[str, GMTensor | GMView] = {}
     seen_objects: list[Any] = []
     seen_tensors: list[Any] = []
@@ -564,7 +744,7 @@ def _template(plan: Plan, entry: _Entry, task: Task, interp: Interpreter, raw_re
         groups.append(_Group(binding, coeffs if any(coeffs) else (), bounds))
     exits: list[tuple[str, str, Any]] = []
     for name in plan.assigned_scalars:
-        if name in unassigned or name not in env:
+        if name in unassigned or name not in env or name in plan.dyn_exits:
             continue
         value, form = env[name], plan.exits.get(name, {})
         if form and value.__class__ is not int:
@@ -587,10 +767,11 @@ def _template(plan: Plan, entry: _Entry, task: Task, interp: Interpreter, raw_re
                     {t: tuple(sorted(s)) for t, s in by_tensor.items()}, exits)
 
 
-def _apply(tmpl: Template, plan: Plan, entry: _Entry, task: Task, interp: Interpreter,
+def _apply(tmpl: Template, entry: _Entry, task: Task, interp: Interpreter, dyn: dict[str, Any],
            record_only: bool = False) -> bool:
-    """Fill `task` from the template for this entry; False (nothing changed) when its windows would leave
-    their views or the loop budget would run out: the interpreter then runs it and says so. `record_only`:
+    """Fill `task` from the template for this entry, leaving the Dyn exits `dyn`; False (nothing changed) when
+    its windows would leave their views, a scalar exit would not fit in 64 bits or the loop budget would run
+    out: the interpreter then runs it and says so. `record_only`:
     the execution was interpreted already (its names and loop iterations are the interpreter's), only its
     task record is replaced."""
     if not record_only and interp.iterations + tmpl.iterations > interp.limits.max_loop_iterations:
@@ -640,16 +821,25 @@ def _apply(tmpl: Template, plan: Plan, entry: _Entry, task: Task, interp: Interp
     if record_only:
         task.ops, task.core, task.reads, task.writes, task.accesses = tmpl.ops, tmpl.core, reads, writes, accesses
         return True
-    env = interp.env
+    scalars = {}
     for name, how, what in tmpl.exits:
         if how == "scalar":
             value, form = what
-            env[name] = value + sum(c * delta.get(v, 0) for v, c in form) if delta else value
+            if delta and form:
+                value += sum(c * delta.get(v, 0) for v, c in form)
+                if not INT_MIN <= value <= INT_MAX:
+                    return False
+            scalars[name] = value
+    env = interp.env
+    for name, how, what in tmpl.exits:
+        if how == "scalar":
+            env[name] = scalars[name]
         elif how == "tile":
             sig, buf, op = what
             env[name] = Tile(None, sig, buf, op, task.id)
         else:
             env[name] = entry.objects[what]
+    env.update(dyn)
     interp.iterations += tmpl.iterations
     task.ops, task.core, task.reads, task.writes, task.accesses = tmpl.ops, tmpl.core, reads, writes, accesses
     return True
