@@ -78,7 +78,7 @@ class Plan:
     accesses: dict[int, Access]
     exits: dict[str, Form]  # scalar names it may assign: their value at the kernel's end
     outcome: tuple[str, ...]  # entry scalars its outcome (and its Dyn exits) turn on, sorted; () for none
-    dyn_exits: tuple[str, ...]  # scalar names it may assign whose value at the end is no form: the skeleton's
+    dyn_exits: tuple[str, ...]  # scalar names it may assign whose value at the end is no form: the skeleton gives it
     tile_windows: frozenset[int]  # ids of its slices and assembles of tiles (their offsets are outcome)
 
 
@@ -552,7 +552,7 @@ class Template:
 
 @dataclass
 class ReplayCache:
-    """Plans per kernel, templates per (kernel, structure), and the replay of an execution. With `values`
+    """Plans per kernel, templates per (kernel, key, outcome), and the replay of an execution. With `values`
     (a run with numerics) every execution is interpreted for its values, and one a template fits takes its
     task record from the template instead: the same record (tests/test_speed_equivalence.py), but with the
     template's op list and windows shared, as in a timing-only run, so the timing model's per-template work
