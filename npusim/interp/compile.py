@@ -179,9 +179,8 @@ class Interpreter:
 
     def _compile(self, instr: Instr, in_kernel: bool) -> Run:
         if isinstance(instr, OpCall):
-            if instr.spec.name in FUNCTIONS and instr.target is not None and not self._reads_a_value(instr):
-                return self._compile_scalar(self._as_scalar_assign(instr))
-            return self._compile_op(instr, in_kernel)
+            scalar = self.scalar_function(instr)
+            return self._compile_op(instr, in_kernel) if scalar is None else self._compile_scalar(scalar)
         if isinstance(instr, ScalarAssign):
             return self._compile_scalar(instr)
         if isinstance(instr, ForLoop):
@@ -206,16 +205,15 @@ class Interpreter:
             return self._compile_extern(instr, in_kernel)
         raise AssertionError(type(instr))
 
-    def _reads_a_value(self, instr: OpCall) -> bool:
-        return any(isinstance(node, ast.Name) and self.kinds.get(node.id) == "value" for node in instr.args.values())
-
-    @staticmethod
-    def _as_scalar_assign(instr: OpCall) -> ScalarAssign:
+    def scalar_function(self, instr: OpCall) -> ScalarAssign | None:
         """`n = abs(k - 1)`, `r = sqrt(h)`: a tile op that is also an expression function (abs, sqrt), applied
-        to scalars, is the scalar function: names resolve by their kind, as `a = b` does."""
+        to scalars, is the scalar function: names resolve by their kind, as `a = b` does. None for an op that
+        names a tile or tensor."""
+        if instr.spec.name not in FUNCTIONS or instr.target is None or \
+                any(isinstance(node, ast.Name) and self.kinds.get(node.id) == "value" for node in instr.args.values()):
+            return None
         args = [instr.args[p.name] for p in instr.spec.params]
         call = ast.copy_location(ast.Call(func=ast.Name(instr.spec.name, ast.Load()), args=args, keywords=[]), args[0])
-        assert instr.target is not None
         return ScalarAssign(instr.loc, instr.text, instr.target, call)
 
     def _define(self, name: str, kind: str, instr: Instr) -> None:

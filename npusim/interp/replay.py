@@ -18,6 +18,7 @@ would have left them. Anything the pass cannot follow (a `read` in the kernel, a
 and a tile on another, a GM window it cannot shift) is interpreted every time; a replay whose windows would
 leave their views is interpreted instead, so the error is the interpreter's own.
 """
+
 from __future__ import annotations
 
 import ast
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from npusim.errors import ProgramError
-from npusim.frontend.expressions import FUNCTIONS, INT_MAX, INT_MIN
+from npusim.frontend.expressions import INT_MAX, INT_MIN
 from npusim.frontend.program import ForLoop, IfBlock, Instr, OpCall, ScalarAssign, ScopeBlock
 from npusim.graph import DmaSig, MovedWindows, Region, Task, coalesce
 
@@ -35,7 +36,7 @@ from .values import RUNTIME_ERRORS, GMTensor, GMView, Tile, as_view
 if TYPE_CHECKING:
     from .compile import Interpreter
 
-Form = dict[str, int]  # a scalar as sum(coefficient * symbolic scalar) + a part fixed by the structure
+Form = dict[str, int]  # a scalar as sum(coefficient * symbolic scalar) + a part fixed by the outcome
 Dyn = frozenset[str]  # a scalar fixed by the outcome and these entry scalars, but not affinely (min(64, n - s0))
 Coeffs = tuple[tuple[tuple[str, int], ...], ...]  # one form per dimension of a GM window's offset
 _UNDEF = object()  # analysis: not assigned yet (a name the kernel assigns before it reads it, if at all)
@@ -231,11 +232,9 @@ class _Analyzer:
 
     def _instr(self, instr: Instr, env: dict[str, Any]) -> None:
         if isinstance(instr, OpCall):
-            if instr.spec.name in FUNCTIONS and instr.target is not None and not self.interp._reads_a_value(instr):
-                # a scalar function of scalars (abs, sqrt): not affine
-                env[instr.target] = _dyn(*[self._form(instr.args.get(p.name), env) for p in instr.spec.params])
-            else:
-                self._op(instr, env)
+            instr = self.interp.scalar_function(instr) or instr  # abs, sqrt of scalars: a call, not affine
+        if isinstance(instr, OpCall):
+            self._op(instr, env)
         elif isinstance(instr, ScalarAssign):
             if isinstance(instr.expr, ast.Name) and self.kinds.get(instr.expr.id) == "value":
                 env[instr.target] = self._binding(instr.expr.id, env)
@@ -406,6 +405,7 @@ class _Skeleton:
     def __init__(self, interp: Interpreter, body: list[Instr], plan: Plan) -> None:
         self.interp = interp
         self.plan = plan
+        self.left = 0  # loop iterations the run in progress may still take
         self.steps = self._block(body)
 
     def run(self, env0: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
@@ -431,15 +431,14 @@ class _Skeleton:
 
     def _step(self, instr: Instr) -> Step | None:
         interp = self.interp
-        if isinstance(instr, OpCall) and instr.spec.name in FUNCTIONS and instr.target is not None \
-                and not interp._reads_a_value(instr):
-            instr = interp._as_scalar_assign(instr)
+        if isinstance(instr, OpCall):
+            instr = interp.scalar_function(instr) or instr
         if isinstance(instr, ScalarAssign):
             if isinstance(instr.expr, ast.Name) and interp.kinds.get(instr.expr.id) == "value":
                 return None  # an alias of a tile or tensor
             return self._assign(instr.target, interp._expr(instr.expr, instr).fn)
         if isinstance(instr, OpCall):
-            return self._record(self._op_scalars(instr))
+            return self._recorder(self._op_scalars(instr))
         if isinstance(instr, ForLoop):
             return self._loop(instr.var, [interp._expr(a, instr).fn for a in instr.range_args],
                               self._block(instr.body))
@@ -474,7 +473,7 @@ class _Skeleton:
         return assign
 
     @staticmethod
-    def _record(fns: list[Callable[[dict[str, Any]], Any]]) -> Step | None:
+    def _recorder(fns: list[Callable[[dict[str, Any]], Any]]) -> Step | None:
         if not fns:
             return None
 
@@ -831,13 +830,12 @@ def _apply(tmpl: Template, entry: _Entry, task: Task, interp: Interpreter, dyn: 
                     return False
             scalars[name] = value
     env = interp.env
+    env.update(scalars)
     for name, how, what in tmpl.exits:
-        if how == "scalar":
-            env[name] = scalars[name]
-        elif how == "tile":
+        if how == "tile":
             sig, buf, op = what
             env[name] = Tile(None, sig, buf, op, task.id)
-        else:
+        elif how == "entry":
             env[name] = entry.objects[what]
     env.update(dyn)
     interp.iterations += tmpl.iterations
