@@ -8,6 +8,7 @@ References: numpy's IEEE float32 arithmetic (bits), exact rational arithmetic ro
 from __future__ import annotations
 
 import hashlib
+import math
 import operator
 from decimal import Decimal, localcontext
 from fractions import Fraction
@@ -705,6 +706,24 @@ def test_full():
     for bad in (1.5, 2**31, float("nan"), True):
         with pytest.raises(ValueError):
             nx.full([1], "int32", bad)
+
+
+@given(st.sampled_from(["fp32", "bf16", "fp16"]),
+       st.lists(st.floats(allow_nan=True, allow_infinity=True) | st.integers(-2**70, 2**70), min_size=1,
+                max_size=6))
+@HYP
+def test_full_of_values_in_any_order_rounds_each_like_the_exact_value(dtype: str, values: list) -> None:
+    """full's fill value is computed once per value and reused: +0.0 after -0.0 (one dict key), a NaN, a value
+    asked for twice, each still gives the bits of its own exact rounding (Fraction, or the canonical NaN)."""
+    for v in [*values, *reversed(values), 0.0, -0.0, 0.0]:
+        got = bits_of(nx.full([2], dtype, v))
+        if isinstance(v, float) and v != v:
+            want = CANON[dtype]
+        elif isinstance(v, float) and abs(v) == float("inf"):
+            want = bits_of(np.array([v], dtype=NP[dtype]))[0]
+        else:
+            want = ref_round_fraction(Fraction(v), dtype, negative_zero=math.copysign(1.0, v) < 0)
+        assert got.tolist() == [int(want)] * 2, (dtype, v)
 
 
 def test_fill_pad():

@@ -5,6 +5,9 @@ one correct rounding), canonical NaNs, IEEE 754-2019 maximum/minimum.
 
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 
 from npusim.dtypes import VECTOR_DTYPES, np_dtype
@@ -224,7 +227,16 @@ def full(shape: tuple[int, ...] | list[int], dtype: str, value: float | int) -> 
         return np.full(shape, iv, dtype=np_dtype(dtype))
     if dtype not in FMTS:
         raise ValueError(f"full: unknown dtype {dtype!r}")
-    return np.full(shape, round_f64(np.array([scalar_f64(value)]), dtype, "rint")[0], dtype=np_dtype(dtype))
+    v = scalar_f64(value)
+    return np.full(shape, _rounded(dtype, v, math.copysign(1.0, v) < 0), dtype=np_dtype(dtype))
+
+
+@functools.lru_cache(maxsize=1024)
+def _rounded(dtype: str, value: float, negative: bool) -> np.generic:
+    """float64 `value` rounded once to nearest-even in float `dtype`: full's fill value, kept because a decode
+    layer fills tiles with the same few values tens of thousands of times (0.2 s of the default layer's run).
+    `negative` tells -0.0 from +0.0, which are one key otherwise."""
+    return round_f64(np.array([value]), dtype, "rint")[0]
 
 
 def fill_pad(t: np.ndarray, valid_shape: tuple[int, int] | list[int], pad_value: str) -> np.ndarray:
