@@ -29,7 +29,10 @@ import numpy as np
 from .errors import LimitError
 
 Arrays = dict[str, np.ndarray]
-_ALIGN = 64  # byte alignment of each array in the shared buffer
+# Each array of a shared buffer starts a page: a caller writing a `changed` array in place gets private copies of
+# its pages only; a page it shared with an array drawn later would keep that array's bytes as they were when
+# copied (zeros).
+_ALIGN = mmap.PAGESIZE
 
 
 class Beside(Protocol):

@@ -347,6 +347,31 @@ def test_an_array_the_caller_changes_is_kept_as_drawn_for_the_forked_computation
     assert float(pending.result()["sum"]) == 12.0
 
 
+def _ones_b_late(name: str, out) -> None:
+    time.sleep(0.3 if name == "b" else 0.0)  # the caller writes "a" before "b" is drawn
+    out.fill(1)
+
+
+def test_an_array_drawn_after_one_the_caller_changes_arrives_whole() -> None:
+    """The caller writes into a changed 12-byte array before the next 16-byte one is drawn: its copy-on-write copy
+    of the page it wrote must not hold the next array's bytes (they would stay as they were then: zeros)."""
+    import numpy as np
+
+    from npusim import beside
+
+    if beside.sys.platform != "linux":
+        pytest.skip("the forked reference is Linux's")
+    inputs: dict = {}
+    drawn = beside.Drawn([("a", (3,), np.dtype(np.float32)), ("b", (4,), np.dtype(np.float32))], _ones_b_late,
+                         inputs, changed=frozenset({"a"}))
+    pending = beside._Forked(_total_of_nothing, (), drawn)
+    drawn.wait("a")
+    inputs["a"][0] = 5.0  # (the interpreter storing into an inout in place)
+    drawn.wait_all()
+    assert inputs["b"].tolist() == [1.0] * 4 and inputs["a"].tolist() == [5.0, 1.0, 1.0]
+    assert pending.result() == {}
+
+
 def _fill_ones(name: str, out) -> None:
     out.fill(1)
 
