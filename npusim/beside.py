@@ -29,6 +29,7 @@ import numpy as np
 from .errors import LimitError
 
 Arrays = dict[str, np.ndarray]
+Fill = Callable[[str, np.ndarray, Callable[[int], None]], None]  # Drawn's fill(name, out, done)
 # Each array of a shared buffer starts a page: a caller writing a `changed` array in place gets private copies of
 # its pages only; a page it shared with an array drawn later would keep that array's bytes as they were when
 # copied (zeros).
@@ -61,14 +62,17 @@ def beside(fn: Callable[..., Arrays], *args: Any, drawn: Drawn | None = None) ->
 
 
 class Drawn:
-    """Arrays a forked process draws for the caller into a shared memfd, in the order given, each announced on
-    a pipe when it is done. `arrays` are the caller's views of them, also added to `into` (the forked process
-    reads the same views, which see what it writes); `wait(name)` returns once that one is done. They are
-    read-only but for those named `changed`, which the caller changes in place once they are announced: its
-    mapping is copy-on-write, so only the pages it writes are copied, and the forked process, whose `into` (the
-    dict its computation reads) holds its own shared views of them, still sees the values it drew."""
+    """Arrays a forked process draws for the caller into a shared memfd, in the order given, their progress
+    announced on a pipe as it is made: `fill(name, out, done)` fills `out` front to back and may call `done(n)`
+    when its first n elements are final (an array is announced whole once `fill` returns). `arrays` are the
+    caller's views of them, also added to `into` (the forked process reads the same views, which see what it
+    writes); `wait(name)` returns once that one is done, `wait(name, n)` once its first n elements are. They are
+    read-only but for those named `changed`, which the caller changes in place where they have arrived: its
+    mapping is copy-on-write, so only the pages it writes are copied (progress is announced in whole pages, so
+    those are final), and the forked process, whose `into` (the dict its computation reads) holds its own shared
+    views of them, still sees the values it drew."""
 
-    def __init__(self, layout: list[tuple[str, tuple[int, ...], np.dtype]], fill: Callable[[str, np.ndarray], None],
+    def __init__(self, layout: list[tuple[str, tuple[int, ...], np.dtype]], fill: Fill,
                  into: dict[str, np.ndarray], changed: frozenset[str] = frozenset()) -> None:
         self._layout, self._fill, self._into, self._changed = layout, fill, into, changed
         self._total = sum(_padded(shape, dtype) for _, shape, dtype in layout)
@@ -79,7 +83,8 @@ class Drawn:
             array.flags.writeable = name in changed
         into.update(self.arrays)
         self._read, self._write = os.pipe()
-        self._done: set[str] = set()
+        self._sizes = {name: int(np.prod(shape)) for name, shape, _ in layout}
+        self._arrived: dict[str, int] = {}  # elements announced so far, front to back
         self._failed: Callable[[], object] | None = None  # raises why the drawing process stopped
 
     def draw(self) -> None:
@@ -94,11 +99,20 @@ class Drawn:
             if size := _padded(shape, dtype):  # (a size-0 allocation is an error)
                 self._allocate(offset, size)
             offset += size
-            self._fill(name, arrays[name])
+
+            def done(n: int, i: int = i, itemsize: int = dtype.itemsize) -> None:
+                self._announce(i, n * itemsize // mmap.PAGESIZE * mmap.PAGESIZE // itemsize)  # (whole pages)
+
+            self._fill(name, arrays[name], done)
             if name in self._changed:
                 self._into[name] = arrays[name]  # (the caller's copy-on-write views see its changes, this one not)
-            os.write(self._write, i.to_bytes(4, "little"))
+            self._announce(i, self._sizes[name])
         os.close(self._write)
+
+    def _announce(self, i: int, elements: int) -> None:
+        """Array i's first `elements` are final (16 bytes: pipe writes this small are atomic, and every read of
+        4096 bytes holds whole announcements)."""
+        os.write(self._write, i.to_bytes(8, "little") + elements.to_bytes(8, "little"))
 
     def _allocate(self, offset: int, size: int) -> None:
         """The memfd's pages [offset, offset + size), allocated at once (LimitError when memory is short)."""
@@ -114,17 +128,22 @@ class Drawn:
         os.close(self._memfd)
         self._failed = failed
 
-    def wait(self, name: str) -> None:
-        """Return once `name` is drawn (reading announcements as they come)."""
-        while name not in self._done:
+    def wait(self, name: str, elements: int | None = None) -> bool:
+        """Return once `name` is drawn, or its first `elements` (reading announcements as they come); whether all
+        of it is."""
+        size = self._sizes[name]
+        need = size if elements is None else min(elements, size)
+        while self._arrived.get(name, -1) < need:
             data = os.read(self._read, 4096) if self._read >= 0 else b""
             if not data:
                 self._close()
                 if self._failed is not None:
                     self._failed()
                 raise LimitError(f"the process drawing the inputs stopped before it drew {name}")
-            self._done.update(self._layout[int.from_bytes(data[i:i + 4], "little")][0]
-                              for i in range(0, len(data), 4))  # (writes of 4 bytes to a pipe are atomic)
+            for k in range(0, len(data), 16):
+                self._arrived[self._layout[int.from_bytes(data[k:k + 8], "little")][0]] = \
+                    int.from_bytes(data[k + 8:k + 16], "little")
+        return self._arrived[name] == size
 
     def wait_all(self) -> None:
         for name, _, _ in self._layout:

@@ -272,7 +272,7 @@ def test_a_process_with_other_threads_computes_the_reference_on_a_thread() -> No
 # --- inputs drawn by the forked process -----------------------------------------------------------------------
 
 def _drawn(fill_one):
-    """A Drawn of three arrays (a 3x4 fp32, an empty one, a bf16 vector), filled by fill_one(name, out)."""
+    """A Drawn of three arrays (a 3x4 fp32, an empty one, a bf16 vector), filled by fill_one(name, out, done)."""
     import ml_dtypes
     import numpy as np
 
@@ -285,7 +285,7 @@ def _drawn(fill_one):
     return beside.Drawn(layout, fill_one, {})
 
 
-def _slow_fill(name: str, out) -> None:
+def _slow_fill(name: str, out, done) -> None:
     time.sleep(0.3 if name == "a" else 0.0)  # the caller asks before the first array is drawn
     out[...] = _wanted(name)
 
@@ -347,7 +347,7 @@ def test_an_array_the_caller_changes_is_kept_as_drawn_for_the_forked_computation
     assert float(pending.result()["sum"]) == 12.0
 
 
-def _ones_b_late(name: str, out) -> None:
+def _ones_b_late(name: str, out, done) -> None:
     time.sleep(0.3 if name == "b" else 0.0)  # the caller writes "a" before "b" is drawn
     out.fill(1)
 
@@ -372,7 +372,71 @@ def test_an_array_drawn_after_one_the_caller_changes_arrives_whole() -> None:
     assert pending.result() == {}
 
 
-def _fill_ones(name: str, out) -> None:
+def _front_then_rest(go: int):
+    def fill(name: str, out, done) -> None:
+        import select
+
+        out[:1500] = 1.0
+        done(1500)  # 6000 bytes: one whole page (1024 fp32) is final
+        select.select([go], [], [], 10.0)  # the rest once the caller has looked (or after 10 s)
+        out[1500:] = 2.0
+    return fill
+
+
+def test_the_front_of_an_array_arrives_before_the_rest_in_whole_pages() -> None:
+    """`done(n)` announces the first n elements, rounded down to whole pages (the caller may write those: its
+    copy-on-write copy of a page must not miss values drawn later); `wait(name, n)` returns once they are
+    there, saying whether all of the array is."""
+    import numpy as np
+
+    from npusim import beside
+
+    if beside.sys.platform != "linux":
+        pytest.skip("the forked reference is Linux's")
+    go_read, go_write = os.pipe()
+    drawn = beside.Drawn([("a", (4096,), np.dtype(np.float32))], _front_then_rest(go_read), {})
+    pending = beside._Forked(_total_of_nothing, (), drawn)
+    assert drawn.wait("a", 1000) is False
+    a = drawn.arrays["a"]
+    assert drawn._arrived["a"] == 1024 and (a[:1024] == 1.0).all() and (a[1500:] == 0.0).all()
+    os.write(go_write, b"go")
+    assert drawn.wait("a", 1025) is True and (a[:1500] == 1.0).all() and (a[1500:] == 2.0).all()
+    drawn.wait_all()
+    assert pending.result() == {}
+    os.close(go_read)
+    os.close(go_write)
+
+
+def test_a_window_waits_for_the_elements_up_to_its_last_in_the_memory_it_lives_in() -> None:
+    """arrived(tensor, hi) asks for every element up to the window's last one in memory order; for a reshaped
+    view, in its base's memory (worked by hand below); once all are there the tensor stops asking."""
+    import numpy as np
+
+    from npusim.interp.values import GMTensor, arrived
+
+    asked: list[int | None] = []
+    whole = [False]
+
+    def arriving(n: int | None) -> bool:
+        asked.append(n)
+        return whole[0]
+
+    data = np.zeros((4, 8), np.float32)
+    base = GMTensor("b", (4, 8), "fp32", data, 0, arriving=arriving)
+    # rows 2-3 of the base as a [2, 2, 4] view: its element 0 is the base's element 16
+    view = GMTensor("v", (2, 2, 4), "fp32", data[2:].reshape(2, 2, 4), 0, base=base, base_offset=16,
+                    arriving=arriving)
+    arrived(base, (2, 5))  # the window [0:2, 0:5]: its last element is [1, 4] = 1 * 8 + 4
+    arrived(view, (1, 2, 3))  # [0:1, 0:2, 0:3]: its last element [0, 1, 2] is the view's 6, the base's 22
+    assert asked == [13, 23] and base.arriving is not None and view.arriving is not None
+    whole[0] = True
+    arrived(view, (1, 1, 1))
+    arrived(view, (2, 2, 4))  # (not asked again)
+    arrived(base)
+    assert asked == [13, 23, 17, None] and view.arriving is None and base.arriving is None
+
+
+def _fill_ones(name: str, out, done) -> None:
     out.fill(1)
 
 
@@ -394,7 +458,7 @@ def _total_of_nothing() -> dict:
     return {}
 
 
-def _failing_fill(name: str, out) -> None:
+def _failing_fill(name: str, out, done) -> None:
     from npusim.errors import Location, ProgramError
 
     if name == "none":
@@ -430,7 +494,7 @@ def test_inputs_that_do_not_fit_in_memory_are_one_clear_error(monkeypatch: pytes
         drawn.wait("a")
 
 
-def _killing_fill(name: str, out) -> None:
+def _killing_fill(name: str, out, done) -> None:
     if name == "v":
         os.kill(os.getpid(), signal.SIGKILL)
     out[...] = _wanted(name)

@@ -181,9 +181,11 @@ def chunk_stream(seed_seq: np.random.SeedSequence, index: int) -> np.random.Gene
 
 
 def generate(tensor: Tensor, rule: InitRule, seed_seq: np.random.SeedSequence,
-             pool: ThreadPoolExecutor | None = None, out: np.ndarray | None = None) -> np.ndarray:
-    """The tensor's initial value, filled chunk by chunk, in place, in its own dtype (on `pool` if given), into
-    `out` if given (a C-contiguous array of its shape and dtype)."""
+             pool: ThreadPoolExecutor | None = None, out: np.ndarray | None = None,
+             done: Callable[[int], None] | None = None) -> np.ndarray:
+    """The tensor's initial value, filled chunk by chunk, in place, in its own dtype (on `pool` if given, else in
+    order, calling `done(n)` once the first n elements are filled), into `out` if given (a C-contiguous array of
+    its shape and dtype)."""
     out = np.empty(tensor.shape, dtype=np_dtype(tensor.dtype)) if out is None else out
     flat = out.reshape(-1)
 
@@ -206,6 +208,8 @@ def generate(tensor: Tensor, rule: InitRule, seed_seq: np.random.SeedSequence,
     if pool is None or len(chunks) == 1:
         for index in chunks:
             fill(index)
+            if done is not None:
+                done(min((index + 1) * CHUNK_ELEMENTS, flat.size))
     else:
         list(pool.map(fill, chunks))
     return out
@@ -218,14 +222,15 @@ def input_streams(program: Program, seed: int) -> dict[str, np.random.SeedSequen
     return dict(zip(names, children, strict=True))
 
 
-def filler(program: Program, seed: int) -> Callable[[str, np.ndarray], None]:
-    """fill(name, out): the initial value of input or inout tensor `name` into `out`, on this thread (the same
-    bits as `initial_values`). Every init rule is parsed now, so a bad one is reported here."""
+def filler(program: Program, seed: int) -> Callable[[str, np.ndarray, Callable[[int], None]], None]:
+    """fill(name, out, done): the initial value of input or inout tensor `name` into `out`, on this thread, front
+    to back, calling done(n) as the first n elements are filled (the same bits as `initial_values`). Every init
+    rule is parsed now, so a bad one is reported here."""
     streams = input_streams(program, seed)
     rules = {name: parse_init(program.tensors[name], program) for name in streams}
 
-    def fill(name: str, out: np.ndarray) -> None:
-        generate(program.tensors[name], rules[name], streams[name], out=out)
+    def fill(name: str, out: np.ndarray, done: Callable[[int], None]) -> None:
+        generate(program.tensors[name], rules[name], streams[name], out=out, done=done)
 
     return fill
 

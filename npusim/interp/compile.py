@@ -42,6 +42,7 @@ from .lower import Lowering, core_kind, dma_runs, lane_ops
 from .replay import ReplayCache
 from .values import (
     RUNTIME_ERRORS,
+    Arriving,
     GMTensor,
     GMView,
     NeedsNumerics,
@@ -68,7 +69,7 @@ class Interpreter:
         first_iterations_only: bool = False,
         progress: Callable[[int], None] | None = None,
         replay: bool = True,
-        arriving: dict[str, Callable[[], None]] | None = None,
+        arriving: dict[str, Arriving] | None = None,
     ) -> None:
         self.program = program
         self.arriving = arriving or {}  # inputs still being drawn beside the run: what waits for each
@@ -1050,7 +1051,7 @@ def _matmul_operand_names(body: list[Instr]) -> set[str]:
 def execute(program: Program, inputs: dict[str, np.ndarray], numerics_on: bool = True,
             limits: RunLimits | None = None, first_iterations_only: bool = False,
             progress: Callable[[int], None] | None = None, replay: bool = True,
-            copy_inouts: bool = True, arriving: dict[str, Callable[[], None]] | None = None) -> Execution:
+            copy_inouts: bool = True, arriving: dict[str, Arriving] | None = None) -> Execution:
     """Run `program` on `inputs`. Inout tensors are copied (the originals stay the initial values) unless
     `copy_inouts` is False (nothing reads the initial values afterwards, or the reader has its own snapshot);
     input tensors are shared read-only. `arriving[name]` waits for the values of an input or inout still being
@@ -1060,7 +1061,7 @@ def execute(program: Program, inputs: dict[str, np.ndarray], numerics_on: bool =
     for name, value in inputs.items():
         if numerics_on and program.tensors[name].role == "inout":
             if copy_inouts and arriving and name in arriving:
-                arriving[name]()  # (a copy reads every value)
+                arriving[name](None)  # (a copy reads every value)
             working[name] = np.array(value) if copy_inouts else value
         else:
             value.flags.writeable = False

@@ -83,8 +83,8 @@ class Lowering:
         hi = tuple([o + v for o, v in zip(offset, moved, strict=True)])
         data = None
         if self.numerics and tensor.data is not None:
-            if tensor.arriving is not None:
-                arrived(tensor)
+            if tensor.arriving is not None and 0 not in moved:
+                arrived(tensor, hi)
             region = tuple([slice(o, h) for o, h in zip(offset, hi, strict=True)])
             if valid is None:  # a window of a read-only tensor (role input) is its value; others change later
                 data = tensor.data[region] if not tensor.data.flags.writeable else np.array(tensor.data[region])
@@ -117,8 +117,8 @@ class Lowering:
         deps = (source.op,) if source.op >= 0 else ()
         hi = tuple([o + w for o, w in zip(offset, written, strict=True)])
         if self.numerics and tensor.data is not None and source.data is not None:
-            if tensor.arriving is not None:
-                arrived(tensor)
+            if tensor.arriving is not None and 0 not in written:
+                arrived(tensor, hi)
             window = tuple([slice(o, h) for o, h in zip(offset, hi, strict=True)])
             part = source.data[tuple([slice(0, w) for w in written])]
             tensor.data[window] = numerics.add(tensor.data[window], part) if atomic else part

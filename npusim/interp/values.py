@@ -13,6 +13,9 @@ from npusim.graph import TileSig
 from npusim.ops import OpError, TileType
 from npusim.vocabulary import Buffer
 
+# waits for the first n elements of a tensor being drawn beside the run (all with None); whether all are there
+Arriving = Callable[[int | None], bool]
+
 
 class GMTensor:
     """A tensor in global memory, kept in its own dtype."""
@@ -21,9 +24,9 @@ class GMTensor:
 
     def __init__(self, name: str, shape: tuple[int, ...], dtype: str, data: np.ndarray | None, tid: int,
                  untracked: bool = False, base: GMTensor | None = None, base_offset: int = 0,
-                 arriving: Callable[[], None] | None = None) -> None:
+                 arriving: Arriving | None = None) -> None:
         self.name, self.shape, self.dtype, self.data, self.tid = name, shape, dtype, data, tid
-        self.arriving = arriving  # its values are still being drawn beside the run: call this before reading them
+        self.arriving = arriving  # its values are still being drawn beside the run: see `arrived`
         self.untracked = untracked  # its accesses give no dependencies (PyPTO create_tensor(manual_dep=True))
         self.base, self.base_offset = base, base_offset  # a reshaped view: the memory of `base` from that element
         self.whole = GMView(self, (0,) * len(shape), shape)
@@ -39,10 +42,21 @@ class GMTensor:
         return self.base.region(blo, bhi)
 
 
-def arrived(tensor: GMTensor) -> None:
-    """Return once the tensor's values are there (at once, unless they are still being drawn beside the run)."""
-    if tensor.arriving is not None:
-        tensor.arriving()
+def arrived(tensor: GMTensor, hi: tuple[int, ...] | None = None) -> None:
+    """Return once the tensor's values are there (at once, unless they are still being drawn beside the run): all
+    of them, or with `hi` those of a nonempty window ending there (exclusive), i.e. every element up to its last
+    one in memory order (they are drawn front to back)."""
+    if tensor.arriving is None:
+        return
+    if hi is None:
+        tensor.arriving(None)
+        tensor.arriving = None
+        return
+    end, t = _linear(tensor.shape, tuple([h - 1 for h in hi])) + 1, tensor
+    while t.base is not None:  # a reshaped view: its elements' places in the memory of its base
+        end += t.base_offset
+        t = t.base
+    if tensor.arriving(end):
         tensor.arriving = None
 
 
