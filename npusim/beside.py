@@ -7,9 +7,9 @@ arrays in a memfd that the parent maps, so nothing is copied back. Elsewhere (no
 the process already runs other threads (forking those can deadlock), it runs on a daemon thread.
 
 The forked process can also draw arrays for the caller first (`Drawn`: the run's inputs and inouts) into a
-shared memfd, announcing each when it is done; the caller starts at once and waits only for an array it is
-about to use that is not yet announced. Drawing them is then off the interpreter's core (default layer:
-1.75 GB, 1.5-3.9 s of a run before, most of it the first touch of fresh memory).
+shared memfd, announcing its progress through each; the caller starts at once and waits only for the part of
+an array it is about to use that is not yet announced. Drawing them is then off the interpreter's core
+(default layer: 1.75 GB, 1.5-3.9 s of a run before, most of it the first touch of fresh memory).
 """
 
 from __future__ import annotations
