@@ -435,14 +435,14 @@ def _front_first(late: np.ndarray, values: np.ndarray, asked: list[int | None]):
 
 def test_the_interpreter_waits_for_an_input_before_it_first_reads_it() -> None:
     """An input whose elements arrive only when waited for, front to back (zeros until then), gives the outputs
-    of one there at once: every load asks for the elements up to its window's last one. b [K, N] is read in
-    column blocks, so the first load already asks for nearly all of it (its last row)."""
+    of one there at once: every load asks for the elements up to its window's last one. The tiny matmul's b
+    [512, 128] is read in [128, 64] blocks down its rows: the first asks for 127 * 128 + 64 = 16 320 elements."""
     program = load_program(PROGRAMS / "matmul.yaml", "tiny")
     inputs = initial_values(program, 0)
     want = execute(program, initial_values(program, 0))
     late, asked = np.zeros_like(inputs["b"]), []
     got = execute(program, {**inputs, "b": late.view()}, arriving={"b": _front_first(late, inputs["b"], asked)})
-    assert asked and asked[-1] == late.size and all(0 < n < late.size for n in asked[:-1])
+    assert asked[0] == 16320 and asked[-1] == late.size and all(0 < n < late.size for n in asked[:-1])
     for name in ("c", "c32"):
         assert np.array_equal(got.tensors[name].data, want.tensors[name].data), name
 
