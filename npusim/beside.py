@@ -100,8 +100,11 @@ class Drawn:
                 self._allocate(offset, size)
             offset += size
 
-            def done(n: int, i: int = i, itemsize: int = dtype.itemsize) -> None:
-                self._announce(i, n * itemsize // mmap.PAGESIZE * mmap.PAGESIZE // itemsize)  # (whole pages)
+            def done(n: int, i: int = i, itemsize: int = dtype.itemsize, size: int = self._sizes[name]) -> None:
+                # whole pages (the caller may write them), and never all of it: that is said once, last, so the
+                # caller, which stops reading once it has everything, reads every announcement
+                if n < size:
+                    self._announce(i, n * itemsize // mmap.PAGESIZE * mmap.PAGESIZE // itemsize)
 
             self._fill(name, arrays[name], done)
             if name in self._changed:

@@ -436,6 +436,28 @@ def test_a_window_waits_for_the_elements_up_to_its_last_in_the_memory_it_lives_i
     assert asked == [13, 23, 17, None] and view.arriving is None and base.arriving is None
 
 
+def _whole_then_pause(name: str, out, done) -> None:
+    out.fill(1)
+    done(out.size)  # a step that fills it all...
+    time.sleep(0.3)  # ...and the fill returns later: by then the caller has everything and stops reading
+
+
+def test_an_array_whose_last_step_fills_it_is_announced_whole_once() -> None:
+    """The caller stops reading announcements once it has every array: the drawing process must say an array is
+    whole once, last, and not also at the step that filled it (its second announcement would meet a closed pipe,
+    and the process fail with BrokenPipeError)."""
+    import numpy as np
+
+    from npusim import beside
+
+    if beside.sys.platform != "linux":
+        pytest.skip("the forked reference is Linux's")
+    drawn = beside.Drawn([("p", (1024,), np.dtype(np.float32))], _whole_then_pause, {})
+    pending = beside._Forked(_total_of_nothing, (), drawn)
+    drawn.wait_all()
+    assert pending.result() == {} and (drawn.arrays["p"] == 1.0).all()
+
+
 def _fill_ones(name: str, out, done) -> None:
     out.fill(1)
 
