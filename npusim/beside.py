@@ -21,7 +21,7 @@ import pickle
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -29,7 +29,7 @@ import numpy as np
 from .errors import LimitError
 
 Arrays = dict[str, np.ndarray]
-Fill = Callable[[str, np.ndarray, Callable[[int], None]], None]  # Drawn's fill(name, out, done)
+Fill = Callable[[str, np.ndarray], Iterable[int]]  # Drawn's fill(name, out): elements final after each step
 # Each array of a shared buffer starts a page: a caller writing a `changed` array in place gets private copies of
 # its pages only; a page it shared with an array drawn later would keep that array's bytes as they were when
 # copied (zeros).
@@ -63,18 +63,21 @@ def beside(fn: Callable[..., Arrays], *args: Any, drawn: Drawn | None = None) ->
 
 class Drawn:
     """Arrays a forked process draws for the caller into a shared memfd, in the order given, their progress
-    announced on a pipe as it is made: `fill(name, out, done)` fills `out` front to back and may call `done(n)`
-    when its first n elements are final (an array is announced whole once `fill` returns). `arrays` are the
-    caller's views of them, also added to `into` (the forked process reads the same views, which see what it
-    writes); `wait(name)` returns once that one is done, `wait(name, n)` once its first n elements are. They are
-    read-only but for those named `changed`, which the caller changes in place where they have arrived: its
-    mapping is copy-on-write, so only the pages it writes are copied (progress is announced in whole pages, so
-    those are final), and the forked process, whose `into` (the dict its computation reads) holds its own shared
-    views of them, still sees the values it drew."""
+    announced on a pipe as it is made: `fill(name, out)` fills `out` front to back in steps, each giving how
+    many of its first elements are final (an array is announced whole after its last step). Consecutive arrays
+    with the same `together` key (the caller first needs them at once, e.g. the K and V caches) are drawn a step
+    of each in turn. `arrays` are the caller's views of them, also added to `into` (the forked process reads the
+    same views, which see what it writes); `wait(name)` returns once that one is done, `wait(name, n)` once its
+    first n elements are. They are read-only but for those named `changed`, which the caller changes in place
+    where they have arrived: its mapping is copy-on-write, so only the pages it writes are copied (progress is
+    announced in whole pages, so those are final), and the forked process, whose `into` (the dict its
+    computation reads) holds its own shared views of them, still sees the values it drew."""
 
     def __init__(self, layout: list[tuple[str, tuple[int, ...], np.dtype]], fill: Fill,
-                 into: dict[str, np.ndarray], changed: frozenset[str] = frozenset()) -> None:
+                 into: dict[str, np.ndarray], changed: frozenset[str] = frozenset(),
+                 together: Sequence[Hashable] | None = None) -> None:
         self._layout, self._fill, self._into, self._changed = layout, fill, into, changed
+        self._together = list(together) if together is not None else list(range(len(layout)))
         self._total = sum(_padded(shape, dtype) for _, shape, dtype in layout)
         self._memfd = os.memfd_create("npusim-inputs", os.MFD_CLOEXEC)
         os.ftruncate(self._memfd, self._total)
@@ -88,29 +91,50 @@ class Drawn:
         self._failed: Callable[[], object] | None = None  # raises why the drawing process stopped
 
     def draw(self) -> None:
-        """In the forked process: fill every array in order, announcing each; then close the pipe. Each array's
-        pages are allocated in one call just before it is filled: faulting them in one at a time as they are
-        written cost 25% more system time (default layer: 1.98 -> 1.51 s, median of 3 runs each), and
-        allocating all 1.75 GB before the first array kept the interpreter waiting 0.6 s for it."""
+        """In the forked process: fill the arrays in order, those of a `together` group a step of each in turn,
+        announcing their progress; then close the pipe. Each array's pages are allocated in one call just before
+        it is filled: faulting them in one at a time as they are written cost 25% more system time (default
+        layer: 1.98 -> 1.51 s, median of 3 runs each), and allocating all 1.75 GB before the first array kept
+        the interpreter waiting 0.6 s for it."""
         os.close(self._read)
         arrays = _views(self._memfd, self._layout, self._total, mmap.ACCESS_WRITE)
         offset = 0
-        for i, (name, shape, dtype) in enumerate(self._layout):
-            if size := _padded(shape, dtype):  # (a size-0 allocation is an error)
-                self._allocate(offset, size)
-            offset += size
+        for group in self._groups():
+            steps: dict[int, Iterator[int]] = {}
+            for i in group:
+                name, shape, dtype = self._layout[i]
+                if size := _padded(shape, dtype):  # (a size-0 allocation is an error)
+                    self._allocate(offset, size)
+                offset += size
+                steps[i] = iter(self._fill(name, arrays[name]))
+            while steps:
+                for i in list(steps):
+                    if not self._step(i, steps[i], arrays):
+                        del steps[i]
+        os.close(self._write)
 
-            def done(n: int, i: int = i, itemsize: int = dtype.itemsize, size: int = self._sizes[name]) -> None:
-                # whole pages (the caller may write them), and never all of it: that is said once, last, so the
-                # caller, which stops reading once it has everything, reads every announcement
-                if n < size:
-                    self._announce(i, n * itemsize // mmap.PAGESIZE * mmap.PAGESIZE // itemsize)
+    def _groups(self) -> Iterator[range]:
+        """The runs of consecutive arrays with the same `together` key."""
+        first = 0
+        for j in range(1, len(self._layout) + 1):
+            if j == len(self._layout) or self._together[j] != self._together[first]:
+                yield range(first, j)
+                first = j
 
-            self._fill(name, arrays[name], done)
+    def _step(self, i: int, step: Iterator[int], arrays: Arrays) -> bool:
+        """Take one step of array i's fill and announce it; False once the array is done (announced whole)."""
+        name, _, dtype = self._layout[i]
+        n = next(step, None)
+        if n is None:
             if name in self._changed:
                 self._into[name] = arrays[name]  # (the caller's copy-on-write views see its changes, this one not)
             self._announce(i, self._sizes[name])
-        os.close(self._write)
+            return False
+        # whole pages (the caller may write them), and never all of it: that is said once, last, so the caller,
+        # which stops reading once it has everything, reads every announcement
+        if n < self._sizes[name]:
+            self._announce(i, n * dtype.itemsize // mmap.PAGESIZE * mmap.PAGESIZE // dtype.itemsize)
+        return True
 
     def _announce(self, i: int, elements: int) -> None:
         """Array i's first `elements` are final (16 bytes: pipe writes this small are atomic, and every read of

@@ -251,14 +251,17 @@ def inputs_drawn_beside(program: Program, seed: int, quick_inputs: dict[str, np.
                                                       if t.role == "inout" and n not in quick_inputs])
     names = list(program.tensors)
     first: dict[str, int] = {}
+    first_task: dict[str, int] = {}  # the task that first moves it: those one task first moves are drawn together
     for task in quick.execution.tasks if quick.execution is not None else ():
         for _, (tid, _, _), _ in task.accesses:
             if tid < len(names):
                 first.setdefault(names[tid], len(first))
+                first_task.setdefault(names[tid], task.id)
     later = sorted((n for n, t in program.tensors.items() if t.role in ("input", "inout") and n not in inputs),
                    key=lambda n: first.get(n, len(first)))  # (stable: the unmoved ones in declaration order)
     drawn = Drawn([(n, program.tensors[n].shape, np_dtype(program.tensors[n].dtype)) for n in later],
-                  filler(program, seed), inputs, frozenset(n for n in later if program.tensors[n].role == "inout"))
+                  filler(program, seed), inputs, frozenset(n for n in later if program.tensors[n].role == "inout"),
+                  together=[first_task.get(n, n) for n in later])
     return inputs, drawn
 
 

@@ -272,7 +272,7 @@ def test_a_process_with_other_threads_computes_the_reference_on_a_thread() -> No
 # --- inputs drawn by the forked process -----------------------------------------------------------------------
 
 def _drawn(fill_one):
-    """A Drawn of three arrays (a 3x4 fp32, an empty one, a bf16 vector), filled by fill_one(name, out, done)."""
+    """A Drawn of three arrays (a 3x4 fp32, an empty one, a bf16 vector), filled by fill_one(name, out)."""
     import ml_dtypes
     import numpy as np
 
@@ -285,9 +285,10 @@ def _drawn(fill_one):
     return beside.Drawn(layout, fill_one, {})
 
 
-def _slow_fill(name: str, out, done) -> None:
+def _slow_fill(name: str, out):
     time.sleep(0.3 if name == "a" else 0.0)  # the caller asks before the first array is drawn
     out[...] = _wanted(name)
+    yield out.size
 
 
 def _wanted(name: str):
@@ -347,9 +348,10 @@ def test_an_array_the_caller_changes_is_kept_as_drawn_for_the_forked_computation
     assert float(pending.result()["sum"]) == 12.0
 
 
-def _ones_b_late(name: str, out, done) -> None:
+def _ones_b_late(name: str, out):
     time.sleep(0.3 if name == "b" else 0.0)  # the caller writes "a" before "b" is drawn
     out.fill(1)
+    yield out.size
 
 
 def test_an_array_drawn_after_one_the_caller_changes_arrives_whole() -> None:
@@ -373,18 +375,19 @@ def test_an_array_drawn_after_one_the_caller_changes_arrives_whole() -> None:
 
 
 def _front_then_rest(go: int):
-    def fill(name: str, out, done) -> None:
+    def fill(name: str, out):
         import select
 
         out[:1500] = 1.0
-        done(1500)  # 6000 bytes: one whole page (1024 fp32) is final
+        yield 1500  # 6000 bytes: one whole page (1024 fp32) is final
         select.select([go], [], [], 10.0)  # the rest once the caller has looked (or after 10 s)
         out[1500:] = 2.0
+        yield out.size
     return fill
 
 
 def test_the_front_of_an_array_arrives_before_the_rest_in_whole_pages() -> None:
-    """`done(n)` announces the first n elements, rounded down to whole pages (the caller may write those: its
+    """A step of `fill` announces the first n elements, rounded down to whole pages (the caller may write those: its
     copy-on-write copy of a page must not miss values drawn later); `wait(name, n)` returns once they are
     there, saying whether all of the array is."""
     import numpy as np
@@ -402,6 +405,43 @@ def test_the_front_of_an_array_arrives_before_the_rest_in_whole_pages() -> None:
     os.write(go_write, b"go")
     assert drawn.wait("a", 1025) is True and (a[:1500] == 1.0).all() and (a[1500:] == 2.0).all()
     drawn.wait_all()
+    assert pending.result() == {}
+    os.close(go_read)
+    os.close(go_write)
+
+
+def _a_waits_for_go(go: int):
+    def fill(name: str, out):
+        import select
+
+        half = out.size // 2
+        out[:half] = 1.0
+        yield half
+        if name == "a":
+            select.select([go], [], [], 10.0)  # a's second half once the caller has seen b's first (or 10 s)
+        out[half:] = 2.0
+        yield out.size
+    return fill
+
+
+def test_arrays_drawn_together_arrive_a_step_of_each_in_turn() -> None:
+    """a and b with one `together` key: b's first step does not wait for the end of a (the caller has b's first
+    half while a's second half is not drawn yet); c, in a group of its own, comes after both."""
+    import numpy as np
+
+    from npusim import beside
+
+    if beside.sys.platform != "linux":
+        pytest.skip("the forked reference is Linux's")
+    go_read, go_write = os.pipe()
+    layout = [(n, (2048,), np.dtype(np.float32)) for n in ("a", "b", "c")]
+    drawn = beside.Drawn(layout, _a_waits_for_go(go_read), {}, together=["kv", "kv", "c"])
+    pending = beside._Forked(_total_of_nothing, (), drawn)
+    assert drawn.wait("b", 1024) is False
+    assert drawn._arrived["a"] == 1024 and "c" not in drawn._arrived
+    os.write(go_write, b"go")
+    drawn.wait_all()
+    assert [drawn.arrays[n][[0, -1]].tolist() for n in "abc"] == [[1.0, 2.0]] * 3
     assert pending.result() == {}
     os.close(go_read)
     os.close(go_write)
@@ -436,9 +476,9 @@ def test_a_window_waits_for_the_elements_up_to_its_last_in_the_memory_it_lives_i
     assert asked == [13, 23, 17, None] and view.arriving is None and base.arriving is None
 
 
-def _whole_then_pause(name: str, out, done) -> None:
+def _whole_then_pause(name: str, out):
     out.fill(1)
-    done(out.size)  # a step that fills it all...
+    yield out.size  # a last step that fills it all...
     time.sleep(0.3)  # ...and the fill returns later: by then the caller has everything and stops reading
 
 
@@ -458,8 +498,9 @@ def test_an_array_whose_last_step_fills_it_is_announced_whole_once() -> None:
     assert pending.result() == {} and (drawn.arrays["p"] == 1.0).all()
 
 
-def _fill_ones(name: str, out, done) -> None:
+def _fill_ones(name: str, out):
     out.fill(1)
+    yield out.size
 
 
 def test_a_drawn_layout_of_nothing_but_empty_arrays_draws() -> None:
@@ -480,12 +521,13 @@ def _total_of_nothing() -> dict:
     return {}
 
 
-def _failing_fill(name: str, out, done) -> None:
+def _failing_fill(name: str, out):
     from npusim.errors import Location, ProgramError
 
     if name == "none":
         raise ProgramError("tensor none: init out of range", Location("prog.yaml", 9, 3))
     out[...] = _wanted(name)
+    yield out.size
 
 
 def test_an_error_while_drawing_is_raised_where_the_caller_waits() -> None:
@@ -516,10 +558,11 @@ def test_inputs_that_do_not_fit_in_memory_are_one_clear_error(monkeypatch: pytes
         drawn.wait("a")
 
 
-def _killing_fill(name: str, out, done) -> None:
+def _killing_fill(name: str, out):
     if name == "v":
         os.kill(os.getpid(), signal.SIGKILL)
     out[...] = _wanted(name)
+    yield out.size
 
 
 def test_a_drawing_process_killed_midway_is_one_clear_error() -> None:

@@ -498,6 +498,25 @@ def test_inputs_drawn_beside_give_the_run_of_inputs_drawn_first(name: str, prese
     assert beside == again == first
 
 
+def test_inputs_one_task_first_moves_are_drawn_together() -> None:
+    """The decode layer's RoPE kernel first moves rope_cos, rope_sin, k_cache and v_cache: one `together` group
+    (so the first V rows do not wait for all of the K cache); wq, wk and wv are first moved by three kernels."""
+    if not _runner.can_fork():
+        pytest.skip("inputs are drawn beside only by a forked process")
+    program = load_program(PROGRAMS / "qwen3_decode.yaml", "tiny")
+    opts = _runner.RunOptions(program=PROGRAMS / "qwen3_decode.yaml", preset="tiny")
+    quick = _runner.initial_values(program, 0, only=_runner.tensors_read(program))
+    _, drawn = _runner.inputs_drawn_beside(program, 0, quick, _runner.probe(program, quick, opts, True), True)
+    pending = _runner.beside(_runner._no_values, drawn=drawn)
+    drawn.wait_all()
+    pending.close()
+    key = dict(zip(drawn.arrays, drawn._together, strict=True))
+    assert key["rope_cos"] == key["rope_sin"] == key["k_cache"] == key["v_cache"]
+    assert len({key["wq"], key["wk"], key["wv"], key["k_cache"]}) == 4
+    order = list(drawn.arrays)
+    assert order.index("v_cache") == order.index("k_cache") + 1  # (a group is consecutive)
+
+
 def test_inputs_are_drawn_in_the_order_the_run_first_moves_them(tmp_path: Path) -> None:
     """b declared before a, a read first: a is drawn first (declaration order only breaks ties)."""
     text = (PROGRAMS / "matmul.yaml").read_text()

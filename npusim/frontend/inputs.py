@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -180,13 +180,10 @@ def chunk_stream(seed_seq: np.random.SeedSequence, index: int) -> np.random.Gene
     return np.random.Generator(np.random.PCG64(child))
 
 
-def generate(tensor: Tensor, rule: InitRule, seed_seq: np.random.SeedSequence,
-             pool: ThreadPoolExecutor | None = None, out: np.ndarray | None = None,
-             done: Callable[[int], None] | None = None) -> np.ndarray:
-    """The tensor's initial value, filled chunk by chunk, in place, in its own dtype (on `pool` if given, else in
-    order, calling `done(n)` once the first n elements are filled), into `out` if given (a C-contiguous array of
-    its shape and dtype)."""
-    out = np.empty(tensor.shape, dtype=np_dtype(tensor.dtype)) if out is None else out
+def _chunk_filler(tensor: Tensor, rule: InitRule, seed_seq: np.random.SeedSequence, out: np.ndarray
+                  ) -> tuple[Callable[[int], None], int]:
+    """fill(index), which draws chunk `index` of the tensor's initial value into `out` (C-contiguous, of its
+    shape and dtype) in place, in its own dtype; and how many chunks there are."""
     flat = out.reshape(-1)
 
     def fill(index: int) -> None:
@@ -204,14 +201,20 @@ def generate(tensor: Tensor, rule: InitRule, seed_seq: np.random.SeedSequence,
                 values = cast(values.astype(np.float32), tensor.dtype, "rint")
             flat[lo : lo + values.size] = values.astype(out.dtype)
 
-    chunks = range(-(-flat.size // CHUNK_ELEMENTS))
-    if pool is None or len(chunks) == 1:
-        for index in chunks:
+    return fill, -(-flat.size // CHUNK_ELEMENTS)
+
+
+def generate(tensor: Tensor, rule: InitRule, seed_seq: np.random.SeedSequence,
+             pool: ThreadPoolExecutor | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """The tensor's initial value, filled chunk by chunk, in place, in its own dtype (on `pool` if given), into
+    `out` if given (a C-contiguous array of its shape and dtype)."""
+    out = np.empty(tensor.shape, dtype=np_dtype(tensor.dtype)) if out is None else out
+    fill, chunks = _chunk_filler(tensor, rule, seed_seq, out)
+    if pool is None or chunks == 1:
+        for index in range(chunks):
             fill(index)
-            if done is not None:
-                done(min((index + 1) * CHUNK_ELEMENTS, flat.size))
     else:
-        list(pool.map(fill, chunks))
+        list(pool.map(fill, range(chunks)))
     return out
 
 
@@ -222,15 +225,18 @@ def input_streams(program: Program, seed: int) -> dict[str, np.random.SeedSequen
     return dict(zip(names, children, strict=True))
 
 
-def filler(program: Program, seed: int) -> Callable[[str, np.ndarray, Callable[[int], None]], None]:
-    """fill(name, out, done): the initial value of input or inout tensor `name` into `out`, on this thread, front
-    to back, calling done(n) as the first n elements are filled (the same bits as `initial_values`). Every init
-    rule is parsed now, so a bad one is reported here."""
+def filler(program: Program, seed: int) -> Callable[[str, np.ndarray], Iterator[int]]:
+    """fill(name, out): the initial value of input or inout tensor `name` drawn into `out` on this thread, front
+    to back, a chunk per step, each step giving how many elements are filled (the same bits as
+    `initial_values`). Every init rule is parsed now, so a bad one is reported here."""
     streams = input_streams(program, seed)
     rules = {name: parse_init(program.tensors[name], program) for name in streams}
 
-    def fill(name: str, out: np.ndarray, done: Callable[[int], None]) -> None:
-        generate(program.tensors[name], rules[name], streams[name], out=out, done=done)
+    def fill(name: str, out: np.ndarray) -> Iterator[int]:
+        draw, chunks = _chunk_filler(program.tensors[name], rules[name], streams[name], out)
+        for index in range(chunks):
+            draw(index)
+            yield min((index + 1) * CHUNK_ELEMENTS, out.size)
 
     return fill
 
