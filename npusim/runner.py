@@ -13,7 +13,6 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
@@ -391,6 +390,8 @@ def _run(opts: RunOptions, program: Program, hw: HardwareConfig, expected: dict[
         # the outputs' sha256 are computed beside the simulation (hashlib releases the GIL): 0.3 s of the default
         # layer's 268 MB of caches
         roles = {name: t.role for name, t in program.tensors.items()}
+        from concurrent.futures import ThreadPoolExecutor
+
         hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npusim-sha256")
         sha256s = hashing.submit(output_sha256s, execution, roles)
         hashing.shutdown(wait=False)  # its one job still runs

@@ -17,8 +17,8 @@ import ast
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import ml_dtypes
 import numpy as np
@@ -28,6 +28,9 @@ from npusim.errors import ProgramError
 from npusim.numerics import cast
 
 from .expressions import ExprCompiler, parse_python
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 from .program import Program, Tensor
 
 CHUNK_ELEMENTS = 1 << 22
@@ -218,9 +221,14 @@ def generate(tensor: Tensor, rule: InitRule, seed_seq: np.random.SeedSequence,
     return out
 
 
+def input_names(program: Program) -> list[str]:
+    """The input and inout tensors, in declaration order."""
+    return [t.name for t in program.tensors.values() if t.role in ("input", "inout")]
+
+
 def input_streams(program: Program, seed: int) -> dict[str, np.random.SeedSequence]:
     """One seed sequence per input/inout tensor, in declaration order."""
-    names = [t.name for t in program.tensors.values() if t.role in ("input", "inout")]
+    names = input_names(program)
     children = np.random.SeedSequence(seed).spawn(len(names))
     return dict(zip(names, children, strict=True))
 
@@ -244,9 +252,14 @@ def filler(program: Program, seed: int) -> Callable[[str, np.ndarray], Iterator[
 def initial_values(program: Program, seed: int, only: Iterable[str] | None = None) -> dict[str, np.ndarray]:
     """Initial values of the input and inout tensors (all, or just those named in `only`). Chunks are drawn
     on one thread per core; the bits do not depend on the thread count."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = input_names(program)
+    rules = {name: parse_init(program.tensors[name], program) for name in names}  # (every rule is checked)
+    wanted = set(names) if only is None else set(only) & set(names)
+    if not wanted:
+        return {}  # (a quick pass that reads no input: no streams, no threads, no numpy.random to import)
     streams = input_streams(program, seed)
-    wanted = set(streams) if only is None else set(only) & set(streams)
-    rules = {name: parse_init(program.tensors[name], program) for name in streams}
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         return {name: generate(program.tensors[name], rules[name], streams[name], pool)
                 for name in streams if name in wanted}
