@@ -416,6 +416,54 @@ def test_the_run_command_collects_nothing_before_it_freezes_what_it_made(tmp_pat
         gc.unfreeze()
 
 
+
+def test_a_scratch_tensor_is_freed_when_its_name_is_rebound_while_the_collector_is_off(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run keeps the collector off, so a GM tensor in a reference cycle (one holding a view of itself, say)
+    would keep its values until the run ends: a loop that makes a fresh scratch tensor per iteration, as the
+    decode layer's attention does per head, would hold all of them at once. When one is made, at most two of
+    the earlier ones may be alive: the one `tmp` holds and the one the last iteration's view `u` still names."""
+    import gc
+    import weakref
+
+    import npusim.interp.compile as compile_module
+
+    made: list[weakref.ref] = []
+    alive_at_make: list[int] = []
+    real_poison = compile_module.poison
+
+    def poison(shape: tuple[int, ...], dtype: str) -> np.ndarray:
+        alive_at_make.append(sum(r() is not None for r in made))
+        data = real_poison(shape, dtype)
+        made.append(weakref.ref(data))
+        return data
+
+    monkeypatch.setattr(compile_module, "poison", poison)
+    path = tmp_path / "fresh.yaml"
+    path.write_text("""name: fresh
+tensors:
+  x: {shape: [16, 64], dtype: fp32, role: input, init: "uniform(-1, 1)"}
+  y: {shape: [16, 64], dtype: fp32, role: output}
+body:
+  - for i in range(8):
+    - tmp = create_tensor([16, 64], fp32)
+    - incore copy_in:
+      - t = slice(x, [16, 64], [0, 0])
+      - tmp = assemble(tmp, t, [0, 0])
+    - incore copy_out:
+      - u = slice(tmp, [16, 64], [0, 0])
+      - y = assemble(y, u, [0, 0])
+""")
+    program = load_program(path)
+    inputs = initial_values(program, 0)
+    gc.disable()
+    try:
+        got = execute(program, inputs)
+    finally:
+        gc.enable()
+    assert len(made) == 8 and max(alive_at_make) <= 2, alive_at_make
+    assert np.array_equal(got.tensors["y"].data, inputs["x"])
+
 # -- inputs drawn beside the interpreter -----------------------------------------------------------------
 
 def _front_first(late: np.ndarray, values: np.ndarray, asked: list[int | None]):

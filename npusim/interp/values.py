@@ -18,9 +18,11 @@ Arriving = Callable[[int | None], bool]
 
 
 class GMTensor:
-    """A tensor in global memory, kept in its own dtype."""
+    """A tensor in global memory, kept in its own dtype. It holds no view of itself: a view refers to its
+    tensor, and that cycle would keep the tensor's data alive while the collector is off for the run
+    (runner.collector_off): every scratch tensor of a layer would live until its end."""
 
-    __slots__ = ("arriving", "base", "base_offset", "data", "dtype", "name", "shape", "tid", "untracked", "whole")
+    __slots__ = ("arriving", "base", "base_offset", "data", "dtype", "name", "origin", "shape", "tid", "untracked")
 
     def __init__(self, name: str, shape: tuple[int, ...], dtype: str, data: np.ndarray | None, tid: int,
                  untracked: bool = False, base: GMTensor | None = None, base_offset: int = 0,
@@ -29,7 +31,7 @@ class GMTensor:
         self.arriving = arriving  # its values are still being drawn beside the run: see `arrived`
         self.untracked = untracked  # its accesses give no dependencies (PyPTO create_tensor(manual_dep=True))
         self.base, self.base_offset = base, base_offset  # a reshaped view: the memory of `base` from that element
-        self.whole = GMView(self, (0,) * len(shape), shape)
+        self.origin = (0,) * len(shape)
 
     def region(self, lo: tuple[int, ...], hi: tuple[int, ...]) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
         """A rectangle of this tensor as a footprint of the memory it lives in: itself, or for a reshaped view
@@ -138,7 +140,7 @@ def tile_sig(shape: tuple[int, ...], dtype: str, valid: tuple[int, ...] | None =
 
 
 def as_view(value: GMTensor | GMView) -> GMView:
-    return value if value.__class__ is GMView else value.whole  # type: ignore[union-attr]
+    return value if value.__class__ is GMView else GMView(value, value.origin, value.shape)  # type: ignore[arg-type]
 
 
 def poison(shape: tuple[int, ...], dtype: str) -> np.ndarray:
