@@ -210,6 +210,20 @@ def measure(sides: dict[str, tuple[str, Path]], cases: list[str], repeat: int, p
     return {s: {c: {m: median_of(runs) for m, runs in per.items()} for c, per in raw[s].items()} for s in raw}
 
 
+def machine_speed() -> float:
+    """Seconds of a fixed pure-Python loop (median of 3): this VM's speed drifts with its host's load by up to
+    ~2x over minutes (`npusim validate` of one program took 0.17 s and 0.44 s an hour apart), so every table
+    says how fast the machine was at its start and end."""
+    def loop() -> float:
+        begin = time.perf_counter()
+        total = 0
+        for i in range(3_000_000):
+            total += i
+        return time.perf_counter() - begin
+
+    return statistics.median(loop() for _ in range(3))
+
+
 def start_up(python: str, repo: Path, repeat: int) -> dict[str, dict[str, float]]:
     """Median wall and CPU seconds of the start-up commands (`python -m npusim ...` in the checkout)."""
     import resource
@@ -328,15 +342,19 @@ def main() -> None:
     sides["after" if args.base is not None else "this"] = (sys.executable, REPO)
     cases = args.cases.split(",")
     scaling = [] if args.no_scaling else [c for c in SCALING if c not in cases]
+    speed_before = machine_speed()
     results = measure(sides, cases + scaling, args.repeat, args.pretouch_mb)
     starts = {side: start_up(python, repo, 3 * args.repeat) for side, (python, repo) in sides.items()}
     sweeps = {side: sweep(python, repo, args.sweep) for side, (python, repo) in sides.items()} if args.sweep else {}
+    speed_after = machine_speed()
 
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     loadavg = f" · load {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     head = (f"\n### {stamp} · {cpu_name()} · {os.cpu_count()} cores · Python {platform.python_version()}{loadavg}"
             + (f" · {args.label}" if args.label else "")
-            + f"\n\nMedian of {args.repeat} runs" + (", before and after alternating" if args.base else "") + ".\n")
+            + f"\n\nMedian of {args.repeat} runs" + (", before and after alternating" if args.base else "")
+            + f". Machine speed (a fixed pure-Python loop, `machine_speed`): {speed_before:.3f} s at the start, "
+            f"{speed_after:.3f} s at the end.\n")
     columns = ("\n| side | case | tasks | ops | run s | peak MB | machine MB | GM MB | timing-only s | "
                "with start-up s | peak MB | numpy s | run / numpy | check |\n" + "|---" * 14 + "|\n")
     table = head + columns + "\n".join(row for side in sides for row in preset_rows(side, results[side], cases))
