@@ -416,13 +416,13 @@ def test_the_run_command_collects_nothing_before_it_freezes_what_it_made(tmp_pat
         gc.unfreeze()
 
 
-
 def test_a_scratch_tensor_is_freed_when_its_name_is_rebound_while_the_collector_is_off(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run keeps the collector off, so a GM tensor in a reference cycle (one holding a view of itself, say)
     would keep its values until the run ends: a loop that makes a fresh scratch tensor per iteration, as the
     decode layer's attention does per head, would hold all of them at once. When one is made, at most two of
-    the earlier ones may be alive: the one `tmp` holds and the one the last iteration's view `u` still names."""
+    the earlier ones may be alive: the one `tmp` names, and the first, which the two kernels' replay templates
+    recorded as their GM arguments when they were first interpreted."""
     import gc
     import weakref
 
@@ -463,6 +463,7 @@ body:
         gc.enable()
     assert len(made) == 8 and max(alive_at_make) <= 2, alive_at_make
     assert np.array_equal(got.tensors["y"].data, inputs["x"])
+
 
 # -- inputs drawn beside the interpreter -----------------------------------------------------------------
 

@@ -28,10 +28,10 @@ from npusim.errors import ProgramError
 from npusim.numerics import cast
 
 from .expressions import ExprCompiler, parse_python
+from .program import Program, Tensor
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
-from .program import Program, Tensor
 
 CHUNK_ELEMENTS = 1 << 22
 PIECE_ELEMENTS = 1 << 18  # values drawn and transformed at a time within a chunk: passes over them stay in cache
