@@ -201,7 +201,7 @@ def test_compare_runs_both_and_says_bits_are_identical(cli, tmp_path: Path) -> N
     assert (out / "compare.png").stat().st_size > 0
 
 
-HEAVY = ("numpy", "ml_dtypes", "pydantic", "yaml", "rich", "simpy", "matplotlib")
+HEAVY = ("numpy", "ml_dtypes", "pydantic", "yaml", "rich", "simpy", "matplotlib", "numpy.random", "concurrent.futures")
 
 
 def _heavy_imports(*argv: str) -> list[str]:
@@ -216,10 +216,12 @@ def _heavy_imports(*argv: str) -> list[str]:
 
 def test_help_imports_only_click_and_validate_no_drawing_or_tables() -> None:
     """Start-up: `npusim --help` (and a command's --help) import none of the heavy libraries; validate reads
-    YAML and runs the quick pass (numpy, pydantic) but draws and prints no tables (matplotlib, rich)."""
+    YAML and runs the quick pass (numpy, pydantic) but draws and prints no tables (matplotlib, rich), and for a
+    program whose quick pass reads no input it draws none (numpy.random) on no thread pool (concurrent.futures)."""
     assert _heavy_imports("--help") == []
     assert _heavy_imports("run", "--help") == []
-    assert set(_heavy_imports("validate", "programs/matmul.yaml")).isdisjoint({"matplotlib", "rich"})
+    assert set(_heavy_imports("validate", "programs/matmul.yaml")).isdisjoint(
+        {"matplotlib", "rich", "numpy.random", "concurrent.futures"})
 
 
 def test_a_quiet_run_without_plots_imports_no_drawing_or_tables(tmp_path: Path) -> None:

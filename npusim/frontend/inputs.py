@@ -252,13 +252,13 @@ def filler(program: Program, seed: int) -> Callable[[str, np.ndarray], Iterator[
 def initial_values(program: Program, seed: int, only: Iterable[str] | None = None) -> dict[str, np.ndarray]:
     """Initial values of the input and inout tensors (all, or just those named in `only`). Chunks are drawn
     on one thread per core; the bits do not depend on the thread count."""
-    from concurrent.futures import ThreadPoolExecutor
-
     names = input_names(program)
     rules = {name: parse_init(program.tensors[name], program) for name in names}  # (every rule is checked)
     wanted = set(names) if only is None else set(only) & set(names)
     if not wanted:
         return {}  # (a quick pass that reads no input: no streams, no threads, no numpy.random to import)
+    from concurrent.futures import ThreadPoolExecutor
+
     streams = input_streams(program, seed)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         return {name: generate(program.tensors[name], rules[name], streams[name], pool)
