@@ -162,16 +162,18 @@ def once(python: str, repo: Path, case: str, mode: str, pretouch_mb: int) -> dic
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen([python, str(Path(__file__).resolve()), "--child", case, mode, str(repo)],
                                 stdout=out, stderr=err, text=True, cwd=repo, env=CHILD_ENV)
+
+        def reap() -> None:
+            proc.wait()
+            ended.append(time.perf_counter())
+
         # the child is reaped by a thread blocked in wait(), so its end is known to the moment, not to the next
         # sample (a poll every SAMPLE_S put up to 0.05 s on every process time)
-        done = threading.Event()
-        reaper = threading.Thread(target=lambda: (proc.wait(), ended.append(time.perf_counter()), done.set()))
+        reaper = threading.Thread(target=reap)
         reaper.start()
-        while True:
+        while reaper.is_alive():
             lowest = min(lowest, mem_available_mb())
-            if done.wait(SAMPLE_S):
-                break
-        reaper.join()
+            reaper.join(SAMPLE_S)
         elapsed = ended[0] - begin
         out.seek(0)
         err.seek(0)
