@@ -6,16 +6,17 @@ evaluation of the same layer (the reference implementation over whole tensors), 
 
 Each measurement runs in a fresh child process (so its peak RSS is its own; "machine MB" is the largest drop of
 the machine's available memory while it ran, which also counts the process a run forks for its check's
-reference) and the median of `--repeat` runs is shown. With `--base`, every measurement is paired: the checkout
-in DIR (run by PY, e.g. its own venv's python) and this checkout run alternately, so a machine shared with other
-work slows both alike; before each run the parent writes `--pretouch-mb` of memory and frees it, so both start
-with the same free memory rather than one paying to evict the page cache. Tables: the three presets (run with
-numerics, timing only, numpy), the scaling over max_seq 1k-16k and batch 16-64 with the linear extrapolation of
-each end from its two neighbours, start-up (`npusim --help`, `npusim validate` of a small program, wall and
-CPU), and a sweep: N timing-only variants of the full layer (max_seq 1024 + 64 i) on a pool of one process per
-core, each process importing npusim once. The tables are printed and appended to benchmarks/README.md with the
-machine and the date; raw results (with outputs' sha256 and per-scope cycles, so two versions can be compared
-for identical results) go to benchmarks/out/*.json. Nothing here asserts on time: the numbers are for people.
+reference) and the median of `--repeat` runs is shown, the runs going in rounds of every case. With `--base`,
+every measurement is paired: the checkout in DIR (run by PY, e.g. its own venv's python) and this checkout run
+alternately, so a machine shared with other work slows both alike; before each run the parent writes
+`--pretouch-mb` of memory and frees it, so both start with the same free memory rather than one paying to evict
+the page cache. Tables: the three presets (run with numerics, timing only, numpy), the scaling over max_seq
+1k-16k and batch 16-64 with the linear extrapolation of each end from its two neighbours, start-up (`npusim
+--help`, `npusim validate` of a small program, wall and CPU), and a sweep: N timing-only variants of the full
+layer (max_seq 1024 + 64 i) on a pool of one process per core, each process importing npusim once. The tables
+are printed and appended to benchmarks/README.md with the machine and the date; raw results (with outputs'
+sha256 and per-scope cycles, so two versions can be compared for identical results) go to benchmarks/out/*.json.
+Nothing here asserts on time: the numbers are for people.
 """
 
 from __future__ import annotations
@@ -199,16 +200,20 @@ def median_of(runs: list[dict]) -> dict:
 
 
 def measure(sides: dict[str, tuple[str, Path]], cases: list[str], repeat: int, pretouch_mb: int) -> dict:
-    """results[side][case][mode]: the median of `repeat` runs, the sides alternating run by run."""
+    """results[side][case][mode]: the median of `repeat` runs, the sides alternating run by run.
+
+    The runs go in rounds, each round every case and mode once: this VM's speed drifts by up to 2x over minutes,
+    and measuring a case's repeats back to back put that drift between the cases of the scaling table (round twelve's
+    table put batch 64 at 1.24x its line; three rounds of default, batch 32 and batch 64 in turn, at 0.91x)."""
     raw: dict[str, dict[str, dict[str, list[dict]]]] = {s: {} for s in sides}
-    for case in cases:
-        for mode in MODES:
-            for _ in range(repeat):
+    for round_ in range(repeat):
+        for case in cases:
+            for mode in MODES:
                 for side, (python, repo) in sides.items():
                     raw[side].setdefault(case, {}).setdefault(mode, []).append(
                         once(python, repo, case, mode, pretouch_mb))
-            line = " · ".join(f"{s} {median_of(raw[s][case][mode])['wall_s']:.2f} s" for s in sides)
-            print(f"  {case} {mode}: {line}", flush=True)
+                line = " · ".join(f"{s} {raw[s][case][mode][-1]['wall_s']:.2f} s" for s in sides)
+                print(f"  round {round_ + 1}/{repeat} {case} {mode}: {line}", flush=True)
     return {s: {c: {m: median_of(runs) for m, runs in per.items()} for c, per in raw[s].items()} for s in raw}
 
 
@@ -354,7 +359,8 @@ def main() -> None:
     loadavg = f" · load {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     head = (f"\n### {stamp} · {cpu_name()} · {os.cpu_count()} cores · Python {platform.python_version()}{loadavg}"
             + (f" · {args.label}" if args.label else "")
-            + f"\n\nMedian of {args.repeat} runs" + (", before and after alternating" if args.base else "")
+            + f"\n\nMedian of {args.repeat} runs, in rounds of every case"
+            + (", before and after alternating" if args.base else "")
             + f". Machine speed (a fixed pure-Python loop, `machine_speed`): {speed_before:.3f} s at the start, "
             f"{speed_after:.3f} s at the end.\n")
     columns = ("\n| side | case | tasks | ops | run s | peak MB | machine MB | GM MB | timing-only s | "
