@@ -4,18 +4,19 @@ evaluation of the same layer (the reference implementation over whole tensors), 
     python benchmarks/bench.py [--cases tiny,default,full_max_seq] [--no-scaling] [--repeat 3]
                                [--base DIR --base-python PY] [--sweep N] [--no-append] [--label TEXT]
 
-Each measurement runs in a fresh child process (so its peak RSS is its own; "machine MB" is the largest drop of
-the machine's available memory while it ran, which also counts the process a run forks for its check's
-reference) and the median of `--repeat` runs is shown, the runs going in rounds of every case. With `--base`,
-every measurement is paired: the checkout in DIR (run by PY, e.g. its own venv's python) and this checkout run
-alternately, so a machine shared with other work slows both alike; before each run the parent writes
-`--pretouch-mb` of memory and frees it, so both start with the same free memory rather than one paying to evict
-the page cache. Tables: the three presets (run with numerics, timing only, numpy), the scaling over max_seq
-1k-16k and batch 16-64 with the linear extrapolation of each end from its two neighbours, start-up (`npusim
---help`, `npusim validate` of a small program, wall and CPU), and a sweep: N timing-only variants of the full
-layer (max_seq 1024 + 64 i) on a pool of one process per core, each process importing npusim once. The tables
-are printed and appended to benchmarks/README.md with the machine and the date; raw results (with outputs'
-sha256 and per-scope cycles, so two versions can be compared for identical results) go to benchmarks/out/*.json.
+Each measurement runs in a fresh child process (so its peak RSS is its own; "machine MB" is the largest drop of the
+machine's available memory while it ran, which also counts the process a run forks for its check's reference) and
+the median of `--repeat` runs is shown, the runs going in rounds of every case. With `--base`, every measurement is
+paired: the checkout in DIR (run by PY, e.g. its own venv's python) and this checkout run alternately, so a machine
+shared with other work slows both alike; before each run the parent writes `--pretouch-mb` of memory and frees it,
+so both start with the same free memory rather than one paying to evict the page cache. Tables: the three presets
+(run with numerics, timing only, numpy), the scaling over max_seq 1k-16k and batch 16-64 with the linear
+extrapolation of each end from its two neighbours, start-up (`npusim --help`, `npusim validate` of a small program,
+wall and CPU), and a sweep: N timing-only variants of the full layer (max_seq 1024 + 64 i) on a pool of one process
+per core, each process importing npusim once; then which of issue 17's targets the newest side's numbers meet
+(`verdicts`). The tables are printed and appended to benchmarks/README.md with the machine and the date; raw results
+(with outputs' sha256 and per-scope cycles, so two versions can be compared for identical results) go to
+benchmarks/out/*.json.
 Nothing here asserts on time: the numbers are for people.
 """
 
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -296,19 +298,80 @@ def preset_rows(side: str, results: dict, cases: list[str]) -> list[str]:
     return rows
 
 
-def extrapolations(results: dict) -> list[str]:
-    """Each end of the scaling range against the straight line through its two neighbours."""
-    lines = []
+@dataclass(frozen=True)
+class ScalingEnd:
+    """One end of the scaling range (`end`) against the straight line through its two neighbours (`through`)."""
+
+    end: str
+    mode: str
+    kind: str  # "time" or "memory"
+    measured: float
+    line: float
+    through: tuple[str, str]
+
+    @property
+    def ratio(self) -> float:
+        return self.measured / self.line
+
+
+def scaling_ends(results: dict) -> list[ScalingEnd]:
+    """max_seq 16384 and batch 64, with numerics and timing-only, in time and (with numerics) memory."""
+    ends = []
     for end, (a, b), (xa, xb, x) in (("max_seq=16384", ("default", "max_seq=8192"), (4096, 8192, 16384)),
                                      ("batch=64", ("default", "batch=32"), (16, 32, 64))):
         if end not in results or a not in results or b not in results:
             continue
         for mode, key in (("numerics", "wall_s"), ("timing", "wall_s"), ("numerics", "peak_rss_mb")):
             ya, yb, y = results[a][mode][key], results[b][mode][key], results[end][mode][key]
-            line = ya + (yb - ya) * (x - xa) / (xb - xa)
-            lines.append(f"{end} {mode} {'time' if key == 'wall_s' else 'memory'}: {y:.2f} measured, "
-                         f"{line:.2f} on the line through {a} and {b}: {y / line:.2f}x")
-    return lines
+            ends.append(ScalingEnd(end, mode, "time" if key == "wall_s" else "memory", y,
+                                   ya + (yb - ya) * (x - xa) / (xb - xa), (a, b)))
+    return ends
+
+
+def extrapolations(results: dict) -> list[str]:
+    return [f"{e.end} {e.mode} {e.kind}: {e.measured:.2f} measured, {e.line:.2f} on the line through "
+            f"{e.through[0]} and {e.through[1]}: {e.ratio:.2f}x" for e in scaling_ends(results)]
+
+
+# Issue 17's targets ("Speed, round two"), each measured in one run of this benchmark
+TARGET_NUMERICS_S = 10.0  # the default layer with numerics
+TARGET_NUMPY_RATIO = 3.0  # ... against the plain numpy evaluation of the same layer
+TARGET_MEMORY = (1.5, 500.0)  # ... peak memory <= 1.5 x the program's GM tensors' MB + 500 MB
+TARGET_TIMING_S = 1.0  # timing-only default and full_max_seq, wall including start-up
+TARGET_SWEEP_100_S = 120.0  # 100 timing-only variants of the full layer on the local pool
+TARGET_SCALING = 1.2  # max_seq 16384 and batch 64 against the linear extrapolation, in time and memory
+TARGET_START_UP_S = 0.3  # npusim --help, npusim validate of a small program
+
+
+def verdicts(results: dict, starts: dict[str, dict[str, float]], sweep_result: dict[str, float] | None
+             ) -> list[str]:
+    """Each of issue 17's targets this side's measurements reach: "met" or "NOT met", the number and its limit
+    (the larger of the run's peak RSS and the machine's memory drop stands for its memory)."""
+    checks: list[tuple[bool, str]] = []
+    if "default" in results:
+        num, ref = results["default"]["numerics"], results["default"]["numpy"]
+        limit = TARGET_MEMORY[0] * ref["gm_mb"] + TARGET_MEMORY[1]
+        used = max(num["peak_rss_mb"], num.get("system_mb", 0.0))
+        checks += [(num["wall_s"] <= TARGET_NUMERICS_S,
+                    f"default with numerics {num['wall_s']:.2f} s <= {TARGET_NUMERICS_S:g} s"),
+                   (num["wall_s"] <= TARGET_NUMPY_RATIO * ref["wall_s"],
+                    f"default with numerics {num['wall_s'] / ref['wall_s']:.2f}x numpy <= {TARGET_NUMPY_RATIO:g}x"),
+                   (used <= limit, f"default with numerics {used:.0f} MB <= {TARGET_MEMORY[0]:g} x {ref['gm_mb']:.0f}"
+                                   f" + {TARGET_MEMORY[1]:.0f} = {limit:.0f} MB")]
+    for case in ("default", "full_max_seq"):
+        if case in results:
+            wall = results[case]["timing"]["process_s"]
+            checks.append((wall <= TARGET_TIMING_S,
+                           f"{case} timing-only with start-up {wall:.2f} s <= {TARGET_TIMING_S:g} s"))
+    if sweep_result:
+        per_100 = sweep_result["wall_s"] * 100 / sweep_result["variants"]
+        checks.append((per_100 <= TARGET_SWEEP_100_S,
+                       f"sweep of 100 variants {per_100:.0f} s <= {TARGET_SWEEP_100_S:g} s"))
+    checks += [(e.ratio <= TARGET_SCALING, f"{e.end} {e.mode} {e.kind} {e.ratio:.2f}x its line <= {TARGET_SCALING:g}x")
+               for e in scaling_ends(results)]
+    checks += [(v["wall_s"] <= TARGET_START_UP_S, f"npusim {name} {v['wall_s']:.3f} s <= {TARGET_START_UP_S:g} s")
+               for name, v in starts.items()]
+    return [f"{'met' if ok else 'NOT met'}: {text}" for ok, text in checks]
 
 
 def same_results(results: dict) -> str:
@@ -379,6 +442,10 @@ def main() -> None:
         table += (f"\nSweep ({side}): {v['variants']} timing-only variants of the full layer in {v['wall_s']:.1f} s on "
                   f"{os.cpu_count()} processes ({v['per_variant_s']:.2f} s each in its process; 100 variants: "
                   f"~{v['wall_s'] * 100 / v['variants']:.0f} s)\n")
+    newest = next(reversed(sides))
+    table += (f"\nIssue 17's targets ({newest}):\n\n"
+              + "\n".join(f"- {line}" for line in verdicts(results[newest], starts[newest], sweeps.get(newest)))
+              + "\n")
     if args.base is not None:
         table += "\n" + same_results(results) + "\n"
     print(table)
