@@ -35,7 +35,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -304,7 +304,7 @@ class ScalingEnd:
 
     end: str
     mode: str
-    kind: str  # "time" or "memory"
+    kind: Literal["time", "memory"]
     measured: float
     line: float
     through: tuple[str, str]
@@ -329,6 +329,7 @@ def scaling_ends(results: dict) -> list[ScalingEnd]:
 
 
 def extrapolations(results: dict) -> list[str]:
+    """The scaling ends as the table's lines."""
     return [f"{e.end} {e.mode} {e.kind}: {e.measured:.2f} measured, {e.line:.2f} on the line through "
             f"{e.through[0]} and {e.through[1]}: {e.ratio:.2f}x" for e in scaling_ends(results)]
 
