@@ -7,7 +7,6 @@ old set or the new one, never a mix, and an error, Ctrl-C or SIGTERM leaves the 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import json
@@ -205,9 +204,15 @@ _AT_FDCWD = -100
 
 
 def _renameat2() -> Callable[..., int] | None:
+    """The C library's renameat2, from the process's own symbols (as npusim.interp.heap finds mallopt):
+    ctypes.util.find_library would import subprocess and shutil and read the linker cache, ~9 ms of every
+    command's start-up."""
     if not sys.platform.startswith("linux"):
         return None
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
     return getattr(libc, "renameat2", None)
 
 
