@@ -220,7 +220,7 @@ def test_help_imports_only_click_and_validate_no_drawing_or_tables() -> None:
     YAML and runs the quick pass (numpy, pydantic) but draws and prints no tables (matplotlib, rich), and for a
     program whose quick pass reads no input it draws none (numpy.random) on no thread pool (concurrent.futures);
     the C library is reached through the process's own symbols, not found by ctypes.util (~9 ms: it imports
-    subprocess and reads the linker cache)."""
+    subprocess and runs `ldconfig -p`)."""
     assert _heavy_imports("--help") == []
     assert _heavy_imports("run", "--help") == []
     assert set(_heavy_imports("validate", "programs/matmul.yaml")).isdisjoint(

@@ -205,8 +205,8 @@ _AT_FDCWD = -100
 
 def _renameat2() -> Callable[..., int] | None:
     """The C library's renameat2, from the process's own symbols (as npusim.interp.heap finds mallopt):
-    ctypes.util.find_library would import subprocess and shutil and read the linker cache, ~9 ms of every
-    command's start-up."""
+    ctypes.util.find_library imports subprocess and runs `ldconfig -p` in a child process, ~9 ms of every
+    command's start-up in a slow hour."""
     if not sys.platform.startswith("linux"):
         return None
     try:
