@@ -1,4 +1,5 @@
-"""A run's reference values, computed beside the interpreter on the other core.
+"""Work done beside a run on the other core: the reference values beside the interpreter; also the plots, and a
+timing-only run's dependencies beside its L2 sources and schedules (runner.py), each handed back as arrays.
 
 On Linux the reference runs in a forked process: it is numpy in many small calls (the attention loop, exp),
 which on a thread queue for the GIL behind the interpreter's Python and slow both (default layer: the
@@ -51,11 +52,12 @@ def can_fork() -> bool:
     return sys.platform == "linux" and hasattr(os, "memfd_create") and threading.active_count() == 1
 
 
-def beside(fn: Callable[..., Arrays], *args: Any, drawn: Drawn | None = None) -> Beside:
+def beside(fn: Callable[..., Arrays], *args: Any, what: str, drawn: Drawn | None = None) -> Beside:
     """fn(*args), a dict of arrays, computed beside the caller; in a forked process (`can_fork`), which first
-    draws `drawn` if given."""
+    draws `drawn` if given. `what` names that process in the error if it is killed ("the reference check's
+    process")."""
     if can_fork():
-        return _Forked(fn, args, drawn)
+        return _Forked(fn, args, what, drawn)
     if drawn is not None:
         raise ValueError("arrays are drawn beside only by a forked process (see can_fork)")
     return _Thread(fn, args)
@@ -221,38 +223,51 @@ class _Thread:
 class _Forked:
     snapshot = True
 
-    def __init__(self, fn: Callable[..., Arrays], args: tuple, drawn: Drawn | None = None) -> None:
-        self._memfd = os.memfd_create("npusim-reference", os.MFD_CLOEXEC)
+    def __init__(self, fn: Callable[..., Arrays], args: tuple, what: str, drawn: Drawn | None = None) -> None:
+        self._what = what
+        self._memfd: int | None = os.memfd_create("npusim-beside", os.MFD_CLOEXEC)
         read, write = os.pipe()
         self._pid: int | None = os.fork()
         if self._pid == 0:
             os.close(read)
             _child(fn, args, self._memfd, write, drawn)  # does not return
         os.close(write)
-        self._pipe = read
+        self._pipe: int | None = read
         if drawn is not None:
             drawn.started(self.result)
 
     def result(self) -> Arrays:
+        assert self._pipe is not None
         with os.fdopen(self._pipe, "rb") as pipe:
+            self._pipe = None
             message = pipe.read()
         status = self._reap()
         if not message:  # killed (the kernel's OOM killer, a signal to it alone)
             how = f"was killed by {signal.Signals(os.WTERMSIG(status)).name}" if os.WIFSIGNALED(status) else \
                 f"exited with status {os.waitstatus_to_exitcode(status)}"
-            raise LimitError(f"the reference check's process {how} before it finished (out of memory?)")
+            raise LimitError(f"{self._what} {how} before it finished (out of memory?)")
         kind, payload = pickle.loads(message)
         if kind == "error":
             raise payload
         total = sum(_padded(shape, dtype) for _, shape, dtype in payload)
+        assert self._memfd is not None
         arrays = _views(self._memfd, payload, total, mmap.ACCESS_READ)
-        os.close(self._memfd)
+        self._release()
         return arrays
 
     def close(self) -> None:
         if self._pid is not None:
             os.kill(self._pid, signal.SIGKILL)
             self._reap()
+        self._release()
+
+    def _release(self) -> None:
+        """Close the memfd (its mapped views stay valid) and the pipe: a run that fails or is interrupted before
+        the result, in a sweep's or a notebook's long-lived process, leaks no descriptor."""
+        for fd in (self._memfd, self._pipe):
+            if fd is not None:
+                os.close(fd)
+        self._memfd = self._pipe = None
 
     def _reap(self) -> int:
         """Wait for the child; its wait status (0 if already reaped)."""

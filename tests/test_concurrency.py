@@ -196,7 +196,7 @@ def test_a_forked_reference_hands_back_its_arrays_bit_for_bit() -> None:
 
     if beside.sys.platform != "linux":
         pytest.skip("the forked reference is Linux's")
-    got = beside._Forked(_values, ()).result()
+    got = beside._Forked(_values, (), "the reference check's process").result()
     want = _values()
     assert list(got) == list(want)
     for name, value in want.items():
@@ -217,7 +217,7 @@ def test_a_forked_reference_raises_its_error_in_the_run() -> None:
     if beside.sys.platform != "linux":
         pytest.skip("the forked reference is Linux's")
     with pytest.raises(ProgramError) as caught:
-        beside._Forked(_located_failure, ()).result()
+        beside._Forked(_located_failure, (), "the reference check's process").result()
     assert str(caught.value) == "prog.yaml:4:12: reference r does not fit"
 
 
@@ -235,7 +235,7 @@ def test_a_killed_reference_process_is_one_clear_error() -> None:
         pytest.skip("the forked reference is Linux's")
     with pytest.raises(LimitError, match=r"^the reference check's process was killed by SIGKILL before it finished "
                                          r"\(out of memory\?\)$"):
-        beside._Forked(_killed, ()).result()
+        beside._Forked(_killed, (), "the reference check's process").result()
 
 
 def test_closing_a_forked_reference_ends_its_process() -> None:
@@ -244,7 +244,7 @@ def test_closing_a_forked_reference_ends_its_process() -> None:
 
     if beside.sys.platform != "linux":
         pytest.skip("the forked reference is Linux's")
-    pending = beside._Forked(time.sleep, (600,))
+    pending = beside._Forked(time.sleep, (600,), "the reference check's process")
     pid = pending._pid
     pending.close()
     with pytest.raises(ChildProcessError):  # reaped: no longer our child
@@ -259,14 +259,14 @@ def test_a_process_with_other_threads_computes_the_reference_on_a_thread() -> No
     other = threading.Thread(target=stop.wait)
     other.start()
     try:
-        pending = beside.beside(_values)
+        pending = beside.beside(_values, what="the reference check's process")
         assert isinstance(pending, beside._Thread)
         assert list(pending.result()) == list(_values())
     finally:
         stop.set()
         other.join()
     if beside.sys.platform == "linux":
-        assert isinstance(beside.beside(_values), beside._Forked)
+        assert isinstance(beside.beside(_values, what="the reference check's process"), beside._Forked)
 
 
 # --- inputs drawn by the forked process -----------------------------------------------------------------------
@@ -312,7 +312,7 @@ def test_a_forked_process_draws_the_arrays_the_caller_waits_for_then_computes_on
     from npusim import beside
 
     drawn = _drawn(_slow_fill)
-    pending = beside._Forked(_total, (drawn.arrays,), drawn)
+    pending = beside._Forked(_total, (drawn.arrays,), "the process drawing the inputs", drawn)
     drawn.wait("v")  # (announced after "a": waiting for it waits for "a" too)
     drawn.wait("a")
     for name in ("a", "none", "v"):
@@ -341,7 +341,7 @@ def test_an_array_the_caller_changes_is_kept_as_drawn_for_the_forked_computation
     drawn = beside.Drawn([("a", (3, 4), np.dtype(np.float32)), ("v", (7,), np.dtype(np.float32))], _fill_ones,
                          inputs, changed=frozenset({"a"}))
     assert set(inputs) == {"a", "v"} and inputs["a"].flags.writeable and not inputs["v"].flags.writeable
-    pending = beside._Forked(_sum_later, (inputs,), drawn)
+    pending = beside._Forked(_sum_later, (inputs,), "the process drawing the inputs", drawn)
     drawn.wait("a")
     inputs["a"][...] = 0  # (the interpreter changing an inout in place)
     drawn.wait_all()
@@ -366,7 +366,7 @@ def test_an_array_drawn_after_one_the_caller_changes_arrives_whole() -> None:
     inputs: dict = {}
     drawn = beside.Drawn([("a", (3,), np.dtype(np.float32)), ("b", (4,), np.dtype(np.float32))], _ones_b_late,
                          inputs, changed=frozenset({"a"}))
-    pending = beside._Forked(_total_of_nothing, (), drawn)
+    pending = beside._Forked(_total_of_nothing, (), "the process drawing the inputs", drawn)
     drawn.wait("a")
     inputs["a"][0] = 5.0  # (the interpreter storing into an inout in place)
     drawn.wait_all()
@@ -398,7 +398,7 @@ def test_the_front_of_an_array_arrives_before_the_rest_in_whole_pages() -> None:
         pytest.skip("the forked reference is Linux's")
     go_read, go_write = os.pipe()
     drawn = beside.Drawn([("a", (4096,), np.dtype(np.float32))], _front_then_rest(go_read), {})
-    pending = beside._Forked(_total_of_nothing, (), drawn)
+    pending = beside._Forked(_total_of_nothing, (), "the process drawing the inputs", drawn)
     assert drawn.wait("a", 1000) is False
     a = drawn.arrays["a"]
     assert drawn._arrived["a"] == 1024 and (a[:1024] == 1.0).all() and (a[1500:] == 0.0).all()
@@ -436,7 +436,7 @@ def test_arrays_drawn_together_arrive_a_step_of_each_in_turn() -> None:
     go_read, go_write = os.pipe()
     layout = [(n, (2048,), np.dtype(np.float32)) for n in ("a", "b", "c")]
     drawn = beside.Drawn(layout, _a_waits_for_go(go_read), {}, together=["kv", "kv", "c"])
-    pending = beside._Forked(_total_of_nothing, (), drawn)
+    pending = beside._Forked(_total_of_nothing, (), "the process drawing the inputs", drawn)
     assert drawn.wait("b", 1024) is False
     assert drawn._arrived["a"] == 1024 and "c" not in drawn._arrived
     os.write(go_write, b"go")
@@ -493,7 +493,7 @@ def test_an_array_whose_last_step_fills_it_is_announced_whole_once() -> None:
     if beside.sys.platform != "linux":
         pytest.skip("the forked reference is Linux's")
     drawn = beside.Drawn([("p", (1024,), np.dtype(np.float32))], _whole_then_pause, {})
-    pending = beside._Forked(_total_of_nothing, (), drawn)
+    pending = beside._Forked(_total_of_nothing, (), "the process drawing the inputs", drawn)
     drawn.wait_all()
     assert pending.result() == {} and (drawn.arrays["p"] == 1.0).all()
 
@@ -512,7 +512,7 @@ def test_a_drawn_layout_of_nothing_but_empty_arrays_draws() -> None:
     if beside.sys.platform != "linux":
         pytest.skip("the forked reference is Linux's")
     drawn = beside.Drawn([("z", (0, 4), np.dtype(np.float32))], _fill_ones, {})
-    pending = beside._Forked(_total_of_nothing, (), drawn)
+    pending = beside._Forked(_total_of_nothing, (), "the process drawing the inputs", drawn)
     drawn.wait_all()
     assert pending.result() == {} and drawn.arrays["z"].shape == (0, 4)
 
@@ -535,7 +535,7 @@ def test_an_error_while_drawing_is_raised_where_the_caller_waits() -> None:
     from npusim.errors import ProgramError
 
     drawn = _drawn(_failing_fill)
-    beside._Forked(_total, (drawn.arrays,), drawn)
+    beside._Forked(_total, (drawn.arrays,), "the process drawing the inputs", drawn)
     drawn.wait("a")
     with pytest.raises(ProgramError) as caught:
         drawn.wait("v")
@@ -553,7 +553,7 @@ def test_inputs_that_do_not_fit_in_memory_are_one_clear_error(monkeypatch: pytes
 
     monkeypatch.setattr(beside.os, "posix_fallocate", no_room)
     drawn = _drawn(_slow_fill)
-    beside._Forked(_total, (drawn.arrays,), drawn)
+    beside._Forked(_total, (drawn.arrays,), "the process drawing the inputs", drawn)
     with pytest.raises(LimitError, match=r"^the inputs' 0 MB do not fit in memory$"):
         drawn.wait("a")
 
@@ -570,9 +570,9 @@ def test_a_drawing_process_killed_midway_is_one_clear_error() -> None:
     from npusim.errors import LimitError
 
     drawn = _drawn(_killing_fill)
-    beside._Forked(_total, (drawn.arrays,), drawn)
+    beside._Forked(_total, (drawn.arrays,), "the process drawing the inputs", drawn)
     drawn.wait("none")
-    with pytest.raises(LimitError, match=r"^the reference check's process was killed by SIGKILL before it finished"):
+    with pytest.raises(LimitError, match=r"^the process drawing the inputs was killed by SIGKILL before it finished"):
         drawn.wait("v")
 
 
@@ -592,3 +592,73 @@ def test_a_reference_that_fails_in_its_process_is_a_located_error(cli, tmp_path:
           "^" + re.escape(f"error: {program}:{line_no}:") + r"\d+: reference matmul does not fit this program's "
           "tensors: ValueError: 'operands could not be broadcast'$")
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())  # no report, no artefact
+
+
+# --- the dependencies found in a forked process ---------------------------------------------------------------
+
+def _timing_run(monkeypatch: pytest.MonkeyPatch, fork_from: int):
+    """A timing-only run of the tiny layer (108 tasks) that forks for its dependencies from `fork_from` tasks
+    up, and how many times it took them from a forked process."""
+    from npusim import runner
+
+    taken: list[int] = []
+    real = runner.waits_of
+
+    def spy(finding):  # type: ignore[no-untyped-def]
+        taken.append(1)
+        return real(finding)
+
+    monkeypatch.setattr(runner, "FORK_DEPENDENCIES_FROM", fork_from)
+    monkeypatch.setattr(runner, "waits_of", spy)
+    result = runner.run(runner.RunOptions(program=PROGRAMS / "qwen3_decode.yaml", preset="tiny", numerics=False,
+                                          quiet=True, plot=False, trace=False))
+    return result, len(taken)
+
+
+def test_dependencies_found_in_a_forked_process_are_those_found_inline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same waits (tasks that wait for none and for many among them), so the same timeline."""
+    from npusim import runner
+    from npusim.graph import dependencies
+
+    if not runner.can_fork():
+        pytest.skip("the dependencies are found beside only by a forked process")
+    forked, taken = _timing_run(monkeypatch, fork_from=1)
+    inline, not_taken = _timing_run(monkeypatch, fork_from=10**9)
+    assert (taken, not_taken) == (1, 0)
+    assert forked.timeline.deps == inline.timeline.deps == dependencies(inline.execution.tasks)
+    assert {len(w) for w in forked.timeline.deps} >= {0, 1} and max(map(len, forked.timeline.deps)) > 8
+    assert [(r.start, r.end) for r in forked.timeline.runs] == [(r.start, r.end) for r in inline.timeline.runs]
+    assert forked.report.model_dump() == inline.report.model_dump()
+
+
+def test_a_run_that_fails_while_its_dependencies_are_found_leaves_no_process_or_descriptor(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep's or a notebook's process runs on after a failed variant: the forked process is ended and
+    reaped, its memfd and pipe closed."""
+    from npusim import runner
+    from npusim.errors import NpusimError
+    from npusim.timing import chip
+
+    if not runner.can_fork():
+        pytest.skip("the dependencies are found beside only by a forked process")
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def counted_fork() -> int:
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    def failing(*args, **kw):  # type: ignore[no-untyped-def]
+        raise NpusimError("a schedule that cannot be made")
+
+    monkeypatch.setattr(chip, "schedules_of", failing)
+    monkeypatch.setattr(os, "fork", counted_fork)
+    descriptors = sorted(os.listdir("/proc/self/fd"))
+    with pytest.raises(NpusimError, match=r"^a schedule that cannot be made$"):
+        _timing_run(monkeypatch, fork_from=1)
+    assert len(forks) == 1
+    with pytest.raises(ChildProcessError):  # reaped: no longer our child
+        os.waitpid(forks[0], os.WNOHANG)
+    assert sorted(os.listdir("/proc/self/fd")) == descriptors

@@ -556,7 +556,7 @@ def test_inputs_one_task_first_moves_are_drawn_together() -> None:
     opts = _runner.RunOptions(program=PROGRAMS / "qwen3_decode.yaml", preset="tiny")
     quick = _runner.initial_values(program, 0, only=_runner.tensors_read(program))
     _, drawn = _runner.inputs_drawn_beside(program, 0, quick, _runner.probe(program, quick, opts, True), True)
-    pending = _runner.beside(_runner._no_values, drawn=drawn)
+    pending = _runner.beside(_runner._no_values, what="the process drawing the inputs", drawn=drawn)
     drawn.wait_all()
     pending.close()
     key = dict(zip(drawn.arrays, drawn._together, strict=True))
@@ -580,7 +580,7 @@ def test_inputs_are_drawn_in_the_order_the_run_first_moves_them(tmp_path: Path) 
     if not _runner.can_fork():
         pytest.skip("inputs are drawn beside only by a forked process")
     inputs, drawn = _runner.inputs_drawn_beside(program, 0, quick, _runner.probe(program, quick, opts, True), True)
-    pending = _runner.beside(_runner._no_values, drawn=drawn)
+    pending = _runner.beside(_runner._no_values, what="the process drawing the inputs", drawn=drawn)
     drawn.wait_all()
     pending.close()
     assert list(drawn.arrays) == ["a", "b"]

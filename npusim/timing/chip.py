@@ -309,15 +309,17 @@ def schedules_of(tasks: list[Task], instrs: list[InstrInfo], hw: HardwareConfig,
 
 def simulate(tasks: list[Task], instrs: list[InstrInfo], hw: HardwareConfig,
              progress: Callable[[int], None] | None = None,
-             gm_shapes: dict[int, tuple[tuple[int, ...], str]] | None = None) -> Timeline:
+             gm_shapes: dict[int, tuple[tuple[int, ...], str]] | None = None,
+             waits: Callable[[], list[tuple[int, ...]]] | None = None) -> Timeline:
     """Run the task graph on the chip described by `hw` under its runtime generation: find which GM reads hit
     L2 (`gm_shapes`: every tensor's shape and dtype by id; without it every read goes to HBM), schedule each
-    distinct kernel once, find the dependencies, run the chip."""
+    distinct kernel once, find the dependencies (or take them from `waits`, called once the schedules are made,
+    when another process finds them meanwhile), run the chip."""
     sources: list[tuple[GmSource | None, ...] | None] = [None] * len(tasks)
     if gm_shapes is not None:
         sources = gm_sources(tasks, gm_shapes, hw.l2)
     schedules, distinct = schedules_of(tasks, instrs, hw, sources)
-    deps = dependencies(tasks)
+    deps = waits() if waits is not None else dependencies(tasks)
     runs = Chip(hw, tasks, schedules, deps, progress).run()
     total = max((r.end for r in runs), default=0.0)
     return Timeline(runs, deps, total, hw, distinct)
