@@ -80,7 +80,7 @@ def _by_cell(cells: _Cells, n: int) -> tuple[np.ndarray, np.ndarray]:
         key = cells.cell.astype(np.int64)
         key *= n
         key += cells.window
-        key.sort()
+        key.sort(kind="stable")  # (see _distinct)
         return key // n, key % n
     order = np.lexsort((cells.window, cells.cell))
     return cells.cell[order], cells.window[order]
@@ -194,8 +194,11 @@ def _cells(rect: _Rectangles) -> _Cells:
 
 
 def _distinct(keys: np.ndarray) -> np.ndarray:
-    """The sorted distinct values (np.unique hashes; sorting is faster here)."""
-    keys = np.sort(keys)
+    """The sorted distinct values (np.unique hashes; sorting is faster here). The keys come in long ascending
+    runs (windows in program order, a window's cells in order), which numpy's stable sort (timsort for 64-bit
+    integers) merges ~4x faster than its default introsort sorts them (default layer: 13.3 -> 3.6 ms for the
+    312 520 row edges, 18 -> 5 ms for the 391 508 (cell, window) keys); sorted values are the same either way."""
+    keys = np.sort(keys, kind="stable")
     return keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys
 
 
