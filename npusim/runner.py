@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 # A run of at least this many tasks finds their dependencies in a forked process (waits_of): forking and
 # handing them back cost ~3 ms (measured 2026-12-04 in a process that had imported the runner), finding them
-# ~0.05 ms a task (the default layer: 70 ms for 1503 tasks, beside 0.26 s of L2 sources and schedules)
+# ~0.05 ms a task (the default layer: 70 ms for 1503 tasks, beside 0.22 s of L2 sources and schedules)
 FORK_DEPENDENCIES_FROM = 256
 TRACE_OPS_UP_TO = 100_000  # above this many ops the trace holds the ops of a sample of tasks (unless asked)
 PROGRESS_EVERY_S = 10.0  # progress lines on a stderr that is not a terminal: one per this many seconds
