@@ -597,7 +597,7 @@ def test_a_reference_that_fails_in_its_process_is_a_located_error(cli, tmp_path:
 # --- the dependencies found in a forked process ---------------------------------------------------------------
 
 def _timing_run(monkeypatch: pytest.MonkeyPatch, fork_from: int):
-    """A timing-only run of the tiny layer (108 tasks) that forks for its dependencies from `fork_from` tasks
+    """A timing-only run of the tiny layer (139 tasks) that forks for its dependencies from `fork_from` tasks
     up, and how many times it took them from a forked process."""
     from npusim import runner
 
